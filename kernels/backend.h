@@ -1,0 +1,97 @@
+/* backend.h - the compute seam between the model and the hardware.
+ *
+ * src/model.c runs the forward pass by calling only the functions in this table, on buffers the
+ * backend allocated ("device" memory: host memory for the CPU backend, GPU memory for CUDA).
+ * Activations are always f32. Weights are ch_weight handles whose storage dtype is the
+ * backend's choice (the CPU backend widens to f32 at load; the CUDA backend keeps bf16/f16).
+ *
+ * GEMM follows cuBLAS: column-major, C = alpha * op(A) * op(B) + beta * C, op(A) is m x k.
+ * The model stores row-major [rows, cols] matrices, i.e. column-major [cols, rows]; a HF Linear
+ * y = x W^T over T tokens is gemm(T, N, out, T, in, W, in, x, in, y, out). */
+#ifndef CH_BACKEND_H
+#define CH_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../io/safetensors.h"
+#include "ops_math.h"
+
+typedef struct ch_backend ch_backend;
+
+typedef struct {
+    void *data;       /* device pointer */
+    ch_dtype dtype;   /* storage dtype on the device */
+    int64_t rows, cols; /* logical row-major shape (cols = 1 for vectors... rows = n) */
+} ch_weight;
+
+/* A packed batch of variable-length sequences: tokens of sequence s are rows
+ * [start[s], start[s+1]) of every activation matrix. Host and device copies of the offsets. */
+typedef struct {
+    int nseq;
+    int ntok;              /* start[nseq] */
+    int max_len;           /* longest sequence */
+    const int *start;      /* host, nseq + 1 */
+    const int *start_dev;  /* device copy (== start on the CPU backend) */
+    const int32_t *pos_dev; /* device, ntok: position of each token inside its sequence */
+} ch_seqs;
+
+typedef enum { CH_POOL_LAST = 0, CH_POOL_MEAN = 1 } ch_pool;
+
+struct ch_backend {
+    const char *name; /* "cpu", "cuda" */
+
+    int (*alloc)(ch_backend *be, size_t bytes, void **p);
+    void (*free)(ch_backend *be, void *p);
+    int (*upload)(ch_backend *be, void *dst, const void *src, size_t bytes);
+    int (*download)(ch_backend *be, void *dst, const void *src, size_t bytes);
+    /* Wait for queued work (a no-op on the CPU). */
+    int (*sync)(ch_backend *be);
+
+    /* Make a device weight from a host tensor (mmap'd checkpoint data, any float dtype). */
+    int (*load_weight)(ch_backend *be, const ch_st_tensor *t, ch_weight *w);
+    void (*free_weight)(ch_backend *be, ch_weight *w);
+
+    /* x[t, :] = table[ids[t], :]  (ids on device, table rows = vocab, cols = d) */
+    int (*embed)(ch_backend *be, const ch_weight *table, const int32_t *ids, int ntok, float *x);
+    /* Column-major GEMM, A may be a weight of any storage dtype, B and C are f32. */
+    int (*gemm)(ch_backend *be, int transa, int transb, int m, int n, int k, float alpha,
+                const ch_weight *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+    /* y[t, j] += bias[j] for t < ntok, j < n */
+    int (*add_bias)(ch_backend *be, float *y, const ch_weight *bias, int ntok, int n);
+    /* out[t, :] = rmsnorm(x[t, :]) * w ; out may equal x */
+    int (*rmsnorm)(ch_backend *be, const float *x, const ch_weight *w, int ntok, int d, float eps,
+                   float *out);
+    /* Rotate x viewed as [ntok, nheads, head_dim] at the token positions; inv_freq has head_dim/2
+     * entries (device). */
+    int (*rope)(ch_backend *be, float *x, int ntok, int nheads, int head_dim, const int32_t *pos,
+                const float *inv_freq);
+    /* Causal self-attention inside each sequence, GQA: query head h reads kv head
+     * h / (nq / nkv). q [ntok, nq*D], k, v [ntok, nkv*D], out [ntok, nq*D]. */
+    int (*attention)(ch_backend *be, const float *q, const float *k, const float *v,
+                     const ch_seqs *s, int nq, int nkv, int head_dim, float scale, float *out);
+    /* gate[i] = silu(gate[i]) * up[i] */
+    int (*swiglu)(ch_backend *be, float *gate, const float *up, size_t n);
+    /* x[i] += y[i] */
+    int (*add)(ch_backend *be, float *x, const float *y, size_t n);
+    /* out[s, :] = x[last token of s, :] (CH_POOL_LAST) or the mean over s's tokens (CH_POOL_MEAN);
+     * x is [ntok, width] on the device, out is [nseq, width] on the device. */
+    int (*pool)(ch_backend *be, const float *x, int width, const ch_seqs *s, ch_pool mode,
+                float *out);
+
+    void (*destroy)(ch_backend *be);
+    void *impl;
+};
+
+/* Constructors. threads <= 0: let the backend decide (CPU: OMP/OpenBLAS defaults). */
+int ch_backend_cpu_create(int threads, ch_backend **out);
+/* CH_EUNSUPPORTED with the reason when CUDA support is not compiled in or no GPU is usable.
+ * device < 0: pick by node-local rank. */
+int ch_backend_cuda_create(int device, ch_backend **out);
+/* name: "cpu", "cuda" or "auto" (cuda when available, else cpu). */
+int ch_backend_create(const char *name, int threads, ch_backend **out);
+static inline void ch_backend_destroy(ch_backend *be) {
+    if (be) be->destroy(be);
+}
+
+#endif

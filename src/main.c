@@ -1,0 +1,79 @@
+/* main.c - `capheads <stage> [options]`: initialise MPI, dispatch, print errors, map exit codes. */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "err.h"
+
+static int ch_cmd_version(int argc, char **argv, MPI_Comm comm) {
+    int rank = 0;
+    MPI_Comm_rank(comm, &rank);
+    if (rank == 0)
+        printf("capheads %s (backends: cpu%s)\n", CAPHEADS_VERSION,
+#ifdef CAPHEADS_HAVE_CUDA
+               ", cuda"
+#else
+               ""
+#endif
+        );
+    return 0;
+}
+
+static const ch_cmd commands[] = {
+    {"version", "print the version and the backends compiled in", ch_cmd_version},
+};
+static const int ncommands = (int)(sizeof commands / sizeof commands[0]);
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "capheads %s - probe LLM attention heads for capabilities and select tuning data\n\n"
+            "usage: [mpirun -n R] capheads <stage> [options]   (capheads <stage> --help for more)\n\n"
+            "stages:\n",
+            CAPHEADS_VERSION);
+    for (int i = 0; i < ncommands; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("capheads %s\n", CAPHEADS_VERSION);
+        return 0;
+    }
+    const ch_cmd *cmd = NULL;
+    for (int i = 0; i < ncommands; i++)
+        if (!strcmp(argv[1], commands[i].name)) cmd = &commands[i];
+    if (!cmd) {
+        fprintf(stderr, "capheads: unknown stage '%s'\n\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+
+    int provided = 0;
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "capheads: MPI_Init_thread failed\n");
+        return 1;
+    }
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+
+    int rc = cmd->run(argc - 1, argv + 1, MPI_COMM_WORLD);
+    if (rc) {
+        /* Every failing rank reports; with several ranks, say which one. */
+        if (size > 1)
+            fprintf(stderr, "capheads %s [rank %d]: %s\n", cmd->name, rank, ch_err_msg());
+        else
+            fprintf(stderr, "capheads %s: %s\n", cmd->name, ch_err_msg());
+        if (getenv("CAPHEADS_DEBUG")) fprintf(stderr, "  (raised at %s)\n", ch_err_where());
+    }
+    /* A stage that failed on some ranks only must not leave the others hanging in a collective:
+     * stages reach agreement on errors before collective calls; here we only finalise. */
+    int status = ch_err_exit_status(rc);
+    MPI_Finalize();
+    return status;
+}

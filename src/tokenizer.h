@@ -1,0 +1,40 @@
+/* tokenizer.h - Hugging Face tokenizer.json byte-level BPE (Llama 3.x, Qwen2.x).
+ *
+ * The contract is exact token ids: ch_tok_encode returns what Hugging Face `tokenizers`
+ * Tokenizer.encode(text, add_special_tokens=...) returns for the same file. */
+#ifndef CH_TOKENIZER_H
+#define CH_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ch_tokenizer ch_tokenizer;
+
+typedef struct {
+    const char *role;    /* "system", "user", "assistant" */
+    const char *content;
+} ch_message;
+
+typedef enum { CH_CHAT_NONE = 0, CH_CHAT_LLAMA3, CH_CHAT_CHATML } ch_chat_style;
+
+/* Load a tokenizer.json file. Unknown component types are refused by name (CH_EUNSUPPORTED). */
+int ch_tok_load(const char *tokenizer_json, ch_tokenizer **out);
+/* Load DIR/tokenizer.json (and DIR/tokenizer_config.json where it matters). */
+int ch_tok_open_dir(const char *model_dir, ch_tokenizer **out);
+void ch_tok_free(ch_tokenizer *t);
+
+/* Encode len bytes of text (need not be NUL-terminated, may be invalid UTF-8: byte-level
+ * treatment as HF does). add_special: apply the post-processor (BOS for Llama 3). *ids is
+ * malloc'd; the caller frees it. */
+int ch_tok_encode(const ch_tokenizer *t, const char *text, size_t len, int add_special,
+                  int32_t **ids, size_t *n);
+
+/* Chat formatting with the family's built-in template (Llama 3 header tokens, or ChatML). */
+int ch_tok_encode_chat(const ch_tokenizer *t, ch_chat_style style, const ch_message *msgs,
+                       int nmsg, int add_generation_prompt, int32_t **ids, size_t *n);
+
+/* SHA-256 (hex) of the tokenizer.json bytes: provenance for archives. */
+const char *ch_tok_hash(const ch_tokenizer *t);
+int ch_tok_vocab_size(const ch_tokenizer *t);
+
+#endif
