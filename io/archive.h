@@ -1,0 +1,103 @@
+/* archive.h - the activation archive: one HDF5 file, written collectively by all ranks.
+ *
+ * Layout (format "capheads-activations", version 1):
+ *   /activations  [N, L, H, D]  IEEE binary16 (H5T_IEEE_F16LE-equivalent: a copy of
+ *                 H5T_IEEE_F32LE with 16-bit fields: sign 15, exponent 10..14 bias 15, mantissa
+ *                 0..9; h5py reads it as float16). Chunked [R, 1, H, D]: one chunk = a block of R
+ *                 rows of ONE layer, so the probe stage, which streams row blocks of all layers,
+ *                 and readers wanting one layer both touch whole chunks.
+ *   /ids          [N]  fixed-length strings (length = longest id, NUL padded)
+ *   /labels       [N]  int32, capability index, -1 when the record has none
+ *   /tasks        [N]  fixed-length strings ("" when none)
+ *   /n_tokens     [N]  int32, prompt length in tokens
+ *   /done         [N]  uint8, 1 when the row's data is written (the resume mask); written and
+ *                 flushed only AFTER the data it covers, so a crash never marks unwritten rows.
+ *   dimension scales on /activations: "row", "layer", "head", "dim"
+ *   root attributes: format, format_version, model_config (JSON text), model_dir,
+ *                    tokenizer_sha256, pool ("last"|"mean"), input_path, input_sha256,
+ *                    n_records, capability_names (JSON list), command_line, created (ISO time;
+ *                    the only attribute that differs between identical runs), complete (uint8,
+ *                    set to 1 by close when every row is done).
+ * Row i always holds record i of the input, whatever the number of ranks.
+ *
+ * Every function taking an MPI_Comm or documented "collective" must be called by all ranks. */
+#ifndef CH_ARCHIVE_H
+#define CH_ARCHIVE_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#define CH_ARCHIVE_FORMAT "capheads-activations"
+#define CH_ARCHIVE_VERSION 1
+
+/* The five capabilities of the method, in archive label order. */
+#define CH_NCAP 5
+extern const char *const ch_capability_names[CH_NCAP]; /* math reading commonsense science professional */
+/* Index of a capability name, -1 if it is not one of the five. */
+int ch_capability_index(const char *name);
+
+typedef struct {
+    int64_t n_rows;
+    int n_layers, n_heads, head_dim;
+    int id_len, task_len;         /* fixed string lengths (>= 1) */
+    const char *model_config;     /* JSON text */
+    const char *model_dir;
+    const char *tokenizer_sha256;
+    const char *pool;             /* "last" | "mean" */
+    const char *input_path;
+    const char *input_sha256;
+    const char *command_line;
+} ch_archive_meta;
+
+typedef struct ch_archive ch_archive;
+
+/* ---- writing (io/archive_write.c) ------------------------------------------------------------ */
+
+/* Collective. Create (truncate) path with the layout above, every row not done. */
+int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm, ch_archive **out);
+/* Collective. Reopen an existing archive for --resume: refuses (CH_EMISMATCH, naming the
+ * attribute and both values) when model_config, tokenizer_sha256, pool, input_sha256 or the
+ * shape differ from `expect`. */
+int ch_archive_open_resume(const char *path, const ch_archive_meta *expect, MPI_Comm comm,
+                           ch_archive **out);
+/* Collective: every rank calls it once per write round, nrows may be 0. Writes rows
+ * [row0, row0+nrows) of this rank: acts is [nrows, L, H, D] f32 (converted to binary16), ids
+ * and tasks NUL-terminated, labels/n_tokens per row. Marks the rows done after the data is
+ * written and flushed. */
+int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const float *acts,
+                          const char *const *ids, const char *const *tasks, const int32_t *labels,
+                          const int32_t *n_tokens);
+/* Read the done mask for rows [row0, row0+n) (independent). */
+int ch_archive_done(ch_archive *a, int64_t row0, int64_t n, uint8_t *mask);
+/* Collective. Sets `complete` when every row is done, closes. Frees a even on error. */
+int ch_archive_close(ch_archive *a);
+
+/* ---- reading (io/archive_read.c) ------------------------------------------------------------- */
+
+typedef struct {
+    int64_t n_rows;
+    int n_layers, n_heads, head_dim;
+    int64_t n_done;
+    int complete;
+    char *pool, *model_config, *tokenizer_sha256, *input_sha256, *input_path, *command_line,
+        *created, *model_dir;
+} ch_archive_info;
+
+typedef struct ch_archive_reader ch_archive_reader;
+
+/* Open read-only with the MPI-IO driver on comm (collective); comm may be MPI_COMM_SELF. Checks
+ * format name and version (CH_EFORMAT naming the file otherwise). */
+int ch_archive_open_read(const char *path, MPI_Comm comm, ch_archive_reader **out);
+void ch_archive_info_free(ch_archive_info *info);
+int ch_archive_get_info(ch_archive_reader *r, ch_archive_info *info);
+/* Rows [row0, row0+n) of every layer as f32 into dst [n, L, H, D] (independent I/O). */
+int ch_archive_read_acts(ch_archive_reader *r, int64_t row0, int64_t n, float *dst);
+int ch_archive_read_labels(ch_archive_reader *r, int64_t row0, int64_t n, int32_t *dst);
+int ch_archive_read_done(ch_archive_reader *r, int64_t row0, int64_t n, uint8_t *dst);
+/* ids[i] / tasks[i] are malloc'd strings; free with ch_archive_free_strings. */
+int ch_archive_read_ids(ch_archive_reader *r, int64_t row0, int64_t n, char **ids);
+int ch_archive_read_tasks(ch_archive_reader *r, int64_t row0, int64_t n, char **tasks);
+void ch_archive_free_strings(char **s, int64_t n);
+int ch_archive_close_read(ch_archive_reader *r);
+
+#endif
