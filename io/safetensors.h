@@ -53,14 +53,10 @@ const ch_st_tensor *ch_st_tensor_at(const ch_st_dir *d, int i);
 int ch_st_get(const ch_st_dir *d, const char *name, int ndim, const int64_t *shape,
               const ch_st_tensor **out);
 
-<<<<<<< HEAD
-/* Convert n elements of a float tensor (F32/F16/BF16) to f32. */
-=======
 /* The scalar conversions (ch_bf16_to_f32, ch_f16_to_f32, ch_f32_to_f16, ch_f32_to_bf16) are the
  * inline functions of kernels/ops_math.h, shared with the CUDA kernels. */
 /* Convert n elements of a float tensor (F32/F16/BF16) to f32. src need not be aligned (tensor
  * data in a mapping is only as aligned as the header length makes it). */
->>>>>>> st
 void ch_convert_to_f32(const void *src, ch_dtype dt, size_t n, float *dst);
 
 #endif
