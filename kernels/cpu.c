@@ -141,9 +141,11 @@ static int cpu_attention(ch_backend *be, const float *q, const float *k, const f
                     const float *kr = k + (size_t)j * kstride + (size_t)kh * head_dim;
                     const float *vr = v + (size_t)j * kstride + (size_t)kh * head_dim;
                     float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
                     for (int d = 0; d < head_dim; d++) dot += qr[d] * kr[d];
                     float so, p;
                     ch_softmax_step(dot * scale, &m, &l, &so, &p);
+#pragma omp simd
                     for (int d = 0; d < head_dim; d++) acc[d] = acc[d] * so + p * vr[d];
                 }
                 float *o = out + (size_t)t * qstride + (size_t)h * head_dim;
