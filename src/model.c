@@ -103,8 +103,7 @@ int ch_model_open(const char *dir, ch_backend *be, ch_model **out) {
     CH_TRY_GOTO(be->upload(be, m->inv_freq, inv, half * sizeof(float)), fail);
     *out = m;
     return 0;
-fail:
-    ch_err_wrap("%s: ", dir);
+fail: /* messages from config/safetensors already name the file */
     ch_model_close(m);
     return rc;
 }
