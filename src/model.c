@@ -31,7 +31,7 @@ struct ch_model {
     ch_config cfg;
     ch_backend *be;
     ch_st_dir *ckpt;
-    ch_weight embed;
+    ch_weight embed, final_norm;
     layer_weights *layers;
     float *inv_freq; /* device, head_dim / 2 */
     scratch s;
@@ -94,6 +94,7 @@ int ch_model_open(const char *dir, ch_backend *be, ch_model **out) {
     CH_TRY_GOTO(load(m, "model.embed_tokens.weight", c->vocab, c->hidden, &m->embed), fail);
     CH_TRY_GOTO(CH_ALLOC(m->layers, c->n_layers, "layer table"), fail);
     for (int l = 0; l < c->n_layers; l++) CH_TRY_GOTO(load_layer(m, l, &m->layers[l]), fail);
+    CH_TRY_GOTO(load(m, "model.norm.weight", c->hidden, 0, &m->final_norm), fail);
 
     int half = c->head_dim / 2;
     float inv[MAX_INV_FREQ_STACK];
@@ -129,6 +130,7 @@ void ch_model_close(ch_model *m) {
         free(m->layers);
     }
     if (m->embed.data) be->free_weight(be, &m->embed);
+    if (m->final_norm.data) be->free_weight(be, &m->final_norm);
     if (m->inv_freq) be->free(be, m->inv_freq);
     ch_st_close_dir(m->ckpt);
     ch_config_free(&m->cfg);
@@ -193,6 +195,10 @@ static int check_batch(const ch_model *m, const ch_batch *b, int *ntok, int *max
 }
 
 int ch_model_capture(ch_model *m, const ch_batch *b, ch_pool pool, float *out) {
+    return ch_model_capture_ex(m, b, pool, out, NULL);
+}
+
+int ch_model_capture_ex(ch_model *m, const ch_batch *b, ch_pool pool, float *out, float *hidden) {
     const ch_config *c = &m->cfg;
     ch_backend *be = m->be;
     int ntok = 0, max_len = 0;
@@ -230,7 +236,7 @@ int ch_model_capture(ch_model *m, const ch_batch *b, ch_pool pool, float *out) {
         CH_TRY(be->attention(be, s->q, s->k, s->v, &seqs, H, KV, D, scale, s->att));
         /* the capture: o_proj's input, per head, pooled per sequence */
         CH_TRY(be->pool(be, s->att, qd, &seqs, pool, s->captured + (size_t)l * layer_cap));
-        if (l == c->n_layers - 1) break; /* nothing after the last attention is captured */
+        if (l == c->n_layers - 1 && !hidden) break; /* nothing after it is captured */
         CH_TRY(linear(be, &w->wo, &w->bo, s->att, ntok, s->tmp));
         CH_TRY(be->add(be, s->x, s->tmp, (size_t)ntok * c->hidden));
         /* MLP block */
@@ -240,6 +246,12 @@ int ch_model_capture(ch_model *m, const ch_batch *b, ch_pool pool, float *out) {
         CH_TRY(be->swiglu(be, s->gate, s->up, (size_t)ntok * c->intermediate));
         CH_TRY(linear(be, &w->wdown, NULL, s->gate, ntok, s->tmp));
         CH_TRY(be->add(be, s->x, s->tmp, (size_t)ntok * c->hidden));
+    }
+
+    if (hidden) { /* final norm, mean over tokens; xn and tmp are free scratch by now */
+        CH_TRY(be->rmsnorm(be, s->x, &m->final_norm, ntok, c->hidden, c->rms_eps, s->xn));
+        CH_TRY(be->pool(be, s->xn, c->hidden, &seqs, CH_POOL_MEAN, s->tmp));
+        CH_TRY(be->download(be, hidden, s->tmp, (size_t)b->nseq * c->hidden * sizeof(float)));
     }
 
     /* captured is [L][nseq][H*D] on the device; out is [nseq][L][H*D] on the host */

@@ -35,4 +35,9 @@ int64_t ch_model_capture_width(const ch_model *m);
  * Token ids must be < vocab (CH_EARG otherwise, naming the sequence and position). */
 int ch_model_capture(ch_model *m, const ch_batch *b, ch_pool pool, float *out);
 
+/* As ch_model_capture, and when hidden is not NULL also the final hidden state (after the final
+ * RMSNorm, the LM head's input) mean-pooled over each sequence's tokens: hidden [nseq][hidden]
+ * (the representation the RDS selection baseline compares). Costs the last layer's MLP. */
+int ch_model_capture_ex(ch_model *m, const ch_batch *b, ch_pool pool, float *out, float *hidden);
+
 #endif
