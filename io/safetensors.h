@@ -53,11 +53,10 @@ const ch_st_tensor *ch_st_tensor_at(const ch_st_dir *d, int i);
 int ch_st_get(const ch_st_dir *d, const char *name, int ndim, const int64_t *shape,
               const ch_st_tensor **out);
 
-/* Scalar conversions used by loaders and backends (exact for bf16/f16 -> f32). */
-float ch_bf16_to_f32(uint16_t h);
-float ch_f16_to_f32(uint16_t h);
-uint16_t ch_f32_to_f16(float f);   /* round to nearest even, IEEE binary16 */
-uint16_t ch_f32_to_bf16(float f);  /* round to nearest even */
+/* Scalar conversions (ch_bf16_to_f32, ch_f16_to_f32, ch_f32_to_f16, ch_f32_to_bf16) are the
+ * inline ones of kernels/ops_math.h, shared with the GPU kernels; an extern declaration here
+ * would clash with them (static after non-static in C, host vs host/device under nvcc). */
+#include "../kernels/ops_math.h"
 /* Convert n elements of a float tensor (F32/F16/BF16) to f32. */
 void ch_convert_to_f32(const void *src, ch_dtype dt, size_t n, float *dst);
 
