@@ -24,7 +24,14 @@ int ch_cublas_fail(cublasStatus_t s, const char *file, int line, const char *cal
                       cublasGetStatusString(s));
 }
 
-/* ---- memory ----------------------------------------------------------------------------------- */
+/* io/safetensors.c owns ch_dtype_name/size; a local name keeps the backend linkable on its own
+ * (tests that use only backend.h). */
+static const char *dt_name(ch_dtype dt) {
+    static const char *n[] = {"F32", "F16", "BF16", "I32", "I64", "U8"};
+    return (unsigned)dt < sizeof n / sizeof n[0] ? n[dt] : "unknown";
+}
+
+/* ---- memory ---------------------------------------------------------------------------------- */
 
 /* cudaMalloc with an out-of-memory message a user can act on. */
 static int dev_malloc(ch_cuda *c, size_t bytes, void **p, int line) {
@@ -37,9 +44,9 @@ static int dev_malloc(ch_cuda *c, size_t bytes, void **p, int line) {
         (void)cudaGetLastError();
         const double gib = 1024.0 * 1024.0 * 1024.0;
         return ch_err_set(CH_ENOMEM, __FILE__, line,
-                          "cuda.cu:%d: cudaMalloc(%zu bytes = %.3f GiB) on GPU %d: out of GPU memory "
-                          "(%.3f GiB free of %.3f GiB); lower --batch-tokens, or run fewer ranks "
-                          "per GPU",
+                          "cuda.cu:%d: cudaMalloc(%zu bytes = %.3f GiB) on GPU %d: out of GPU "
+                          "memory (%.3f GiB free of %.3f GiB); lower --batch-tokens, or run "
+                          "fewer ranks per GPU",
                           line, bytes, (double)bytes / gib, c->device, (double)fr / gib,
                           (double)tot / gib);
     }
@@ -77,21 +84,21 @@ static int cuda_sync(ch_backend *be) {
     return 0;
 }
 
-/* ---- weights ---------------------------------------------------------------------------------- */
+/* ---- weights --------------------------------------------------------------------------------- */
 
 static int cuda_load_weight(ch_backend *be, const ch_st_tensor *t, ch_weight *w) {
     memset(w, 0, sizeof *w);
     if (t->dtype != CH_DT_F32 && t->dtype != CH_DT_F16 && t->dtype != CH_DT_BF16)
-        CH_FAIL(CH_EUNSUPPORTED, "%s: tensor %s has dtype %s; the CUDA backend takes F32, F16, BF16",
-                t->file ? t->file : "?", t->name ? t->name : "?", ch_dtype_name(t->dtype));
+        CH_FAIL(CH_EUNSUPPORTED, "%s: tensor %s has dtype %s; the CUDA backend takes F32/F16/BF16",
+                t->file ? t->file : "?", t->name ? t->name : "?", dt_name(t->dtype));
     if (t->ndim < 1 || t->ndim > 2)
         CH_FAIL(CH_EUNSUPPORTED, "%s: tensor %s has %d dimensions; weights have 1 or 2",
                 t->file ? t->file : "?", t->name ? t->name : "?", t->ndim);
     w->rows = t->shape[0];
     w->cols = t->ndim == 2 ? t->shape[1] : 1;
-    if ((size_t)(w->rows * w->cols) * ch_dtype_size(t->dtype) != t->nbytes)
-        CH_FAIL(CH_EINTERNAL, "%s: tensor %s: shape and byte size disagree", t->file ? t->file : "?",
-                t->name ? t->name : "?");
+    if ((size_t)(w->rows * w->cols) * (t->dtype == CH_DT_F32 ? 4u : 2u) != t->nbytes)
+        CH_FAIL(CH_EINTERNAL, "%s: tensor %s: shape and byte size disagree",
+                t->file ? t->file : "?", t->name ? t->name : "?");
     int rc = dev_malloc(cuda_of(be), t->nbytes, &w->data, __LINE__);
     if (rc) return ch_err_wrap("loading %s: ", t->name ? t->name : "weight");
     w->dtype = t->dtype;
@@ -110,7 +117,7 @@ static void cuda_free_weight(ch_backend *be, ch_weight *w) {
     w->data = NULL;
 }
 
-/* ---- GEMM ------------------------------------------------------------------------------------- */
+/* ---- GEMM ------------------------------------------------------------------------------------ */
 
 static int ensure_scratch(ch_cuda *c, size_t bytes) {
     if (bytes <= c->scratch_bytes) return 0;
@@ -141,8 +148,8 @@ static int cuda_gemm(ch_backend *be, int transa, int transb, int m, int n, int k
     int arows = transa ? k : m, brows = transb ? n : k, bcols = transb ? k : n;
     if (m < 0 || n < 0 || k < 0 || lda < (arows > 1 ? arows : 1) || ldb < (brows > 1 ? brows : 1) ||
         ldc < (m > 1 ? m : 1))
-        CH_FAIL(CH_EARG, "gemm: bad shape m=%d n=%d k=%d lda=%d ldb=%d ldc=%d (trans %d %d)", m, n, k,
-                lda, ldb, ldc, transa, transb);
+        CH_FAIL(CH_EARG, "gemm: bad shape m=%d n=%d k=%d lda=%d ldb=%d ldc=%d (trans %d %d)", m,
+                n, k, lda, ldb, ldc, transa, transb);
     if (m == 0 || n == 0) return 0;
     cublasOperation_t opa = transa ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opb = transb ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -153,7 +160,7 @@ static int cuda_gemm(ch_backend *be, int transa, int transb, int m, int n, int k
         return 0;
     }
     if (a->dtype != CH_DT_BF16 && a->dtype != CH_DT_F16)
-        CH_FAIL(CH_EUNSUPPORTED, "gemm: weight dtype %s", ch_dtype_name(a->dtype));
+        CH_FAIL(CH_EUNSUPPORTED, "gemm: weight dtype %s", dt_name(a->dtype));
     cudaDataType ht = a->dtype == CH_DT_BF16 ? CUDA_R_16BF : CUDA_R_16F;
     /* op(B) is brows x bcols with leading dimension ldb; the last column needs only brows. */
     size_t nb = k == 0 ? 0 : (size_t)ldb * (size_t)(bcols - 1) + (size_t)brows;
@@ -162,11 +169,12 @@ static int cuda_gemm(ch_backend *be, int transa, int transb, int m, int n, int k
         CH_TRY(ch_cuda_round_to_16(cx, b, nb, a->dtype, cx->scratch));
     }
     CH_CUBLAS(cublasGemmEx(cx->blas, opa, opb, m, n, k, &alpha, a->data, ht, lda, cx->scratch, ht,
-                           ldb, &beta, c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                           ldb, &beta, c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
+                           CUBLAS_GEMM_DEFAULT));
     return 0;
 }
 
-/* ---- construction ----------------------------------------------------------------------------- */
+/* ---- construction ---------------------------------------------------------------------------- */
 
 static void cuda_destroy(ch_backend *be) {
     if (!be) return;
@@ -204,7 +212,8 @@ static int cuda_init(ch_backend *be, int device) {
     CH_CUBLAS(cublasCreate(&c->blas));
     CH_CUBLAS(cublasSetStream(c->blas, c->stream));
     CH_CUBLAS(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
-    CH_CUDA(cudaDeviceGetAttribute(&c->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    CH_CUDA(cudaDeviceGetAttribute(&c->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin,
+                                   device));
     const char *s = getenv("CAPHEADS_CUDA_SYNC");
     c->sync_each = s && *s && strcmp(s, "0") != 0;
     return 0;
@@ -222,8 +231,8 @@ extern "C" int ch_backend_cuda_create(int device, ch_backend **out) {
     if (n <= 0) CH_FAIL(CH_EUNSUPPORTED, "no usable CUDA GPU: cudaGetDeviceCount found no device");
     if (device >= n) {
         const char *vis = getenv("CUDA_VISIBLE_DEVICES");
-        CH_FAIL(CH_EARG, "CUDA device %d requested, but %d visible (CUDA_VISIBLE_DEVICES=%s)", device,
-                n, vis ? vis : "unset");
+        CH_FAIL(CH_EARG, "CUDA device %d requested, but %d visible (CUDA_VISIBLE_DEVICES=%s)",
+                device, n, vis ? vis : "unset");
     }
     if (device < 0) device = local_rank() % n;
 

@@ -24,7 +24,7 @@ __device__ __forceinline__ float load_as_f32(const void *p, ch_dtype dt, size_t 
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                       \
          i += (size_t)gridDim.x * blockDim.x)
 
-/* ---- elementwise ------------------------------------------------------------------------------ */
+/* ---- elementwise ----------------------------------------------------------------------------- */
 
 __global__ void round_kernel(const float *src, size_t n, int bf16, uint16_t *dst) {
     GRID_STRIDE(i, n) dst[i] = bf16 ? ch_f32_to_bf16(src[i]) : ch_f32_to_f16(src[i]);
@@ -95,7 +95,7 @@ int ch_cuda_add(ch_backend *be, float *x, const float *y, size_t n) {
     return 0;
 }
 
-/* ---- RMSNorm: one block per token ------------------------------------------------------------- */
+/* ---- RMSNorm: one block per token ------------------------------------------------------------ */
 
 __global__ void rmsnorm_kernel(const float *x, const void *w, ch_dtype dt, int d, float eps,
                                float *out) {
@@ -124,7 +124,7 @@ int ch_cuda_rmsnorm(ch_backend *be, const float *x, const ch_weight *w, int ntok
     return 0;
 }
 
-/* ---- RoPE: one thread per rotary pair --------------------------------------------------------- */
+/* ---- RoPE: one thread per rotary pair -------------------------------------------------------- */
 
 __global__ void rope_kernel(float *x, size_t npairs, int nheads, int half, const int32_t *pos,
                             const float *inv_freq) {
@@ -150,7 +150,7 @@ int ch_cuda_rope(ch_backend *be, float *x, int ntok, int nheads, int head_dim, c
     return 0;
 }
 
-/* ---- pool: one thread per (sequence, column) -------------------------------------------------- */
+/* ---- pool: one thread per (sequence, column) ------------------------------------------------- */
 
 __global__ void pool_kernel(const float *x, int width, const int *start, int mean, float *out) {
     int j = blockIdx.x * blockDim.x + threadIdx.x, s = blockIdx.y;
@@ -171,7 +171,8 @@ int ch_cuda_pool(ch_backend *be, const float *x, int width, const ch_seqs *s, ch
                  float *out) {
     ch_cuda *c = cuda_of(be);
     if (s->nseq <= 0 || width <= 0) return 0;
-    if (s->nseq > 65535) CH_FAIL(CH_EUNSUPPORTED, "pool: %d sequences in one batch (max 65535)", s->nseq);
+    if (s->nseq > 65535)
+        CH_FAIL(CH_EUNSUPPORTED, "pool: %d sequences in one batch (max 65535)", s->nseq);
     dim3 grid((unsigned)((width + THREADS - 1) / THREADS), (unsigned)s->nseq);
     pool_kernel<<<grid, THREADS, 0, c->stream>>>(x, width, s->start_dev, mode == CH_POOL_MEAN, out);
     CH_CUDA_LAUNCHED(c);
@@ -277,7 +278,7 @@ int ch_cuda_attention(ch_backend *be, const float *q, const float *k, const floa
         CH_FAIL(CH_EUNSUPPORTED, "attention: head_dim %d (the CUDA kernel takes 1..%d)", head_dim,
                 ATT_DMAX);
     if (s->nseq > 65535 || nq > 65535)
-        CH_FAIL(CH_EUNSUPPORTED, "attention: %d sequences x %d heads exceeds the grid (max 65535 each)",
+        CH_FAIL(CH_EUNSUPPORTED, "attention: %d sequences x %d heads exceed the grid (65535 each)",
                 s->nseq, nq);
     size_t smem = att_smem(head_dim);
     if (smem > 48 * 1024) {
