@@ -138,9 +138,10 @@ static int ensure_scratch(ch_cuda *c, size_t bytes) {
  * compute type is plain 32F), so results are f32-accurate.
  * bf16/f16 A: cuBLAS wants A and B of one type, so op(B) (f32 activations) is rounded to A's
  * type in a scratch buffer first. Precision consequence: each activation carries a relative
- * error up to 2^-9 (bf16) or 2^-11 (f16) before the fp32-accumulated products, i.e. the same
- * rounding HF transformers applies when it runs the model in bf16; f16 also saturates
- * activations beyond 65504 to inf. */
+ * error up to 2^-9 (bf16) or 2^-11 (f16) before the fp32-accumulated products - the rounding
+ * every Linear input gets when HF transformers runs the model in bf16 (HF also keeps the residual
+ * stream in bf16; here it stays f32). Expect ~1e-3 relative difference from the CPU backend per
+ * layer, not bit equality. f16 also saturates activations beyond 65504 to inf. */
 static int cuda_gemm(ch_backend *be, int transa, int transb, int m, int n, int k, float alpha,
                      const ch_weight *a, int lda, const float *b, int ldb, float beta, float *c,
                      int ldc) {
