@@ -27,7 +27,7 @@ typedef struct {
     int ndim;
     int64_t shape[CH_ST_MAXDIM];
     size_t nbytes;
-    const void *data;   /* points into the read-only mapping */
+    const void *data;   /* points into the read-only mapping; may be unaligned for its dtype */
     const char *file;   /* path of the file that holds it (for messages) */
 } ch_st_tensor;
 
@@ -53,11 +53,10 @@ const ch_st_tensor *ch_st_tensor_at(const ch_st_dir *d, int i);
 int ch_st_get(const ch_st_dir *d, const char *name, int ndim, const int64_t *shape,
               const ch_st_tensor **out);
 
-/* Scalar conversions (ch_bf16_to_f32, ch_f16_to_f32, ch_f32_to_f16, ch_f32_to_bf16) are the
- * inline ones of kernels/ops_math.h, shared with the GPU kernels; an extern declaration here
- * would clash with them (static after non-static in C, host vs host/device under nvcc). */
-#include "../kernels/ops_math.h"
-/* Convert n elements of a float tensor (F32/F16/BF16) to f32. */
+/* The scalar conversions (ch_bf16_to_f32, ch_f16_to_f32, ch_f32_to_f16, ch_f32_to_bf16) are the
+ * inline functions of kernels/ops_math.h, shared with the CUDA kernels. */
+/* Convert n elements of a float tensor (F32/F16/BF16) to f32. src need not be aligned (tensor
+ * data in a mapping is only as aligned as the header length makes it). */
 void ch_convert_to_f32(const void *src, ch_dtype dt, size_t n, float *dst);
 
 #endif

@@ -22,7 +22,8 @@ typedef struct ch_backend ch_backend;
 typedef struct {
     void *data;       /* device pointer */
     ch_dtype dtype;   /* storage dtype on the device */
-    int64_t rows, cols; /* logical row-major shape (cols = 1 for vectors... rows = n) */
+    int64_t rows, cols; /* logical row-major shape; a vector of n is rows = n, cols = 1 */
+    int borrowed;     /* data points into the checkpoint mapping (not freed by free_weight) */
 } ch_weight;
 
 /* A packed batch of variable-length sequences: tokens of sequence s are rows

@@ -3,7 +3,8 @@
  * Every kernel is a loop nest around the per-element rules of ops_math.h (ch_rms_inv,
  * ch_rms_apply, ch_rope_rotate, ch_swiglu, ch_softmax_step, the dtype conversions): the same
  * inline functions kernels/cpu.c calls, so the CPU tests cover this arithmetic. Only the order of
- * the RMSNorm sum of squares (a block tree instead of a sequential sum) differs. */
+ * the RMSNorm sum of squares (a block tree of doubles instead of a sequential double sum)
+ * differs. */
 #include "cuda_impl.h"
 
 #define THREADS 256
@@ -99,17 +100,17 @@ int ch_cuda_add(ch_backend *be, float *x, const float *y, size_t n) {
 
 __global__ void rmsnorm_kernel(const float *x, const void *w, ch_dtype dt, int d, float eps,
                                float *out) {
-    __shared__ float part[THREADS / 32];
+    __shared__ double part[THREADS / 32];
     const float *row = x + (size_t)blockIdx.x * d;
     float *orow = out + (size_t)blockIdx.x * d;
-    float s = 0.0f;
-    for (int j = threadIdx.x; j < d; j += blockDim.x) s += row[j] * row[j];
+    double s = 0; /* double, as the CPU backend: the one reduction that loses precision */
+    for (int j = threadIdx.x; j < d; j += blockDim.x) s += (double)row[j] * row[j];
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = s;
     __syncthreads();
-    float sumsq = 0.0f;
+    double sumsq = 0;
     for (int i = 0; i < (int)(blockDim.x >> 5); i++) sumsq += part[i];
-    float inv = ch_rms_inv(sumsq, d, eps);
+    float inv = ch_rms_inv((float)sumsq, d, eps);
     /* out may alias x: each thread rewrites only the elements it reads, after the reduction */
     for (int j = threadIdx.x; j < d; j += blockDim.x)
         orow[j] = ch_rms_apply(row[j], inv, load_as_f32(w, dt, (size_t)j));
@@ -160,9 +161,9 @@ __global__ void pool_kernel(const float *x, int width, const int *start, int mea
     if (!mean) {
         v = x[(size_t)(b - 1) * width + j];
     } else {
-        v = 0.0f;
-        for (int t = a; t < b; t++) v += x[(size_t)t * width + j];
-        v /= (float)(b - a);
+        double sum = 0; /* as the CPU backend */
+        for (int t = a; t < b; t++) sum += x[(size_t)t * width + j];
+        v = (float)(sum / (b - a));
     }
     out[(size_t)s * width + j] = v;
 }

@@ -50,7 +50,6 @@ START_TEST(test_cuda_create_out_of_range_device_is_refused) {
 }
 END_TEST
 
-#ifdef CH_HAVE_CPU_BACKEND
 START_TEST(test_backend_create_unknown_name_is_an_argument_error) {
     ch_backend *be = NULL;
     ck_assert_int_eq(ch_backend_create("tpu", 1, &be), CH_EARG);
@@ -71,17 +70,14 @@ START_TEST(test_backend_auto_is_cuda_when_usable_else_cpu) {
     ch_backend_destroy(be);
 }
 END_TEST
-#endif
 
 int main(void) {
     Suite *s = suite_create("cuda_create");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_cuda_create_works_or_names_the_reason);
     tcase_add_test(tc, test_cuda_create_out_of_range_device_is_refused);
-#ifdef CH_HAVE_CPU_BACKEND
     tcase_add_test(tc, test_backend_create_unknown_name_is_an_argument_error);
     tcase_add_test(tc, test_backend_auto_is_cuda_when_usable_else_cpu);
-#endif
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -35,8 +35,9 @@ ctest --test-dir "$build" -L gpu --output-on-failure
 ctest --test-dir "$build" -R test_cuda_create --output-on-failure
 
 echo "== golden model tests with CAPHEADS_BACKEND=cuda"
-if ctest --test-dir "$build" -N -R golden | grep -q "Test *#"; then
-  CAPHEADS_BACKEND=cuda ctest --test-dir "$build" -R golden --output-on-failure
+# tests that make their backend with ch_backend_create(NULL, ...) follow CAPHEADS_BACKEND
+if ctest --test-dir "$build" -N -R 'golden|model' | grep -q "Test *#"; then
+  CAPHEADS_BACKEND=cuda ctest --test-dir "$build" -R 'golden|model' --output-on-failure
 else
   echo "(no golden tests registered in this tree yet)"
 fi
@@ -45,12 +46,12 @@ echo "== demo extraction: cuda vs cpu"
 model=${CH_DEMO_MODEL:-}
 corpus=${CH_DEMO_CORPUS:-}
 if [ -z "$model" ]; then
-  for c in "$root"/jobs/demo/model/config.json "$root"/tests/golden/*/config.json; do
+  for c in "$root"/data/demo/model/config.json "$root"/jobs/demo/model/config.json; do
     [ -f "$c" ] && { model=$(dirname "$c"); break; }
   done
 fi
 if [ -z "$corpus" ]; then
-  for c in "$root"/jobs/demo/*.jsonl "$root"/tests/golden/*.jsonl; do
+  for c in "$root"/data/demo/*.jsonl "$root"/jobs/demo/*.jsonl; do
     [ -f "$c" ] && { corpus=$c; break; }
   done
 fi

@@ -1,0 +1,232 @@
+/* cpu.c - the CPU backend: OpenBLAS for GEMM, OpenMP loops over the shared math of ops_math.h.
+ *
+ * Weights are widened to f32 once at load (OpenBLAS has no mixed-precision GEMM in Debian's
+ * build); an f32 checkpoint whose data is 4-byte aligned is used straight from the mapping.
+ * "Device" memory is host memory, so upload/download are memcpy. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "err.h"
+
+#define MAX_HEAD_DIM 512
+
+typedef struct {
+    int threads;
+} cpu_impl;
+
+static int cpu_alloc(ch_backend *be, size_t bytes, void **p) {
+    /* 64-byte alignment keeps OpenBLAS and the vectorised loops on their fast paths. */
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (!*p) CH_FAIL(CH_ENOMEM, "cpu backend: out of memory allocating %zu bytes", bytes);
+    return 0;
+}
+static void cpu_free(ch_backend *be, void *p) { free(p); }
+static int cpu_copy(ch_backend *be, void *dst, const void *src, size_t bytes) {
+    if (bytes) memcpy(dst, src, bytes);
+    return 0;
+}
+static int cpu_sync(ch_backend *be) { return 0; }
+
+static int cpu_load_weight(ch_backend *be, const ch_st_tensor *t, ch_weight *w) {
+    size_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= (size_t)t->shape[i];
+    memset(w, 0, sizeof *w);
+    w->rows = t->ndim >= 1 ? t->shape[0] : 1;
+    w->cols = t->ndim >= 2 ? (int64_t)(n / (size_t)w->rows) : 1;
+    w->dtype = CH_DT_F32;
+    if (t->dtype == CH_DT_F32 && ((uintptr_t)t->data & 3u) == 0) {
+        w->data = (void *)t->data;
+        w->borrowed = 1;
+        return 0;
+    }
+    if (t->dtype != CH_DT_F32 && t->dtype != CH_DT_F16 && t->dtype != CH_DT_BF16)
+        CH_FAIL(CH_EUNSUPPORTED, "%s: tensor '%s' has dtype %s, expected a float type", t->file,
+                t->name, ch_dtype_name(t->dtype));
+    void *p;
+    CH_TRY(cpu_alloc(be, n * sizeof(float), &p));
+    ch_convert_to_f32(t->data, t->dtype, n, p);
+    w->data = p;
+    return 0;
+}
+static void cpu_free_weight(ch_backend *be, ch_weight *w) {
+    if (w && w->data && !w->borrowed) free(w->data);
+    if (w) w->data = NULL;
+}
+
+static int cpu_embed(ch_backend *be, const ch_weight *table, const int32_t *ids, int ntok, float *x) {
+    const float *tab = table->data;
+    int64_t d = table->cols;
+    for (int t = 0; t < ntok; t++) {
+        if (ids[t] < 0 || ids[t] >= table->rows)
+            CH_FAIL(CH_EARG, "token id %d at packed position %d is outside the vocabulary (%lld)",
+                    (int)ids[t], t, (long long)table->rows);
+        memcpy(x + (size_t)t * d, tab + (size_t)ids[t] * d, (size_t)d * sizeof(float));
+    }
+    return 0;
+}
+
+static int cpu_gemm(ch_backend *be, int transa, int transb, int m, int n, int k, float alpha,
+                    const ch_weight *a, int lda, const float *b, int ldb, float beta, float *c,
+                    int ldc) {
+    if (a->dtype != CH_DT_F32) CH_FAIL(CH_EINTERNAL, "cpu gemm: weight is not f32");
+    cblas_sgemm(CblasColMajor, transa ? CblasTrans : CblasNoTrans, transb ? CblasTrans : CblasNoTrans,
+                m, n, k, alpha, a->data, lda, b, ldb, beta, c, ldc);
+    return 0;
+}
+
+static int cpu_add_bias(ch_backend *be, float *y, const ch_weight *bias, int ntok, int n) {
+    const float *bv = bias->data;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < ntok; t++)
+        for (int j = 0; j < n; j++) y[(size_t)t * n + j] += bv[j];
+    return 0;
+}
+
+static int cpu_rmsnorm(ch_backend *be, const float *x, const ch_weight *w, int ntok, int d,
+                       float eps, float *out) {
+    const float *wv = w->data;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < ntok; t++) {
+        const float *xr = x + (size_t)t * d;
+        float *o = out + (size_t)t * d;
+        double ss = 0; /* double: the mean of squares is the one reduction that loses precision */
+        for (int j = 0; j < d; j++) ss += (double)xr[j] * xr[j];
+        float inv = ch_rms_inv((float)ss, d, eps);
+        for (int j = 0; j < d; j++) o[j] = ch_rms_apply(xr[j], inv, wv[j]);
+    }
+    return 0;
+}
+
+static int cpu_rope(ch_backend *be, float *x, int ntok, int nheads, int head_dim,
+                    const int32_t *pos, const float *inv_freq) {
+    int half = head_dim / 2;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < ntok; t++) {
+        for (int i = 0; i < half; i++) {
+            float ang = (float)pos[t] * inv_freq[i];
+            float c = cosf(ang), s = sinf(ang);
+            for (int h = 0; h < nheads; h++) {
+                float *v = x + ((size_t)t * nheads + h) * head_dim;
+                ch_rope_rotate(&v[i], &v[i + half], c, s);
+            }
+        }
+    }
+    return 0;
+}
+
+/* One (sequence, query head) pair per task: every query row streams its keys once through the
+ * online softmax, so memory is O(head_dim) per thread whatever the sequence length. */
+static int cpu_attention(ch_backend *be, const float *q, const float *k, const float *v,
+                         const ch_seqs *s, int nq, int nkv, int head_dim, float scale, float *out) {
+    if (head_dim > MAX_HEAD_DIM) CH_FAIL(CH_EUNSUPPORTED, "head_dim %d > %d", head_dim, MAX_HEAD_DIM);
+    int group = nq / nkv;
+    size_t qstride = (size_t)nq * head_dim, kstride = (size_t)nkv * head_dim;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int sq = 0; sq < s->nseq; sq++) {
+        for (int h = 0; h < nq; h++) {
+            int t0 = s->start[sq], t1 = s->start[sq + 1];
+            int kh = h / group;
+            float acc[MAX_HEAD_DIM];
+            for (int t = t0; t < t1; t++) {
+                const float *qr = q + (size_t)t * qstride + (size_t)h * head_dim;
+                float m = -INFINITY, l = 0.0f;
+                for (int d = 0; d < head_dim; d++) acc[d] = 0.0f;
+                for (int j = t0; j <= t; j++) {
+                    const float *kr = k + (size_t)j * kstride + (size_t)kh * head_dim;
+                    const float *vr = v + (size_t)j * kstride + (size_t)kh * head_dim;
+                    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                    for (int d = 0; d < head_dim; d++) dot += qr[d] * kr[d];
+                    float so, p;
+                    ch_softmax_step(dot * scale, &m, &l, &so, &p);
+#pragma omp simd
+                    for (int d = 0; d < head_dim; d++) acc[d] = acc[d] * so + p * vr[d];
+                }
+                float *o = out + (size_t)t * qstride + (size_t)h * head_dim;
+                float inv = 1.0f / l;
+                for (int d = 0; d < head_dim; d++) o[d] = acc[d] * inv;
+            }
+        }
+    }
+    return 0;
+}
+
+static int cpu_swiglu(ch_backend *be, float *gate, const float *up, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) gate[i] = ch_swiglu(gate[i], up[i]);
+    return 0;
+}
+
+static int cpu_add(ch_backend *be, float *x, const float *y, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+    return 0;
+}
+
+static int cpu_pool(ch_backend *be, const float *x, int width, const ch_seqs *s, ch_pool mode,
+                    float *out) {
+#pragma omp parallel for schedule(static)
+    for (int sq = 0; sq < s->nseq; sq++) {
+        int t0 = s->start[sq], t1 = s->start[sq + 1];
+        float *o = out + (size_t)sq * width;
+        if (mode == CH_POOL_LAST) {
+            memcpy(o, x + (size_t)(t1 - 1) * width, (size_t)width * sizeof(float));
+            continue;
+        }
+        for (int j = 0; j < width; j++) {
+            double sum = 0;
+            for (int t = t0; t < t1; t++) sum += x[(size_t)t * width + j];
+            o[j] = (float)(sum / (t1 - t0));
+        }
+    }
+    return 0;
+}
+
+static void cpu_destroy(ch_backend *be) {
+    if (!be) return;
+    free(be->impl);
+    free(be);
+}
+
+int ch_backend_cpu_create(int threads, ch_backend **out) {
+    ch_backend *be = NULL;
+    cpu_impl *impl = NULL;
+    CH_TRY(CH_ALLOC(be, 1, "cpu backend"));
+    if (CH_ALLOC(impl, 1, "cpu backend")) {
+        free(be);
+        return CH_ENOMEM;
+    }
+    impl->threads = threads;
+    if (threads > 0) {
+        /* Both pools are process-wide; the caller asked for this count explicitly. */
+        omp_set_num_threads(threads);
+        openblas_set_num_threads(threads);
+    }
+    *be = (ch_backend){.name = "cpu",
+                       .alloc = cpu_alloc,
+                       .free = cpu_free,
+                       .upload = cpu_copy,
+                       .download = cpu_copy,
+                       .sync = cpu_sync,
+                       .load_weight = cpu_load_weight,
+                       .free_weight = cpu_free_weight,
+                       .embed = cpu_embed,
+                       .gemm = cpu_gemm,
+                       .add_bias = cpu_add_bias,
+                       .rmsnorm = cpu_rmsnorm,
+                       .rope = cpu_rope,
+                       .attention = cpu_attention,
+                       .swiglu = cpu_swiglu,
+                       .add = cpu_add,
+                       .pool = cpu_pool,
+                       .destroy = cpu_destroy,
+                       .impl = impl};
+    *out = be;
+    return 0;
+}

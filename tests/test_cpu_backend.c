@@ -1,0 +1,195 @@
+/* test_cpu_backend.c - the CPU backend's primitives (and through them the shared math of
+ * ops_math.h that the CUDA kernels also call) against straightforward double-precision
+ * references written independently here: textbook softmax attention, RMSNorm, SwiGLU, RoPE. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "err.h"
+
+static unsigned long long rng = 88172645463325252ull;
+static float frand(void) { /* xorshift64, uniform in [-1, 1) */
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
+}
+
+static ch_backend *be;
+static void setup(void) { ck_assert_int_eq(ch_backend_cpu_create(2, &be), 0); }
+static void teardown(void) { ch_backend_destroy(be); }
+
+START_TEST(test_attention_matches_textbook_softmax_gqa_packed) {
+    enum { NQ = 6, NKV = 2, D = 12 };
+    int start[] = {0, 1, 6, 19}; /* three sequences of lengths 1, 5, 13 packed together */
+    int nseq = 3, ntok = 19;
+    float *q = malloc(sizeof(float) * ntok * NQ * D), *k = malloc(sizeof(float) * ntok * NKV * D);
+    float *v = malloc(sizeof(float) * ntok * NKV * D), *out = malloc(sizeof(float) * ntok * NQ * D);
+    for (int i = 0; i < ntok * NQ * D; i++) q[i] = 3 * frand();
+    for (int i = 0; i < ntok * NKV * D; i++) k[i] = 3 * frand(), v[i] = frand();
+    ch_seqs s = {.nseq = nseq, .ntok = ntok, .max_len = 13, .start = start, .start_dev = start};
+    float scale = 1.0f / sqrtf((float)D);
+    ck_assert_int_eq(be->attention(be, q, k, v, &s, NQ, NKV, D, scale, out), 0);
+    double maxerr = 0;
+    for (int sq = 0; sq < nseq; sq++)
+        for (int h = 0; h < NQ; h++)
+            for (int t = start[sq]; t < start[sq + 1]; t++) {
+                int kh = h / (NQ / NKV), n = t - start[sq] + 1;
+                double sc[32], mx = -1e300, den = 0;
+                for (int j = 0; j < n; j++) {
+                    double dot = 0;
+                    for (int d = 0; d < D; d++)
+                        dot += (double)q[(t * NQ + h) * D + d] * k[((start[sq] + j) * NKV + kh) * D + d];
+                    sc[j] = dot * scale;
+                    if (sc[j] > mx) mx = sc[j];
+                }
+                for (int j = 0; j < n; j++) den += (sc[j] = exp(sc[j] - mx));
+                for (int d = 0; d < D; d++) {
+                    double o = 0;
+                    for (int j = 0; j < n; j++) o += sc[j] / den * v[((start[sq] + j) * NKV + kh) * D + d];
+                    double e = fabs(o - out[(t * NQ + h) * D + d]);
+                    if (e > maxerr) maxerr = e;
+                }
+            }
+    ck_assert_msg(maxerr < 1e-5, "attention max error %g", maxerr);
+    free(q), free(k), free(v), free(out);
+}
+END_TEST
+
+static ch_weight host_weight(float *p, int64_t rows, int64_t cols) {
+    ch_weight w = {.data = p, .dtype = CH_DT_F32, .rows = rows, .cols = cols, .borrowed = 1};
+    return w;
+}
+
+START_TEST(test_rmsnorm_matches_reference) {
+    enum { T = 5, DM = 37 };
+    float x[T * DM], w[DM], out[T * DM];
+    for (int i = 0; i < T * DM; i++) x[i] = 10 * frand();
+    for (int i = 0; i < DM; i++) w[i] = 1 + frand();
+    ch_weight wv = host_weight(w, DM, 1);
+    ck_assert_int_eq(be->rmsnorm(be, x, &wv, T, DM, 1e-5f, out), 0);
+    for (int t = 0; t < T; t++) {
+        double ss = 0;
+        for (int j = 0; j < DM; j++) ss += (double)x[t * DM + j] * x[t * DM + j];
+        double inv = 1 / sqrt(ss / DM + 1e-5);
+        for (int j = 0; j < DM; j++)
+            ck_assert_double_eq_tol(out[t * DM + j], x[t * DM + j] * inv * w[j], 1e-5);
+    }
+}
+END_TEST
+
+START_TEST(test_gemm_is_hf_linear) {
+    /* y = x W^T + b with W [out=3, in=4] row-major, two tokens */
+    float W[12], x[8], b[3], y[6];
+    for (int i = 0; i < 12; i++) W[i] = frand();
+    for (int i = 0; i < 8; i++) x[i] = frand();
+    for (int i = 0; i < 3; i++) b[i] = frand();
+    ch_weight w = host_weight(W, 3, 4), bw = host_weight(b, 3, 1);
+    ck_assert_int_eq(be->gemm(be, 1, 0, 3, 2, 4, 1.0f, &w, 4, x, 4, 0.0f, y, 3), 0);
+    ck_assert_int_eq(be->add_bias(be, y, &bw, 2, 3), 0);
+    for (int t = 0; t < 2; t++)
+        for (int o = 0; o < 3; o++) {
+            double r = b[o];
+            for (int i = 0; i < 4; i++) r += (double)x[t * 4 + i] * W[o * 4 + i];
+            ck_assert_double_eq_tol(y[t * 3 + o], r, 1e-6);
+        }
+}
+END_TEST
+
+START_TEST(test_swiglu_and_add) {
+    float g[64], u[64], g0[64], x[64];
+    for (int i = 0; i < 64; i++) g[i] = g0[i] = 8 * frand(), u[i] = frand(), x[i] = frand();
+    ck_assert_int_eq(be->swiglu(be, g, u, 64), 0);
+    for (int i = 0; i < 64; i++)
+        ck_assert_double_eq_tol(g[i], g0[i] / (1 + exp(-(double)g0[i])) * u[i], 1e-6);
+    float x0[64];
+    memcpy(x0, x, sizeof x);
+    ck_assert_int_eq(be->add(be, x, u, 64), 0);
+    for (int i = 0; i < 64; i++) ck_assert_float_eq(x[i], x0[i] + u[i]);
+}
+END_TEST
+
+START_TEST(test_rope_rotate_half_convention) {
+    /* HF: out = x*cos + rotate_half(x)*sin, rotate_half(x) = cat(-x2, x1) */
+    enum { H = 2, D = 8 };
+    float x[3 * H * D], x0[3 * H * D], inv[D / 2];
+    int32_t pos[3] = {0, 5, 17};
+    for (int i = 0; i < 3 * H * D; i++) x[i] = x0[i] = frand();
+    for (int i = 0; i < D / 2; i++) inv[i] = powf(10000.0f, -2.0f * i / D);
+    ck_assert_int_eq(be->rope(be, x, 3, H, D, pos, inv), 0);
+    for (int t = 0; t < 3; t++)
+        for (int h = 0; h < H; h++)
+            for (int j = 0; j < D; j++) {
+                const float *r = x0 + (t * H + h) * D;
+                double ang = (double)pos[t] * inv[j % (D / 2)];
+                double rot = j < D / 2 ? -r[j + D / 2] : r[j - D / 2];
+                double ref = r[j] * cos(ang) + rot * sin(ang);
+                ck_assert_double_eq_tol(x[(t * H + h) * D + j], ref, 1e-5);
+            }
+}
+END_TEST
+
+START_TEST(test_pool_last_and_mean) {
+    int start[] = {0, 2, 5};
+    ch_seqs s = {.nseq = 2, .ntok = 5, .max_len = 3, .start = start, .start_dev = start};
+    float x[5 * 3], out[2 * 3];
+    for (int i = 0; i < 15; i++) x[i] = (float)i;
+    ck_assert_int_eq(be->pool(be, x, 3, &s, CH_POOL_LAST, out), 0);
+    float last[] = {3, 4, 5, 12, 13, 14};
+    for (int i = 0; i < 6; i++) ck_assert_float_eq(out[i], last[i]);
+    ck_assert_int_eq(be->pool(be, x, 3, &s, CH_POOL_MEAN, out), 0);
+    float mean[] = {1.5f, 2.5f, 3.5f, 9, 10, 11};
+    for (int i = 0; i < 6; i++) ck_assert_float_eq(out[i], mean[i]);
+}
+END_TEST
+
+START_TEST(test_embed_rejects_out_of_vocab) {
+    float tab[4 * 2] = {0, 1, 2, 3, 4, 5, 6, 7}, x[4];
+    ch_weight w = host_weight(tab, 4, 2);
+    int32_t ids[] = {3, 1};
+    ck_assert_int_eq(be->embed(be, &w, ids, 2, x), 0);
+    ck_assert_float_eq(x[0], 6);
+    ck_assert_float_eq(x[3], 3);
+    int32_t bad[] = {0, 4};
+    ck_assert_int_eq(be->embed(be, &w, bad, 2, x), CH_EARG);
+    ck_assert_ptr_nonnull(strstr(ch_err_msg(), "token id 4"));
+}
+END_TEST
+
+START_TEST(test_softmax_step_is_stable_for_large_scores) {
+    /* online softmax over scores that would overflow expf if not max-shifted */
+    float scores[] = {1000.0f, 999.0f, -5.0f, 1001.0f};
+    float m = -INFINITY, l = 0, acc = 0, vals[] = {1, 2, 3, 4};
+    for (int j = 0; j < 4; j++) {
+        float so, p;
+        ch_softmax_step(scores[j], &m, &l, &so, &p);
+        acc = acc * so + p * vals[j];
+    }
+    double e[4], den = 0, ref = 0;
+    for (int j = 0; j < 4; j++) den += (e[j] = exp((double)scores[j] - 1001.0));
+    for (int j = 0; j < 4; j++) ref += e[j] / den * vals[j];
+    ck_assert_double_eq_tol(acc / l, ref, 1e-6);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("cpu_backend");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_attention_matches_textbook_softmax_gqa_packed);
+    tcase_add_test(tc, test_rmsnorm_matches_reference);
+    tcase_add_test(tc, test_gemm_is_hf_linear);
+    tcase_add_test(tc, test_swiglu_and_add);
+    tcase_add_test(tc, test_rope_rotate_half_convention);
+    tcase_add_test(tc, test_pool_last_and_mean);
+    tcase_add_test(tc, test_embed_rejects_out_of_vocab);
+    tcase_add_test(tc, test_softmax_step_is_stable_for_large_scores);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
