@@ -2,7 +2,9 @@
  *
  * Everything runs on one stream per backend, in order; upload/download/sync wait for it, so the
  * caller sees the same synchronous semantics as the CPU backend. Weights stay in their stored
- * dtype (bf16/f16/f32). The non-GEMM kernels live in cuda_kernels.cu. */
+ * dtype (bf16/f16/f32). The non-GEMM kernels live in cuda_kernels.cu. The device is made current
+ * once, in create: use a backend from the thread that created it (the CUDA current device is
+ * per thread). */
 #include "cuda_impl.h"
 
 #include <stdio.h>
