@@ -89,7 +89,10 @@ int ch_backend_cpu_create(int threads, ch_backend **out);
 /* CH_EUNSUPPORTED with the reason when CUDA support is not compiled in or no GPU is usable.
  * device < 0: pick by node-local rank. */
 int ch_backend_cuda_create(int device, ch_backend **out);
-/* name: "cpu", "cuda" or "auto" (cuda when available, else cpu). */
+/* name: "cpu", "cuda" or "auto" (cuda when ch_backend_cuda_create succeeds, cpu when it reports
+ * CH_EUNSUPPORTED; any other CUDA failure is returned). NULL or "": $CAPHEADS_BACKEND, else auto.
+ * CUDA device choice: the node-local rank from OMPI_COMM_WORLD_LOCAL_RANK / MPI_LOCALRANKID /
+ * SLURM_LOCALID modulo the visible devices. upload/download are synchronous on both backends. */
 int ch_backend_create(const char *name, int threads, ch_backend **out);
 static inline void ch_backend_destroy(ch_backend *be) {
     if (be) be->destroy(be);

@@ -1,0 +1,501 @@
+/* test_cuda_backend.c - every primitive of the CUDA backend against the CPU backend (and, for
+ * GEMM and attention, against a double-precision loop in this file) on fresh random inputs.
+ *
+ * Needs a GPU: without one it prints "SKIP: no usable GPU: <reason>" and exits 77, which ctest
+ * reports as skipped. The seed is printed; CH_TEST_SEED=<n> replays a run. Check runs in
+ * no-fork mode: a CUDA context does not survive fork(). */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend.h"
+#include "err.h"
+
+static ch_backend *cpu, *gpu;
+static const char *dtn(ch_dtype dt) {
+    return dt == CH_DT_BF16 ? "bf16" : dt == CH_DT_F16 ? "f16" : "f32";
+}
+static uint64_t rng;
+
+static float frand(void) { /* uniform in [-1, 1), xorshift64* */
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return (float)((rng * 2685821657736338717ull) >> 40) / 8388608.0f - 1.0f;
+}
+static void fill(float *x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++)
+        x[i] = frand() * scale;
+}
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+#define OK(call) ck_assert_msg((call) == 0, "%s: %s", #call, ch_err_msg())
+
+static void *to_dev(ch_backend *be, const void *h, size_t bytes) {
+    void *d = NULL;
+    OK(be->alloc(be, bytes, &d));
+    if (h) OK(be->upload(be, d, h, bytes));
+    return d;
+}
+static void from_dev(ch_backend *be, void *h, const void *d, size_t bytes) {
+    OK(be->sync(be));
+    OK(be->download(be, h, d, bytes));
+}
+
+/* A weight of dtype dt made from f32 values (rounded to dt; vals is overwritten with what the
+ * weight really holds, so references see the same numbers). cols == 0: a vector. */
+static void make_weight(ch_backend *be, ch_dtype dt, int64_t rows, int64_t cols, float *vals,
+                        ch_weight *w) {
+    size_t n = (size_t)rows * (size_t)(cols ? cols : 1), es = dt == CH_DT_F32 ? 4 : 2;
+    uint16_t *h16 = xmalloc(n * 2);
+    for (size_t i = 0; i < n; i++) {
+        if (dt == CH_DT_BF16) vals[i] = ch_bf16_to_f32(h16[i] = ch_f32_to_bf16(vals[i]));
+        if (dt == CH_DT_F16) vals[i] = ch_f16_to_f32(h16[i] = ch_f32_to_f16(vals[i]));
+    }
+    ch_st_tensor t;
+    memset(&t, 0, sizeof t);
+    t.name = "test.weight";
+    t.file = "test";
+    t.dtype = dt;
+    t.ndim = cols ? 2 : 1;
+    t.shape[0] = rows;
+    t.shape[1] = cols;
+    t.nbytes = n * es;
+    t.data = dt == CH_DT_F32 ? (const void *)vals : (const void *)h16;
+    OK(be->load_weight(be, &t, w));
+    free(h16);
+}
+
+/* |got - ref| <= atol + rtol |ref| everywhere; the first violation is reported. */
+static void assert_close(const char *what, const float *ref, const float *got, size_t n,
+                         double rtol, double atol) {
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        ck_assert_msg(d <= atol + rtol * fabs(ref[i]) && !isnan(got[i]),
+                      "%s: element %zu: cuda %.9g vs reference %.9g (|diff| %.3g)", what, i, got[i],
+                      ref[i], d);
+    }
+}
+
+/* ---- GEMM ----------------------------------------------------------------------------------- */
+
+static void check_gemm(ch_dtype dt, int ta, int tb, double rel) {
+    const int m = 37, n = 23, k = 70, lda = (ta ? k : m) + 3, ldb = (tb ? n : k) + 2, ldc = m + 1;
+    const float alpha = 0.75f, beta = 0.5f;
+    int acols = ta ? m : k, bcols = tb ? k : n;
+    float *a = xmalloc(sizeof(float) * lda * acols), *b = xmalloc(sizeof(float) * ldb * bcols);
+    float *c0 = xmalloc(sizeof(float) * ldc * n), *cc = xmalloc(sizeof(float) * ldc * n),
+          *cg = xmalloc(sizeof(float) * ldc * n);
+    fill(a, (size_t)lda * acols, 1.0f);
+    fill(b, (size_t)ldb * bcols, 2.0f);
+    fill(c0, (size_t)ldc * n, 1.0f);
+    ch_weight wc, wg;
+    float *a2 = xmalloc(sizeof(float) * lda * acols);
+    memcpy(a2, a, sizeof(float) * lda * acols);
+    make_weight(cpu, dt, acols, lda, a,
+                &wc); /* row-major [acols, lda] = column-major lda x acols */
+    make_weight(gpu, dt, acols, lda, a2, &wg);
+    ch_backend *be[2] = {cpu, gpu};
+    float *res[2] = {cc, cg};
+    ch_weight *w[2] = {&wc, &wg};
+    for (int i = 0; i < 2; i++) {
+        float *db = to_dev(be[i], b, sizeof(float) * ldb * bcols);
+        float *dc = to_dev(be[i], c0, sizeof(float) * ldc * n);
+        OK(be[i]->gemm(be[i], ta, tb, m, n, k, alpha, w[i], lda, db, ldb, beta, dc, ldc));
+        from_dev(be[i], res[i], dc, sizeof(float) * ldc * n);
+        be[i]->free(be[i], db);
+        be[i]->free(be[i], dc);
+        be[i]->free_weight(be[i], w[i]);
+    }
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            double exact = 0, mag = 0;
+            for (int l = 0; l < k; l++) {
+                double av = ta ? a[l + (size_t)i * lda] : a[i + (size_t)l * lda];
+                float bf = tb ? b[j + (size_t)l * ldb] : b[l + (size_t)j * ldb];
+                /* the documented contract: B is rounded to A's 16-bit type, products summed in
+                 * f32; so the exact result of the rounded operands is met to f32 accuracy */
+                if (dt == CH_DT_BF16) bf = ch_bf16_to_f32(ch_f32_to_bf16(bf));
+                if (dt == CH_DT_F16) bf = ch_f16_to_f32(ch_f32_to_f16(bf));
+                exact += av * bf;
+                mag += fabs(av * bf);
+            }
+            exact = alpha * exact + beta * c0[i + (size_t)j * ldc];
+            mag = fabs(alpha) * mag + fabs(beta * c0[i + (size_t)j * ldc]);
+            double bound = 1e-5 * mag + 1e-6;
+            size_t o = i + (size_t)j * ldc;
+            ck_assert_msg(fabs(cg[o] - exact) <= bound,
+                          "gemm %s ta=%d tb=%d C(%d,%d): cuda %.9g exact %.9g bound %.3g", dtn(dt),
+                          ta, tb, i, j, cg[o], exact, bound);
+            /* against the CPU (f32 activations): within the rounding of B, rel * sum |a b| */
+            bound += rel * mag;
+            ck_assert_msg(fabs(cg[o] - cc[o]) <= bound + 1e-5 * mag,
+                          "gemm %s ta=%d tb=%d C(%d,%d): cuda %.9g cpu %.9g", dtn(dt), ta, tb, i, j,
+                          cg[o], cc[o]);
+        }
+    /* padding rows of C (ldc > m) are untouched */
+    for (int j = 0; j < n; j++)
+        ck_assert_float_eq(cg[m + (size_t)j * ldc], c0[m + (size_t)j * ldc]);
+    free(a), free(a2), free(b), free(c0), free(cc), free(cg);
+}
+
+START_TEST(test_gemm_f32_all_transposes_match) {
+    for (int t = 0; t < 4; t++)
+        check_gemm(CH_DT_F32, t & 1, t >> 1, 0.0);
+}
+END_TEST
+START_TEST(test_gemm_bf16_within_bf16_rounding_of_b) {
+    for (int t = 0; t < 4; t++)
+        check_gemm(CH_DT_BF16, t & 1, t >> 1, 1.0 / 256);
+}
+END_TEST
+START_TEST(test_gemm_f16_within_f16_rounding_of_b) {
+    for (int t = 0; t < 4; t++)
+        check_gemm(CH_DT_F16, t & 1, t >> 1, 1.0 / 1024);
+}
+END_TEST
+
+/* ---- elementwise and row ops ------------------------------------------------------------------
+ */
+
+/* Run op on both backends over one f32 buffer of n floats (in place) and compare. */
+typedef void (*inplace_op)(ch_backend *be, float *x, void *ctx);
+static void both_inplace(const char *what, size_t n, float scale, inplace_op op, void *ctx[2],
+                         double rtol, double atol) {
+    float *x = xmalloc(n * 4), *rc = xmalloc(n * 4), *rg = xmalloc(n * 4);
+    fill(x, n, scale);
+    ch_backend *be[2] = {cpu, gpu};
+    float *res[2] = {rc, rg};
+    for (int i = 0; i < 2; i++) {
+        float *d = to_dev(be[i], x, n * 4);
+        op(be[i], d, ctx[i]);
+        from_dev(be[i], res[i], d, n * 4);
+        be[i]->free(be[i], d);
+    }
+    assert_close(what, rc, rg, n, rtol, atol);
+    free(x), free(rc), free(rg);
+}
+
+START_TEST(test_embed_bf16_rows_are_exact) {
+    const int vocab = 50, d = 24, ntok = 13;
+    float *tab = xmalloc(4 * vocab * d), *tab2 = xmalloc(4 * vocab * d);
+    fill(tab, (size_t)vocab * d, 3.0f);
+    memcpy(tab2, tab, 4 * vocab * d);
+    int32_t ids[13];
+    for (int t = 0; t < ntok; t++)
+        ids[t] = (int32_t)((frand() + 1.0f) * 0.5f * vocab) % vocab;
+    ids[0] = vocab - 1;
+    ch_weight wc, wg;
+    make_weight(cpu, CH_DT_BF16, vocab, d, tab, &wc);
+    make_weight(gpu, CH_DT_BF16, vocab, d, tab2, &wg);
+    float rc[13 * 24], rg[13 * 24];
+    ch_backend *be[2] = {cpu, gpu};
+    ch_weight *w[2] = {&wc, &wg};
+    float *res[2] = {rc, rg};
+    for (int i = 0; i < 2; i++) {
+        int32_t *dids = to_dev(be[i], ids, sizeof ids);
+        float *dx = to_dev(be[i], NULL, sizeof rc);
+        OK(be[i]->embed(be[i], w[i], dids, ntok, dx));
+        from_dev(be[i], res[i], dx, sizeof rc);
+        be[i]->free(be[i], dids), be[i]->free(be[i], dx), be[i]->free_weight(be[i], w[i]);
+    }
+    assert_close("embed", rc, rg, (size_t)ntok * d, 0, 0);
+    for (int t = 0; t < ntok; t++)
+        assert_close("embed vs table", tab + (size_t)ids[t] * d, rg + t * d, d, 0, 0);
+    free(tab), free(tab2);
+}
+END_TEST
+
+typedef struct {
+    ch_weight w;
+    int ntok, d;
+    float eps;
+} rowop;
+static void do_bias(ch_backend *be, float *x, void *c) {
+    rowop *r = c;
+    OK(be->add_bias(be, x, &r->w, r->ntok, r->d));
+}
+static void do_rms(ch_backend *be, float *x, void *c) {
+    rowop *r = c;
+    OK(be->rmsnorm(be, x, &r->w, r->ntok, r->d, r->eps, x)); /* in place, as the model uses it */
+}
+static void row_test(const char *what, inplace_op op, int d, ch_dtype dt, float scale,
+                     double rtol) {
+    const int ntok = 6;
+    float *w = xmalloc(4 * d), *w2 = xmalloc(4 * d);
+    fill(w, d, 1.5f);
+    memcpy(w2, w, 4 * d);
+    rowop rc = {.ntok = ntok, .d = d, .eps = 1e-5f}, rg = rc;
+    make_weight(cpu, dt, d, 0, w, &rc.w);
+    make_weight(gpu, dt, d, 0, w2, &rg.w);
+    void *ctx[2] = {&rc, &rg};
+    both_inplace(what, (size_t)ntok * d, scale, op, ctx, rtol, 1e-6);
+    cpu->free_weight(cpu, &rc.w);
+    gpu->free_weight(gpu, &rg.w);
+    free(w), free(w2);
+}
+START_TEST(test_add_bias_bf16_matches) {
+    row_test("add_bias", do_bias, 300, CH_DT_BF16, 4.0f, 1e-6);
+}
+END_TEST
+START_TEST(test_rmsnorm_in_place_matches_for_odd_width) {
+    row_test("rmsnorm bf16", do_rms, 300, CH_DT_BF16, 4.0f, 1e-5);
+    row_test("rmsnorm f32", do_rms, 4096 + 7, CH_DT_F32, 4.0f, 1e-5);
+    /* inputs so small that eps weighs in the mean square */
+    row_test("rmsnorm small", do_rms, 512, CH_DT_BF16, 0.005f, 1e-5);
+}
+END_TEST
+
+typedef struct {
+    size_t n;
+    float *y;
+} pairop;
+static void do_swiglu(ch_backend *be, float *x, void *c) {
+    pairop *p = c;
+    OK(be->swiglu(be, x, p->y, p->n));
+}
+static void do_add(ch_backend *be, float *x, void *c) {
+    pairop *p = c;
+    OK(be->add(be, x, p->y, p->n));
+}
+static void pair_test(const char *what, inplace_op op) {
+    const size_t n = 1001;
+    float y[1001];
+    fill(y, n, 5.0f);
+    pairop pc = {n, to_dev(cpu, y, sizeof y)}, pg = {n, to_dev(gpu, y, sizeof y)};
+    void *ctx[2] = {&pc, &pg};
+    both_inplace(what, n, 8.0f, op, ctx, 1e-6, 1e-7);
+    cpu->free(cpu, pc.y);
+    gpu->free(gpu, pg.y);
+}
+START_TEST(test_swiglu_matches) { pair_test("swiglu", do_swiglu); }
+END_TEST
+START_TEST(test_add_matches) { pair_test("add", do_add); }
+END_TEST
+
+typedef struct {
+    int ntok, nh, hd;
+    int32_t *pos;
+    float *inv;
+} ropeop;
+static void do_rope(ch_backend *be, float *x, void *c) {
+    ropeop *r = c;
+    OK(be->rope(be, x, r->ntok, r->nh, r->hd, r->pos, r->inv));
+}
+START_TEST(test_rope_llama3_matches_at_far_positions) {
+    const int ntok = 9, nh = 3, hd = 64;
+    ch_rope_params rp = {.theta = 500000.0f,
+                         .head_dim = hd,
+                         .llama3 = 1,
+                         .factor = 8.0f,
+                         .low_freq_factor = 1.0f,
+                         .high_freq_factor = 4.0f,
+                         .orig_max_pos = 8192.0f};
+    float inv[32];
+    for (int i = 0; i < hd / 2; i++)
+        inv[i] = ch_rope_inv_freq(i, &rp);
+    int32_t pos[9] = {0, 1, 2, 17, 255, 4096, 8191, 65000, 131071};
+    ropeop rc = {ntok, nh, hd, to_dev(cpu, pos, sizeof pos), to_dev(cpu, inv, sizeof inv)};
+    ropeop rg = {ntok, nh, hd, to_dev(gpu, pos, sizeof pos), to_dev(gpu, inv, sizeof inv)};
+    void *ctx[2] = {&rc, &rg};
+    /* cosf/sinf of the same f32 angle differ by an ulp or two between libm and CUDA */
+    both_inplace("rope", (size_t)ntok * nh * hd, 2.0f, do_rope, ctx, 1e-5, 1e-5);
+    cpu->free(cpu, rc.pos), cpu->free(cpu, rc.inv), gpu->free(gpu, rg.pos), gpu->free(gpu, rg.inv);
+}
+END_TEST
+
+/* ---- packed sequences: pool and attention ------------------------------------------------------
+ */
+
+typedef struct {
+    ch_seqs s;
+    int *start_d;
+    int32_t *pos_d;
+} devseqs;
+static void seqs_on(ch_backend *be, const int *start, int nseq, const int32_t *pos, devseqs *o) {
+    o->s.nseq = nseq;
+    o->s.ntok = start[nseq];
+    o->s.max_len = 0;
+    for (int i = 0; i < nseq; i++)
+        if (start[i + 1] - start[i] > o->s.max_len) o->s.max_len = start[i + 1] - start[i];
+    o->s.start = start;
+    o->start_d = to_dev(be, start, sizeof(int) * (nseq + 1));
+    o->pos_d = to_dev(be, pos, sizeof(int32_t) * start[nseq]);
+    o->s.start_dev = o->start_d;
+    o->s.pos_dev = o->pos_d;
+}
+static void seqs_free(ch_backend *be, devseqs *o) {
+    be->free(be, o->start_d);
+    be->free(be, o->pos_d);
+}
+static int32_t *positions(const int *start, int nseq) {
+    int32_t *p = xmalloc(sizeof(int32_t) * start[nseq]);
+    for (int s = 0; s < nseq; s++)
+        for (int t = start[s]; t < start[s + 1]; t++)
+            p[t] = t - start[s];
+    return p;
+}
+
+START_TEST(test_pool_last_and_mean_match) {
+    const int start[5] = {0, 1, 8, 11, 31}, nseq = 4, width = 50, ntok = 31;
+    int32_t *pos = positions(start, nseq);
+    float *x = xmalloc(4 * ntok * width), rc[4 * 50], rg[4 * 50];
+    fill(x, (size_t)ntok * width, 3.0f);
+    for (int mode = 0; mode < 2; mode++) {
+        ch_backend *be[2] = {cpu, gpu};
+        float *res[2] = {rc, rg};
+        for (int i = 0; i < 2; i++) {
+            devseqs ds;
+            seqs_on(be[i], start, nseq, pos, &ds);
+            float *dx = to_dev(be[i], x, 4 * ntok * width), *dout = to_dev(be[i], NULL, sizeof rc);
+            OK(be[i]->pool(be[i], dx, width, &ds.s, (ch_pool)mode, dout));
+            from_dev(be[i], res[i], dout, sizeof rc);
+            be[i]->free(be[i], dx), be[i]->free(be[i], dout), seqs_free(be[i], &ds);
+        }
+        assert_close(mode ? "pool mean" : "pool last", rc, rg, (size_t)nseq * width, 1e-6, 1e-6);
+        if (mode == CH_POOL_LAST) /* independent of the CPU backend: row 30 ends sequence 3 */
+            assert_close("pool last is the last row", x + (size_t)30 * width, rg + 3 * width,
+                         width, 0, 0);
+    }
+    free(x), free(pos);
+}
+END_TEST
+
+/* Causal GQA attention in double, one query at a time (independent of ops_math.h). */
+static void attention_ref(const float *q, const float *k, const float *v, const int *start,
+                          int nseq, int nq, int nkv, int D, float scale, float *out) {
+    double *sc = xmalloc(sizeof(double) * start[nseq]);
+    for (int s = 0; s < nseq; s++)
+        for (int i = start[s]; i < start[s + 1]; i++)
+            for (int h = 0; h < nq; h++) {
+                int hk = h / (nq / nkv);
+                double mx = -INFINITY, den = 0;
+                for (int j = start[s]; j <= i; j++) {
+                    double d = 0;
+                    for (int e = 0; e < D; e++)
+                        d += (double)q[(size_t)i * nq * D + h * D + e] *
+                             k[(size_t)j * nkv * D + hk * D + e];
+                    sc[j] = d * scale;
+                    if (sc[j] > mx) mx = sc[j];
+                }
+                for (int j = start[s]; j <= i; j++)
+                    den += exp(sc[j] - mx);
+                for (int e = 0; e < D; e++) {
+                    double acc = 0;
+                    for (int j = start[s]; j <= i; j++)
+                        acc += exp(sc[j] - mx) * v[(size_t)j * nkv * D + hk * D + e];
+                    out[(size_t)i * nq * D + h * D + e] = (float)(acc / den);
+                }
+            }
+    free(sc);
+}
+
+static void check_attention(const int *start, int nseq, int nq, int nkv, int D) {
+    int ntok = start[nseq];
+    size_t nqe = (size_t)ntok * nq * D, nke = (size_t)ntok * nkv * D;
+    float *q = xmalloc(4 * nqe), *k = xmalloc(4 * nke), *v = xmalloc(4 * nke);
+    float *ref = xmalloc(4 * nqe), *rc = xmalloc(4 * nqe), *rg = xmalloc(4 * nqe);
+    fill(q, nqe, 2.0f), fill(k, nke, 2.0f), fill(v, nke, 1.0f);
+    float scale = 1.0f / sqrtf((float)D);
+    int32_t *pos = positions(start, nseq);
+    attention_ref(q, k, v, start, nseq, nq, nkv, D, scale, ref);
+    ch_backend *be[2] = {cpu, gpu};
+    float *res[2] = {rc, rg};
+    for (int i = 0; i < 2; i++) {
+        devseqs ds;
+        seqs_on(be[i], start, nseq, pos, &ds);
+        float *dq = to_dev(be[i], q, 4 * nqe), *dk = to_dev(be[i], k, 4 * nke);
+        float *dv = to_dev(be[i], v, 4 * nke), *dout = to_dev(be[i], NULL, 4 * nqe);
+        OK(be[i]->attention(be[i], dq, dk, dv, &ds.s, nq, nkv, D, scale, dout));
+        from_dev(be[i], res[i], dout, 4 * nqe);
+        be[i]->free(be[i], dq), be[i]->free(be[i], dk), be[i]->free(be[i], dv);
+        be[i]->free(be[i], dout), seqs_free(be[i], &ds);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "attention nq=%d nkv=%d D=%d vs double", nq, nkv, D);
+    assert_close(what, ref, rg, nqe, 1e-4, 2e-5);
+    snprintf(what, sizeof what, "attention nq=%d nkv=%d D=%d vs cpu", nq, nkv, D);
+    assert_close(what, rc, rg, nqe, 1e-4, 2e-5);
+    free(q), free(k), free(v), free(ref), free(rc), free(rg), free(pos);
+}
+
+START_TEST(test_attention_gqa_packed_varlen_matches) {
+    const int start[6] = {0, 1, 18, 58, 63, 96};
+    check_attention(start, 5, 8, 2, 64);
+}
+END_TEST
+START_TEST(test_attention_head_dim_128_spans_key_tiles) {
+    const int start[3] = {0, 70, 73};
+    check_attention(start, 2, 4, 4, 128);
+}
+END_TEST
+START_TEST(test_attention_head_dim_not_multiple_of_32) {
+    const int start[3] = {0, 5, 45};
+    check_attention(start, 2, 6, 3, 80);
+}
+END_TEST
+
+START_TEST(test_gpu_oom_names_size_and_free_memory) {
+    void *p = NULL;
+    ck_assert_int_eq(gpu->alloc(gpu, (size_t)1 << 50, &p), CH_ENOMEM);
+    ck_assert_msg(strstr(ch_err_msg(), "free of") && strstr(ch_err_msg(), "--batch-tokens") &&
+                      strstr(ch_err_msg(), "1125899906842624"),
+                  "message: %s", ch_err_msg());
+    /* the backend is still usable afterwards */
+    float h = 3.5f, back = 0;
+    float *d = to_dev(gpu, &h, 4);
+    from_dev(gpu, &back, d, 4);
+    ck_assert_float_eq(back, h);
+    gpu->free(gpu, d);
+}
+END_TEST
+
+int main(void) {
+    if (ch_backend_cuda_create(-1, &gpu)) {
+        printf("SKIP: no usable GPU: %s\n", ch_err_msg());
+        return 77;
+    }
+    if (ch_backend_cpu_create(1, &cpu)) {
+        fprintf(stderr, "cpu backend: %s\n", ch_err_msg());
+        return EXIT_FAILURE;
+    }
+    const char *seed = getenv("CH_TEST_SEED");
+    rng = seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
+    if (!rng) rng = 88172645463325252ull;
+    printf("CH_TEST_SEED=%llu\n", (unsigned long long)rng);
+
+    Suite *s = suite_create("cuda_backend");
+    TCase *tc = tcase_create("vs_cpu");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_gemm_f32_all_transposes_match);
+    tcase_add_test(tc, test_gemm_bf16_within_bf16_rounding_of_b);
+    tcase_add_test(tc, test_gemm_f16_within_f16_rounding_of_b);
+    tcase_add_test(tc, test_embed_bf16_rows_are_exact);
+    tcase_add_test(tc, test_add_bias_bf16_matches);
+    tcase_add_test(tc, test_rmsnorm_in_place_matches_for_odd_width);
+    tcase_add_test(tc, test_swiglu_matches);
+    tcase_add_test(tc, test_add_matches);
+    tcase_add_test(tc, test_rope_llama3_matches_at_far_positions);
+    tcase_add_test(tc, test_pool_last_and_mean_match);
+    tcase_add_test(tc, test_attention_gqa_packed_varlen_matches);
+    tcase_add_test(tc, test_attention_head_dim_128_spans_key_tiles);
+    tcase_add_test(tc, test_attention_head_dim_not_multiple_of_32);
+    tcase_add_test(tc, test_gpu_oom_names_size_and_free_memory);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    ch_backend_destroy(gpu);
+    ch_backend_destroy(cpu);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
