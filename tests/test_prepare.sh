@@ -59,6 +59,18 @@ if [ -d "$D/mmlu/data/val" ]; then
   real_case less "$D/less"
 fi
 
+# the demo corpora script (what the demo runs) works and gives balanced, complete files
+if [ -d "$D/less" ]; then
+  CAPHEADS=$CAPHEADS bash "$SRC/scripts/make-demo-data.sh" "$T/demo" >"$T/log" 2>&1 || fail "make-demo-data.sh: $(cat "$T/log")"
+  for f in probeset:300 tasks:149 pool:300; do
+    n=$(wc -l <"$T/demo/${f%%:*}.jsonl" 2>/dev/null)
+    [ "$n" = "${f##*:}" ] || fail "make-demo-data.sh: ${f%%:*}.jsonl has $n records, expected ${f##*:}"
+  done
+  (cd "$SRC" && $CHECK probeset "$T/demo/probeset.jsonl" math="$T/demo/parts/math.jsonl" reading="$T/demo/parts/reading.jsonl" \
+     commonsense="$T/demo/parts/commonsense.jsonl" science="$T/demo/parts/science.jsonl" \
+     professional="$T/demo/parts/professional.jsonl" --seed 1 >"$T/clog") || fail "demo probeset: $(cat "$T/clog")"
+fi
+
 # ---- bad input: message names file and place, exit != 0, no output -------------------------
 # bad EXPECTED-SUBSTRING FORMAT ARGS...
 bad() {
