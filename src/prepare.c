@@ -43,7 +43,8 @@ static int out_open(ch_prep_out *w, const char *path) {
     if ((size_t)snprintf(w->tmp, sizeof w->tmp, "%s.tmp.XXXXXX", path) >= sizeof w->tmp)
         CH_FAIL(CH_EARG, "output path too long: %s", path);
     int fd = mkstemp(w->tmp);
-    if (fd < 0) CH_FAIL(CH_EIO, "%s: cannot create a temporary file next to it: %s", path, strerror(errno));
+    if (fd < 0)
+        CH_FAIL(CH_EIO, "%s: cannot create a temporary file next to it: %s", path, strerror(errno));
     w->f = fdopen(fd, "w");
     if (!w->f) {
         close(fd);
@@ -54,7 +55,8 @@ static int out_open(ch_prep_out *w, const char *path) {
 }
 
 static void out_free(ch_prep_out *w) {
-    for (long i = 0; i < w->n; i++) free(w->ids[i]);
+    for (long i = 0; i < w->n; i++)
+        free(w->ids[i]);
     free(w->ids);
     w->ids = NULL;
     w->n = 0;
@@ -164,7 +166,8 @@ static int convert_path(ch_prep_out *w, const ch_prepare_opts *o, const ch_prep_
             if (!p) CH_FAIL_GOTO(done, CH_ENOMEM, "out of memory listing %s", path);
             names = p;
         }
-        if (!(names[n] = malloc(strlen(path) + l + 2))) CH_FAIL_GOTO(done, CH_ENOMEM, "out of memory");
+        if (!(names[n] = malloc(strlen(path) + l + 2)))
+            CH_FAIL_GOTO(done, CH_ENOMEM, "out of memory");
         sprintf(names[n++], "%s/%s", path, e->d_name);
     }
     if (n == 0) CH_FAIL_GOTO(done, CH_EARG, "%s: no *%s files in this directory", path, fmt->ext);
@@ -176,7 +179,8 @@ static int convert_path(ch_prep_out *w, const ch_prepare_opts *o, const ch_prep_
     }
 done:
     closedir(d);
-    for (size_t i = 0; i < n; i++) free(names[i]);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
     free(names);
     return rc;
 }
@@ -195,7 +199,8 @@ static uint64_t mix64(uint64_t z) { /* splitmix64 finaliser */
 
 static uint64_t fnv1a64(const char *s) {
     uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
     return h;
 }
 
@@ -254,10 +259,14 @@ static int read_probe_file(const ch_prepare_opts *o, const char *path, int cap, 
         const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(obj, "messages");
         const cJSON *label = cJSON_GetObjectItemCaseSensitive(obj, "label");
         const char *why = NULL;
-        if (!cJSON_IsObject(obj)) why = "expected a JSON object";
-        else if (!cJSON_IsString(id) || !id->valuestring[0]) why = "missing 'id' (not a prepared file?)";
-        else if (!cJSON_IsString(text) && !cJSON_IsArray(msgs)) why = "missing 'text' or 'messages'";
-        else if (label && (!cJSON_IsString(label) || strcmp(label->valuestring, ch_prep_capabilities[cap])))
+        if (!cJSON_IsObject(obj))
+            why = "expected a JSON object";
+        else if (!cJSON_IsString(id) || !id->valuestring[0])
+            why = "missing 'id' (not a prepared file?)";
+        else if (!cJSON_IsString(text) && !cJSON_IsArray(msgs))
+            why = "missing 'text' or 'messages'";
+        else if (label &&
+                 (!cJSON_IsString(label) || strcmp(label->valuestring, ch_prep_capabilities[cap])))
             why = "record carries another label than the class it is given for";
         if (why) {
             cJSON_Delete(obj);
@@ -306,18 +315,22 @@ static int run_probeset(const ch_prepare_opts *o, long *written, long *per_class
     }
     int ncls = 0;
     long m = -1;
-    for (long i = 0; i < n; i++) count[items[i].cap]++;
+    for (long i = 0; i < n; i++)
+        count[items[i].cap]++;
     for (int c = 0; c < 5; c++) {
         if (!present[c]) continue;
         ncls++;
-        if (count[c] == 0) CH_FAIL_GOTO(done, CH_EFORMAT, "probeset: class %s has no records", ch_prep_capabilities[c]);
+        if (count[c] == 0)
+            CH_FAIL_GOTO(done, CH_EFORMAT, "probeset: class %s has no records",
+                         ch_prep_capabilities[c]);
         if (m < 0 || count[c] < m) m = count[c];
     }
     if (ncls < 2) CH_FAIL_GOTO(done, CH_EARG, "probeset: give at least two classes as CAP=FILE");
     if (o->per_class >= 0) {
         for (int c = 0; c < 5; c++)
             if (present[c] && count[c] < o->per_class)
-                CH_FAIL_GOTO(done, CH_EARG, "probeset: --per-class %ld but class %s has only %ld records",
+                CH_FAIL_GOTO(done, CH_EARG,
+                             "probeset: --per-class %ld but class %s has only %ld records",
                              o->per_class, ch_prep_capabilities[c], count[c]);
         m = o->per_class;
     }
@@ -341,7 +354,8 @@ static int run_probeset(const ch_prepare_opts *o, long *written, long *per_class
     rc = out_commit(&w);
 done:
     if (opened) out_abort(&w);
-    for (long i = 0; i < n; i++) cJSON_Delete(items[i].rec);
+    for (long i = 0; i < n; i++)
+        cJSON_Delete(items[i].rec);
     free(items);
     return rc;
 }
@@ -351,7 +365,8 @@ done:
 static void usage(FILE *f) {
     fprintf(f,
             "usage: capheads prepare FORMAT SRC... --output FILE.jsonl [options]\n"
-            "       capheads prepare probeset CAP=FILE... --output FILE.jsonl [--seed S] [--per-class N]\n\n"
+            "       capheads prepare probeset CAP=FILE... --output FILE.jsonl [--seed S] "
+            "[--per-class N]\n\n"
             "Convert a dataset's original format into capheads' JSONL records, one per line:\n"
             "  {\"id\", \"text\" | \"messages\", \"label\"?, \"task\"?, \"meta\"?}\n"
             "ids are DATASET/FILE-STEM/INDEX (INDEX counts the records of one file from 0).\n"
@@ -362,23 +377,24 @@ static void usage(FILE *f) {
         fprintf(f, "  %-8s %s (label: %s%s%s)\n", p->name, p->help, p->label ? p->label : "none",
                 p->cue ? ", cue: " : "", p->cue ? p->cue : "");
     }
-    fprintf(f,
-            "  %-8s the balanced probing set from prepared files given as CAP=FILE (CAP: math,\n"
-            "           reading, commonsense, science, professional; repeat a CAP for more files);\n"
-            "           records get label CAP; every class gets the same count (the smallest, or\n"
-            "           --per-class N); order and choice depend only on --seed and the ids\n\n"
-            "options:\n"
-            "  -o, --output FILE  where to write (via a temporary file renamed at the end)\n"
-            "  --label CAP        set the label of every record ('' for none); e.g. `prepare mmlu\n"
-            "                     --label professional` for the professional-expertise class\n"
-            "  --task NAME        set the task of every record ('' for none)\n"
-            "  --cue TEXT         line appended to each text ('' for none; default per format above);\n"
-            "                     not for less\n"
-            "  --limit N          take at most the first N records of each source file\n"
-            "  --seed S           probeset: selection and order seed (default 0)\n"
-            "  --per-class N      probeset: records per class (default: the smallest class)\n"
-            "  -h, --help         this text\n",
-            "probeset");
+    fprintf(
+        f,
+        "  %-8s the balanced probing set from prepared files given as CAP=FILE (CAP: math,\n"
+        "           reading, commonsense, science, professional; repeat a CAP for more files);\n"
+        "           records get label CAP; every class gets the same count (the smallest, or\n"
+        "           --per-class N); order and choice depend only on --seed and the ids\n\n"
+        "options:\n"
+        "  -o, --output FILE  where to write (via a temporary file renamed at the end)\n"
+        "  --label CAP        set the label of every record ('' for none); e.g. `prepare mmlu\n"
+        "                     --label professional` for the professional-expertise class\n"
+        "  --task NAME        set the task of every record ('' for none)\n"
+        "  --cue TEXT         line appended to each text ('' for none; default per format above);\n"
+        "                     not for less\n"
+        "  --limit N          take at most the first N records of each source file\n"
+        "  --seed S           probeset: selection and order seed (default 0)\n"
+        "  --per-class N      probeset: records per class (default: the smallest class)\n"
+        "  -h, --help         this text\n",
+        "probeset");
 }
 
 static int parse_long(const char *opt, const char *s, long *out) {
@@ -402,11 +418,16 @@ int ch_cmd_prepare(int argc, char **argv, MPI_Comm comm) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         long v;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) help = 1;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) o.output = val, i++;
-        else if (!strcmp(a, "--label")) o.label = val, i++;
-        else if (!strcmp(a, "--task")) o.task = val, i++;
-        else if (!strcmp(a, "--cue")) o.cue = val, i++;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+            help = 1;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output"))
+            o.output = val, i++;
+        else if (!strcmp(a, "--label"))
+            o.label = val, i++;
+        else if (!strcmp(a, "--task"))
+            o.task = val, i++;
+        else if (!strcmp(a, "--cue"))
+            o.cue = val, i++;
         else if (!strcmp(a, "--limit")) {
             CH_TRY_GOTO(parse_long(a, val, &o.limit), done);
             i++;
@@ -417,8 +438,10 @@ int ch_cmd_prepare(int argc, char **argv, MPI_Comm comm) {
             CH_TRY_GOTO(parse_long(a, val, &v), done);
             o.seed = (uint64_t)v;
             i++;
-        } else if (a[0] == '-' && a[1]) CH_FAIL_GOTO(done, CH_EARG, "unknown option '%s' (see --help)", a);
-        else pos[npos++] = argv[i];
+        } else if (a[0] == '-' && a[1])
+            CH_FAIL_GOTO(done, CH_EARG, "unknown option '%s' (see --help)", a);
+        else
+            pos[npos++] = argv[i];
         if (i >= argc) CH_FAIL_GOTO(done, CH_EARG, "%s needs a value", a);
     }
     if (help) {
@@ -461,10 +484,13 @@ int ch_cmd_prepare(int argc, char **argv, MPI_Comm comm) {
         } else {
             ch_prep_out w;
             rc = out_open(&w, o.output);
-            for (int i = 0; !rc && i < o.nsrcs; i++) rc = convert_path(&w, &o, fmt, o.srcs[i]);
+            for (int i = 0; !rc && i < o.nsrcs; i++)
+                rc = convert_path(&w, &o, fmt, o.srcs[i]);
             long n = w.n;
-            if (!rc) rc = out_commit(&w);
-            else if (w.f) out_abort(&w);
+            if (!rc)
+                rc = out_commit(&w);
+            else if (w.f)
+                out_abort(&w);
             if (!rc) printf("prepare %s: %ld records -> %s\n", o.format, n, o.output);
         }
     }
@@ -475,7 +501,8 @@ int ch_cmd_prepare(int argc, char **argv, MPI_Comm comm) {
         if (MPI_Bcast(&shared, 1, MPI_INT, 0, comm) != MPI_SUCCESS)
             CH_FAIL_GOTO(done, CH_EMPI, "MPI_Bcast of the prepare status failed");
         if (rank != 0 && shared)
-            rc = ch_err_set(shared, __FILE__, __LINE__, "failed on rank 0 (prepare runs there only)");
+            rc = ch_err_set(shared, __FILE__, __LINE__,
+                            "failed on rank 0 (prepare runs there only)");
     }
 done:
     free(pos);

@@ -23,7 +23,8 @@ static int sb_add(sbuf *b, const char *s) {
     size_t k = strlen(s);
     if (b->n + k + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + k + 1) cap *= 2;
+        while (cap < b->n + k + 1)
+            cap *= 2;
         char *p = realloc(b->s, cap);
         if (!p) CH_FAIL(CH_ENOMEM, "out of memory building a record text");
         b->s = p;
@@ -92,44 +93,56 @@ static int finish(ch_prep_out *w, cJSON *rec, cJSON *meta) {
     return ch_prep_emit(w, rec);
 }
 
-/* Iterate the JSON object lines of a JSONL file; body sees obj, where ("file:line"), idx. */
-#define JSONL_EACH(path, o, r, obj, where, idx, body)                                              \
-    do {                                                                                           \
-        ch_jsonl r;                                                                                \
-        CH_TRY(ch_jsonl_open(&r, path));                                                           \
-        int rc = 0;                                                                                \
-        for (long idx = 0; (o)->limit < 0 || idx < (o)->limit; idx++) {                            \
-            const char *line_;                                                                     \
-            size_t len_;                                                                           \
-            int has_;                                                                              \
-            cJSON *obj = NULL;                                                                     \
-            CH_TRY_GOTO(ch_jsonl_next(&r, &line_, &len_, &has_), done_);                          \
-            if (!has_) break;                                                                      \
-            CH_TRY_GOTO(ch_json_parse(path, r.lineno, line_, len_, &obj), done_);                 \
-            char where[1024];                                                                      \
-            snprintf(where, sizeof where, "%s:%ld", path, r.lineno);                               \
-            if (!cJSON_IsObject(obj)) {                                                            \
-                cJSON_Delete(obj);                                                                 \
-                CH_FAIL_GOTO(done_, CH_EFORMAT, "%s: expected a JSON object", where);              \
-            }                                                                                      \
-            rc = (body);                                                                           \
-            cJSON_Delete(obj);                                                                     \
-            if (rc) goto done_;                                                                    \
-        }                                                                                          \
-    done_:                                                                                         \
-        ch_jsonl_close(&r);                                                                        \
-        return rc;                                                                                 \
-    } while (0)
+/* What a per-line converter sees: the source, its line, and where to send records. */
+typedef struct {
+    ch_prep_out *w;
+    const ch_prepare_opts *o;
+    const char *path, *stem;
+    const ch_jsonl *r; /* line number, offset and length of the current line */
+    const char *where; /* "file:line" for messages */
+    long idx;          /* record index in this file */
+} line_ctx;
+
+typedef int (*line_fn)(const line_ctx *c, const cJSON *obj);
+
+/* Call fn on each JSON-object line of a JSONL file (at most o->limit of them). */
+static int jsonl_each(ch_prep_out *w, const ch_prepare_opts *o, const char *path, const char *stem,
+                      line_fn fn) {
+    ch_jsonl r;
+    CH_TRY(ch_jsonl_open(&r, path));
+    int rc = 0;
+    for (long idx = 0; o->limit < 0 || idx < o->limit; idx++) {
+        const char *line;
+        size_t len;
+        int has;
+        cJSON *obj = NULL;
+        CH_TRY_GOTO(ch_jsonl_next(&r, &line, &len, &has), done);
+        if (!has) break;
+        CH_TRY_GOTO(ch_json_parse(path, r.lineno, line, len, &obj), done);
+        char where[1024];
+        snprintf(where, sizeof where, "%s:%ld", path, r.lineno);
+        if (!cJSON_IsObject(obj))
+            rc = ch_err_set(CH_EFORMAT, __FILE__, __LINE__, "%s: expected a JSON object", where);
+        else
+            rc = fn(&(line_ctx){w, o, path, stem, &r, where, idx}, obj);
+        cJSON_Delete(obj);
+        if (rc) break;
+    }
+done:
+    ch_jsonl_close(&r);
+    return rc;
+}
 
 /* ---- GSM8K: {"question", "answer"} per line ------------------------------------------------ */
 
-static int gsm8k_one(ch_prep_out *w, const ch_prepare_opts *o, const cJSON *obj, const char *where,
-                     const char *stem, long idx) {
+static int gsm8k_one(const line_ctx *c, const cJSON *obj) {
+    const ch_prepare_opts *o = c->o;
+    const char *where = c->where;
     const char *q, *a;
     CH_TRY(get_str(obj, "question", where, 1, &q));
     CH_TRY(get_str(obj, "answer", where, 1, &a));
     char id[1024];
-    snprintf(id, sizeof id, "gsm8k/%s/%ld", stem, idx);
+    snprintf(id, sizeof id, "gsm8k/%s/%ld", c->stem, c->idx);
     sbuf t = {0};
     int rc = sb_add(&t, q);
     if (!rc) rc = add_cue(&t, pick(o->cue, NULL));
@@ -145,11 +158,12 @@ static int gsm8k_one(ch_prep_out *w, const ch_prepare_opts *o, const cJSON *obj,
         cJSON_Delete(meta);
         CH_FAIL(CH_ENOMEM, "out of memory building record %s", id);
     }
-    return finish(w, rec, meta);
+    return finish(c->w, rec, meta);
 }
 
-static int conv_gsm8k(ch_prep_out *w, const ch_prepare_opts *o, const char *path, const char *stem) {
-    JSONL_EACH(path, o, r, obj, where, idx, gsm8k_one(w, o, obj, where, stem, idx));
+static int conv_gsm8k(ch_prep_out *w, const ch_prepare_opts *o, const char *path,
+                      const char *stem) {
+    return jsonl_each(w, o, path, stem, gsm8k_one);
 }
 
 /* ---- multiple choice: shared by MMLU, ARC, CommonsenseQA ---------------------------------- */
@@ -168,9 +182,9 @@ static int mc_text(sbuf *t, const char *question, const char *const *labels,
 }
 
 static int mc_record(ch_prep_out *w, const char *id, const char *question,
-                     const char *const *labels, const char *const *choices, int n,
-                     const char *cue, const char *label, const char *task, const char *source_id,
-                     const char *answer, const char *concept) {
+                     const char *const *labels, const char *const *choices, int n, const char *cue,
+                     const char *label, const char *task, const char *source_id, const char *answer,
+                     const char *concept) {
     sbuf t = {0};
     cJSON *rec = NULL;
     int rc = mc_text(&t, question, labels, choices, n, cue);
@@ -214,7 +228,8 @@ static int conv_mmlu(ch_prep_out *w, const ch_prepare_opts *o, const char *path,
     long bad = ch_utf8_invalid_at(buf, len);
     if (bad >= 0) {
         long line = 1;
-        for (long i = 0; i < bad; i++) line += buf[i] == '\n';
+        for (long i = 0; i < bad; i++)
+            line += buf[i] == '\n';
         free(buf);
         CH_FAIL(CH_EFORMAT, "%s:%ld: invalid UTF-8", path, line);
     }
@@ -250,9 +265,9 @@ done:
 /* ---- ARC and CommonsenseQA: {"id", "question": {"stem", "choices": [{"text","label"}],
  *      "question_concept"?}, "answerKey"?} per line ----------------------------------------- */
 
-static int arc_like_one(ch_prep_out *w, const ch_prepare_opts *o, const cJSON *obj,
-                        const char *where, const char *dataset, const char *stem, long idx,
+static int arc_like_one(const line_ctx *c, const cJSON *obj, const char *dataset,
                         const char *dflt_label, int want_concept) {
+    const char *where = c->where;
     const char *source_id, *answer, *qstem, *concept = NULL;
     CH_TRY(get_str(obj, "id", where, 0, &source_id));
     CH_TRY(get_str(obj, "answerKey", where, 0, &answer));
@@ -276,24 +291,32 @@ static int arc_like_one(ch_prep_out *w, const ch_prepare_opts *o, const cJSON *o
     }
     if (answer) {
         int found = 0;
-        for (int i = 0; i < n; i++) found |= !strcmp(labels[i], answer);
+        for (int i = 0; i < n; i++)
+            found |= !strcmp(labels[i], answer);
         if (!found)
-            CH_FAIL(CH_EFORMAT, "%s: answerKey '%.20s' is not one of the choice labels", where, answer);
+            CH_FAIL(CH_EFORMAT, "%s: answerKey '%.20s' is not one of the choice labels", where,
+                    answer);
     }
     char id[1024];
-    snprintf(id, sizeof id, "%s/%s/%ld", dataset, stem, idx);
-    return mc_record(w, id, qstem, labels, texts, n, pick(o->cue, "Answer:"),
-                     pick(o->label, dflt_label), o->task, source_id, answer, concept);
+    snprintf(id, sizeof id, "%s/%s/%ld", dataset, c->stem, c->idx);
+    return mc_record(c->w, id, qstem, labels, texts, n, pick(c->o->cue, "Answer:"),
+                     pick(c->o->label, dflt_label), c->o->task, source_id, answer, concept);
+}
+
+static int arc_one(const line_ctx *c, const cJSON *obj) {
+    return arc_like_one(c, obj, "arc", "science", 0);
+}
+
+static int csqa_one(const line_ctx *c, const cJSON *obj) {
+    return arc_like_one(c, obj, "csqa", "commonsense", 1);
 }
 
 static int conv_arc(ch_prep_out *w, const ch_prepare_opts *o, const char *path, const char *stem) {
-    JSONL_EACH(path, o, r, obj, where, idx,
-               arc_like_one(w, o, obj, where, "arc", stem, idx, "science", 0));
+    return jsonl_each(w, o, path, stem, arc_one);
 }
 
 static int conv_csqa(ch_prep_out *w, const ch_prepare_opts *o, const char *path, const char *stem) {
-    JSONL_EACH(path, o, r, obj, where, idx,
-               arc_like_one(w, o, obj, where, "csqa", stem, idx, "commonsense", 1));
+    return jsonl_each(w, o, path, stem, csqa_one);
 }
 
 /* ---- whole-file JSON: BBH and SQuAD ------------------------------------------------------- */
@@ -366,7 +389,8 @@ static int squad_one(ch_prep_out *w, const ch_prepare_opts *o, const cJSON *qa, 
     const cJSON *answers;
     CH_TRY(get_array(qa, "answers", where, &answers));
     const cJSON *imp = cJSON_GetObjectItemCaseSensitive(qa, "is_impossible");
-    if (imp && !cJSON_IsBool(imp)) CH_FAIL(CH_EFORMAT, "%s: 'is_impossible' is not a boolean", where);
+    if (imp && !cJSON_IsBool(imp))
+        CH_FAIL(CH_EFORMAT, "%s: 'is_impossible' is not a boolean", where);
     cJSON *texts = cJSON_CreateArray();
     if (!texts) CH_FAIL(CH_ENOMEM, "out of memory");
     const cJSON *a;
@@ -406,7 +430,8 @@ static int squad_one(ch_prep_out *w, const ch_prepare_opts *o, const cJSON *qa, 
     return finish(w, rec, meta);
 }
 
-static int conv_squad(ch_prep_out *w, const ch_prepare_opts *o, const char *path, const char *stem) {
+static int conv_squad(ch_prep_out *w, const ch_prepare_opts *o, const char *path,
+                      const char *stem) {
     cJSON *root;
     CH_TRY(read_json(path, &root));
     int rc = 0;
@@ -447,8 +472,10 @@ done:
 
 /* ---- LESS pool: {"dataset", "id", "messages": [{"role","content"}]} per line -------------- */
 
-static int less_one(ch_prep_out *w, const ch_prepare_opts *o, const cJSON *obj, const char *where,
-                    const char *path, const char *stem, long idx, const ch_jsonl *r) {
+static int less_one(const line_ctx *c, const cJSON *obj) {
+    const ch_prepare_opts *o = c->o;
+    const ch_jsonl *r = c->r;
+    const char *where = c->where;
     const char *dataset, *source_id;
     CH_TRY(get_str(obj, "dataset", where, 0, &dataset));
     CH_TRY(get_str(obj, "id", where, 0, &source_id));
@@ -468,7 +495,7 @@ static int less_one(ch_prep_out *w, const ch_prepare_opts *o, const cJSON *obj, 
             CH_FAIL(CH_EFORMAT, "%s: role '%.40s' is not user, assistant or system", mw, role);
     }
     char id[1024];
-    snprintf(id, sizeof id, "less/%s/%ld", stem, idx);
+    snprintf(id, sizeof id, "less/%s/%ld", c->stem, c->idx);
     cJSON *rec = NULL;
     CH_TRY(new_record(&rec, id, NULL, NULL, NULL));
     /* messages kept intact (every key, in order), then label/task like the other formats */
@@ -479,7 +506,8 @@ static int less_one(ch_prep_out *w, const ch_prepare_opts *o, const cJSON *obj, 
         (label && *label && !cJSON_AddStringToObject(rec, "label", label)) ||
         (o->task && *o->task && !cJSON_AddStringToObject(rec, "task", o->task)) ||
         add_meta_str(meta, "dataset", dataset) || add_meta_str(meta, "source_id", source_id) ||
-        add_meta_str(meta, "file", path) || !cJSON_AddNumberToObject(meta, "line", (double)r->lineno) ||
+        add_meta_str(meta, "file", c->path) ||
+        !cJSON_AddNumberToObject(meta, "line", (double)r->lineno) ||
         !cJSON_AddNumberToObject(meta, "offset", (double)r->offset) ||
         !cJSON_AddNumberToObject(meta, "bytes", (double)r->len)) {
         if (!cJSON_GetObjectItemCaseSensitive(rec, "messages")) cJSON_Delete(copy);
@@ -487,16 +515,18 @@ static int less_one(ch_prep_out *w, const ch_prepare_opts *o, const cJSON *obj, 
         cJSON_Delete(rec);
         CH_FAIL(CH_ENOMEM, "out of memory building record %s", id);
     }
-    return finish(w, rec, meta);
+    return finish(c->w, rec, meta);
 }
 
 static int conv_less(ch_prep_out *w, const ch_prepare_opts *o, const char *path, const char *stem) {
-    if (o->cue) CH_FAIL(CH_EARG, "--cue does not apply to the less format (messages are kept intact)");
-    JSONL_EACH(path, o, r, obj, where, idx, less_one(w, o, obj, where, path, stem, idx, &r));
+    if (o->cue)
+        CH_FAIL(CH_EARG, "--cue does not apply to the less format (messages are kept intact)");
+    return jsonl_each(w, o, path, stem, less_one);
 }
 
 const ch_prep_format ch_prep_formats[] = {
-    {"gsm8k", ".jsonl", "math", NULL, "GSM8K JSONL {question, answer}; text = question", conv_gsm8k},
+    {"gsm8k", ".jsonl", "math", NULL, "GSM8K JSONL {question, answer}; text = question",
+     conv_gsm8k},
     {"mmlu", ".csv", NULL, "Answer:",
      "MMLU headerless CSV question,A,B,C,D,answer (SUBJECT_split.csv); task mmlu/SUBJECT",
      conv_mmlu},
@@ -504,8 +534,8 @@ const ch_prep_format ch_prep_formats[] = {
      conv_bbh},
     {"arc", ".jsonl", "science", "Answer:", "ARC JSONL {id, question{stem, choices}, answerKey}",
      conv_arc},
-    {"csqa", ".jsonl", "commonsense", "Answer:",
-     "CommonsenseQA JSONL (ARC shape + question_concept)", conv_csqa},
+    {"csqa", ".jsonl", "commonsense",
+     "Answer:", "CommonsenseQA JSONL (ARC shape + question_concept)", conv_csqa},
     {"squad", ".json", "reading", "Answer:",
      "SQuAD v1.1/2.0 JSON; text = context + question, one record per question", conv_squad},
     {"less", ".jsonl", NULL, NULL,

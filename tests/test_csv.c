@@ -122,7 +122,8 @@ END_TEST
 START_TEST(test_text_after_closing_quote_is_refused) {
     parsed p;
     ck_assert_int_eq(PARSE("a\n\"ab\"cd,e\n", &p), CH_EFORMAT);
-    ck_assert_ptr_nonnull(strstr(ch_err_msg(), "t.csv:2: unexpected character 'c' after a closing quote"));
+    ck_assert_ptr_nonnull(
+        strstr(ch_err_msg(), "t.csv:2: unexpected character 'c' after a closing quote"));
 }
 END_TEST
 
