@@ -134,6 +134,17 @@ bad "record carries another label than the class it is given for" probeset math=
 bad "'chemistry' is not a capability" probeset chemistry=expected/gsm8k.jsonl math=expected/gsm8k.jsonl
 bad "expected CAP=FILE" probeset expected/gsm8k.jsonl
 
+# ---- under mpirun: rank 0 converts, the others agree on the outcome --------------------------
+if [ -n "${MPIEXEC:-}" ]; then
+  "$MPIEXEC" -n 2 --oversubscribe "$CAPHEADS" prepare arc src/ARC-Tiny-Test.jsonl --output "$T/mpi.jsonl" >"$T/out" 2>&1 ||
+    fail "prepare under mpirun -n 2: $(cat "$T/out")"
+  cmp -s "$T/mpi.jsonl" expected/arc.jsonl || fail "prepare under mpirun -n 2: output differs"
+  [ "$(grep -c '^prepare arc:' "$T/out")" = 1 ] || fail "prepare under mpirun -n 2: summary not printed once"
+  "$MPIEXEC" -n 2 --oversubscribe "$CAPHEADS" prepare gsm8k bad/malformed.jsonl --output "$T/mpi2.jsonl" >"$T/out" 2>&1 &&
+    fail "prepare under mpirun -n 2: bad input accepted"
+  grep -qF "bad/malformed.jsonl:2: malformed JSON" "$T/out" || fail "mpirun -n 2 bad input: $(cat "$T/out")"
+fi
+
 # ---- --help tells the truth: every format it lists is accepted ------------------------------
 "$CAPHEADS" prepare --help >"$T/help" || fail "--help exit status"
 for f in gsm8k mmlu bbh arc csqa squad less probeset; do
