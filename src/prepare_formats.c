@@ -403,7 +403,12 @@ static int squad_one(ch_prep_out *w, const ch_prepare_opts *o, const cJSON *qa, 
             cJSON_Delete(texts);
             return rc;
         }
-        cJSON_AddItemToArray(texts, cJSON_CreateString(at));
+        cJSON *t = cJSON_CreateString(at);
+        if (!t || !cJSON_AddItemToArray(texts, t)) {
+            cJSON_Delete(t);
+            cJSON_Delete(texts);
+            CH_FAIL(CH_ENOMEM, "out of memory building the answers of %s", where);
+        }
     }
     char id[1024];
     snprintf(id, sizeof id, "squad/%s/%ld", stem, idx);
