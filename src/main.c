@@ -23,6 +23,8 @@ static int ch_cmd_version(int argc, char **argv, MPI_Comm comm) {
 
 static const ch_cmd commands[] = {
     {"version", "print the version and the backends compiled in", ch_cmd_version},
+    {"prepare", "convert dataset formats (GSM8K, MMLU, BBH, ARC, CSQA, SQuAD, LESS) to JSONL records",
+     ch_cmd_prepare},
 };
 static const int ncommands = (int)(sizeof commands / sizeof commands[0]);
 

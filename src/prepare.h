@@ -1,0 +1,65 @@
+/* prepare.h - `capheads prepare`: convert the datasets' original formats into the one normalized
+ * JSONL record shape every other stage reads:
+ *
+ *   {"id": "gsm8k/test/17",              stable, unique: dataset / source file stem / index
+ *    "text": "..."  OR  "messages": [{"role": "user"|"assistant"|"system", "content": "..."}],
+ *    "label": "math",                     optional: one of the five capabilities
+ *    "task": "mmlu/anatomy",              optional: the target task the record belongs to
+ *    "meta": {...}}                       optional: original answer, choices, source id, ...
+ *
+ * Keys are always written in that order, compactly, one record per line; strings are copied
+ * exactly (UTF-8 kept, control characters escaped), so the output equals Python's
+ * json.dumps(record, ensure_ascii=False, separators=(",", ":")).
+ *
+ * The index in an id counts records of one source file from 0 (blank lines do not count), so it
+ * does not change when other files are added. For the LESS pool, meta also records the source
+ * file, 1-based line, byte offset and byte length (without the '\n') of the original line, so
+ * `select` can emit the chosen pool lines byte-identical to the pool file. */
+#ifndef CH_PREPARE_H
+#define CH_PREPARE_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+typedef struct {
+    const char *format;
+    char **srcs; /* SRC arguments (files or directories; CAP=FILE for probeset) */
+    int nsrcs;
+    const char *output;
+    const char *label; /* --label: NULL = the format's default, "" = no label */
+    const char *task;  /* --task: NULL = the format's default */
+    const char *cue;   /* --cue: NULL = the format's default, "" = none */
+    long limit;        /* --limit: records per source file, -1 = all */
+    uint64_t seed;     /* probeset */
+    long per_class;    /* probeset: -1 = the smallest class */
+} ch_prepare_opts;
+
+/* The output being written (temporary file + id bookkeeping); defined in prepare.c. */
+typedef struct ch_prep_out ch_prep_out;
+
+/* Append one record (ownership of rec passes to the writer, which deletes it). Checks the
+ * record shape and that a label, if any, is one of the five capabilities. */
+int ch_prep_emit(ch_prep_out *w, cJSON *rec);
+
+typedef int (*ch_prep_convert_fn)(ch_prep_out *w, const ch_prepare_opts *o, const char *path,
+                                  const char *stem);
+
+typedef struct {
+    const char *name;
+    const char *ext;   /* files taken from a directory SRC */
+    const char *label; /* default label, NULL = none */
+    const char *cue;   /* default line appended to the text, NULL = none */
+    const char *help;  /* one line for --help */
+    ch_prep_convert_fn convert;
+} ch_prep_format;
+
+/* The converters (prepare_formats.c); probeset is handled by prepare.c itself. */
+extern const ch_prep_format ch_prep_formats[];
+extern const int ch_prep_nformats;
+
+/* The five capabilities, in archive label order. */
+extern const char *const ch_prep_capabilities[5];
+int ch_prep_capability_index(const char *name);
+
+#endif
