@@ -14,18 +14,10 @@
 
 #include <mpi.h>
 
+#include "archive.h"
 #include "cli.h"
 #include "err.h"
 #include "jsonl.h"
-
-const char *const ch_prep_capabilities[5] = {"math", "reading", "commonsense", "science",
-                                             "professional"};
-
-int ch_prep_capability_index(const char *name) {
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(name, ch_prep_capabilities[i])) return i;
-    return -1;
-}
 
 /* ---- the output writer --------------------------------------------------------------------- */
 
@@ -104,7 +96,7 @@ int ch_prep_emit(ch_prep_out *w, cJSON *rec) {
     const cJSON *label = cJSON_GetObjectItemCaseSensitive(rec, "label");
     if (!cJSON_IsString(id) || !id->valuestring[0])
         CH_FAIL_GOTO(done, CH_EINTERNAL, "record without an id");
-    if (label && (!cJSON_IsString(label) || ch_prep_capability_index(label->valuestring) < 0))
+    if (label && (!cJSON_IsString(label) || ch_capability_index(label->valuestring) < 0))
         CH_FAIL_GOTO(done, CH_EARG,
                      "label '%s' of %s is not a capability (math, reading, commonsense, science, "
                      "professional)",
@@ -266,12 +258,12 @@ static int read_probe_file(const ch_prepare_opts *o, const char *path, int cap, 
         else if (!cJSON_IsString(text) && !cJSON_IsArray(msgs))
             why = "missing 'text' or 'messages'";
         else if (label &&
-                 (!cJSON_IsString(label) || strcmp(label->valuestring, ch_prep_capabilities[cap])))
+                 (!cJSON_IsString(label) || strcmp(label->valuestring, ch_capability_names[cap])))
             why = "record carries another label than the class it is given for";
         if (why) {
             cJSON_Delete(obj);
             CH_FAIL_GOTO(done, CH_EFORMAT, "%s:%ld: %s (%s=%s)", path, r.lineno, why,
-                         ch_prep_capabilities[cap], path);
+                         ch_capability_names[cap], path);
         }
         if (*n == *capacity) {
             long c2 = *capacity ? *capacity * 2 : 1024;
@@ -304,7 +296,7 @@ static int run_probeset(const ch_prepare_opts *o, long *written, long *per_class
             CH_FAIL_GOTO(done, CH_EARG, "probeset: expected CAP=FILE, got '%s'", arg);
         memcpy(cap, arg, (size_t)(eq - arg));
         cap[eq - arg] = 0;
-        int c = ch_prep_capability_index(cap);
+        int c = ch_capability_index(cap);
         if (c < 0)
             CH_FAIL_GOTO(done, CH_EARG,
                          "probeset: '%s' is not a capability (math, reading, commonsense, science, "
@@ -322,7 +314,7 @@ static int run_probeset(const ch_prepare_opts *o, long *written, long *per_class
         ncls++;
         if (count[c] == 0)
             CH_FAIL_GOTO(done, CH_EFORMAT, "probeset: class %s has no records",
-                         ch_prep_capabilities[c]);
+                         ch_capability_names[c]);
         if (m < 0 || count[c] < m) m = count[c];
     }
     if (ncls < 2) CH_FAIL_GOTO(done, CH_EARG, "probeset: give at least two classes as CAP=FILE");
@@ -331,7 +323,7 @@ static int run_probeset(const ch_prepare_opts *o, long *written, long *per_class
             if (present[c] && count[c] < o->per_class)
                 CH_FAIL_GOTO(done, CH_EARG,
                              "probeset: --per-class %ld but class %s has only %ld records",
-                             o->per_class, ch_prep_capabilities[c], count[c]);
+                             o->per_class, ch_capability_names[c], count[c]);
         m = o->per_class;
     }
     /* smallest keys first; keep the first m of each class, in that (global key) order */
@@ -343,7 +335,7 @@ static int run_probeset(const ch_prepare_opts *o, long *written, long *per_class
         int c = items[i].cap;
         if (taken[c] >= m) continue;
         cJSON *rec = NULL;
-        CH_TRY_GOTO(probe_record(items[i].rec, ch_prep_capabilities[c], &rec), done);
+        CH_TRY_GOTO(probe_record(items[i].rec, ch_capability_names[c], &rec), done);
         CH_TRY_GOTO(ch_prep_emit(&w, rec), done);
         taken[c]++;
     }
@@ -466,7 +458,7 @@ int ch_cmd_prepare(int argc, char **argv, MPI_Comm comm) {
     }
     if (o.nsrcs < 1) CH_FAIL_GOTO(done, CH_EARG, "%s: no SRC given", o.format);
     if (!o.output) CH_FAIL_GOTO(done, CH_EARG, "missing --output FILE");
-    if (o.label && *o.label && ch_prep_capability_index(o.label) < 0)
+    if (o.label && *o.label && ch_capability_index(o.label) < 0)
         CH_FAIL_GOTO(done, CH_EARG,
                      "--label '%s' is not a capability (math, reading, commonsense, science, "
                      "professional)",

@@ -58,8 +58,5 @@ typedef struct {
 extern const ch_prep_format ch_prep_formats[];
 extern const int ch_prep_nformats;
 
-/* The five capabilities, in archive label order. */
-extern const char *const ch_prep_capabilities[5];
-int ch_prep_capability_index(const char *name);
 
 #endif
