@@ -1,6 +1,8 @@
 /* bench_tokenizer.c - single-thread encode throughput of ch_tok_encode.
  *
  *   bench_tokenizer TOKENIZER_JSON CORPUS [REPS]
+ *   bench_tokenizer --ids TOKENIZER_JSON CORPUS   (print the ids of each record, one line each:
+ *                                                  used by tests/golden/scan_unicode_classes.py)
  *
  * CORPUS holds records separated by NUL bytes; each record is one ch_tok_encode call
  * (add_special = 0). Prints one line "bytes=B seconds=S ids=N" for the fastest of REPS passes
@@ -22,8 +24,10 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
+    int dump = argc > 1 && !strcmp(argv[1], "--ids");
+    argv += dump, argc -= dump;
     if (argc < 3) {
-        fprintf(stderr, "usage: %s TOKENIZER_JSON CORPUS [REPS]\n", argv[0]);
+        fprintf(stderr, "usage: %s [--ids] TOKENIZER_JSON CORPUS [REPS]\n", argv[0]);
         return 2;
     }
     int reps = argc > 3 ? atoi(argv[3]) : 1;
@@ -61,13 +65,15 @@ int main(int argc, char **argv) {
                 return 1;
             }
             total_ids += nid;
+            for (size_t i = 0; dump && i < nid; i++) printf(i ? " %d" : "%d", ids[i]);
+            if (dump) printf("\n");
             free(ids);
             p += n + 1;
         }
         double dt = now() - t0;
         if (dt < best) best = dt;
     }
-    printf("bytes=%ld seconds=%.6f ids=%zu\n", len, best, total_ids);
+    if (!dump) printf("bytes=%ld seconds=%.6f ids=%zu\n", len, best, total_ids);
     free(buf);
     ch_tok_free(t);
     return 0;

@@ -100,6 +100,10 @@ typedef struct {
 
 #define TOK_MAX_STEPS 8
 
+/* Compile a Split pattern (tok_regex.c): Oniguruma syntax translated where PCRE2 reads it
+ * differently; literal: a {"String": ...} pattern. On failure err says why. */
+int tok_regex_compile(const char *pattern, size_t len, int literal, pcre2_code **re, char *err, size_t errlen);
+
 /* ---- the tokenizer ---------------------------------------------------------------------------- */
 struct ch_tokenizer {
     char path[1024];

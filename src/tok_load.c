@@ -305,16 +305,10 @@ static int add_step(loader *L, const char *jpath, const char *pattern, size_t pl
     tok_step *st = &t->steps[t->n_steps++];
     st->behavior = beh, st->invert = invert, st->prefix_space = prefix_space;
     if (!pattern) return 0;
-    int err;
-    PCRE2_SIZE eoff;
-    st->re = pcre2_compile((PCRE2_SPTR)pattern, plen, PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP),
-                           &err, &eoff, NULL);
-    if (!st->re) {
-        PCRE2_UCHAR msg[200];
-        pcre2_get_error_message(err, msg, sizeof msg);
-        return bad(L, CH_EUNSUPPORTED, jpath, "regex not accepted by PCRE2 at offset %zu: %s", (size_t)eoff, (char *)msg);
-    }
-    pcre2_jit_compile(st->re, PCRE2_JIT_COMPLETE); /* the interpreter runs it if JIT is unavailable */
+    char msg[300];
+    int rc = tok_regex_compile(pattern, plen, literal, &st->re, msg, sizeof msg);
+    if (rc == CH_ENOMEM) return rc;
+    if (rc) return bad(L, rc, jpath, "%s", msg);
     uint32_t pairs = 0;
     pcre2_pattern_info(st->re, PCRE2_INFO_CAPTURECOUNT, &pairs);
     if (pairs + 1 > t->max_match_data) t->max_match_data = pairs + 1;

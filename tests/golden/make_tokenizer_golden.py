@@ -106,6 +106,54 @@ def random_strings(n, seed):
     return out
 
 
+# Where Unicode table versions differ (see scan_unicode_classes.py): letters and digits newer than
+# PCRE2 10.42's tables, U+180E (white space to PCRE2, not to HF), marks HF's NFC does not reorder.
+NEW_L = [(0x1C89, 0x1C8A), (0xA7CB, 0xA7CD), (0x105C0, 0x105F3), (0x10D4A, 0x10D65), (0x11380, 0x11389),
+         (0x11BC0, 0x11BE0), (0x11F04, 0x11F10), (0x13460, 0x143FA), (0x16100, 0x1611D), (0x16D40, 0x16D6C),
+         (0x1E030, 0x1E06D), (0x1E5D0, 0x1E5ED), (0x2EBF0, 0x2EE5D), (0x31350, 0x323AF)]
+NEW_N = [(0x10D40, 0x10D49), (0x116D0, 0x116E3), (0x11BF0, 0x11BF9), (0x11F50, 0x11F59), (0x16130, 0x16139),
+         (0x16D70, 0x16D79), (0x1CCF0, 0x1CCF9), (0x1D2C0, 0x1D2D3), (0x1E4F0, 0x1E4F9), (0x1E5F1, 0x1E5FA)]
+HF_STARTERS = [0x7FD, 0x898, 0x8CA, 0x9FE, 0xC3C, 0xD3B, 0xEBA, 0x1715, 0x1ABF, 0x1AC3, 0x1DF6, 0xA82C,
+               0x10D24, 0x10EAB, 0x10EFD, 0x10F46, 0x10F82, 0x11070, 0x1133B, 0x1145E, 0x11839, 0x1193D,
+               0x11943, 0x119E0, 0x11A34, 0x11A47, 0x11A99, 0x11D42, 0x11D44, 0x11D97, 0x11F41, 0x16FF0,
+               0x1E08F, 0x1E130, 0x1E2AE, 0x1E2EC, 0x1E4EC]
+
+
+def unicode_version_strings():
+    out = ["a\u180eb", " \u180e 's", "x\u180e\u180e\n", "\u180e'll"]
+    for a, b in NEW_L:
+        out.append(f"{chr(a)}'s {chr(b)}{chr(a)} a{chr((a + b) // 2)}")
+    for a, b in NEW_N:
+        out.append(f"{chr(a)}'s {chr(b) * 5} x{chr(a)}1")
+    for c in HF_STARTERS:
+        out.append(f"e\u0301{chr(c)}\u0316 a\u0316{chr(c)}\u0301 \u05b0{chr(c)}\u0334{chr(c)}")
+    return out
+
+
+def random_unicode_strings(n, seed):
+    """Random mixes over all planes with the characters regexes and NFC care about."""
+    rng = random.Random(seed)
+    pool = (list("aZ09 .,;'!?-_") + ["\u180e", "\u200b", "\ufeff", "\x85", "\xa0", "\u2007", "\u202f",
+            "\u3000", "\u1680", "\u2028", "\x1c", "\x1f", "\x0b", "\x0c", "\r", "\n", "\t", "'s", "'S",
+            "'LL", "'\u017f", "'K", "\u01c5", "\xdf", "\u0130", "\u0301", "\u0316", "<|im_end|>",
+            "<|eot_id|>", "<think>", "<|im_start|"])
+
+    def cp():
+        r = rng.random()
+        if r < 0.3:
+            return chr(rng.randint(0x80, 0x2FFF))
+        if r < 0.5:
+            return chr(rng.randint(0x3000, 0xD7FF))
+        if r < 0.6:
+            return chr(rng.randint(0xE000, 0xFFFF))
+        if r < 0.7:
+            return chr(rng.randint(0x10000, 0x3FFFF))
+        return chr(rng.randint(0xE0000, 0x10FFFF)) if r < 0.72 else rng.choice(pool)
+
+    return ["".join(cp() if rng.random() < 0.5 else rng.choice(pool) for _ in range(rng.randint(1, 30)))
+            for _ in range(n)]
+
+
 def invalid_bytes(n, seed):
     rng = random.Random(seed)
     fixed = [b"\xff", b"\xc3", b"abc\x80def", b"\xe2\x82", b"\xe2\x82x", b"\xf0\x9f\x98", b"\xed\xa0\x80",
@@ -129,7 +177,8 @@ def invalid_bytes(n, seed):
 
 
 def main():
-    texts = [t.encode("utf-8", "surrogatepass") for t in dataset_strings() + hard_strings() + random_strings(400, 7)]
+    texts = [t.encode("utf-8", "surrogatepass") for t in dataset_strings() + hard_strings() + random_strings(400, 7)
+             + unicode_version_strings() + random_unicode_strings(600, 3)]
     texts += invalid_bytes(200, 11)
     for fam in FAMILIES:
         tok = Tokenizer.from_file(os.path.join(DATA, "tokenizers", fam, "tokenizer.json"))
