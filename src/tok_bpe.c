@@ -71,60 +71,54 @@ int32_t tok_bpe_insert(tok_bpe *b, int32_t id) {
 }
 
 static int merges_grow(tok_bpe *b) {
-    uint32_t old = b->mkey ? b->mmask + 1 : 0, sz = old ? old * 2 : 1u << 16;
-    uint64_t *key = NULL;
-    uint32_t *rank = NULL;
-    int32_t *nw = NULL;
-    if (CH_ALLOC(key, sz, "merge table") || CH_ALLOC(rank, sz, "merge table") ||
-        CH_ALLOC(nw, sz, "merge table")) {
-        free(key), free(rank), free(nw);
-        return CH_ENOMEM;
-    }
-    memset(key, 0xff, sizeof(uint64_t) * sz);
+    uint32_t old = b->merges ? b->mmask + 1 : 0, sz = old ? old * 2 : 1u << 16;
+    tok_merge *m = NULL;
+    CH_TRY(CH_ALLOC(m, sz, "merge table"));
+    for (uint32_t i = 0; i < sz; i++) m[i].key = UINT64_MAX;
     for (uint32_t j = 0; j < old; j++) {
-        if (b->mkey[j] == UINT64_MAX) continue;
-        uint32_t i = (uint32_t)hash_pair(b->mkey[j]) & (sz - 1);
-        while (key[i] != UINT64_MAX) i = (i + 1) & (sz - 1);
-        key[i] = b->mkey[j], rank[i] = b->mrank[j], nw[i] = b->mnew[j];
+        if (b->merges[j].key == UINT64_MAX) continue;
+        uint32_t i = (uint32_t)hash_pair(b->merges[j].key) & (sz - 1);
+        while (m[i].key != UINT64_MAX) i = (i + 1) & (sz - 1);
+        m[i] = b->merges[j];
     }
-    free(b->mkey), free(b->mrank), free(b->mnew);
-    b->mkey = key, b->mrank = rank, b->mnew = nw, b->mmask = sz - 1;
+    free(b->merges);
+    b->merges = m, b->mmask = sz - 1;
     return 0;
 }
 
 int tok_bpe_add_merge(tok_bpe *b, int32_t left, int32_t right, uint32_t rank, int32_t result) {
-    if (!b->mkey) CH_TRY(merges_grow(b));
+    if (!b->merges) CH_TRY(merges_grow(b));
     uint64_t k = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
     uint32_t i = (uint32_t)hash_pair(k) & b->mmask, probes = 0;
-    while (b->mkey[i] != UINT64_MAX) {
-        if (b->mkey[i] == k) return 0; /* HF keeps the first (lowest-rank) occurrence */
+    while (b->merges[i].key != UINT64_MAX) {
+        if (b->merges[i].key == k) return 0; /* HF keeps the first (lowest-rank) occurrence */
         i = (i + 1) & b->mmask;
         probes++;
     }
-    b->mkey[i] = k, b->mrank[i] = rank, b->mnew[i] = result;
+    b->merges[i] = (tok_merge){k, rank, result};
     /* ranks count the entries (from 0), so this keeps the load under 1/2 */
     if (rank * 2 + 2 > b->mmask || probes > 64) CH_TRY(merges_grow(b));
     return 0;
 }
 
 static inline int merge_find(const tok_bpe *b, int32_t left, int32_t right, uint32_t *rank, int32_t *nw) {
-    if (!b->mkey) return 0;
+    if (!b->merges) return 0;
     uint64_t k = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
     uint32_t i = (uint32_t)hash_pair(k) & b->mmask;
     for (;;) {
-        uint64_t x = b->mkey[i];
-        if (x == k) {
-            *rank = b->mrank[i], *nw = b->mnew[i];
+        const tok_merge *m = &b->merges[i];
+        if (m->key == k) {
+            *rank = m->rank, *nw = m->result;
             return 1;
         }
-        if (x == UINT64_MAX) return 0;
+        if (m->key == UINT64_MAX) return 0;
         i = (i + 1) & b->mmask;
     }
 }
 
 void tok_bpe_free(tok_bpe *b) {
     free(b->bytes), free(b->off), free(b->len), free(b->vtab);
-    free(b->mkey), free(b->mrank), free(b->mnew);
+    free(b->merges);
     memset(b, 0, sizeof *b);
 }
 
@@ -191,6 +185,35 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     return 0;
 }
 
+/* Short words (most of them): the same rule as the heap loop below (lowest rank first, leftmost
+ * on ties) by scanning a rank array, which beats the heap for a handful of symbols. */
+#define SMALL_WORD 24
+
+static int small_word(const tok_bpe *b, tok_ctx *c, const char *s, size_t n) {
+    int32_t id[SMALL_WORD], nw[SMALL_WORD];
+    uint32_t rk[SMALL_WORD]; /* rank of merging symbol i with i+1; UINT32_MAX: none */
+    size_t m = n;
+    for (size_t i = 0; i < n; i++) id[i] = b->byte_id[(unsigned char)s[i]];
+    for (size_t i = 0; i + 1 < m; i++)
+        if (!merge_find(b, id[i], id[i + 1], &rk[i], &nw[i])) rk[i] = UINT32_MAX;
+    while (m > 1) {
+        size_t best = 0;
+        for (size_t i = 1; i + 1 < m; i++)
+            if (rk[i] < rk[best]) best = i;
+        if (rk[best] == UINT32_MAX) break;
+        id[best] = nw[best];
+        memmove(id + best + 1, id + best + 2, (m - best - 2) * sizeof *id);
+        memmove(rk + best + 1, rk + best + 2, (m - best - 2) * sizeof *rk);
+        memmove(nw + best + 1, nw + best + 2, (m - best - 2) * sizeof *nw);
+        m--;
+        if (best > 0 && !merge_find(b, id[best - 1], id[best], &rk[best - 1], &nw[best - 1]))
+            rk[best - 1] = UINT32_MAX;
+        if (best + 1 < m && !merge_find(b, id[best], id[best + 1], &rk[best], &nw[best])) rk[best] = UINT32_MAX;
+    }
+    for (size_t i = 0; i < m; i++) CH_TRY(tok_push_id(c, id[i]));
+    return 0;
+}
+
 int tok_bpe_word(const tok_bpe *b, tok_ctx *c, const char *s, size_t n) {
     if (n == 0) return 0;
     if (n == 1) return tok_push_id(c, b->byte_id[(unsigned char)s[0]]);
@@ -198,6 +221,7 @@ int tok_bpe_word(const tok_bpe *b, tok_ctx *c, const char *s, size_t n) {
         int32_t id = tok_bpe_lookup(b, s, n);
         if (id >= 0) return tok_push_id(c, id);
     }
+    if (n <= SMALL_WORD) return small_word(b, c, s, n);
     if (n > INT32_MAX / 4) CH_FAIL(CH_EARG, "pre-token of %zu bytes is too long to encode", n);
     CH_TRY(grow(&c->sym, &c->sym_cap, n, sizeof(sym_t)));
     CH_TRY(grow(&c->heap, &c->heap_cap, 3 * n, sizeof(cand_t)));

@@ -19,15 +19,20 @@
 #include "tokenizer.h"
 
 /* ---- BPE model (tok_bpe.c) ------------------------------------------------------------------ */
+/* One slot of the merge table: key, rank and result together, so a lookup is one cache line. */
+typedef struct tok_merge {
+    uint64_t key; /* UINT64_MAX = empty */
+    uint32_t rank;
+    int32_t result;
+} tok_merge;
+
 typedef struct {
     char *bytes;          /* all token strings (raw bytes), back to back */
     uint32_t *off, *len;  /* by id; len == UINT32_MAX for an id with no byte form */
     int32_t n_ids;        /* max model id + 1 */
     int32_t *vtab;        /* open-addressing table of ids keyed by bytes; -1 = empty */
     uint32_t vmask;
-    uint64_t *mkey;       /* merge table keyed by (left id << 32 | right id); UINT64_MAX = empty */
-    uint32_t *mrank;
-    int32_t *mnew;
+    struct tok_merge *merges; /* open addressing, keyed by (left id << 32 | right id) */
     uint32_t mmask;
     int32_t byte_id[256]; /* the id of each single byte */
     int ignore_merges;

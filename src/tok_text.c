@@ -115,7 +115,9 @@ int tok_match_next(const tok_match_set *m, const char *s, size_t n, size_t *pos,
         int c = (unsigned char)s[i];
         for (int k = m->first[c]; k < m->first[c + 1]; k++) {
             const tok_added *a = m->tok[k];
-            if (a->mlen > n - i || memcmp(s + i, a->match, a->mlen) != 0) continue;
+            if (a->mlen > n - i || (a->mlen > 1 && a->match[1] != s[i + 1]) ||
+                a->match[a->mlen - 1] != s[i + a->mlen - 1] || memcmp(s + i, a->match, a->mlen) != 0)
+                continue; /* second and last byte first: most candidates fail there */
             size_t start = i, stop = i + a->mlen;
             *pos = stop;
             if (a->lstrip) { /* swallow the whitespace before it, not past the previous match */
