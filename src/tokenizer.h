@@ -29,12 +29,20 @@ void ch_tok_free(ch_tokenizer *t);
 int ch_tok_encode(const ch_tokenizer *t, const char *text, size_t len, int add_special,
                   int32_t **ids, size_t *n);
 
-/* Chat formatting with the family's built-in template (Llama 3 header tokens, or ChatML). */
+/* Invalid UTF-8 in text: each maximal ill-formed subpart is read as U+FFFD, as Python's
+ * bytes.decode("utf-8", errors="replace") does, so the ids equal HF's for that decoded str. */
+
+/* Chat formatting with the family's built-in template (Llama 3 header tokens, or ChatML); what
+ * exactly is rendered is documented in tok_chat.c (no default system message is inserted). */
 int ch_tok_encode_chat(const ch_tokenizer *t, ch_chat_style style, const ch_message *msgs,
                        int nmsg, int add_generation_prompt, int32_t **ids, size_t *n);
 
 /* SHA-256 (hex) of the tokenizer.json bytes: provenance for archives. */
 const char *ch_tok_hash(const ch_tokenizer *t);
 int ch_tok_vocab_size(const ch_tokenizer *t);
+/* Id of an added (special) token given its content, e.g. "<|eot_id|>"; -1 when there is none. */
+int32_t ch_tok_token_id(const ch_tokenizer *t, const char *token);
+/* The chat style whose special tokens this tokenizer has (CH_CHAT_NONE when neither). */
+ch_chat_style ch_tok_chat_style(const ch_tokenizer *t);
 
 #endif

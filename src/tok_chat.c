@@ -1,0 +1,123 @@
+/* tok_chat.c - the built-in chat templates.
+ *
+ * What ch_tok_encode_chat renders (then encodes with add_special = 0, so special tokens written
+ * in the template are matched as added tokens exactly as in transformers' apply_chat_template):
+ *
+ * CH_CHAT_LLAMA3 - the chat_template of Meta's Llama 3 instruct tokenizer_config.json (the one in
+ *   tests/data/tokenizers/llama3_1): "<|begin_of_text|>" once, then per message
+ *   "<|start_header_id|>" role "<|end_header_id|>\n\n" content.strip() "<|eot_id|>", and with
+ *   add_generation_prompt "<|start_header_id|>assistant<|end_header_id|>\n\n". No default system
+ *   message is inserted (Llama 3.1's own later template adds "Cutting Knowledge Date: ..."; we do not).
+ * CH_CHAT_CHATML - plain ChatML as Qwen2/2.5/3 use it: per message
+ *   "<|im_start|>" role "\n" content "<|im_end|>\n", generation prompt "<|im_start|>assistant\n".
+ *   It equals Qwen3's template for system/user turns and assistant turns before the last user
+ *   turn; it never inserts Qwen2.5's default system prompt nor Qwen3's "<think>" blocks. */
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "err.h"
+#include "tok_internal.h"
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} sbuf;
+
+static int put(sbuf *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *q = realloc(b->p, cap);
+        if (!q) CH_FAIL(CH_ENOMEM, "out of memory rendering a chat (%zu bytes)", cap);
+        b->p = q, b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+    return 0;
+}
+
+static int puts_(sbuf *b, const char *s) { return put(b, s, strlen(s)); }
+
+/* Python's str.isspace(), which Jinja's trim filter uses through str.strip(). */
+static int py_space(int32_t c) {
+    return (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x20) || c == 0x85 || c == 0xa0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f ||
+           c == 0x3000;
+}
+
+/* Trimmed view of s (valid UTF-8 assumed; bytes that do not decode are kept). */
+static void strip(const char *s, size_t *a, size_t *z) {
+    size_t n = strlen(s), i = 0, end = 0;
+    while (i < n) {
+        utf8proc_int32_t c;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &c);
+        if (k <= 0 || !py_space(c)) break;
+        i += (size_t)k;
+    }
+    *a = i;
+    for (size_t j = i; j < n;) {
+        utf8proc_int32_t c;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + j, (utf8proc_ssize_t)(n - j), &c);
+        if (k <= 0) k = 1, c = -1;
+        j += (size_t)k;
+        if (c < 0 || !py_space(c)) end = j;
+    }
+    *z = end > i ? end : i;
+}
+
+static int render(ch_chat_style style, const ch_message *m, int nmsg, int gen, sbuf *b) {
+    if (style == CH_CHAT_LLAMA3) {
+        CH_TRY(puts_(b, "<|begin_of_text|>"));
+        for (int i = 0; i < nmsg; i++) {
+            size_t a, z;
+            strip(m[i].content, &a, &z);
+            CH_TRY(puts_(b, "<|start_header_id|>"));
+            CH_TRY(puts_(b, m[i].role));
+            CH_TRY(puts_(b, "<|end_header_id|>\n\n"));
+            CH_TRY(put(b, m[i].content + a, z - a));
+            CH_TRY(puts_(b, "<|eot_id|>"));
+        }
+        if (gen) CH_TRY(puts_(b, "<|start_header_id|>assistant<|end_header_id|>\n\n"));
+        return 0;
+    }
+    if (style == CH_CHAT_CHATML) {
+        for (int i = 0; i < nmsg; i++) {
+            CH_TRY(puts_(b, "<|im_start|>"));
+            CH_TRY(puts_(b, m[i].role));
+            CH_TRY(puts_(b, "\n"));
+            CH_TRY(puts_(b, m[i].content));
+            CH_TRY(puts_(b, "<|im_end|>\n"));
+        }
+        if (gen) CH_TRY(puts_(b, "<|im_start|>assistant\n"));
+        return 0;
+    }
+    CH_FAIL(CH_EARG, "unknown chat style %d", (int)style);
+}
+
+int ch_tok_encode_chat(const ch_tokenizer *t, ch_chat_style style, const ch_message *msgs, int nmsg,
+                       int add_generation_prompt, int32_t **ids, size_t *n) {
+    *ids = NULL, *n = 0;
+    for (int i = 0; i < nmsg; i++)
+        if (!msgs[i].role || !msgs[i].content) CH_FAIL(CH_EARG, "chat message %d has no role or content", i);
+    static const char *const need[][2] = {{"<|begin_of_text|>", "<|eot_id|>"}, {"<|im_start|>", "<|im_end|>"}};
+    if (style == CH_CHAT_LLAMA3 || style == CH_CHAT_CHATML) {
+        const char *const *nd = need[style == CH_CHAT_CHATML];
+        for (int k = 0; k < 2; k++)
+            if (ch_tok_token_id(t, nd[k]) < 0)
+                CH_FAIL(CH_EMISMATCH, "%s: chat style %s needs the added token %s, which this tokenizer lacks",
+                        t->path, style == CH_CHAT_LLAMA3 ? "llama3" : "chatml", nd[k]);
+    }
+    sbuf b = {0};
+    int rc = render(style, msgs, nmsg, add_generation_prompt, &b);
+    if (!rc) rc = ch_tok_encode(t, b.p ? b.p : "", b.n, 0, ids, n);
+    free(b.p);
+    return rc;
+}
+
+ch_chat_style ch_tok_chat_style(const ch_tokenizer *t) {
+    if (ch_tok_token_id(t, "<|start_header_id|>") >= 0) return CH_CHAT_LLAMA3;
+    if (ch_tok_token_id(t, "<|im_start|>") >= 0) return CH_CHAT_CHATML;
+    return CH_CHAT_NONE;
+}
