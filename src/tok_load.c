@@ -99,6 +99,9 @@ static int load_vocab(loader *L, const cJSON *vocab) {
         total += strlen(it->string);
     }
     if (max_id < 0) return bad(L, CH_EFORMAT, "$.model.vocab", "empty vocabulary");
+    long count = cJSON_GetArraySize(vocab);
+    if (max_id > 4 * count + 4096) /* tables are indexed by id: refuse absurdly sparse ids */
+        return bad(L, CH_EFORMAT, "$.model.vocab", "id %ld is far beyond the %ld entries", max_id, count);
     CH_TRY(tok_bpe_init_vocab(b, (int32_t)max_id + 1, total));
     size_t off = 0;
     for (const cJSON *it = vocab->child; it; it = it->next) {
@@ -372,7 +375,7 @@ static int template_ids(loader *L, const cJSON *specials, const char *name, cons
     const cJSON *arr = sp ? cJSON_GetObjectItemCaseSensitive(sp, "ids") : NULL;
     if (!cJSON_IsArray(arr)) return bad(L, CH_EFORMAT, jpath, "special token '%s' is not in \"special_tokens\" with \"ids\"", name);
     for (const cJSON *it = arr->child; it; it = it->next) {
-        if (!cJSON_IsNumber(it) || it->valuedouble < 0)
+        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > INT32_MAX - 1)
             return bad(L, CH_EFORMAT, jpath, "special token '%s' has a bad id", name);
         int32_t *p = realloc(*ids, sizeof(int32_t) * (size_t)(*n + 1));
         if (!p) CH_FAIL(CH_ENOMEM, "out of memory for the post-processor template");

@@ -88,7 +88,9 @@ static int split_step(const ch_tokenizer *t, tok_ctx *c, int step, const char *s
         if (rc < 0) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(rc, msg, sizeof msg);
-            CH_FAIL(CH_EINTERNAL, "%s: pre-tokenizer regex failed at byte %zu: %s", t->path, off, (char *)msg);
+            /* a match or JIT stack limit: the file's pattern backtracks too much on this text */
+            CH_FAIL(CH_EUNSUPPORTED, "%s: pre-tokenizer %d regex failed at byte %zu of a %zu-byte piece: %s",
+                    t->path, step, off, n, (char *)msg);
         }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
         size_t ms = ov[0], me = ov[1];
