@@ -6,6 +6,7 @@
  * --resume skips batches whose rows are all done. */
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +231,10 @@ static int run(const opts *o, MPI_Comm comm) {
     ch_progress_init(&prog, "extract", plan.n_records, tot_already, comm);
     double io_seconds = 0;
     int64_t b = plan.b0;
+    /* Fault injection for the crash-resume test: die by SIGKILL after N write rounds, the way a
+     * preempted job dies (no cleanup, no close). */
+    const char *kill_env = getenv("CAPHEADS_TEST_KILL_AFTER_ROUNDS");
+    int64_t kill_after = kill_env ? atoll(kill_env) : -1;
     for (int64_t round = 0; round < rounds; round++) {
         while (b < plan.b1 && skip[b - plan.b0]) b++;
         batch_buf bb;
@@ -265,6 +270,7 @@ static int run(const opts *o, MPI_Comm comm) {
             break;
         }
         ch_progress_add(&prog, rc ? 0 : n, rc ? 0 : ntok);
+        if (kill_after >= 0 && round + 1 >= kill_after) raise(SIGKILL);
     }
     double seconds = ch_progress_finish(&prog);
     int crc = ch_archive_close(a); /* sets `complete` only when every row is done */
