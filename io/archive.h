@@ -92,6 +92,10 @@ void ch_archive_info_free(ch_archive_info *info);
 int ch_archive_get_info(ch_archive_reader *r, ch_archive_info *info);
 /* Rows [row0, row0+n) of every layer as f32 into dst [n, L, H, D] (independent I/O). */
 int ch_archive_read_acts(ch_archive_reader *r, int64_t row0, int64_t n, float *dst);
+/* Rows [row0, row0+n) of layers [l0, l0+nl) as f32 into dst [n, nl, H, D] (independent I/O):
+ * the probe stage caches a group of layers at a time, touching whole [R,1,H,D] chunks. */
+int ch_archive_read_acts_layers(ch_archive_reader *r, int64_t row0, int64_t n, int l0, int nl,
+                                float *dst);
 int ch_archive_read_labels(ch_archive_reader *r, int64_t row0, int64_t n, int32_t *dst);
 int ch_archive_read_done(ch_archive_reader *r, int64_t row0, int64_t n, uint8_t *dst);
 /* ids[i] / tasks[i] are malloc'd strings; free with ch_archive_free_strings. */

@@ -17,5 +17,6 @@ typedef struct {
 } ch_cmd;
 
 /* The table lives in src/main.c; each stage module declares its entry point here. */
+int ch_cmd_probe(int argc, char **argv, MPI_Comm comm); /* src/cmd_probe.c */
 
 #endif

@@ -23,6 +23,7 @@ static int ch_cmd_version(int argc, char **argv, MPI_Comm comm) {
 
 static const ch_cmd commands[] = {
     {"version", "print the version and the backends compiled in", ch_cmd_version},
+    {"probe", "fit per-head capability probes on an activation archive", ch_cmd_probe},
 };
 static const int ncommands = (int)(sizeof commands / sizeof commands[0]);
 
