@@ -7,7 +7,6 @@
 
 #include "err.h"
 
-#define BLOCK 256 /* rows per partial sum: accumulated in f32 inside, in double across blocks */
 
 void ch_probe_opts_default(ch_probe_opts *o) {
     o->lambda = 1e-3;
@@ -41,55 +40,36 @@ static double softmax5(const double *z, const int *present, double *p) {
 }
 
 /* Loss sum and gradient sum (unscaled, no penalty) of one head over the rank's rows. out holds
- * [5*D weights grad, 5 bias grad, loss]. */
-static void head_sums(const ch_probe_data *d, const float *x, const double *w, double *out) {
+ * [5*D weights grad, 5 bias grad, loss]. Logits are f32 dot products of one row (independent of
+ * how rows are split over ranks); each product G*x of two floats is exact in double, and the
+ * sums are double, so a different rank count changes the result only at ~1e-16 relative. */
+static int head_sums(const ch_probe_data *d, const float *x, const double *w, double *out) {
     const int D = d->D, P = CH_NCAP * D + CH_NCAP;
-    float wf[CH_NCAP * 512], gw[CH_NCAP * 512];
-    float *wfp = wf, *gwp = gw;
-    float *heap = NULL;
-    if (D > 512) { /* large head_dim: scratch from the heap (checked by the caller's size test) */
-        heap = malloc(sizeof(float) * 2 * CH_NCAP * (size_t)D);
-        if (!heap) {
-            out[P] = NAN;
-            return;
-        }
-        wfp = heap, gwp = heap + CH_NCAP * D;
-    }
-    for (int i = 0; i < CH_NCAP * D; i++) wfp[i] = (float)w[i];
+    float *wf = malloc(sizeof(float) * CH_NCAP * (size_t)D);
+    if (!wf) return -1;
+    for (int i = 0; i < CH_NCAP * D; i++) wf[i] = (float)w[i];
     memset(out, 0, sizeof(double) * (size_t)(P + 1));
-    float G[BLOCK][CH_NCAP];
-    for (int64_t r0 = 0; r0 < d->n; r0 += BLOCK) {
-        int nb = (int)(d->n - r0 < BLOCK ? d->n - r0 : BLOCK);
-        memset(gwp, 0, sizeof(float) * CH_NCAP * (size_t)D);
-        for (int i = 0; i < nb; i++) {
-            const float *xi = x + (size_t)(r0 + i) * D;
-            float acc[CH_NCAP] = {0};
-            for (int c = 0; c < CH_NCAP; c++) {
-                const float *wc = wfp + (size_t)c * D;
-                float a = 0;
-                for (int j = 0; j < D; j++) a += wc[j] * xi[j];
-                acc[c] = a;
-            }
-            double z[CH_NCAP], p[CH_NCAP];
-            for (int c = 0; c < CH_NCAP; c++) z[c] = (double)acc[c] + w[CH_NCAP * D + c];
-            int y = d->y[r0 + i];
-            out[P] += softmax5(z, d->present, p) - z[y];
-            for (int c = 0; c < CH_NCAP; c++) {
-                G[i][c] = (float)(p[c] - (c == y));
-                out[CH_NCAP * D + c] += p[c] - (c == y);
-            }
-        }
+    for (int64_t r = 0; r < d->n; r++) {
+        const float *xi = x + (size_t)r * D;
+        double z[CH_NCAP], p[CH_NCAP];
         for (int c = 0; c < CH_NCAP; c++) {
-            float *g = gwp + (size_t)c * D;
-            for (int i = 0; i < nb; i++) {
-                const float *xi = x + (size_t)(r0 + i) * D;
-                float gi = G[i][c];
-                for (int j = 0; j < D; j++) g[j] += gi * xi[j];
-            }
+            const float *wc = wf + (size_t)c * D;
+            float a = 0;
+            for (int j = 0; j < D; j++) a += wc[j] * xi[j];
+            z[c] = (double)a + w[CH_NCAP * D + c];
         }
-        for (int i = 0; i < CH_NCAP * D; i++) out[i] += gwp[i];
+        int y = d->y[r];
+        out[P] += softmax5(z, d->present, p) - z[y];
+        for (int c = 0; c < CH_NCAP; c++) {
+            double gi = (double)(float)(p[c] - (c == y));
+            double *g = out + (size_t)c * D;
+            if (gi == 0) continue;
+            for (int j = 0; j < D; j++) g[j] += gi * (double)xi[j];
+            out[CH_NCAP * D + c] += gi;
+        }
     }
-    free(heap);
+    free(wf);
+    return 0;
 }
 
 /* Sum buf over ranks with the same result on every rank (Reduce in a fixed tree + Bcast). */
@@ -117,8 +97,7 @@ static int evaluate(const ch_probe_opts *o, const ch_probe_data *d, const double
             memset(s, 0, sizeof(double) * (size_t)(P + 1));
             continue;
         }
-        head_sums(d, d->x + (size_t)h * (size_t)d->n * D, w + (size_t)h * P, s);
-        if (isnan(s[P]) && d->n > 0) bad = 1;
+        if (head_sums(d, d->x + (size_t)h * (size_t)d->n * D, w + (size_t)h * P, s)) bad = 1;
     }
     if (bad) CH_FAIL(CH_ENOMEM, "out of memory for probe scratch (head_dim %d)", D);
     CH_TRY(allsum(sums, tmp, nh * (P + 1), comm));
