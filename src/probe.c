@@ -43,7 +43,14 @@ static double softmax5(const double *z, const int *present, double *p) {
  * [5*D weights grad, 5 bias grad, loss]. Logits are f32 dot products of one row (independent of
  * how rows are split over ranks); each product G*x of two floats is exact in double, and the
  * sums are double, so a different rank count changes the result only at ~1e-16 relative. */
-static int head_sums(const ch_probe_data *d, const float *x, const double *w, double *out) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+/* The hot loop of the stage: built for AVX2+FMA too and picked at load time (ifunc), since the
+ * library itself targets baseline x86-64. Each variant is deterministic on its own. */
+#define HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define HOT
+#endif
+HOT static int head_sums(const ch_probe_data *d, const float *x, const double *w, double *out) {
     const int D = d->D, P = CH_NCAP * D + CH_NCAP;
     float *wf = malloc(sizeof(float) * CH_NCAP * (size_t)D);
     if (!wf) return -1;
@@ -55,6 +62,7 @@ static int head_sums(const ch_probe_data *d, const float *x, const double *w, do
         for (int c = 0; c < CH_NCAP; c++) {
             const float *wc = wf + (size_t)c * D;
             float a = 0;
+#pragma omp simd reduction(+ : a)
             for (int j = 0; j < D; j++) a += wc[j] * xi[j];
             z[c] = (double)a + w[CH_NCAP * D + c];
         }
@@ -64,6 +72,7 @@ static int head_sums(const ch_probe_data *d, const float *x, const double *w, do
             double gi = (double)(float)(p[c] - (c == y));
             double *g = out + (size_t)c * D;
             if (gi == 0) continue;
+#pragma omp simd
             for (int j = 0; j < D; j++) g[j] += gi * (double)xi[j];
             out[CH_NCAP * D + c] += gi;
         }
@@ -281,7 +290,7 @@ done:
     return rc;
 }
 
-void ch_probe_predict(int nh, int D, int64_t n, const float *x, const float *W, const float *b,
+HOT void ch_probe_predict(int nh, int D, int64_t n, const float *x, const float *W, const float *b,
                       const int present[CH_NCAP], float *prob) {
 #pragma omp parallel for schedule(static)
     for (int h = 0; h < nh; h++) {
@@ -290,6 +299,7 @@ void ch_probe_predict(int nh, int D, int64_t n, const float *x, const float *W, 
             double z[CH_NCAP], p[CH_NCAP];
             for (int c = 0; c < CH_NCAP; c++) {
                 float a = 0;
+#pragma omp simd reduction(+ : a)
                 for (int j = 0; j < D; j++) a += Wh[(size_t)c * D + j] * xh[(size_t)i * D + j];
                 z[c] = (double)a + b[(size_t)h * CH_NCAP + c];
             }
