@@ -44,6 +44,9 @@ def main():
     ap.add_argument("--lam", type=float, default=1e-3)
     ap.add_argument("--archive", default="/tmp/bench_probe_archive.h5")
     ap.add_argument("--memory", default="1024")
+    ap.add_argument("--tol", default="1e-4",
+                    help="capheads --tol; 1e-4 is sklearn's default tol on the same criterion "
+                         "(max |gradient| of the same averaged objective)")
     a = ap.parse_args()
     L, H, D, N = a.layers, a.heads, a.dim, a.rows
     if not os.path.exists(a.archive):
@@ -83,14 +86,15 @@ def main():
         t0 = time.perf_counter()
         subprocess.check_call(["mpirun", "-n", str(ranks), "--oversubscribe", a.capheads, "probe",
                                "--input", a.archive, "--output", out, "--lambda", str(a.lam),
-                               "--memory", a.memory], env=env, stdout=subprocess.DEVNULL)
+                               "--memory", a.memory, "--tol", a.tol], env=env, stdout=subprocess.DEVNULL)
         dt = time.perf_counter() - t0
         with h5py.File(out, "r") as f:
             acc = f["val_accuracy"][()].reshape(-1)
         return dt, acc
 
     print(f"# archive {a.archive}: N={N} L={L} H={H} D={D} ({size_gb:.2f} GB f16), "
-          f"n_train={n_train}, n_val={int(val.sum())}, lambda={a.lam}")
+          f"n_train={n_train}, n_val={int(val.sum())}, lambda={a.lam}, capheads --tol {a.tol}, "
+          f"sklearn tol 1e-4 (default)")
     print(f"# sklearn {len(data)} of {nheads} heads timed, extrapolated x{nheads / len(data):.1f}; "
           f"capheads fits all {nheads} heads incl. archive I/O")
     print("| pair | capheads 1 rank (s) | capheads 2 ranks (s) | sklearn est. (s) | speedup 1r | speedup 2r | 1r/2r |")

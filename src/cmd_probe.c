@@ -187,14 +187,19 @@ static int standardize(probe_ctx *c, int nh, int64_t ntr_global, float *xtr, flo
     CH_TRY_GOTO(CH_ALLOC(s, M, "standardization sums"), out);
     CH_TRY_GOTO(CH_ALLOC(g, M, "standardization sums"), out);
     for (int pass = 0; pass < 2; pass++) {
-        for (size_t hk = 0; hk < M; hk++) {
-            size_t h = hk / D, k = hk % D;
-            double acc = 0;
+        /* row-major walk (rows of one head are contiguous): sums per (head, feature) in double,
+         * each in row order, so the rank's partial sums do not depend on the loop layout */
+        memset(s, 0, sizeof(double) * M);
+        for (int h = 0; h < nh; h++) {
+            double *sh = s + (size_t)h * D;
+            const float *mh = mean + (size_t)h * D;
             for (int64_t i = 0; i < c->ntr; i++) {
-                double v = xtr[(h * c->ntr + i) * D + k];
-                acc += pass == 0 ? v : (v - mean[hk]) * (v - mean[hk]);
+                const float *v = xtr + ((size_t)h * c->ntr + i) * D;
+                if (pass == 0)
+                    for (int k = 0; k < D; k++) sh[k] += v[k];
+                else
+                    for (int k = 0; k < D; k++) sh[k] += ((double)v[k] - mh[k]) * ((double)v[k] - mh[k]);
             }
-            s[hk] = acc;
         }
         /* Reduce + Bcast: every rank gets bit-identical statistics. */
         if (MPI_Reduce(s, g, (int)M, MPI_DOUBLE, MPI_SUM, 0, c->comm) != MPI_SUCCESS ||
