@@ -173,7 +173,8 @@ static int heatmap_svg(const char *dir, const ch_probe_result *r, int c) {
     FILE *f = fopen(path, "w");
     if (!f) CH_FAIL(CH_EIO, "%s: cannot create: %s", path, strerror(errno));
     const int L = r->L, H = r->H, cell = H > 48 ? 10 : 16, x0 = 60, y0 = 50;
-    const int w = x0 + H * cell + 110, hgt = y0 + L * cell + 50;
+    /* wide enough for the title even when the grid is small */
+    const int w = x0 + H * cell + 110 > 440 ? x0 + H * cell + 110 : 440, hgt = y0 + L * cell + 50;
     double lo = INFINITY, hi = -INFINITY;
     for (int h = 0; h < L * H; h++) {
         double s = r->ovr_auc[h * CH_NCAP + c];
