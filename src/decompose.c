@@ -137,8 +137,9 @@ static int run(const opts *o, MPI_Comm comm) {
         for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             int i = find_task(uniq, nuniq, t);
             if (i < 0) {
+                rc = ch_err_set(CH_EARG, __FILE__, __LINE__, "task '%s' has no examples in %s", t, o->input);
                 free(list), free(want);
-                CH_FAIL_GOTO(out, CH_EARG, "task '%s' has no examples in %s", t, o->input);
+                goto out;
             }
             want[i] = 1;
         }
