@@ -3,9 +3,10 @@
  * The file is opened with the MPI-IO driver on the caller's communicator (collective open), and
  * every read after that is an independent hyperslab read, so ranks stream their own row blocks
  * at their own pace. binary16 is read raw (memory type = the file's 16-bit float type, no HDF5
- * conversion) and widened with ch_f16_to_f32: measured on this machine that is several times
- * faster than letting HDF5 1.10 convert to H5T_NATIVE_FLOAT (its soft float conversion path
- * handles the custom 16-bit type one element at a time); see the report in the probe commit. */
+ * conversion) and widened with ch_f16_to_f32. Measured (2026-11-24, 2-core shared box, 131M
+ * values, 5 repetitions): HDF5 1.10 converting to H5T_NATIVE_FLOAT took 3.9-5.5 s, the raw read
+ * plus ch_f16_to_f32 0.11-0.17 s: about 32x faster (HDF5's soft conversion of a non-native float
+ * type works element by element through its generic path). */
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
