@@ -355,9 +355,14 @@ int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const floa
     uint16_t *half = NULL, *hhalf = NULL;
     char *idbuf = NULL, *taskbuf = NULL;
     uint8_t *ones = NULL;
-    if (nrows < 0 || row0 < 0 || row0 + nrows > a->n_rows)
-        CH_FAIL(CH_EINTERNAL, "%s: rows %lld..%lld outside the archive", path, (long long)row0, (long long)(row0 + nrows));
-    rc = CH_ALLOC(half, total ? total : 1, "binary16 rows");
+    /* a bad range is a local failure: still join the collectives below (with nothing to write)
+     * so the other ranks learn of it instead of waiting forever */
+    if (nrows < 0 || row0 < 0 || row0 + nrows > a->n_rows) {
+        rc = ch_err_set(CH_EINTERNAL, __FILE__, __LINE__, "%s: rows %lld..%lld outside the archive", path,
+                        (long long)row0, (long long)(row0 + nrows));
+        row0 = 0, nrows = 0, total = 0;
+    }
+    if (!rc) rc = CH_ALLOC(half, total ? total : 1, "binary16 rows");
     if (!rc && a->hidden_dim > 0) rc = CH_ALLOC(hhalf, (size_t)(nrows ? nrows : 1) * a->hidden_dim, "hidden rows");
     if (!rc) rc = pack_strings(ids, nrows, a->id_len, &idbuf);
     if (!rc) rc = pack_strings(tasks, nrows, a->task_len, &taskbuf);
@@ -367,13 +372,18 @@ int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const floa
     for (size_t i = 0; i < (size_t)n * width; i++) half[i] = ch_f32_to_f16(acts[i]);
     if (hhalf && hidden)
         for (size_t i = 0; i < (size_t)n * a->hidden_dim; i++) hhalf[i] = ch_f32_to_f16(hidden[i]);
+    /* every collective write is joined whatever happened locally (n is 0 then); a rank whose
+     * buffer could not be made hands HDF5 a dummy one for its empty selection */
+    static const uint64_t none[1];
+#define BUF(p) ((p) && n ? (const void *)(p) : (const void *)none)
     int failed = rc;
-    if (half) failed |= write_slab(a, a->acts, a->f16, row0, n, half);
-    if (hhalf) failed |= write_slab(a, a->hidden, a->f16, row0, n, hhalf);
-    if (idbuf) failed |= write_slab(a, a->ids, a->id_t, row0, n, idbuf);
-    if (taskbuf) failed |= write_slab(a, a->tasks, a->task_t, row0, n, taskbuf);
-    failed |= write_slab(a, a->labels, H5T_NATIVE_INT32, row0, n, labels);
-    failed |= write_slab(a, a->ntok, H5T_NATIVE_INT32, row0, n, n_tokens);
+    failed |= write_slab(a, a->acts, a->f16, row0, n, BUF(half));
+    if (a->hidden_dim > 0) failed |= write_slab(a, a->hidden, a->f16, row0, n, BUF(hhalf));
+    failed |= write_slab(a, a->ids, a->id_t, row0, n, BUF(idbuf));
+    failed |= write_slab(a, a->tasks, a->task_t, row0, n, BUF(taskbuf));
+    failed |= write_slab(a, a->labels, H5T_NATIVE_INT32, row0, n, BUF(labels));
+    failed |= write_slab(a, a->ntok, H5T_NATIVE_INT32, row0, n, BUF(n_tokens));
+#undef BUF
     /* the data must be on disk before any of its rows is marked done */
     if (H5Fflush(a->f, H5F_SCOPE_GLOBAL) < 0 && !failed)
         failed = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: flush failed (disk full?)", path);
@@ -385,9 +395,11 @@ int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const floa
         goto out;
     }
     memset(ones, 1, (size_t)(nrows ? nrows : 1));
+    /* No flush after the flags: the next round's flush (or close) carries them, still after
+     * the data they cover reached the disk. A crash loses at most one round's flags, and those
+     * rows are recomputed on --resume. One sync per round instead of two (each is an fsync on
+     * every rank under MPI-IO). */
     rc = write_slab(a, a->done, H5T_NATIVE_UINT8, row0, n, ones);
-    if (H5Fflush(a->f, H5F_SCOPE_GLOBAL) < 0 && !rc)
-        rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: flush failed (disk full?)", path);
 out:
     free(half), free(hhalf), free(idbuf), free(taskbuf), free(ones);
     return rc;

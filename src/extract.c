@@ -258,6 +258,9 @@ static int run(const opts *o, MPI_Comm comm) {
             for (int64_t i = 0; i < n; i++)
                 ids[i] = bb.rec[i].id, tasks[i] = bb.rec[i].task, labels[i] = bb.rec[i].label, nt[i] = bb.rec[i].n_tokens;
         }
+        /* wait for the slowest rank's forward pass here, so io_seconds is the write itself and
+         * not load imbalance (the collective write would wait for it anyway) */
+        MPI_Barrier(comm);
         double t0 = MPI_Wtime();
         /* every rank joins the collective write, with nothing when it failed or has no work */
         int wrc = ch_archive_write_rows(a, row0, rc ? 0 : n, out, hidden, ids, tasks, labels, nt);
@@ -273,11 +276,12 @@ static int run(const opts *o, MPI_Comm comm) {
         if (kill_after >= 0 && round + 1 >= kill_after) raise(SIGKILL);
     }
     double seconds = ch_progress_finish(&prog);
+    double io_max = io_seconds; /* the slowest rank's write time */
+    MPI_Allreduce(&io_seconds, &io_max, 1, MPI_DOUBLE, MPI_MAX, comm);
     int crc = ch_archive_close(a); /* sets `complete` only when every row is done */
     a = NULL;
     if (!rc) rc = ch_mpi_agree(comm, crc);
     if (!rc && rank == 0) {
-        double io_max = io_seconds;
         fprintf(stderr, "extract: wrote %s (%lld rows x %d layers x %d heads x %d, float16); I/O %.1f%% of %.1f s\n",
                 o->output, (long long)plan.n_records, cfg->n_layers, cfg->n_heads, cfg->head_dim,
                 seconds > 0 ? 100.0 * io_max / seconds : 0.0, seconds);
@@ -288,7 +292,7 @@ static int run(const opts *o, MPI_Comm comm) {
             fprintf(t,
                     "{\"stage\":\"extract\",\"ranks\":%d,\"records\":%lld,\"tokens\":%lld,\"seconds\":%.6f,"
                     "\"io_seconds\":%.6f,\"backend\":\"%s\"}\n",
-                    size, (long long)plan.n_records, (long long)plan.total_tokens, seconds, io_seconds, be->name);
+                    size, (long long)plan.n_records, (long long)plan.total_tokens, seconds, io_max, be->name);
             fclose(t);
         }
     }
