@@ -308,7 +308,7 @@ int ch_archive_read_hidden(ch_archive_reader *r, int64_t row0, int64_t n, float 
     uint16_t *raw = (uint16_t *)dst + count; /* widen in place, as for activations */
     hsize_t start[2] = {(hsize_t)row0, 0}, cnt[2] = {(hsize_t)n, (hsize_t)r->hidden_dim};
     CH_TRY(read_slab(r, r->hidden, "hidden", 2, start, cnt, r->f16, raw));
-    for (size_t i = 0; i < count; i++) dst[i] = ch_f16_to_f32(raw[i]);
+    widen(raw, dst, count);
     return 0;
 }
 
