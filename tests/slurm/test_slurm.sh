@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# End-to-end test of slurm/ on a real Slurm: brings up a single-node cluster on localhost
+# (tests/slurm/cluster.sh), then
+#   1. srun --mpi=pmix -n 2 capheads version is ONE MPI job of 2 ranks (one line, from rank 0)
+#   2. slurm/bind.sh gives node-local rank r GPU r of the node's CUDA_VISIBLE_DEVICES list
+#   3. slurm/submit_pipeline.sh chains prepare -> extract -> probe -> decompose -> select (afterok,
+#      per-task arrays) and every job completes with its outputs, each stage seeing its inputs
+#   4. a failed stage holds back everything after it (afterok never satisfied)
+#   5. an extraction signalled mid-run (the --signal=B:USR1 time-limit notice) requeues itself and
+#      the next run resumes (--resume, restart count 1) instead of starting again
+#   6. slurm/scaling.sh runs a stage at 1, 2, 4 ranks and reports throughput/speedup/efficiency + SVG
+# and shuts the cluster down (trap EXIT).  Exit 77 (ctest SKIP) only if the daemons cannot start.
+# The pipeline stages are run by tests/slurm/fake_capheads.sh, a stand-in with the stages' command
+# lines (this test is about the Slurm plumbing; the stages have their own tests).
+set -uo pipefail
+SRC=${CH_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+CAPHEADS=${CAPHEADS:-$SRC/build/capheads}
+FAKE=$SRC/tests/slurm/fake_capheads.sh
+export CH_SLURM_DIR=$SRC/slurm     # the templates find common.sh and bind.sh here
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+unset CH_INPUT CH_OUTPUT CH_POOL CH_LIST CH_TIMING
+
+dir=$(mktemp -d /tmp/chslurm-test.XXXXXX) && chmod 755 "$dir"   # munged (user munge) must reach cluster/
+cleanup() { bash "$SRC/tests/slurm/cluster.sh" down "$dir/cluster" 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+bash "$SRC/tests/slurm/cluster.sh" up "$dir/cluster"
+rc=$?
+if [ $rc -eq 77 ]; then echo "SKIP: the Slurm daemons could not start here (reason above)"; exit 77; fi
+[ $rc -eq 0 ] || { echo "FAIL: cluster.sh up exited $rc"; exit 1; }
+# shellcheck disable=SC1091
+source "$dir/cluster/env"
+
+nfail=0
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; nfail=$((nfail + 1)); }
+# wait_done JOBID... : until none of them is pending/running (timeout 90 s)
+wait_done() {
+  local t0=$SECONDS
+  while squeue -h -j "$(IFS=,; echo "$*")" -t PD,R,CG,CF,RQ,RS,S 2>/dev/null | grep -q .; do
+    [ $((SECONDS - t0)) -lt 90 ] || { bad "jobs $* still queued after 90 s"; squeue >&2; return 1; }
+    sleep 0.5
+  done
+}
+job_state() { scontrol -o show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n 's/^JobState=//p' | sort -u | tr '\n' ' '; }
+job_field() { scontrol -o show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
+
+cd "$dir" || exit 1
+
+# 1. one MPI world through srun's PMIx
+out=$(srun --mpi=pmix -n 2 "$CAPHEADS" version 2>&1)
+if [ "$(grep -c '^capheads ' <<<"$out")" -eq 1 ]; then ok "srun --mpi=pmix -n 2 capheads version: one world ($out)"
+else bad "srun --mpi=pmix -n 2 capheads version printed: $out"; fi
+
+# 2. GPU binding by node-local rank
+out=$(CUDA_VISIBLE_DEVICES=0,1,2,3 srun -n 4 bash "$SRC/slurm/bind.sh" \
+        bash -c 'echo "$SLURM_LOCALID:$CUDA_VISIBLE_DEVICES"' | sort | tr '\n' ' ')
+[ "$out" = "0:0 1:1 2:2 3:3 " ] && ok "bind.sh: local rank r gets GPU r ($out)" || bad "bind.sh gave: $out"
+
+# 3. the whole pipeline through the submit script
+mkdir -p data model && echo "{}" >model/config.json
+for f in probe_src pool task_a task_b; do seq 1 5 | sed 's/.*/{"id":"&","text":"x"}/' >"data/$f.src"; done
+cat >prep.txt <<PREP
+# one capheads prepare call per line
+jsonl $dir/data/probe_src.src --output $dir/data/probeset.jsonl
+jsonl $dir/data/pool.src --output $dir/data/pool.jsonl
+jsonl $dir/data/task_a.src --output $dir/data/mmlu_law.jsonl
+jsonl $dir/data/task_b.src --output $dir/data/bbh_dyck.jsonl
+PREP
+export FAKE_LOG=$dir/calls.log CAPHEADS_REAL=$CAPHEADS
+t0=$SECONDS
+CAPHEADS=$FAKE bash "$SRC/slurm/submit_pipeline.sh" --model model --prepare "$dir/prep.txt" \
+  --probeset data/probeset.jsonl --pool data/pool.jsonl --tasks data/mmlu_law.jsonl,data/bbh_dyck.jsonl \
+  --out run --ranks-per-node 2 --top-k 4 --fraction 0.2 2>submit.err
+[ -s run/jobs.txt ] || { bad "submit_pipeline.sh wrote no jobs: $(cat submit.err)"; exit 1; }
+mapfile -t ids < <(cut -d' ' -f2 run/jobs.txt)
+wait_done "${ids[@]}"
+states=""
+while read -r name id; do states+="$name=$(job_state "$id")"; done <run/jobs.txt
+if [ "$(grep -o COMPLETED <<<"$states" | wc -l)" -eq 7 ] && ! grep -qvE 'COMPLETED' <<<"$(tr '=' '\n' <<<"$states" | grep -E '^[A-Z]')"; then
+  ok "pipeline: 7 jobs (prepare, 3 extract, probe, decompose[2], select[2]) completed in $((SECONDS - t0)) s"
+else bad "pipeline job states: $states"; tail -n 5 run/logs/* >&2; fi
+for f in archives/probeset.h5 archives/pool.h5 archives/tasks/mmlu_law.h5 archives/tasks/bbh_dyck.h5 probes.h5 \
+         mix/mmlu_law/mix.csv mix/bbh_dyck/mix.csv selected/mmlu_law/selected.jsonl selected/bbh_dyck/selected.jsonl; do
+  [ -s "run/$f" ] || bad "pipeline output run/$f missing"
+done
+grep -q "selected 0.2 for $dir/run/mix/bbh_dyck" run/selected/bbh_dyck/selected.jsonl 2>/dev/null &&
+  ok "select array element got its task's mix and --fraction" || bad "select output: $(cat run/selected/bbh_dyck/selected.jsonl 2>&1)"
+grep -q '^extract rank=1/2 .*--input .*probeset.jsonl' calls.log && ok "extract ran 2 ranks (--ranks-per-node 2)" ||
+  bad "extract ranks: $(grep ^extract calls.log)"
+grep -q '^probe rank=0/.* --top-k 4' calls.log && ok "probe got --top-k 4" || bad "probe call: $(grep ^probe calls.log)"
+
+# 4. a failing stage holds back its dependents
+rm -f "$FAKE_LOG"
+CAPHEADS=$FAKE bash "$SRC/slurm/submit_pipeline.sh" --model model --probeset data/missing.jsonl \
+  --pool data/pool.jsonl --tasks data/mmlu_law.jsonl --out run2 2>/dev/null
+xp=$(sed -n 's/^extract-probeset //p' run2/jobs.txt); pr=$(sed -n 's/^probe //p' run2/jobs.txt)
+t1=$SECONDS
+while [ "$(job_state "$xp")" != "FAILED " ] && [ $((SECONDS - t1)) -lt 60 ]; do sleep 0.5; done
+sleep 3
+reason=$(job_field "$pr" Reason)
+if [ "$(job_state "$xp")" = "FAILED " ] && [ "$(job_state "$pr")" = "PENDING " ] && [ "$reason" = DependencyNeverSatisfied ]; then
+  ok "failed extract holds back probe (probe PENDING, $reason)"
+else bad "after a failed extract: extract $(job_state "$xp"), probe $(job_state "$pr") ($reason)"; fi
+scancel $(cut -d' ' -f2 run2/jobs.txt) 2>/dev/null
+
+# 5. an extraction told to stop (time limit / preemption notice) requeues and resumes
+rm -f "$FAKE_LOG"
+seq 1 30 | sed 's/.*/{"id":"&","text":"x"}/' >data/big.jsonl
+j=$(CAPHEADS=$FAKE FAKE_DELAY=0.2 sbatch --parsable -o "$dir/rq-%j.out" "$SRC/slurm/extract.sbatch" \
+      --model model --input data/big.jsonl --output rq/big.h5)
+t1=$SECONDS
+while [ "$(cat rq/big.h5 2>/dev/null | grep -c done)" -lt 5 ] && [ $((SECONDS - t1)) -lt 30 ]; do sleep 0.2; done
+scancel --signal=USR1 --batch "$j"     # what --signal=B:USR1@600 delivers before the time limit
+while [ "$(job_field "$j" Restarts)" != 1 ] && [ $((SECONDS - t1)) -lt 40 ]; do sleep 0.2; done
+n_first=$(grep -c done rq/big.h5)
+# Slurm holds a requeued batch job back ~2 minutes; a test need not wait for that
+while [ "$(job_state "$j")" != "PENDING " ] && [ $((SECONDS - t1)) -lt 50 ]; do sleep 0.2; done
+while [ "$(job_field "$j" Reason)" = BeginTime ] && [ $((SECONDS - t1)) -lt 60 ]; do
+  scontrol update JobId="$j" StartTime=now 2>/dev/null; sleep 0.5
+done
+wait_done "$j"
+n_lines=$(wc -l <rq/big.h5); n_uniq=$(sort -u rq/big.h5 | wc -l)
+if [ "$(job_state "$j")" = "COMPLETED " ] && [ "$n_first" -lt 30 ] && [ "$n_lines" -eq 30 ] && [ "$n_uniq" -eq 30 ] &&
+   grep -q '^extract rank=0/1 restart=1 .*--resume' calls.log && ! grep -q '^extract rank=0/1 restart=0 .*--resume' calls.log; then
+  ok "extract: stopped after $n_first of 30 records, requeued (restart 1), resumed with --resume to 30"
+else
+  bad "requeue/resume: state $(job_state "$j") restarts $(job_field "$j" Restarts), $n_first then $n_lines lines ($n_uniq distinct)"
+  cat "$dir"/rq-*.out calls.log >&2
+fi
+
+echo "slurm tests: $nfail failed"
+[ $nfail -eq 0 ]
