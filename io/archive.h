@@ -10,6 +10,8 @@
  *   /labels       [N]  int32, capability index, -1 when the record has none
  *   /tasks        [N]  fixed-length strings ("" when none)
  *   /n_tokens     [N]  int32, prompt length in tokens
+ *   /hidden       [N, hidden] binary16, optional (extract --hidden): the final hidden state
+ *                 (after the final norm) mean-pooled over the prompt, for the RDS baseline
  *   /done         [N]  uint8, 1 when the row's data is written (the resume mask); written and
  *                 flushed only AFTER the data it covers, so a crash never marks unwritten rows.
  *   dimension scales on /activations: "row", "layer", "head", "dim"
@@ -40,6 +42,7 @@ typedef struct {
     int64_t n_rows;
     int n_layers, n_heads, head_dim;
     int id_len, task_len;         /* fixed string lengths (>= 1) */
+    int hidden_dim;               /* > 0: store /hidden [N, hidden_dim] */
     const char *model_config;     /* JSON text */
     const char *model_dir;
     const char *tokenizer_sha256;
@@ -63,10 +66,10 @@ int ch_archive_open_resume(const char *path, const ch_archive_meta *expect, MPI_
 /* Collective: every rank calls it once per write round, nrows may be 0. Writes rows
  * [row0, row0+nrows) of this rank: acts is [nrows, L, H, D] f32 (converted to binary16), ids
  * and tasks NUL-terminated, labels/n_tokens per row. Marks the rows done after the data is
- * written and flushed. */
+ * written and flushed. hidden is [nrows, hidden_dim] f32, or NULL when the archive has none. */
 int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const float *acts,
-                          const char *const *ids, const char *const *tasks, const int32_t *labels,
-                          const int32_t *n_tokens);
+                          const float *hidden, const char *const *ids, const char *const *tasks,
+                          const int32_t *labels, const int32_t *n_tokens);
 /* Read the done mask for rows [row0, row0+n) (independent). */
 int ch_archive_done(ch_archive *a, int64_t row0, int64_t n, uint8_t *mask);
 /* Collective. Sets `complete` when every row is done, closes. Frees a even on error. */
@@ -79,6 +82,7 @@ typedef struct {
     int n_layers, n_heads, head_dim;
     int64_t n_done;
     int complete;
+    int hidden_dim;     /* 0 when the archive has no /hidden */
     char *pool, *model_config, *tokenizer_sha256, *input_sha256, *input_path, *command_line,
         *created, *model_dir;
 } ch_archive_info;
@@ -92,6 +96,13 @@ void ch_archive_info_free(ch_archive_info *info);
 int ch_archive_get_info(ch_archive_reader *r, ch_archive_info *info);
 /* Rows [row0, row0+n) of every layer as f32 into dst [n, L, H, D] (independent I/O). */
 int ch_archive_read_acts(ch_archive_reader *r, int64_t row0, int64_t n, float *dst);
+/* Rows [row0, row0+n) of layers [l0, l0+nl) as f32 into dst [n, nl, H, D] (independent I/O):
+ * a reader of a few layers touches only their [R,1,H,D] chunks. */
+int ch_archive_read_acts_layers(ch_archive_reader *r, int64_t row0, int64_t n, int l0, int nl,
+                                float *dst);
+/* /hidden rows as f32 into dst [n, hidden_dim]; CH_EARG when the archive has none. */
+int ch_archive_read_hidden(ch_archive_reader *r, int64_t row0, int64_t n, float *dst);
+int ch_archive_read_n_tokens(ch_archive_reader *r, int64_t row0, int64_t n, int32_t *dst);
 int ch_archive_read_labels(ch_archive_reader *r, int64_t row0, int64_t n, int32_t *dst);
 int ch_archive_read_done(ch_archive_reader *r, int64_t row0, int64_t n, uint8_t *dst);
 /* ids[i] / tasks[i] are malloc'd strings; free with ch_archive_free_strings. */

@@ -16,22 +16,29 @@ static int is_blank(const char *s, size_t n) {
     return 1;
 }
 
-static int push(ch_lines *l, size_t *cap, int64_t start, int64_t len) {
-    if ((size_t)l->count == *cap) {
-        size_t nc = *cap ? *cap * 2 : 1024;
-        int64_t *s = realloc(l->start, nc * sizeof *s), *n = s ? realloc(l->len, nc * sizeof *n) : NULL;
-        if (s) l->start = s;
-        if (!s || !n) CH_FAIL(CH_ENOMEM, "out of memory indexing lines");
-        l->len = n;
-        *cap = nc;
-    }
-    l->start[l->count] = start;
-    l->len[l->count++] = len;
+static int grow(int64_t **a, size_t n) {
+    int64_t *p = realloc(*a, n * sizeof *p);
+    if (!p) return -1;
+    *a = p;
     return 0;
 }
 
-/* Scan lines starting in [lo, hi) of f. */
-static int scan(FILE *f, const char *path, int64_t lo, int64_t hi, ch_lines *l) {
+static int push(ch_lines *l, size_t *cap, int64_t start, int64_t len, int64_t line) {
+    if ((size_t)l->count == *cap) {
+        size_t nc = *cap ? *cap * 2 : 1024;
+        if (grow(&l->start, nc) || grow(&l->len, nc) || grow(&l->line, nc))
+            CH_FAIL(CH_ENOMEM, "out of memory indexing lines");
+        *cap = nc;
+    }
+    l->start[l->count] = start;
+    l->len[l->count] = len;
+    l->line[l->count++] = line;
+    return 0;
+}
+
+/* Scan lines starting in [lo, hi) of f; *nphys counts them all, blank ones included, and
+ * l->line holds local (0-based) physical indices until ch_lines_plan adds the global offset. */
+static int scan(FILE *f, const char *path, int64_t lo, int64_t hi, ch_lines *l, int64_t *nphys) {
     size_t cap = 0;
     int64_t pos = lo;
     if (lo > 0) { /* a line starts at lo only if the byte before it ends a line */
@@ -51,10 +58,11 @@ static int scan(FILE *f, const char *path, int64_t lo, int64_t hi, ch_lines *l) 
         ssize_t n = getline(&buf, &bcap, f);
         if (n < 0) break;
         int64_t len = n && buf[n - 1] == '\n' ? n - 1 : n;
-        if (!is_blank(buf, (size_t)len) && push(l, &cap, pos, len)) {
+        if (!is_blank(buf, (size_t)len) && push(l, &cap, pos, len, *nphys)) {
             free(buf);
             return CH_ENOMEM;
         }
+        (*nphys)++;
         pos += n;
     }
     int bad = ferror(f);
@@ -74,9 +82,10 @@ int ch_lines_plan(const char *path, MPI_Comm comm, ch_lines *out) {
         rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: cannot open: %s", path, strerror(errno));
     else if (fstat(fileno(f), &sb))
         rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: cannot stat", path);
+    int64_t nphys = 0, phys0 = 0;
     if (!rc) {
         int64_t S = sb.st_size;
-        rc = scan(f, path, S * rank / size, S * (rank + 1) / size, out);
+        rc = scan(f, path, S * rank / size, S * (rank + 1) / size, out, &nphys);
     }
     if (f) fclose(f);
     CH_TRY_GOTO(ch_mpi_agree(comm, rc), fail);
@@ -85,6 +94,10 @@ int ch_lines_plan(const char *path, MPI_Comm comm, ch_lines *out) {
         MPI_Allreduce(&out->count, &out->total, 1, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS)
         CH_FAIL_GOTO(fail, CH_EMPI, "%s: MPI_Exscan/Allreduce of line counts failed", path);
     out->first = rank ? first : 0;
+    if (MPI_Exscan(&nphys, &phys0, 1, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS)
+        CH_FAIL_GOTO(fail, CH_EMPI, "%s: MPI_Exscan of line numbers failed", path);
+    if (!rank) phys0 = 0;
+    for (int64_t i = 0; i < out->count; i++) out->line[i] += phys0 + 1;
     return 0;
 fail:
     ch_lines_free(out);
@@ -92,6 +105,6 @@ fail:
 }
 
 void ch_lines_free(ch_lines *l) {
-    free(l->start), free(l->len);
+    free(l->start), free(l->len), free(l->line);
     memset(l, 0, sizeof *l);
 }

@@ -16,6 +16,7 @@ typedef struct {
     int64_t total;  /* records in the file */
     int64_t *start; /* byte offset of each owned record */
     int64_t *len;   /* its length in bytes, without the '\n' */
+    int64_t *line;  /* its 1-based physical line number (blank lines count), for messages */
 } ch_lines;
 
 /* Collective. */

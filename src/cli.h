@@ -17,6 +17,10 @@ typedef struct {
 } ch_cmd;
 
 /* The table lives in src/main.c; each stage module declares its entry point here. */
-int ch_cmd_prepare(int argc, char **argv, MPI_Comm comm); /* src/prepare.c */
+int ch_cmd_prepare(int argc, char **argv, MPI_Comm comm);   /* src/prepare.c */
+int ch_cmd_extract(int argc, char **argv, MPI_Comm comm);   /* src/extract.c */
+int ch_cmd_decompose(int argc, char **argv, MPI_Comm comm); /* src/decompose.c */
+int ch_cmd_select(int argc, char **argv, MPI_Comm comm);    /* src/select.c */
+int ch_cmd_inspect(int argc, char **argv, MPI_Comm comm);   /* src/inspect.c */
 
 #endif

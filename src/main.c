@@ -25,6 +25,11 @@ static const ch_cmd commands[] = {
     {"version", "print the version and the backends compiled in", ch_cmd_version},
     {"prepare", "convert dataset formats (GSM8K, MMLU, BBH, ARC, CSQA, SQuAD, LESS) to JSONL records",
      ch_cmd_prepare},
+    {"extract", "run the model over a JSONL corpus, write per-head outputs to one HDF5 archive",
+     ch_cmd_extract},
+    {"decompose", "capability mix of every target task (MMLU subject, BBH task, ...)", ch_cmd_decompose},
+    {"select", "score the instruction pool per task, write the selected records", ch_cmd_select},
+    {"inspect", "summarise a capheads file; --verify checks an archive is complete", ch_cmd_inspect},
 };
 static const int ncommands = (int)(sizeof commands / sizeof commands[0]);
 

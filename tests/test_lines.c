@@ -20,19 +20,20 @@ static int check(const char *path, const char *content, MPI_Comm comm) {
         return 1;
     }
     /* serial reference: non-blank lines */
-    int64_t starts[64], lens[64], n = 0, pos = 0, clen = (int64_t)strlen(content);
+    int64_t starts[64], lens[64], lines[64], n = 0, pos = 0, phys = 0, clen = (int64_t)strlen(content);
     while (pos < clen) {
         const char *nl = memchr(content + pos, '\n', (size_t)(clen - pos));
         int64_t len = nl ? nl - (content + pos) : clen - pos, blank = 1;
         for (int64_t i = 0; i < len; i++)
             if (!strchr(" \t\r", content[pos + i])) blank = 0;
-        if (!blank) starts[n] = pos, lens[n++] = len;
+        phys++;
+        if (!blank) starts[n] = pos, lines[n] = phys, lens[n++] = len;
         pos += len + 1;
     }
     if (l.total != n) fails++;
     for (int64_t i = 0; i < l.count; i++) {
         int64_t g = l.first + i;
-        if (g >= n || l.start[i] != starts[g] || l.len[i] != lens[g]) fails++;
+        if (g >= n || l.start[i] != starts[g] || l.len[i] != lens[g] || l.line[i] != lines[g]) fails++;
     }
     int64_t sum = l.count;
     MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_INT64_T, MPI_SUM, comm);

@@ -1,0 +1,394 @@
+/* archive_write.c - the collective writer of the activation archive (layout: archive.h).
+ *
+ * All ranks open the file with the MPI-IO driver and every write is a collective H5Dwrite in
+ * which each rank selects its own rows (or nothing). The order inside a write round is what
+ * makes a crash safe: data datasets first, H5Fflush, then the rows' /done flags, H5Fflush. A row
+ * is never marked done before its data is on disk, so --resume recomputes exactly the rows a
+ * killed run did not finish. The /activations dataset is allocated without fill (writing 71 GB
+ * of zeros first would double the cost of a real run); /done is filled with zeros. */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "archive.h"
+#include "err.h"
+#include "h5util.h"
+#include <hdf5_hl.h>
+#include "ops_math.h"
+
+struct ch_archive {
+    hid_t f, acts, ids, tasks, labels, ntok, done, hidden;
+    hid_t f16, id_t, task_t, xfer;
+    int64_t n_rows;
+    int L, H, D, hidden_dim, id_len, task_len;
+    MPI_Comm comm;
+    char *path;
+};
+
+/* Rows per chunk: about 4 MiB of one layer ([R, 1, H, D] binary16). */
+static hsize_t chunk_rows(int64_t n, int H, int D) {
+    hsize_t r = (hsize_t)((4u << 20) / ((size_t)H * D * 2));
+    if (r < 1) r = 1;
+    if (r > (hsize_t)n) r = (hsize_t)n;
+    return r;
+}
+
+static void handles_close(ch_archive *a) {
+    hid_t *hs[] = {&a->acts, &a->ids, &a->tasks, &a->labels, &a->ntok, &a->done, &a->hidden};
+    for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
+        if (*hs[i] >= 0) H5Dclose(*hs[i]), *hs[i] = -1;
+    if (a->f16 >= 0) H5Tclose(a->f16), a->f16 = -1;
+    if (a->id_t >= 0) H5Tclose(a->id_t), a->id_t = -1;
+    if (a->task_t >= 0) H5Tclose(a->task_t), a->task_t = -1;
+    if (a->xfer >= 0) H5Pclose(a->xfer), a->xfer = -1;
+}
+
+static void archive_free(ch_archive *a) {
+    if (!a) return;
+    handles_close(a);
+    if (a->f >= 0) H5Fclose(a->f);
+    free(a->path);
+    free(a);
+}
+
+static int archive_new(const char *path, MPI_Comm comm, ch_archive **out) {
+    ch_archive *a = NULL;
+    CH_TRY(CH_ALLOC(a, 1, "archive"));
+    a->f = a->acts = a->ids = a->tasks = a->labels = a->ntok = a->done = a->hidden = -1;
+    a->f16 = a->id_t = a->task_t = a->xfer = -1;
+    a->comm = comm;
+    a->path = strdup(path);
+    if (!a->path) {
+        free(a);
+        CH_FAIL(CH_ENOMEM, "out of memory");
+    }
+    *out = a;
+    return 0;
+}
+
+static hid_t make_dset(hid_t f, const char *name, hid_t type, int rank, const hsize_t *dims,
+                       const hsize_t *chunk, int fill_zero) {
+    hid_t s = H5Screate_simple(rank, dims, NULL), p = H5Pcreate(H5P_DATASET_CREATE), d = -1;
+    if (s >= 0 && p >= 0 && (!chunk || H5Pset_chunk(p, rank, chunk) >= 0) &&
+        H5Pset_alloc_time(p, H5D_ALLOC_TIME_EARLY) >= 0 && H5Pset_obj_track_times(p, 0) >= 0 &&
+        H5Pset_fill_time(p, fill_zero ? H5D_FILL_TIME_ALLOC : H5D_FILL_TIME_NEVER) >= 0)
+        d = H5Dcreate2(f, name, type, s, H5P_DEFAULT, p, H5P_DEFAULT);
+    if (p >= 0) H5Pclose(p);
+    if (s >= 0) H5Sclose(s);
+    return d;
+}
+
+/* Small index datasets that name the axes (dimension scales, readable by xarray via h5netcdf). */
+static int attach_scales(ch_archive *a) {
+    const char *path = a->path;
+    int rc = 0;
+    const char *labels[4] = {"row", "layer", "head", "dim"};
+    for (int i = 0; i < 4; i++) CH_H5(H5DSset_label(a->acts, (unsigned)i, labels[i]));
+    int sizes[3] = {a->L, a->H, a->D};
+    for (int i = 0; i < 3; i++) {
+        hsize_t n = (hsize_t)sizes[i];
+        hid_t d = make_dset(a->f, labels[i + 1], H5T_STD_I32LE, 1, &n, NULL, 1);
+        if (d < 0) CH_FAIL_GOTO(fail, CH_EHDF5, "%s: cannot create scale '%s'", path, labels[i + 1]);
+        int32_t *idx = malloc(sizeof(int32_t) * n);
+        for (hsize_t j = 0; idx && j < n; j++) idx[j] = (int32_t)j;
+        herr_t w = idx ? H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, a->xfer, idx) : -1;
+        free(idx);
+        if (w < 0 || H5DSset_scale(d, labels[i + 1]) < 0 || H5DSattach_scale(a->acts, d, (unsigned)(i + 1)) < 0) {
+            H5Dclose(d);
+            CH_FAIL_GOTO(fail, CH_EHDF5, "%s: cannot attach dimension scale '%s'", path, labels[i + 1]);
+        }
+        H5Dclose(d);
+    }
+fail:
+    return rc;
+}
+
+static int open_handles(ch_archive *a) {
+    const char *path = a->path;
+    int rc = 0;
+    CH_H5(a->acts = H5Dopen2(a->f, "activations", H5P_DEFAULT));
+    CH_H5(a->ids = H5Dopen2(a->f, "ids", H5P_DEFAULT));
+    CH_H5(a->tasks = H5Dopen2(a->f, "tasks", H5P_DEFAULT));
+    CH_H5(a->labels = H5Dopen2(a->f, "labels", H5P_DEFAULT));
+    CH_H5(a->ntok = H5Dopen2(a->f, "n_tokens", H5P_DEFAULT));
+    CH_H5(a->done = H5Dopen2(a->f, "done", H5P_DEFAULT));
+    if (a->hidden_dim > 0) CH_H5(a->hidden = H5Dopen2(a->f, "hidden", H5P_DEFAULT));
+fail:
+    return rc;
+}
+
+static int common_types(ch_archive *a) {
+    const char *path = a->path;
+    int rc = 0;
+    CH_H5(a->f16 = ch_h5_f16_type());
+    CH_H5(a->id_t = ch_h5_str_type((size_t)a->id_len));
+    CH_H5(a->task_t = ch_h5_str_type((size_t)a->task_len));
+    CH_H5(a->xfer = H5Pcreate(H5P_DATASET_XFER));
+    CH_H5(H5Pset_dxpl_mpio(a->xfer, H5FD_MPIO_COLLECTIVE));
+fail:
+    return rc;
+}
+
+static hid_t mpio_fapl(MPI_Comm comm) {
+    hid_t p = H5Pcreate(H5P_FILE_ACCESS);
+    if (p >= 0 && H5Pset_fapl_mpio(p, comm, MPI_INFO_NULL) < 0) {
+        H5Pclose(p);
+        return -1;
+    }
+    /* all ranks hold identical metadata: write it collectively too */
+    if (p >= 0) H5Pset_all_coll_metadata_ops(p, 1), H5Pset_coll_metadata_write(p, 1);
+    return p;
+}
+
+int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm, ch_archive **out) {
+    *out = NULL;
+    if (m->n_rows < 1) CH_FAIL(CH_EARG, "%s: an archive needs at least one row", path);
+    ch_archive *a;
+    CH_TRY(archive_new(path, comm, &a));
+    a->n_rows = m->n_rows, a->L = m->n_layers, a->H = m->n_heads, a->D = m->head_dim;
+    a->hidden_dim = m->hidden_dim, a->id_len = m->id_len, a->task_len = m->task_len;
+    int rc = 0;
+    hid_t fapl = -1;
+    CH_TRY_GOTO(common_types(a), fail);
+    CH_H5(fapl = mpio_fapl(comm));
+    a->f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (a->f < 0) CH_FAIL_GOTO(fail, CH_EIO, "%s: cannot create the archive (directory missing or read-only?)", path);
+    hsize_t N = (hsize_t)m->n_rows;
+    hsize_t dims[4] = {N, (hsize_t)a->L, (hsize_t)a->H, (hsize_t)a->D};
+    hsize_t chunk[4] = {chunk_rows(m->n_rows, a->H, a->D), 1, (hsize_t)a->H, (hsize_t)a->D};
+    CH_H5(a->acts = make_dset(a->f, "activations", a->f16, 4, dims, chunk, 0));
+    CH_H5(a->ids = make_dset(a->f, "ids", a->id_t, 1, &N, NULL, 1));
+    CH_H5(a->tasks = make_dset(a->f, "tasks", a->task_t, 1, &N, NULL, 1));
+    CH_H5(a->labels = make_dset(a->f, "labels", H5T_STD_I32LE, 1, &N, NULL, 1));
+    CH_H5(a->ntok = make_dset(a->f, "n_tokens", H5T_STD_I32LE, 1, &N, NULL, 1));
+    CH_H5(a->done = make_dset(a->f, "done", H5T_STD_U8LE, 1, &N, NULL, 1));
+    if (a->hidden_dim > 0) {
+        hsize_t hd[2] = {N, (hsize_t)a->hidden_dim};
+        CH_H5(a->hidden = make_dset(a->f, "hidden", a->f16, 2, hd, NULL, 0));
+    }
+    CH_TRY_GOTO(attach_scales(a), fail);
+    char created[32];
+    /* SOURCE_DATE_EPOCH (the reproducible-builds convention) pins the one varying attribute, so
+     * two runs can be compared byte for byte */
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    time_t now = sde ? (time_t)strtoll(sde, NULL, 10) : time(NULL);
+    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    CH_H5(ch_h5_put_str(a->f, "format", CH_ARCHIVE_FORMAT));
+    CH_H5(ch_h5_put_i64(a->f, "format_version", CH_ARCHIVE_VERSION));
+    CH_H5(ch_h5_put_str(a->f, "model_config", m->model_config));
+    CH_H5(ch_h5_put_str(a->f, "model_dir", m->model_dir));
+    CH_H5(ch_h5_put_str(a->f, "tokenizer_sha256", m->tokenizer_sha256));
+    CH_H5(ch_h5_put_str(a->f, "pool", m->pool));
+    CH_H5(ch_h5_put_str(a->f, "input_path", m->input_path));
+    CH_H5(ch_h5_put_str(a->f, "input_sha256", m->input_sha256));
+    CH_H5(ch_h5_put_i64(a->f, "n_records", m->n_rows));
+    CH_H5(ch_h5_put_str(a->f, "capability_names",
+                        "[\"math\",\"reading\",\"commonsense\",\"science\",\"professional\"]"));
+    CH_H5(ch_h5_put_str(a->f, "command_line", m->command_line));
+    CH_H5(ch_h5_put_str(a->f, "created", created));
+    CH_H5(ch_h5_put_i64(a->f, "complete", 0));
+    CH_H5(H5Fflush(a->f, H5F_SCOPE_GLOBAL));
+    H5Pclose(fapl);
+    *out = a;
+    return 0;
+fail:
+    if (fapl >= 0) H5Pclose(fapl);
+    archive_free(a);
+    return rc;
+}
+
+/* Compare a stored attribute with the expected value; CH_EMISMATCH names both. */
+static int expect_attr(ch_archive *a, const char *name, const char *want) {
+    char *have = NULL;
+    CH_TRY(ch_h5_get_str(a->f, name, &have));
+    int same = have && want && !strcmp(have, want);
+    if (!same) {
+        int rc = ch_err_set(CH_EMISMATCH, __FILE__, __LINE__,
+                            "%s: cannot resume: its %s is '%.60s%s' but this run's is '%.60s%s'", a->path, name,
+                            have ? have : "(none)", have && strlen(have) > 60 ? "..." : "", want ? want : "(none)",
+                            want && strlen(want) > 60 ? "..." : "");
+        free(have);
+        return rc;
+    }
+    free(have);
+    return 0;
+}
+
+int ch_archive_open_resume(const char *path, const ch_archive_meta *m, MPI_Comm comm, ch_archive **out) {
+    *out = NULL;
+    ch_archive *a;
+    CH_TRY(archive_new(path, comm, &a));
+    a->n_rows = m->n_rows, a->L = m->n_layers, a->H = m->n_heads, a->D = m->head_dim;
+    a->hidden_dim = m->hidden_dim;
+    int rc = 0;
+    hid_t fapl = -1, s = -1, t = -1;
+    CH_H5(fapl = mpio_fapl(comm));
+    H5E_BEGIN_TRY { a->f = H5Fopen(path, H5F_ACC_RDWR, fapl); }
+    H5E_END_TRY;
+    if (a->f < 0) CH_FAIL_GOTO(fail, CH_EIO, "%s: cannot open for --resume (missing, not HDF5, or read-only)", path);
+    char *fmt = NULL;
+    CH_TRY_GOTO(ch_h5_get_str(a->f, "format", &fmt), fail);
+    int ok = fmt && !strcmp(fmt, CH_ARCHIVE_FORMAT);
+    free(fmt);
+    if (!ok) CH_FAIL_GOTO(fail, CH_EFORMAT, "%s: not a capheads activation archive", path);
+    CH_TRY_GOTO(expect_attr(a, "model_config", m->model_config), fail);
+    CH_TRY_GOTO(expect_attr(a, "tokenizer_sha256", m->tokenizer_sha256), fail);
+    CH_TRY_GOTO(expect_attr(a, "pool", m->pool), fail);
+    CH_TRY_GOTO(expect_attr(a, "input_sha256", m->input_sha256), fail);
+    if (m->hidden_dim > 0 && H5Lexists(a->f, "hidden", H5P_DEFAULT) <= 0)
+        CH_FAIL_GOTO(fail, CH_EMISMATCH, "%s: cannot resume with --hidden: the archive was made without it", path);
+    if (m->hidden_dim == 0 && H5Lexists(a->f, "hidden", H5P_DEFAULT) > 0)
+        CH_FAIL_GOTO(fail, CH_EMISMATCH, "%s: cannot resume without --hidden: the archive was made with it", path);
+    CH_TRY_GOTO(open_handles(a), fail);
+    hsize_t dims[4];
+    CH_H5(s = H5Dget_space(a->acts));
+    CH_H5(H5Sget_simple_extent_dims(s, dims, NULL));
+    if (dims[0] != (hsize_t)m->n_rows || dims[1] != (hsize_t)m->n_layers || dims[2] != (hsize_t)m->n_heads ||
+        dims[3] != (hsize_t)m->head_dim)
+        CH_FAIL_GOTO(fail, CH_EMISMATCH, "%s: cannot resume: shape [%llu, %llu, %llu, %llu] differs from this run's", path,
+                     (unsigned long long)dims[0], (unsigned long long)dims[1], (unsigned long long)dims[2],
+                     (unsigned long long)dims[3]);
+    /* string widths come from the file: the corpus is the same (hash checked) */
+    CH_H5(t = H5Dget_type(a->ids));
+    a->id_len = (int)H5Tget_size(t);
+    H5Tclose(t), t = -1;
+    CH_H5(t = H5Dget_type(a->tasks));
+    a->task_len = (int)H5Tget_size(t);
+    CH_TRY_GOTO(common_types(a), fail);
+    CH_H5(ch_h5_put_i64(a->f, "complete", 0));
+    H5Sclose(s), H5Tclose(t), H5Pclose(fapl);
+    *out = a;
+    return 0;
+fail:
+    if (t >= 0) H5Tclose(t);
+    if (s >= 0) H5Sclose(s);
+    if (fapl >= 0) H5Pclose(fapl);
+    archive_free(a);
+    return rc;
+}
+
+/* Collective write of rows [row0, row0+n) x the rest of the dataset's dims (n may be 0). */
+static int write_slab(ch_archive *a, hid_t d, hid_t mtype, int64_t row0, int64_t n, const void *buf) {
+    const char *path = a->path;
+    int rc = 0;
+    hid_t fs = -1, ms = -1;
+    CH_H5(fs = H5Dget_space(d));
+    int rank = H5Sget_simple_extent_ndims(fs);
+    hsize_t dims[4], start[4] = {0}, count[4];
+    CH_H5(H5Sget_simple_extent_dims(fs, dims, NULL));
+    for (int i = 0; i < rank; i++) count[i] = dims[i];
+    start[0] = (hsize_t)row0, count[0] = (hsize_t)n;
+    if (n > 0) {
+        CH_H5(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL));
+        CH_H5(ms = H5Screate_simple(rank, count, NULL));
+    } else {
+        hsize_t one = 1;
+        CH_H5(H5Sselect_none(fs));
+        CH_H5(ms = H5Screate_simple(1, &one, NULL));
+        CH_H5(H5Sselect_none(ms));
+    }
+    if (H5Dwrite(d, mtype, ms, fs, a->xfer, buf) < 0)
+        CH_FAIL_GOTO(fail, CH_EIO, "%s: writing rows %lld..%lld failed (disk full or file system error?)", path,
+                     (long long)row0, (long long)(row0 + n));
+fail:
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    return rc;
+}
+
+static int pack_strings(const char *const *s, int64_t n, int len, char **out) {
+    CH_TRY(CH_ALLOC(*out, (size_t)(n ? n : 1) * (size_t)len, "string column"));
+    for (int64_t i = 0; i < n; i++) {
+        size_t l = s && s[i] ? strlen(s[i]) : 0;
+        if (l > (size_t)len) CH_FAIL(CH_EINTERNAL, "string '%s' longer than its column (%d)", s[i], len);
+        if (l) memcpy(*out + (size_t)i * len, s[i], l);
+    }
+    return 0;
+}
+
+int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const float *acts, const float *hidden,
+                          const char *const *ids, const char *const *tasks, const int32_t *labels,
+                          const int32_t *n_tokens) {
+    const char *path = a->path;
+    int rc = 0;
+    size_t width = (size_t)a->L * a->H * a->D, total = (size_t)nrows * width;
+    uint16_t *half = NULL, *hhalf = NULL;
+    char *idbuf = NULL, *taskbuf = NULL;
+    uint8_t *ones = NULL;
+    if (nrows < 0 || row0 < 0 || row0 + nrows > a->n_rows)
+        CH_FAIL(CH_EINTERNAL, "%s: rows %lld..%lld outside the archive", path, (long long)row0, (long long)(row0 + nrows));
+    rc = CH_ALLOC(half, total ? total : 1, "binary16 rows");
+    if (!rc && a->hidden_dim > 0) rc = CH_ALLOC(hhalf, (size_t)(nrows ? nrows : 1) * a->hidden_dim, "hidden rows");
+    if (!rc) rc = pack_strings(ids, nrows, a->id_len, &idbuf);
+    if (!rc) rc = pack_strings(tasks, nrows, a->task_len, &taskbuf);
+    if (!rc) rc = CH_ALLOC(ones, nrows ? nrows : 1, "done flags");
+    /* a local failure must still join the collectives below: write nothing in that case */
+    int64_t n = rc ? 0 : nrows;
+    for (size_t i = 0; i < (size_t)n * width; i++) half[i] = ch_f32_to_f16(acts[i]);
+    if (hhalf && hidden)
+        for (size_t i = 0; i < (size_t)n * a->hidden_dim; i++) hhalf[i] = ch_f32_to_f16(hidden[i]);
+    int failed = rc;
+    if (half) failed |= write_slab(a, a->acts, a->f16, row0, n, half);
+    if (hhalf) failed |= write_slab(a, a->hidden, a->f16, row0, n, hhalf);
+    if (idbuf) failed |= write_slab(a, a->ids, a->id_t, row0, n, idbuf);
+    if (taskbuf) failed |= write_slab(a, a->tasks, a->task_t, row0, n, taskbuf);
+    failed |= write_slab(a, a->labels, H5T_NATIVE_INT32, row0, n, labels);
+    failed |= write_slab(a, a->ntok, H5T_NATIVE_INT32, row0, n, n_tokens);
+    /* the data must be on disk before any of its rows is marked done */
+    if (H5Fflush(a->f, H5F_SCOPE_GLOBAL) < 0 && !failed)
+        failed = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: flush failed (disk full?)", path);
+    int any = 0;
+    if (MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_LOR, a->comm) != MPI_SUCCESS) any = 1;
+    if (any) {
+        rc = failed ? (rc ? rc : ch_err_code() ? ch_err_code() : CH_EIO)
+                    : ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: another rank failed to write its rows", path);
+        goto out;
+    }
+    memset(ones, 1, (size_t)(nrows ? nrows : 1));
+    rc = write_slab(a, a->done, H5T_NATIVE_UINT8, row0, n, ones);
+    if (H5Fflush(a->f, H5F_SCOPE_GLOBAL) < 0 && !rc)
+        rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: flush failed (disk full?)", path);
+out:
+    free(half), free(hhalf), free(idbuf), free(taskbuf), free(ones);
+    return rc;
+}
+
+int ch_archive_done(ch_archive *a, int64_t row0, int64_t n, uint8_t *mask) {
+    const char *path = a->path;
+    int rc = 0;
+    hid_t fs = -1, ms = -1;
+    if (n == 0) return 0;
+    CH_H5(fs = H5Dget_space(a->done));
+    hsize_t start = (hsize_t)row0, count = (hsize_t)n;
+    CH_H5(H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL));
+    CH_H5(ms = H5Screate_simple(1, &count, NULL));
+    CH_H5(H5Dread(a->done, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, mask));
+fail:
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    return rc;
+}
+
+int ch_archive_close(ch_archive *a) {
+    if (!a) return 0;
+    int rc = 0, rank, size;
+    MPI_Comm_rank(a->comm, &rank);
+    MPI_Comm_size(a->comm, &size);
+    /* count done rows: each rank reads its share of the mask */
+    int64_t lo = a->n_rows * rank / size, hi = a->n_rows * (rank + 1) / size, mine = 0, all = 0;
+    uint8_t *mask = malloc((size_t)(hi - lo) + 1);
+    if (!mask || ch_archive_done(a, lo, hi - lo, mask)) mine = -a->n_rows - 1; /* poison the sum */
+    for (int64_t i = 0; mask && mine >= 0 && i < hi - lo; i++) mine += mask[i];
+    free(mask);
+    if (MPI_Allreduce(&mine, &all, 1, MPI_INT64_T, MPI_SUM, a->comm) != MPI_SUCCESS) all = -1;
+    const char *path = a->path;
+    if (all == a->n_rows) CH_H5(ch_h5_put_i64(a->f, "complete", 1));
+fail:
+    handles_close(a);
+    if (H5Fclose(a->f) < 0 && !rc) rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: closing failed", a->path);
+    a->f = -1;
+    archive_free(a);
+    return rc;
+}

@@ -1,0 +1,106 @@
+/* h5util.c - see h5util.h. */
+#include "h5util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+hid_t ch_h5_f16_type(void) {
+    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+    if (t < 0) return t;
+    /* sign bit 15, exponent bits 10..14 (bias 15), mantissa bits 0..9 */
+    if (H5Tset_fields(t, 15, 10, 5, 0, 10) < 0 || H5Tset_size(t, 2) < 0 || H5Tset_ebias(t, 15) < 0 ||
+        H5Tset_precision(t, 16) < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}
+
+hid_t ch_h5_str_type(size_t len) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0) return t;
+    if (H5Tset_size(t, len ? len : 1) < 0 || H5Tset_strpad(t, H5T_STR_NULLPAD) < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}
+
+int ch_h5_put_str(hid_t obj, const char *name, const char *value) {
+    const char *path = name;
+    int rc = 0;
+    hid_t t = -1, s = -1, a = -1;
+    if (!value) value = "";
+    CH_H5(t = H5Tcopy(H5T_C_S1));
+    CH_H5(H5Tset_size(t, strlen(value) + 1));
+    CH_H5(s = H5Screate(H5S_SCALAR));
+    if (H5Aexists(obj, name) > 0) CH_H5(H5Adelete(obj, name));
+    CH_H5(a = H5Acreate2(obj, name, t, s, H5P_DEFAULT, H5P_DEFAULT));
+    CH_H5(H5Awrite(a, t, value));
+fail:
+    if (a >= 0) H5Aclose(a);
+    if (s >= 0) H5Sclose(s);
+    if (t >= 0) H5Tclose(t);
+    return rc;
+}
+
+int ch_h5_get_str(hid_t obj, const char *name, char **out) {
+    *out = NULL;
+    if (H5Aexists(obj, name) <= 0) return 0;
+    const char *path = name;
+    int rc = 0;
+    hid_t a = -1, t = -1, mt = -1;
+    CH_H5(a = H5Aopen(obj, name, H5P_DEFAULT));
+    CH_H5(t = H5Aget_type(a));
+    if (H5Tget_class(t) != H5T_STRING)
+        CH_FAIL_GOTO(fail, CH_EFORMAT, "attribute '%s' is not a string", name);
+    if (H5Tis_variable_str(t) > 0) {
+        char *v = NULL;
+        CH_H5(mt = H5Tcopy(H5T_C_S1));
+        CH_H5(H5Tset_size(mt, H5T_VARIABLE));
+        CH_H5(H5Aread(a, mt, &v));
+        *out = strdup(v ? v : "");
+        H5free_memory(v);
+    } else {
+        size_t n = H5Tget_size(t);
+        CH_H5(mt = H5Tcopy(t));
+        *out = calloc(n + 1, 1);
+        if (!*out) CH_FAIL_GOTO(fail, CH_ENOMEM, "out of memory reading attribute '%s'", name);
+        CH_H5(H5Aread(a, mt, *out));
+    }
+    if (!*out) CH_FAIL_GOTO(fail, CH_ENOMEM, "out of memory reading attribute '%s'", name);
+fail:
+    if (mt >= 0) H5Tclose(mt);
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    if (rc) free(*out), *out = NULL;
+    return rc;
+}
+
+int ch_h5_put_i64(hid_t obj, const char *name, int64_t v) {
+    const char *path = name;
+    int rc = 0;
+    hid_t s = -1, a = -1;
+    CH_H5(s = H5Screate(H5S_SCALAR));
+    if (H5Aexists(obj, name) > 0) CH_H5(H5Adelete(obj, name));
+    CH_H5(a = H5Acreate2(obj, name, H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT));
+    CH_H5(H5Awrite(a, H5T_NATIVE_INT64, &v));
+fail:
+    if (a >= 0) H5Aclose(a);
+    if (s >= 0) H5Sclose(s);
+    return rc;
+}
+
+int ch_h5_get_i64(hid_t obj, const char *name, int64_t *v, int *found) {
+    *found = 0;
+    if (H5Aexists(obj, name) <= 0) return 0;
+    const char *path = name;
+    int rc = 0;
+    hid_t a = -1;
+    CH_H5(a = H5Aopen(obj, name, H5P_DEFAULT));
+    CH_H5(H5Aread(a, H5T_NATIVE_INT64, v));
+    *found = 1;
+fail:
+    if (a >= 0) H5Aclose(a);
+    return rc;
+}

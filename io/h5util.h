@@ -1,0 +1,27 @@
+/* h5util.h - checked HDF5 calls and the small helpers every capheads HDF5 file uses. */
+#ifndef CH_H5UTIL_H
+#define CH_H5UTIL_H
+
+#include <hdf5.h>
+#include <stdint.h>
+
+#include "err.h"
+
+/* Inside a function with `int rc` and a `fail:` label; `path` names the file in the message. */
+#define CH_H5(call)                                                                               \
+    do {                                                                                          \
+        if ((call) < 0) CH_FAIL_GOTO(fail, CH_EHDF5, "%s: HDF5 call failed: %s", path, #call);   \
+    } while (0)
+
+/* IEEE binary16, little endian (h5py reads it as float16). Caller closes it. */
+hid_t ch_h5_f16_type(void);
+/* Fixed-length NUL-padded string type of len bytes. Caller closes it. */
+hid_t ch_h5_str_type(size_t len);
+/* Scalar string attribute. */
+int ch_h5_put_str(hid_t obj, const char *name, const char *value);
+/* A string attribute as a malloc'd string; NULL (no error) when absent. */
+int ch_h5_get_str(hid_t obj, const char *name, char **out);
+int ch_h5_put_i64(hid_t obj, const char *name, int64_t v);
+int ch_h5_get_i64(hid_t obj, const char *name, int64_t *v, int *found);
+
+#endif

@@ -1,0 +1,309 @@
+/* extract.c - `capheads extract`: per-head attention outputs of a corpus into one HDF5 archive.
+ *
+ * The plan (extract_plan.h) fixes which records form each batch, the same for any rank count,
+ * and gives each rank a block of batches. Then write rounds: each rank runs one batch and all ranks write collectively (a rank out of work
+ * joins with an empty selection). A batch's rows are marked done only after its data is flushed;
+ * --resume skips batches whose rows are all done. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agree.h"
+#include "archive.h"
+#include "cli.h"
+#include "corpus.h"
+#include "err.h"
+#include "fsutil.h"
+#include "extract_plan.h"
+#include "model.h"
+#include "progress.h"
+
+typedef struct {
+    const char *model, *input, *output, *device, *timing;
+    ch_pool pool;
+    int batch_tokens, max_tokens, resume, hidden, threads;
+    char *command_line;
+} opts;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: [mpirun -n R] capheads extract --model DIR --input CORPUS.jsonl --output ACTS.h5\n"
+            "           [--pool last|mean] [--batch-tokens N] [--resume] [--hidden]\n"
+            "           [--device cpu|cuda|auto] [--threads N] [--max-tokens N] [--timing FILE]\n\n"
+            "Run the model (a Hugging Face directory: config.json, safetensors, tokenizer.json) over\n"
+            "every record of the corpus and store, for every layer and query head, the head's\n"
+            "attention output at the last prompt token (--pool last, default) or averaged over the\n"
+            "prompt (--pool mean), as float16, in one HDF5 archive written by all ranks.\n"
+            "  --batch-tokens N  tokens per forward pass (default 4096); bounds memory\n"
+            "  --resume          continue an interrupted run of the same model, corpus and pooling\n"
+            "  --hidden          also store the mean final hidden state (for select --method rds)\n"
+            "  --max-tokens N    refuse records longer than N tokens (default 8192)\n"
+            "  --device          compute backend (default auto: cuda when a GPU is usable)\n"
+            "  --timing FILE     append a JSON timing record (docs/timing.md)\n");
+}
+
+static int parse(int argc, char **argv, opts *o) {
+    static const struct option lo[] = {
+        {"model", 1, 0, 'm'},   {"input", 1, 0, 'i'},        {"output", 1, 0, 'o'}, {"pool", 1, 0, 'p'},
+        {"batch-tokens", 1, 0, 'b'}, {"resume", 0, 0, 'r'},  {"hidden", 0, 0, 'H'}, {"device", 1, 0, 'd'},
+        {"threads", 1, 0, 't'}, {"max-tokens", 1, 0, 'M'},   {"timing", 1, 0, 'T'}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    o->batch_tokens = 4096, o->max_tokens = 8192, o->device = "auto";
+    optind = 1;
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, "h", lo, NULL)) != -1;) {
+        switch (c) {
+        case 'm': o->model = optarg; break;
+        case 'i': o->input = optarg; break;
+        case 'o': o->output = optarg; break;
+        case 'p':
+            if (!strcmp(optarg, "last")) o->pool = CH_POOL_LAST;
+            else if (!strcmp(optarg, "mean")) o->pool = CH_POOL_MEAN;
+            else CH_FAIL(CH_EARG, "--pool must be last or mean, got '%s'", optarg);
+            break;
+        case 'b': o->batch_tokens = atoi(optarg); break;
+        case 'r': o->resume = 1; break;
+        case 'H': o->hidden = 1; break;
+        case 'd': o->device = optarg; break;
+        case 't': o->threads = atoi(optarg); break;
+        case 'M': o->max_tokens = atoi(optarg); break;
+        case 'T': o->timing = optarg; break;
+        case 'h': usage(stdout); return -1;
+        default: CH_FAIL(CH_EARG, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) CH_FAIL(CH_EARG, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (!o->model || !o->input || !o->output) CH_FAIL(CH_EARG, "--model, --input and --output are required (see --help)");
+    if (o->batch_tokens < 1 || o->max_tokens < 1) CH_FAIL(CH_EARG, "--batch-tokens and --max-tokens must be >= 1");
+    return 0;
+}
+
+
+static char *join_args(int argc, char **argv) {
+    size_t n = 16;
+    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
+    char *s = malloc(n);
+    if (!s) return NULL;
+    strcpy(s, "capheads");
+    for (int i = 0; i < argc; i++) strcat(s, " "), strcat(s, argv[i]);
+    return s;
+}
+
+/* Read, parse and tokenize the records of batch b into one packed ch_batch. */
+typedef struct {
+    ch_record *rec;
+    int n;
+    int32_t *tokens;
+    int *start;
+} batch_buf;
+
+static void batch_free(batch_buf *bb) {
+    for (int i = 0; i < bb->n; i++) ch_record_free(&bb->rec[i]);
+    free(bb->rec), free(bb->tokens), free(bb->start);
+    memset(bb, 0, sizeof *bb);
+}
+
+static int batch_load(const opts *o, const ch_extract_plan *p, int64_t b, FILE *f, const ch_tokenizer *tok,
+                      ch_chat_style style, int vocab, batch_buf *bb) {
+    memset(bb, 0, sizeof *bb);
+    int64_t r0 = p->batch_start[b], r1 = p->batch_start[b + 1];
+    int n = (int)(r1 - r0), ntok = 0, rc = 0;
+    for (int64_t i = r0; i < r1; i++) ntok += p->n_tokens[i];
+    CH_TRY(CH_ALLOC(bb->rec, n, "batch records"));
+    CH_TRY(CH_ALLOC(bb->tokens, ntok, "batch tokens"));
+    CH_TRY(CH_ALLOC(bb->start, n + 1, "batch offsets"));
+    char *buf = NULL;
+    for (int i = 0; i < n && !rc; i++) {
+        int64_t g = r0 + i;
+        char *nb = realloc(buf, (size_t)p->len[g] + 1);
+        if (!nb) {
+            rc = ch_err_set(CH_ENOMEM, __FILE__, __LINE__, "out of memory");
+            break;
+        }
+        buf = nb;
+        if (fseeko(f, p->start[g], SEEK_SET) || fread(buf, 1, (size_t)p->len[g], f) != (size_t)p->len[g]) {
+            rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s:%lld: read failed (file changed?)", o->input,
+                            (long long)p->line[g]);
+            break;
+        }
+        if ((rc = ch_corpus_record(buf, (size_t)p->len[g], o->input, p->line[g], tok, style, vocab, &bb->rec[i]))) break;
+        bb->n = i + 1;
+        if (bb->rec[i].n_tokens != p->n_tokens[g]) {
+            rc = ch_err_set(CH_EINTERNAL, __FILE__, __LINE__, "%s:%lld: tokenized differently on two passes", o->input,
+                            (long long)p->line[g]);
+            break;
+        }
+        bb->start[i + 1] = bb->start[i] + bb->rec[i].n_tokens;
+        memcpy(bb->tokens + bb->start[i], bb->rec[i].tokens, sizeof(int32_t) * bb->rec[i].n_tokens);
+    }
+    free(buf);
+    return rc;
+}
+
+static int run(const opts *o, MPI_Comm comm) {
+    int rank, size, rc = 0;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    ch_backend *be = NULL;
+    ch_model *m = NULL;
+    ch_tokenizer *tok = NULL;
+    ch_archive *a = NULL;
+    ch_extract_plan plan;
+    memset(&plan, 0, sizeof plan);
+    FILE *f = NULL;
+    float *out = NULL, *hidden = NULL;
+    uint8_t *skip = NULL;
+
+    rc = ch_backend_create(o->device, o->threads, &be);
+    if (!rc) rc = ch_model_open(o->model, be, &m);
+    char tpath[4200];
+    snprintf(tpath, sizeof tpath, "%s/tokenizer.json", o->model);
+    if (!rc && access(tpath, R_OK) == 0) rc = ch_tok_open_dir(o->model, &tok);
+    CH_TRY_GOTO(ch_mpi_agree(comm, rc), done);
+    const ch_config *cfg = ch_model_config(m);
+    ch_chat_style style = tok ? ch_tok_chat_style(tok) : CH_CHAT_NONE;
+    CH_TRY_GOTO(ch_extract_plan_make(o->input, tok, style, cfg->vocab, o->max_tokens, o->batch_tokens, comm, &plan), done);
+
+    char hash[65] = {0};
+    if (rank == 0) rc = ch_fs_sha256(o->input, hash);
+    CH_TRY_GOTO(ch_mpi_agree(comm, rc), done);
+    MPI_Bcast(hash, 65, MPI_CHAR, 0, comm);
+    ch_archive_meta meta = {.n_rows = plan.n_records, .n_layers = cfg->n_layers, .n_heads = cfg->n_heads,
+                            .head_dim = cfg->head_dim, .id_len = plan.id_len, .task_len = plan.task_len,
+                            .hidden_dim = o->hidden ? cfg->hidden : 0, .model_config = cfg->json,
+                            .model_dir = o->model, .tokenizer_sha256 = tok ? ch_tok_hash(tok) : "none",
+                            .pool = o->pool == CH_POOL_MEAN ? "mean" : "last", .input_path = o->input,
+                            .input_sha256 = hash, .command_line = o->command_line};
+    int exists = access(o->output, F_OK) == 0;
+    if (o->resume && exists)
+        rc = ch_archive_open_resume(o->output, &meta, comm, &a);
+    else
+        rc = ch_archive_create(o->output, &meta, comm, &a);
+    CH_TRY_GOTO(rc, done);
+
+    /* which of my batches still need computing */
+    int64_t mine = plan.b1 - plan.b0, todo = 0, already = 0;
+    rc = CH_ALLOC(skip, mine ? mine : 1, "batch mask");
+    for (int64_t b = plan.b0; !rc && b < plan.b1; b++) {
+        if (!(o->resume && exists)) {
+            todo++;
+            continue;
+        }
+        int64_t r0 = plan.batch_start[b], n = plan.batch_start[b + 1] - r0;
+        uint8_t *mask = malloc((size_t)n);
+        if (!mask || (rc = ch_archive_done(a, r0, n, mask))) {
+            free(mask);
+            if (!rc) rc = ch_err_set(CH_ENOMEM, __FILE__, __LINE__, "out of memory");
+            break;
+        }
+        int all = 1;
+        for (int64_t i = 0; i < n; i++) all &= mask[i] != 0;
+        free(mask);
+        skip[b - plan.b0] = (uint8_t)all;
+        if (all) already += n;
+        else todo++;
+    }
+    CH_TRY_GOTO(ch_mpi_agree(comm, rc), done);
+    int64_t rounds = todo, tot_already = already;
+    MPI_Allreduce(MPI_IN_PLACE, &rounds, 1, MPI_INT64_T, MPI_MAX, comm);
+    MPI_Allreduce(MPI_IN_PLACE, &tot_already, 1, MPI_INT64_T, MPI_SUM, comm);
+    if (rank == 0)
+        fprintf(stderr, "extract: %lld records, %lld tokens, %lld batches on %d rank(s), backend %s%s\n",
+                (long long)plan.n_records, (long long)plan.total_tokens, (long long)plan.n_batches, size, be->name,
+                tot_already ? " (resuming)" : "");
+
+    size_t width = (size_t)ch_model_capture_width(m);
+    int64_t maxn = 1;
+    for (int64_t b = plan.b0; b < plan.b1; b++)
+        if (plan.batch_start[b + 1] - plan.batch_start[b] > maxn) maxn = plan.batch_start[b + 1] - plan.batch_start[b];
+    rc = CH_ALLOC(out, (size_t)maxn * width, "captured heads");
+    if (!rc && o->hidden) rc = CH_ALLOC(hidden, (size_t)maxn * cfg->hidden, "hidden states");
+    if (!rc && !(f = fopen(o->input, "rb"))) rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: cannot open", o->input);
+    CH_TRY_GOTO(ch_mpi_agree(comm, rc), done);
+
+    ch_progress prog;
+    ch_progress_init(&prog, "extract", plan.n_records, tot_already, comm);
+    double io_seconds = 0;
+    int64_t b = plan.b0;
+    for (int64_t round = 0; round < rounds; round++) {
+        while (b < plan.b1 && skip[b - plan.b0]) b++;
+        batch_buf bb;
+        memset(&bb, 0, sizeof bb);
+        int64_t row0 = 0, n = 0, ntok = 0;
+        if (!rc && b < plan.b1) {
+            rc = batch_load(o, &plan, b, f, tok, style, cfg->vocab, &bb);
+            if (!rc) {
+                ch_batch batch = {.nseq = bb.n, .tokens = bb.tokens, .start = bb.start};
+                rc = ch_model_capture_ex(m, &batch, o->pool, out, hidden);
+            }
+            if (!rc) row0 = plan.batch_start[b], n = bb.n, ntok = bb.start[bb.n];
+            b++;
+        }
+        const char **ids = NULL, **tasks = NULL;
+        int32_t *labels = NULL, *nt = NULL;
+        if (n) {
+            ids = malloc(sizeof(char *) * n), tasks = malloc(sizeof(char *) * n);
+            labels = malloc(sizeof(int32_t) * n), nt = malloc(sizeof(int32_t) * n);
+            if (!ids || !tasks || !labels || !nt) rc = ch_err_set(CH_ENOMEM, __FILE__, __LINE__, "out of memory"), n = 0;
+            for (int64_t i = 0; i < n; i++)
+                ids[i] = bb.rec[i].id, tasks[i] = bb.rec[i].task, labels[i] = bb.rec[i].label, nt[i] = bb.rec[i].n_tokens;
+        }
+        double t0 = MPI_Wtime();
+        /* every rank joins the collective write, with nothing when it failed or has no work */
+        int wrc = ch_archive_write_rows(a, row0, rc ? 0 : n, out, hidden, ids, tasks, labels, nt);
+        io_seconds += MPI_Wtime() - t0;
+        if (!rc) rc = wrc;
+        free(ids), free(tasks), free(labels), free(nt);
+        batch_free(&bb);
+        if (ch_mpi_agree(comm, rc)) {
+            if (!rc) rc = ch_err_code();
+            break;
+        }
+        ch_progress_add(&prog, rc ? 0 : n, rc ? 0 : ntok);
+    }
+    double seconds = ch_progress_finish(&prog);
+    int crc = ch_archive_close(a); /* sets `complete` only when every row is done */
+    a = NULL;
+    if (!rc) rc = ch_mpi_agree(comm, crc);
+    if (!rc && rank == 0) {
+        double io_max = io_seconds;
+        fprintf(stderr, "extract: wrote %s (%lld rows x %d layers x %d heads x %d, float16); I/O %.1f%% of %.1f s\n",
+                o->output, (long long)plan.n_records, cfg->n_layers, cfg->n_heads, cfg->head_dim,
+                seconds > 0 ? 100.0 * io_max / seconds : 0.0, seconds);
+    }
+    if (!rc && o->timing && rank == 0) {
+        FILE *t = fopen(o->timing, "a");
+        if (t) {
+            fprintf(t,
+                    "{\"stage\":\"extract\",\"ranks\":%d,\"records\":%lld,\"tokens\":%lld,\"seconds\":%.6f,"
+                    "\"io_seconds\":%.6f,\"backend\":\"%s\"}\n",
+                    size, (long long)plan.n_records, (long long)plan.total_tokens, seconds, io_seconds, be->name);
+            fclose(t);
+        }
+    }
+done:
+    if (a) ch_archive_close(a);
+    if (f) fclose(f);
+    free(out), free(hidden), free(skip);
+    ch_extract_plan_free(&plan);
+    ch_tok_free(tok);
+    ch_model_close(m);
+    ch_backend_destroy(be);
+    return rc;
+}
+
+int ch_cmd_extract(int argc, char **argv, MPI_Comm comm) {
+    opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc < 0) return 0;
+    CH_TRY(rc);
+    o.command_line = join_args(argc, argv);
+    rc = run(&o, comm);
+    free(o.command_line);
+    return rc;
+}
