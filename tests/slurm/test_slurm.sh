@@ -5,6 +5,7 @@
 #   2. slurm/bind.sh gives node-local rank r GPU r of the node's CUDA_VISIBLE_DEVICES list
 #   3. slurm/submit_pipeline.sh chains prepare -> extract -> probe -> decompose -> select (afterok,
 #      per-task arrays) and every job completes with its outputs, each stage seeing its inputs
+#  3b. template parameters: environment default < command line, unknown options passed through
 #   4. a failed stage holds back everything after it (afterok never satisfied)
 #   5. an extraction signalled mid-run (the --signal=B:USR1 time-limit notice) requeues itself and
 #      the next run resumes (--resume, restart count 1) instead of starting again
@@ -91,6 +92,18 @@ grep -q "selected 0.2 for $dir/run/mix/bbh_dyck" run/selected/bbh_dyck/selected.
 grep -q '^extract rank=1/2 .*--input .*probeset.jsonl' calls.log && ok "extract ran 2 ranks (--ranks-per-node 2)" ||
   bad "extract ranks: $(grep ^extract calls.log)"
 grep -q '^probe rank=0/.* --top-k 4' calls.log && ok "probe got --top-k 4" || bad "probe call: $(grep ^probe calls.log)"
+
+# 3b. parameters: environment (CH_TOP_K) sets a default, the command line wins, unknown options pass through
+rm -f "$FAKE_LOG"
+a=$(CAPHEADS=$FAKE CH_TOP_K=7 CH_HEATMAP=hm sbatch --parsable -o /dev/null "$SRC/slurm/probe.sbatch" \
+      --input run/archives/probeset.h5 --output p1.h5)
+b=$(CAPHEADS=$FAKE CH_TOP_K=7 sbatch --parsable -o /dev/null "$SRC/slurm/probe.sbatch" \
+      --input run/archives/probeset.h5 --top-k 3 --output p2.h5 --lambda 0.5)
+wait_done "$a" "$b"
+if grep -q '^probe rank=0/.* --output p1.h5 --top-k 7 --heatmap hm$' calls.log &&
+   grep -q '^probe rank=0/.* --output p2.h5 --top-k 3 --lambda 0.5$' calls.log; then
+  ok "template parameters: environment default, command line override, pass-through"
+else bad "template parameters: $(grep ^probe calls.log)"; fi
 
 # 4. a failing stage holds back its dependents
 rm -f "$FAKE_LOG"
