@@ -12,6 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/statvfs.h>
+
+#include "agree.h"
 #include "archive.h"
 #include "err.h"
 #include "h5util.h"
@@ -142,6 +145,29 @@ static hid_t mpio_fapl(MPI_Comm comm) {
     return p;
 }
 
+/* Refuse up front when the archive cannot fit: a full disk discovered half-way through a
+ * collective write is the one failure parallel HDF5 cannot always report cleanly. Rank 0 asks
+ * the file system; the archive's size is known exactly from its shape. */
+static int space_check(const char *path, const ch_archive_meta *m, MPI_Comm comm) {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    if (rank) return 0;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *(slash == dir ? slash + 1 : slash) = 0;
+    else snprintf(dir, sizeof dir, ".");
+    struct statvfs sv;
+    if (statvfs(dir, &sv)) return 0; /* unknown: let the writes tell */
+    double need = (double)m->n_rows * ((double)m->n_layers * m->n_heads * m->head_dim * 2 + (double)m->hidden_dim * 2 +
+                                       m->id_len + m->task_len + 9) + (1 << 20);
+    double have = (double)sv.f_bavail * sv.f_frsize;
+    if (need > have)
+        CH_FAIL(CH_EIO, "%s: not enough space: the archive needs about %.1f MiB, the file system has %.1f MiB free",
+                path, need / (1 << 20), have / (1 << 20));
+    return 0;
+}
+
 int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm, ch_archive **out) {
     *out = NULL;
     if (m->n_rows < 1) CH_FAIL(CH_EARG, "%s: an archive needs at least one row", path);
@@ -151,24 +177,35 @@ int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm,
     a->hidden_dim = m->hidden_dim, a->id_len = m->id_len, a->task_len = m->task_len;
     int rc = 0;
     hid_t fapl = -1;
+    CH_TRY_GOTO(ch_mpi_agree(comm, space_check(path, m, comm)), fail_early);
     CH_TRY_GOTO(common_types(a), fail);
     CH_H5(fapl = mpio_fapl(comm));
     a->f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    if (a->f < 0) CH_FAIL_GOTO(fail, CH_EIO, "%s: cannot create the archive (directory missing or read-only?)", path);
+    if (a->f < 0) rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: cannot create the archive (directory missing or read-only?)", path);
+    CH_TRY_GOTO(ch_mpi_agree(comm, rc), fail);
     hsize_t N = (hsize_t)m->n_rows;
     hsize_t dims[4] = {N, (hsize_t)a->L, (hsize_t)a->H, (hsize_t)a->D};
     hsize_t chunk[4] = {chunk_rows(m->n_rows, a->H, a->D), 1, (hsize_t)a->H, (hsize_t)a->D};
-    CH_H5(a->acts = make_dset(a->f, "activations", a->f16, 4, dims, chunk, 0));
-    CH_H5(a->ids = make_dset(a->f, "ids", a->id_t, 1, &N, NULL, 1));
-    CH_H5(a->tasks = make_dset(a->f, "tasks", a->task_t, 1, &N, NULL, 1));
-    CH_H5(a->labels = make_dset(a->f, "labels", H5T_STD_I32LE, 1, &N, NULL, 1));
-    CH_H5(a->ntok = make_dset(a->f, "n_tokens", H5T_STD_I32LE, 1, &N, NULL, 1));
-    CH_H5(a->done = make_dset(a->f, "done", H5T_STD_U8LE, 1, &N, NULL, 1));
+    /* Each creation is collective: ranks agree after every step, so a rank that failed (a full
+     * disk hits the rank that writes the fill values) never leaves the others inside the next
+     * collective call. */
+#define STEP(expr)                                                                                \
+    do {                                                                                          \
+        if ((expr) < 0) rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: %s failed (file system full?)", path, #expr); \
+        CH_TRY_GOTO(ch_mpi_agree(comm, rc), fail);                                               \
+    } while (0)
+    STEP(a->acts = make_dset(a->f, "activations", a->f16, 4, dims, chunk, 0));
+    STEP(a->ids = make_dset(a->f, "ids", a->id_t, 1, &N, NULL, 1));
+    STEP(a->tasks = make_dset(a->f, "tasks", a->task_t, 1, &N, NULL, 1));
+    STEP(a->labels = make_dset(a->f, "labels", H5T_STD_I32LE, 1, &N, NULL, 1));
+    STEP(a->ntok = make_dset(a->f, "n_tokens", H5T_STD_I32LE, 1, &N, NULL, 1));
+    STEP(a->done = make_dset(a->f, "done", H5T_STD_U8LE, 1, &N, NULL, 1));
     if (a->hidden_dim > 0) {
         hsize_t hd[2] = {N, (hsize_t)a->hidden_dim};
-        CH_H5(a->hidden = make_dset(a->f, "hidden", a->f16, 2, hd, NULL, 0));
+        STEP(a->hidden = make_dset(a->f, "hidden", a->f16, 2, hd, NULL, 0));
     }
-    CH_TRY_GOTO(attach_scales(a), fail);
+#undef STEP
+    CH_TRY_GOTO(ch_mpi_agree(comm, attach_scales(a)), fail);
     char created[32];
     /* SOURCE_DATE_EPOCH (the reproducible-builds convention) pins the one varying attribute, so
      * two runs can be compared byte for byte */
@@ -195,6 +232,7 @@ int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm,
     return 0;
 fail:
     if (fapl >= 0) H5Pclose(fapl);
+fail_early:
     archive_free(a);
     return rc;
 }
@@ -317,9 +355,14 @@ int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const floa
     uint16_t *half = NULL, *hhalf = NULL;
     char *idbuf = NULL, *taskbuf = NULL;
     uint8_t *ones = NULL;
-    if (nrows < 0 || row0 < 0 || row0 + nrows > a->n_rows)
-        CH_FAIL(CH_EINTERNAL, "%s: rows %lld..%lld outside the archive", path, (long long)row0, (long long)(row0 + nrows));
-    rc = CH_ALLOC(half, total ? total : 1, "binary16 rows");
+    /* a bad range is a local failure: still join the collectives below (with nothing to write)
+     * so the other ranks learn of it instead of waiting forever */
+    if (nrows < 0 || row0 < 0 || row0 + nrows > a->n_rows) {
+        rc = ch_err_set(CH_EINTERNAL, __FILE__, __LINE__, "%s: rows %lld..%lld outside the archive", path,
+                        (long long)row0, (long long)(row0 + nrows));
+        row0 = 0, nrows = 0, total = 0;
+    }
+    if (!rc) rc = CH_ALLOC(half, total ? total : 1, "binary16 rows");
     if (!rc && a->hidden_dim > 0) rc = CH_ALLOC(hhalf, (size_t)(nrows ? nrows : 1) * a->hidden_dim, "hidden rows");
     if (!rc) rc = pack_strings(ids, nrows, a->id_len, &idbuf);
     if (!rc) rc = pack_strings(tasks, nrows, a->task_len, &taskbuf);
@@ -329,13 +372,18 @@ int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const floa
     for (size_t i = 0; i < (size_t)n * width; i++) half[i] = ch_f32_to_f16(acts[i]);
     if (hhalf && hidden)
         for (size_t i = 0; i < (size_t)n * a->hidden_dim; i++) hhalf[i] = ch_f32_to_f16(hidden[i]);
+    /* every collective write is joined whatever happened locally (n is 0 then); a rank whose
+     * buffer could not be made hands HDF5 a dummy one for its empty selection */
+    static const uint64_t none[1];
+#define BUF(p) ((p) && n ? (const void *)(p) : (const void *)none)
     int failed = rc;
-    if (half) failed |= write_slab(a, a->acts, a->f16, row0, n, half);
-    if (hhalf) failed |= write_slab(a, a->hidden, a->f16, row0, n, hhalf);
-    if (idbuf) failed |= write_slab(a, a->ids, a->id_t, row0, n, idbuf);
-    if (taskbuf) failed |= write_slab(a, a->tasks, a->task_t, row0, n, taskbuf);
-    failed |= write_slab(a, a->labels, H5T_NATIVE_INT32, row0, n, labels);
-    failed |= write_slab(a, a->ntok, H5T_NATIVE_INT32, row0, n, n_tokens);
+    failed |= write_slab(a, a->acts, a->f16, row0, n, BUF(half));
+    if (a->hidden_dim > 0) failed |= write_slab(a, a->hidden, a->f16, row0, n, BUF(hhalf));
+    failed |= write_slab(a, a->ids, a->id_t, row0, n, BUF(idbuf));
+    failed |= write_slab(a, a->tasks, a->task_t, row0, n, BUF(taskbuf));
+    failed |= write_slab(a, a->labels, H5T_NATIVE_INT32, row0, n, BUF(labels));
+    failed |= write_slab(a, a->ntok, H5T_NATIVE_INT32, row0, n, BUF(n_tokens));
+#undef BUF
     /* the data must be on disk before any of its rows is marked done */
     if (H5Fflush(a->f, H5F_SCOPE_GLOBAL) < 0 && !failed)
         failed = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: flush failed (disk full?)", path);
@@ -347,9 +395,11 @@ int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const floa
         goto out;
     }
     memset(ones, 1, (size_t)(nrows ? nrows : 1));
+    /* No flush after the flags: the next round's flush (or close) carries them, still after
+     * the data they cover reached the disk. A crash loses at most one round's flags, and those
+     * rows are recomputed on --resume. One sync per round instead of two (each is an fsync on
+     * every rank under MPI-IO). */
     rc = write_slab(a, a->done, H5T_NATIVE_UINT8, row0, n, ones);
-    if (H5Fflush(a->f, H5F_SCOPE_GLOBAL) < 0 && !rc)
-        rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: flush failed (disk full?)", path);
 out:
     free(half), free(hhalf), free(idbuf), free(taskbuf), free(ones);
     return rc;

@@ -22,5 +22,6 @@ int ch_cmd_extract(int argc, char **argv, MPI_Comm comm);   /* src/extract.c */
 int ch_cmd_decompose(int argc, char **argv, MPI_Comm comm); /* src/decompose.c */
 int ch_cmd_select(int argc, char **argv, MPI_Comm comm);    /* src/select.c */
 int ch_cmd_inspect(int argc, char **argv, MPI_Comm comm);   /* src/inspect.c */
+int ch_cmd_probe(int argc, char **argv, MPI_Comm comm); /* src/cmd_probe.c */
 
 #endif

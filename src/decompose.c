@@ -17,7 +17,8 @@
 #include "err.h"
 #include "mixfile.h"
 
-#define FIX_SCALE 1099511627776.0 /* 2^40 */
+#define FIX_SCALE 1099511627776.0 /* 2^40: mixes are in [0, 1] */
+#define FIX_HIDDEN 16777216.0     /* 2^24: hidden states are stored as binary16 anyway */
 
 typedef struct {
     const char *probes, *input, *output, *tasks;
@@ -106,6 +107,8 @@ static int run(const opts *o, MPI_Comm comm) {
     int64_t *fix = NULL, *cnt = NULL;
     float *acts = NULL;
     uint8_t *done_mask = NULL;
+    int64_t *hfix = NULL; /* per-task sums of hidden states (RDS), when the archive has them */
+    float *hid = NULL;
     double *p = NULL;
     ch_mix mix;
     memset(&mix, 0, sizeof mix);
@@ -134,8 +137,9 @@ static int run(const opts *o, MPI_Comm comm) {
         for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             int i = find_task(uniq, nuniq, t);
             if (i < 0) {
+                rc = ch_err_set(CH_EARG, __FILE__, __LINE__, "task '%s' has no examples in %s", t, o->input);
                 free(list), free(want);
-                CH_FAIL_GOTO(out, CH_EARG, "task '%s' has no examples in %s", t, o->input);
+                goto out;
             }
             want[i] = 1;
         }
@@ -149,25 +153,34 @@ static int run(const opts *o, MPI_Comm comm) {
     size_t width = (size_t)info.n_layers * info.n_heads * info.head_dim;
     if (!(rc = CH_ALLOC(fix, (size_t)nuniq * CH_NCAP, "sums")) && !(rc = CH_ALLOC(cnt, nuniq, "counts")) &&
         !(rc = CH_ALLOC(acts, (size_t)B * width, "activation block")) &&
-        !(rc = CH_ALLOC(p, (size_t)B * CH_NCAP, "mix block")))
+        !(rc = CH_ALLOC(p, CH_NCAP, "row mix")))
         rc = CH_ALLOC(done_mask, B, "done mask");
+    const int hd = info.hidden_dim;
+    if (!rc && hd > 0 && !(rc = CH_ALLOC(hfix, (size_t)nuniq * hd, "hidden sums")))
+        rc = CH_ALLOC(hid, (size_t)B * hd, "hidden block");
     for (int64_t b0 = r0; b0 < r1 && !rc; b0 += B) {
         int64_t n = r1 - b0 < B ? r1 - b0 : B;
         rc = ch_archive_read_acts(r, b0, n, acts);
         if (!rc) rc = ch_archive_read_done(r, b0, n, done_mask);
-        if (!rc && (rc = ch_capmix_apply(&cm, acts, n, p)))
-            ch_err_wrap("%s: rows from %lld: ", o->input, (long long)b0);
-        if (rc) break;
-        for (int64_t i = 0; i < n; i++) {
+        if (!rc && hd > 0) rc = ch_archive_read_hidden(r, b0, n, hid);
+        for (int64_t i = 0; i < n && !rc; i++) {
+            /* rows not done hold no data (only with --allow-incomplete) and rows without a task
+             * belong to no mix */
             if (!done_mask[i] || !rows[b0 + i][0]) continue;
+            if ((rc = ch_capmix_apply(&cm, acts + i * width, 1, p))) {
+                ch_err_wrap("%s: row %lld: ", o->input, (long long)(b0 + i));
+                break;
+            }
             int t = find_task(uniq, nuniq, rows[b0 + i]);
             cnt[t]++;
-            for (int c = 0; c < CH_NCAP; c++) fix[t * CH_NCAP + c] += llround(p[i * CH_NCAP + c] * FIX_SCALE);
+            for (int c = 0; c < CH_NCAP; c++) fix[t * CH_NCAP + c] += llround(p[c] * FIX_SCALE);
+            for (int j = 0; j < hd; j++) hfix[(size_t)t * hd + j] += llround(hid[i * hd + j] * FIX_HIDDEN);
         }
     }
     CH_TRY_GOTO(ch_mpi_agree(comm, rc), out2); /* a failed rank must not skip the reduction */
     if (MPI_Allreduce(MPI_IN_PLACE, fix, nuniq * CH_NCAP, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS ||
-        MPI_Allreduce(MPI_IN_PLACE, cnt, nuniq, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS)
+        MPI_Allreduce(MPI_IN_PLACE, cnt, nuniq, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS ||
+        (hd > 0 && MPI_Allreduce(MPI_IN_PLACE, hfix, nuniq * hd, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS))
         CH_FAIL_GOTO(out2, CH_EMPI, "decompose: MPI_Allreduce of the task sums failed");
 
     int nt = 0;
@@ -175,6 +188,8 @@ static int run(const opts *o, MPI_Comm comm) {
     CH_TRY_GOTO(CH_ALLOC(mix.tasks, nt, "mix"), out2);
     CH_TRY_GOTO(CH_ALLOC(mix.mix, (size_t)nt * CH_NCAP, "mix"), out2);
     CH_TRY_GOTO(CH_ALLOC(mix.count, nt, "mix"), out2);
+    if (hd > 0) CH_TRY_GOTO(CH_ALLOC(mix.hidden_mean, (size_t)nt * hd, "hidden means"), out2);
+    mix.hidden_dim = hd;
     for (int i = 0, j = 0; i < nuniq; i++) {
         if (!want[i]) continue;
         if (!cnt[i])
@@ -183,6 +198,8 @@ static int run(const opts *o, MPI_Comm comm) {
         mix.count[j] = cnt[i];
         for (int c = 0; c < CH_NCAP; c++)
             mix.mix[j * CH_NCAP + c] = (double)fix[i * CH_NCAP + c] / FIX_SCALE / (double)cnt[i];
+        for (int d = 0; d < hd; d++)
+            mix.hidden_mean[(size_t)j * hd + d] = (float)((double)hfix[(size_t)i * hd + d] / FIX_HIDDEN / (double)cnt[i]);
         j++;
     }
     mix.ntask = nt;
@@ -209,9 +226,9 @@ static int run(const opts *o, MPI_Comm comm) {
 out2:
     free(want);
     /* mix borrows task names and strings: free only its own arrays */
-    free(mix.tasks), free(mix.mix), free(mix.count);
+    free(mix.tasks), free(mix.mix), free(mix.count), free(mix.hidden_mean);
 out:
-    free(fix), free(cnt), free(acts), free(p), free(done_mask);
+    free(fix), free(cnt), free(acts), free(p), free(done_mask), free(hfix), free(hid);
     free(uniq);
     if (rows) ch_archive_free_strings(rows, info.n_rows);
     ch_archive_info_free(&info);

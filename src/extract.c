@@ -6,6 +6,7 @@
  * --resume skips batches whose rows are all done. */
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +231,10 @@ static int run(const opts *o, MPI_Comm comm) {
     ch_progress_init(&prog, "extract", plan.n_records, tot_already, comm);
     double io_seconds = 0;
     int64_t b = plan.b0;
+    /* Fault injection for the crash-resume test: die by SIGKILL after N write rounds, the way a
+     * preempted job dies (no cleanup, no close). */
+    const char *kill_env = getenv("CAPHEADS_TEST_KILL_AFTER_ROUNDS");
+    int64_t kill_after = kill_env ? atoll(kill_env) : -1;
     for (int64_t round = 0; round < rounds; round++) {
         while (b < plan.b1 && skip[b - plan.b0]) b++;
         batch_buf bb;
@@ -253,6 +258,9 @@ static int run(const opts *o, MPI_Comm comm) {
             for (int64_t i = 0; i < n; i++)
                 ids[i] = bb.rec[i].id, tasks[i] = bb.rec[i].task, labels[i] = bb.rec[i].label, nt[i] = bb.rec[i].n_tokens;
         }
+        /* wait for the slowest rank's forward pass here, so io_seconds is the write itself and
+         * not load imbalance (the collective write would wait for it anyway) */
+        MPI_Barrier(comm);
         double t0 = MPI_Wtime();
         /* every rank joins the collective write, with nothing when it failed or has no work */
         int wrc = ch_archive_write_rows(a, row0, rc ? 0 : n, out, hidden, ids, tasks, labels, nt);
@@ -265,13 +273,15 @@ static int run(const opts *o, MPI_Comm comm) {
             break;
         }
         ch_progress_add(&prog, rc ? 0 : n, rc ? 0 : ntok);
+        if (kill_after >= 0 && round + 1 >= kill_after) raise(SIGKILL);
     }
     double seconds = ch_progress_finish(&prog);
+    double io_max = io_seconds; /* the slowest rank's write time */
+    MPI_Allreduce(&io_seconds, &io_max, 1, MPI_DOUBLE, MPI_MAX, comm);
     int crc = ch_archive_close(a); /* sets `complete` only when every row is done */
     a = NULL;
     if (!rc) rc = ch_mpi_agree(comm, crc);
     if (!rc && rank == 0) {
-        double io_max = io_seconds;
         fprintf(stderr, "extract: wrote %s (%lld rows x %d layers x %d heads x %d, float16); I/O %.1f%% of %.1f s\n",
                 o->output, (long long)plan.n_records, cfg->n_layers, cfg->n_heads, cfg->head_dim,
                 seconds > 0 ? 100.0 * io_max / seconds : 0.0, seconds);
@@ -282,7 +292,7 @@ static int run(const opts *o, MPI_Comm comm) {
             fprintf(t,
                     "{\"stage\":\"extract\",\"ranks\":%d,\"records\":%lld,\"tokens\":%lld,\"seconds\":%.6f,"
                     "\"io_seconds\":%.6f,\"backend\":\"%s\"}\n",
-                    size, (long long)plan.n_records, (long long)plan.total_tokens, seconds, io_seconds, be->name);
+                    size, (long long)plan.n_records, (long long)plan.total_tokens, seconds, io_max, be->name);
             fclose(t);
         }
     }

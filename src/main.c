@@ -27,6 +27,7 @@ static const ch_cmd commands[] = {
      ch_cmd_prepare},
     {"extract", "run the model over a JSONL corpus, write per-head outputs to one HDF5 archive",
      ch_cmd_extract},
+    {"probe", "fit per-head capability probes on an activation archive", ch_cmd_probe},
     {"decompose", "capability mix of every target task (MMLU subject, BBH task, ...)", ch_cmd_decompose},
     {"select", "score the instruction pool per task, write the selected records", ch_cmd_select},
     {"inspect", "summarise a capheads file; --verify checks an archive is complete", ch_cmd_inspect},

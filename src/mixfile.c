@@ -9,6 +9,7 @@
 #include "archive.h"
 #include "err.h"
 #include "fsutil.h"
+#include "h5util.h"
 
 #define H5CHK(call)                                                                               \
     do {                                                                                          \
@@ -16,32 +17,6 @@
     } while (0)
 
 #define MIX_FORMAT "capheads-mix"
-
-static int put_attr(hid_t obj, const char *name, const char *value) {
-    hid_t t = H5Tcopy(H5T_C_S1), s = H5Screate(H5S_SCALAR), a = -1;
-    int ok = t >= 0 && s >= 0 && H5Tset_size(t, strlen(value) + 1) >= 0 &&
-             (a = H5Acreate2(obj, name, t, s, H5P_DEFAULT, H5P_DEFAULT)) >= 0 && H5Awrite(a, t, value) >= 0;
-    if (a >= 0) H5Aclose(a);
-    if (s >= 0) H5Sclose(s);
-    if (t >= 0) H5Tclose(t);
-    return ok ? 0 : -1;
-}
-
-static char *get_attr(hid_t obj, const char *name) {
-    if (H5Aexists(obj, name) <= 0) return NULL;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = a >= 0 ? H5Aget_type(a) : -1;
-    char *out = NULL;
-    if (t >= 0 && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
-        size_t n = H5Tget_size(t);
-        out = calloc(n + 1, 1);
-        hid_t mt = H5Tcopy(t);
-        if (out && (H5Aread(a, mt, out) < 0)) free(out), out = NULL;
-        H5Tclose(mt);
-    }
-    if (t >= 0) H5Tclose(t);
-    if (a >= 0) H5Aclose(a);
-    return out;
-}
 
 static int put_data(hid_t f, const char *name, hid_t type, int rank, const hsize_t *dims, const void *data) {
     hid_t s = H5Screate_simple(rank, dims, NULL), d = -1;
@@ -73,11 +48,11 @@ static int write_h5(const char *path, const ch_mix *m) {
         hsize_t hd[2] = {(hsize_t)m->ntask, (hsize_t)m->hidden_dim};
         H5CHK(put_data(f, "hidden_mean", H5T_NATIVE_FLOAT, 2, hd, m->hidden_mean));
     }
-    H5CHK(put_attr(f, "format", MIX_FORMAT));
-    H5CHK(put_attr(f, "capability_names", m->capability_names ? m->capability_names : ""));
-    H5CHK(put_attr(f, "probes", m->probes ? m->probes : ""));
-    H5CHK(put_attr(f, "input", m->input ? m->input : ""));
-    H5CHK(put_attr(f, "input_sha256", m->input_sha256 ? m->input_sha256 : ""));
+    H5CHK(ch_h5_put_str(f, "format", MIX_FORMAT));
+    H5CHK(ch_h5_put_str(f, "capability_names", m->capability_names ? m->capability_names : ""));
+    H5CHK(ch_h5_put_str(f, "probes", m->probes ? m->probes : ""));
+    H5CHK(ch_h5_put_str(f, "input", m->input ? m->input : ""));
+    H5CHK(ch_h5_put_str(f, "input_sha256", m->input_sha256 ? m->input_sha256 : ""));
 done:
     if (st >= 0) H5Tclose(st);
     if (f >= 0 && H5Fclose(f) < 0 && !rc) rc = ch_err_set(CH_EHDF5, __FILE__, __LINE__, "%s: close failed", path);
@@ -124,13 +99,13 @@ int ch_mix_read(const char *where, ch_mix *m) {
     char *flat = NULL, *fmt = NULL;
     f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) CH_FAIL(CH_EIO, "%s: cannot open as HDF5", path);
-    fmt = get_attr(f, "format");
+    CH_TRY_GOTO(ch_h5_get_str(f, "format", &fmt), done);
     if (!fmt || strcmp(fmt, MIX_FORMAT))
         CH_FAIL_GOTO(done, CH_EFORMAT, "%s: not a capheads mix file (format '%s')", path, fmt ? fmt : "none");
-    m->capability_names = get_attr(f, "capability_names");
-    m->probes = get_attr(f, "probes");
-    m->input = get_attr(f, "input");
-    m->input_sha256 = get_attr(f, "input_sha256");
+    CH_TRY_GOTO(ch_h5_get_str(f, "capability_names", &m->capability_names), done);
+    CH_TRY_GOTO(ch_h5_get_str(f, "probes", &m->probes), done);
+    CH_TRY_GOTO(ch_h5_get_str(f, "input", &m->input), done);
+    CH_TRY_GOTO(ch_h5_get_str(f, "input_sha256", &m->input_sha256), done);
     H5CHK(d = H5Dopen2(f, "tasks", H5P_DEFAULT));
     H5CHK(s = H5Dget_space(d));
     m->ntask = (int)H5Sget_simple_extent_npoints(s);

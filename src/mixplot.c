@@ -23,7 +23,11 @@ static void xml_text(FILE *f, const char *s) {
 }
 
 int ch_mix_plot_svg(const ch_mix *m, const char *path) {
-    const int bar_h = 18, gap = 6, left = 260, width = 520, top = 50;
+    const int bar_h = 18, gap = 6, width = 520, top = 50;
+    size_t longest = 0; /* the task labels sit left of the bars: ~7 px a character at 12 px */
+    for (int i = 0; i < m->ntask; i++)
+        if (strlen(m->tasks[i]) > longest) longest = strlen(m->tasks[i]);
+    const int left = 20 + 7 * ((int)longest + 8);
     int height = top + m->ntask * (bar_h + gap) + 60;
     FILE *f;
     char tmp[4200];
@@ -33,7 +37,7 @@ int ch_mix_plot_svg(const ch_mix *m, const char *path) {
             "font-family=\"sans-serif\" font-size=\"12\">\n"
             "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
             "<text x=\"%d\" y=\"22\" font-size=\"15\" font-weight=\"bold\">Capability mix per task</text>\n",
-            left + width + 40, height, left);
+            left + (width > 5 * 125 ? width : 5 * 125) + 40, height, left);
     for (int i = 0; i < m->ntask; i++) {
         int y = top + i * (bar_h + gap);
         fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", left - 8, y + bar_h - 5);
@@ -51,7 +55,7 @@ int ch_mix_plot_svg(const ch_mix *m, const char *path) {
     }
     int ly = top + m->ntask * (bar_h + gap) + 20;
     for (int c = 0; c < CH_NCAP; c++) {
-        int lx = left + c * 105;
+        int lx = left + c * 125;
         fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>"
                    "<text x=\"%d\" y=\"%d\">%s</text>\n",
                 lx, ly, colours[c], lx + 16, ly + 10, ch_capability_names[c]);

@@ -130,6 +130,13 @@ static double random_score(unsigned long long seed, const char *id) {
     return (double)(z >> 11) / 9007199254740992.0;
 }
 
+/* RDS (representation similarity): cosine of two hidden-state vectors. */
+static double cosine_f(const float *a, const float *b, int n) {
+    double s = 0, na = 0, nb = 0;
+    for (int i = 0; i < n; i++) s += (double)a[i] * b[i], na += (double)a[i] * a[i], nb += (double)b[i] * b[i];
+    return na > 0 && nb > 0 ? s / sqrt(na * nb) : 0.0;
+}
+
 /* Check the pool JSONL against the archive: same number of records, same corpus hash, and the
  * same id on every line this rank holds. */
 static int check_pool(const opts *o, const ch_archive_info *info, const ch_lines *l, char **ids,
@@ -212,7 +219,7 @@ static int run(const opts *o, MPI_Comm comm) {
     memset(&l, 0, sizeof l), memset(&info, 0, sizeof info);
     char **ids = NULL;
     double *p = NULL, *score = NULL;
-    float *fscore = NULL;
+    float *fscore = NULL, *hid = NULL; /* hid: RDS, this rank's rows' mean final hidden states */
     uint8_t *sel = NULL, *done = NULL;
     int *which = NULL, nt = 0;
     ch_scores_file *sf = NULL;
@@ -256,8 +263,14 @@ static int run(const opts *o, MPI_Comm comm) {
         rc = CH_ALLOC(p, (size_t)n * CH_NCAP, "row mixes");
         if (!rc) rc = row_features(o, r, &info, &l, p, done);
     }
-    if (!rc && o->method == M_RDS)
-        rc = ch_err_set(CH_EUNSUPPORTED, __FILE__, __LINE__, "rds: pool archives do not store hidden states yet");
+    if (!rc && o->method == M_RDS) {
+        if (info.hidden_dim != mix.hidden_dim)
+            rc = ch_err_set(CH_EMISMATCH, __FILE__, __LINE__,
+                            "--method rds: %s has hidden states of size %d, the mix %s has %d (extract both with --hidden)",
+                            o->input, info.hidden_dim, o->mix, mix.hidden_dim);
+        if (!rc) rc = CH_ALLOC(hid, (size_t)n * info.hidden_dim, "hidden states");
+        if (!rc) rc = ch_archive_read_hidden(r, l.first, n, hid);
+    }
     CH_TRY_GOTO(ch_mpi_agree(comm, rc), out);
 
     int64_t k = (int64_t)ceil(o->fraction * (double)N - 1e-9);
@@ -282,6 +295,9 @@ static int run(const opts *o, MPI_Comm comm) {
         for (int64_t i = 0; i < n; i++) {
             if (!done[i]) score[i] = -INFINITY;
             else if (o->method == M_RANDOM) score[i] = random_score(o->seed, ids[i]);
+            else if (o->method == M_RDS)
+                score[i] = cosine_f(hid + (size_t)i * mix.hidden_dim, mix.hidden_mean + (size_t)which[t] * mix.hidden_dim,
+                                    mix.hidden_dim);
             else score[i] = o->cosine ? ch_capmix_score_cosine(w, p + i * CH_NCAP) : ch_capmix_score_dot(w, p + i * CH_NCAP);
             fscore[i] = (float)score[i];
         }
@@ -309,7 +325,7 @@ static int run(const opts *o, MPI_Comm comm) {
 out:
     if (sf) ch_scores_close(sf);
     if (ids) ch_archive_free_strings(ids, l.count);
-    free(p), free(score), free(fscore), free(sel), free(done), free(which);
+    free(p), free(score), free(fscore), free(sel), free(done), free(which), free(hid);
     ch_lines_free(&l);
     ch_archive_info_free(&info);
     if (r) ch_archive_close_read(r);

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Archive I/O benchmarks (issue 4), two tables:
+#  1. collective write bandwidth of the archive writer (bench_archive_write: create, write rounds,
+#     close, fsync) from 1, 2 and 4 ranks against `dd conv=fsync` of the same number of bytes to
+#     the same directory, interleaved A B A B (PAIRS pairs per rank count), median ratio.
+#     Target: archive >= 80% of dd.
+#  2. share of `capheads extract` wall time spent in the archive writer (extract --timing's
+#     io_seconds / seconds, rank 0's view), on the demo model, interleaved over rank counts.
+#     Target: <= 5%.
+# usage: benchmarks/bench_archive.sh [BUILD_DIR] [WORK_DIR]
+#   env: ROWS (default 1024), SHAPE "L H D" (default "16 32 64": 64 MiB at 1024 rows),
+#        PAIRS (default 5), RANKS (default "1 2 4"). Keep sizes small on a shared machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=$(realpath "${1:-build}")
+W=$(mktemp -d "${2:-/tmp}/ch_bench_archive_XXXXXX")
+trap 'rm -rf "$W"' EXIT
+ROWS=${ROWS:-1024}
+read -r L H D <<<"${SHAPE:-16 32 64}"
+PAIRS=${PAIRS:-5}
+RANKS=${RANKS:-1 2 4}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+MPIEXEC=${MPIEXEC:-mpirun}
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo "# 1. collective archive write vs dd (same bytes, same directory: $W), fsync included"
+echo "#    rows=$ROWS shape=[$ROWS,$L,$H,$D] f16, $((ROWS / 16)) rows per write round, $PAIRS interleaved pairs"
+printf "%-6s %10s %14s %14s %12s\n" ranks MiB "archive MiB/s" "dd MiB/s" "ratio(med)"
+for r in $RANKS; do
+  : >"$W/a.txt" ; : >"$W/d.txt" ; : >"$W/ratio.txt"
+  for p in $(seq "$PAIRS"); do
+    rm -f "$W/acts.h5" "$W/dd.bin"
+    read -r bytes ta < <("$MPIEXEC" -n "$r" --oversubscribe "$B/benchmarks/bench_archive_write" "$W/acts.h5" \
+                             "$ROWS" "$L" "$H" "$D" $((ROWS / 16)))
+    rm -f "$W/acts.h5"
+    # dd reports its own elapsed time (open .. fsync), the same span the archive figure covers
+    td=$(LC_ALL=C dd if=/dev/zero of="$W/dd.bin" bs=4M count="$bytes" iflag=count_bytes conv=fsync 2>&1 |
+         awk '/copied/ {for (i = 1; i <= NF; i++) if ($i ~ /^s,?$/) print $(i-1)}')
+    rm -f "$W/dd.bin"
+    awk -v b="$bytes" -v t="$ta" 'BEGIN {print b / 1048576 / t}' >>"$W/a.txt"
+    awk -v b="$bytes" -v t="$td" 'BEGIN {print b / 1048576 / t}' >>"$W/d.txt"
+    awk -v a="$ta" -v d="$td" 'BEGIN {print d / a}' >>"$W/ratio.txt"
+  done
+  printf "%-6s %10.1f %14.1f %14.1f %11.0f%%\n" "$r" "$(awk -v b="$bytes" 'BEGIN {print b / 1048576}')" \
+    "$(median <"$W/a.txt")" "$(median <"$W/d.txt")" "$(median <"$W/ratio.txt" | awk '{print 100 * $1}')"
+done
+
+echo
+echo "# 2. share of extract wall time in archive I/O (demo model, CPU backend, llama3.1 tokenizer)"
+M=$W/model
+mkdir -p "$M"
+cp data/demo/model/config.json data/demo/model/model.safetensors "$M/"
+gzip -dc tests/data/tokenizers/llama3_1/tokenizer.json.gz >"$M/tokenizer.json"
+CAPHEADS=$B/capheads bash scripts/make-demo-data.sh "$W/data" >/dev/null
+cat "$W/data/probeset.jsonl" "$W/data/tasks.jsonl" >"$W/corpus.jsonl"
+printf "%-6s %8s %10s %12s %10s\n" ranks records "wall s" "I/O s" "I/O share"
+: >"$W/timing.jsonl"
+for p in $(seq "$PAIRS"); do
+  for r in $RANKS; do
+    rm -f "$W/x.h5"
+    "$MPIEXEC" -n "$r" --oversubscribe "$B/capheads" extract --model "$M" --input "$W/corpus.jsonl" \
+      --output "$W/x.h5" --device cpu --threads 1 --timing "$W/timing.jsonl" 2>/dev/null
+  done
+done
+for r in $RANKS; do
+  grep "\"ranks\":$r," "$W/timing.jsonl" | sed 's/.*"records":\([0-9]*\).*"seconds":\([0-9.]*\),"io_seconds":\([0-9.]*\).*/\1 \2 \3/' \
+    >"$W/t$r.txt"
+  n=$(awk 'NR==1 {print $1}' "$W/t$r.txt")
+  printf "%-6s %8s %10.2f %12.3f %9.1f%%\n" "$r" "$n" "$(awk '{print $2}' "$W/t$r.txt" | median)" \
+    "$(awk '{print $3}' "$W/t$r.txt" | median)" "$(awk '{print 100 * $3 / $2}' "$W/t$r.txt" | median)"
+done

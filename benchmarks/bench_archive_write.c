@@ -1,0 +1,89 @@
+/* bench_archive_write.c - time the collective archive writer on synthetic rows.
+ *
+ * usage: mpirun -n R bench_archive_write PATH N_ROWS LAYERS HEADS HEAD_DIM ROWS_PER_ROUND
+ *
+ * The rows are split as extract splits them: rank r owns a contiguous block of rounds and every
+ * rank joins every collective round (empty selection when out of work). Timed: create, all
+ * write rounds (f32 -> binary16 conversion, data, done flags, the flushes the writer does), close,
+ * and an fsync of the file by rank 0 so the figure is comparable with `dd conv=fsync`. The
+ * synthetic activations are generated before the clock starts. Rank 0 prints one line:
+ * "bytes seconds" (bytes = the file's size on disk). bench_archive.sh drives it against dd. */
+#include <fcntl.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "archive.h"
+#include "err.h"
+
+static int bench(const char *path, int64_t n, int L, int H, int D, int64_t per_round, MPI_Comm comm) {
+    int rank, size, rc = 0;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    size_t width = (size_t)L * H * D;
+    float *acts = NULL;
+    CH_TRY(CH_ALLOC(acts, (size_t)per_round * width, "synthetic rows"));
+    uint32_t s = 12345u + (uint32_t)rank;
+    for (size_t i = 0; i < (size_t)per_round * width; i++) {
+        s = s * 1664525u + 1013904223u;
+        acts[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
+    }
+    const char **ids = malloc(sizeof(char *) * per_round), **tasks = malloc(sizeof(char *) * per_round);
+    int32_t *labels = malloc(sizeof(int32_t) * per_round), *nt = malloc(sizeof(int32_t) * per_round);
+    if (!ids || !tasks || !labels || !nt) {
+        free(acts), free(ids), free(tasks), free(labels), free(nt);
+        CH_FAIL(CH_ENOMEM, "out of memory");
+    }
+    for (int64_t i = 0; i < per_round; i++) ids[i] = "record-000000", tasks[i] = "bench", labels[i] = (int32_t)(i % 5), nt[i] = 64;
+
+    int64_t nb = (n + per_round - 1) / per_round;                 /* batches of per_round rows */
+    int64_t b0 = nb * rank / size, b1 = nb * (rank + 1) / size;   /* this rank's block */
+    int64_t rounds = (nb + size - 1) / size;                      /* the largest block */
+    ch_archive_meta m = {.n_rows = n, .n_layers = L, .n_heads = H, .head_dim = D, .id_len = 13, .task_len = 5,
+                         .model_config = "{}", .model_dir = "bench", .tokenizer_sha256 = "", .pool = "last",
+                         .input_path = "bench", .input_sha256 = "", .command_line = "bench_archive_write"};
+    ch_archive *a = NULL;
+    MPI_Barrier(comm);
+    double t0 = MPI_Wtime();
+    rc = ch_archive_create(path, &m, comm, &a);
+    for (int64_t r = 0; !rc && r < rounds; r++) {
+        int64_t b = b0 + r, row0 = 0, cnt = 0;
+        if (b < b1) row0 = b * per_round, cnt = (row0 + per_round > n ? n : row0 + per_round) - row0;
+        rc = ch_archive_write_rows(a, row0, cnt, acts, NULL, ids, tasks, labels, nt);
+    }
+    if (a) {
+        int crc = ch_archive_close(a);
+        if (!rc) rc = crc;
+    }
+    if (!rc && rank == 0) {
+        int fd = open(path, O_RDONLY);
+        if (fd < 0 || fsync(fd) != 0) rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: fsync failed", path);
+        if (fd >= 0) close(fd);
+    }
+    MPI_Barrier(comm);
+    double t = MPI_Wtime() - t0;
+    struct stat st;
+    if (!rc && rank == 0) {
+        if (stat(path, &st) != 0) rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: stat failed", path);
+        else printf("%lld %.6f\n", (long long)st.st_size, t);
+    }
+    free(acts), free(ids), free(tasks), free(labels), free(nt);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    int rc = 0;
+    if (argc != 7) {
+        fprintf(stderr, "usage: bench_archive_write PATH N_ROWS LAYERS HEADS HEAD_DIM ROWS_PER_ROUND\n");
+        rc = CH_EARG;
+    } else {
+        rc = bench(argv[1], atoll(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoll(argv[6]),
+                   MPI_COMM_WORLD);
+        if (rc) fprintf(stderr, "bench_archive_write: %s\n", ch_err_msg());
+    }
+    MPI_Finalize();
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,469 @@
+/* cmd_probe.c - `capheads probe`: fit the per-head probes of an activation archive.
+ *
+ * Data flow: each rank owns the contiguous row block [N*rank/R, N*(rank+1)/R) and streams it in
+ * blocks of 256 rows, one group of layers at a time: the group's activations for the rank's rows
+ * are cached in f32 (head-major) so that the solver's many passes never touch the file again.
+ * The group is as many layers as fit in --memory MiB (default 1024) on the rank with the most
+ * rows, so the whole archive is never in memory unless it fits the budget. Standardization
+ * statistics (mean, population std over TRAIN rows) are reduced over ranks, the probes of all
+ * heads of the group are fitted in lockstep (src/probe.c), and the validation probabilities are
+ * gathered on rank 0, which computes accuracies, one-vs-rest AUCs, the capability-head map and
+ * writes the probe file (serially) and the heatmaps. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "archive.h"
+#include "cli.h"
+#include "err.h"
+#include "probe.h"
+
+#define RBLOCK 256
+
+#define CH_MPI(call)                                                                              \
+    do {                                                                                          \
+        if ((call) != MPI_SUCCESS) CH_FAIL(CH_EMPI, "%s failed", #call);                          \
+    } while (0)
+
+typedef struct {
+    const char *input, *output, *heatmap;
+    int top_k, allow_incomplete;
+    double memory_mib;
+    ch_probe_opts fit;
+} probe_args;
+
+typedef struct {
+    MPI_Comm comm;
+    int rank, size;
+    ch_archive_reader *ar;
+    int L, H, D;
+    int64_t row0, nloc;          /* this rank's row block */
+    int64_t *train, *val;        /* local row indices (0-based within the block) */
+    int64_t ntr, nva;            /* local counts */
+    int32_t *ytr, *yva;
+    char **ids;
+} probe_ctx;
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: [mpirun -n R] capheads probe --input PROBESET.h5 --output PROBES.h5\n"
+               "         [--top-k 16] [--heatmap DIR] [--lambda 1e-3] [--tol 1e-5] [--max-evals 500]\n"
+               "         [--memory MiB (default 1024)] [--allow-incomplete]\n"
+               "Fits a multinomial logistic-regression probe per (layer, head) over the five\n"
+               "capabilities; validation rows are the ids whose FNV-1a 64 hash %% 5 == 0.\n");
+}
+
+static int parse(int argc, char **argv, probe_args *a, int *help) {
+    memset(a, 0, sizeof *a);
+    a->top_k = 16;
+    a->memory_mib = 1024;
+    ch_probe_opts_default(&a->fit);
+    *help = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            *help = 1;
+            return 0;
+        } else if (!strcmp(o, "--allow-incomplete")) {
+            a->allow_incomplete = 1;
+            continue;
+        }
+        if (!v) CH_FAIL(CH_EARG, "option %s needs a value (see --help)", o);
+        i++;
+        if (!strcmp(o, "--input")) a->input = v;
+        else if (!strcmp(o, "--output")) a->output = v;
+        else if (!strcmp(o, "--heatmap")) a->heatmap = v;
+        else if (!strcmp(o, "--top-k")) a->top_k = (int)strtol(v, &end, 10);
+        else if (!strcmp(o, "--max-evals")) a->fit.max_evals = (int)strtol(v, &end, 10);
+        else if (!strcmp(o, "--lambda")) a->fit.lambda = strtod(v, &end);
+        else if (!strcmp(o, "--tol")) a->fit.tol = strtod(v, &end);
+        else if (!strcmp(o, "--memory")) a->memory_mib = strtod(v, &end);
+        else CH_FAIL(CH_EARG, "unknown option '%s' (see --help)", o);
+        if (end && *end) CH_FAIL(CH_EARG, "option %s: '%s' is not a number", o, v);
+    }
+    if (!a->input || !a->output) CH_FAIL(CH_EARG, "--input and --output are required (see --help)");
+    if (a->top_k < 1) CH_FAIL(CH_EARG, "--top-k must be >= 1");
+    if (!(a->fit.lambda > 0)) CH_FAIL(CH_EARG, "--lambda must be > 0");
+    if (!(a->fit.tol > 0) || a->fit.max_evals < 1) CH_FAIL(CH_EARG, "--tol must be > 0, --max-evals >= 1");
+    if (!(a->memory_mib > 0)) CH_FAIL(CH_EARG, "--memory must be > 0");
+    return 0;
+}
+
+/* Make every rank fail together: a rank whose own step succeeded learns of another's failure. */
+static int agree(int rc, MPI_Comm comm) {
+    int worst = 0;
+    if (MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS)
+        return rc ? rc : ch_err_set(CH_EMPI, __FILE__, __LINE__, "MPI_Allreduce of a status failed");
+    if (worst && !rc)
+        return ch_err_set(worst, __FILE__, __LINE__, "stopped: another rank failed (see its message)");
+    return rc ? rc : worst;
+}
+
+/* Labels, done mask and ids of the rank's rows: split into train/val, skip unlabeled rows. */
+static int load_rows(probe_ctx *c, const probe_args *a, int64_t counts[4]) {
+    int32_t *lab = NULL;
+    uint8_t *done = NULL;
+    int rc = 0;
+    int64_t n = c->nloc;
+    CH_TRY_GOTO(CH_ALLOC(lab, n + 1, "labels"), out);
+    CH_TRY_GOTO(CH_ALLOC(done, n + 1, "done mask"), out);
+    CH_TRY_GOTO(CH_ALLOC(c->ids, n + 1, "ids"), out);
+    CH_TRY_GOTO(CH_ALLOC(c->train, n + 1, "train rows"), out);
+    CH_TRY_GOTO(CH_ALLOC(c->val, n + 1, "validation rows"), out);
+    CH_TRY_GOTO(CH_ALLOC(c->ytr, n + 1, "train labels"), out);
+    CH_TRY_GOTO(CH_ALLOC(c->yva, n + 1, "validation labels"), out);
+    CH_TRY_GOTO(ch_archive_read_labels(c->ar, c->row0, n, lab), out);
+    CH_TRY_GOTO(ch_archive_read_done(c->ar, c->row0, n, done), out);
+    CH_TRY_GOTO(ch_archive_read_ids(c->ar, c->row0, n, c->ids), out);
+    for (int64_t i = 0; i < n; i++) {
+        const char *id = c->ids[i];
+        if (!done[i]) {
+            if (!a->allow_incomplete)
+                CH_FAIL_GOTO(out, CH_EINCOMPLETE,
+                             "%s: row %lld (id '%s') is not done: the archive is incomplete "
+                             "(finish it with extract --resume, or pass --allow-incomplete)",
+                             a->input, (long long)(c->row0 + i), id);
+            counts[1]++;
+            continue;
+        }
+        if (lab[i] == -1) {
+            counts[0]++;
+            continue;
+        }
+        if (lab[i] < 0 || lab[i] >= CH_NCAP)
+            CH_FAIL_GOTO(out, CH_EFORMAT, "%s: row %lld (id '%s'): label %d outside 0..4 (-1 = none)",
+                         a->input, (long long)(c->row0 + i), id, lab[i]);
+        if (ch_probe_is_validation(id)) c->yva[c->nva] = lab[i], c->val[c->nva++] = i;
+        else c->ytr[c->ntr] = lab[i], c->train[c->ntr++] = i;
+    }
+out:
+    free(lab);
+    free(done);
+    return rc;
+}
+
+/* Read layers [l0, l0+G) of the rank's kept rows into head-major xtr [G*H][ntr][D] and
+ * xva [G*H][nva][D], refusing non-finite values. */
+static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, float *buf, float *xtr,
+                      float *xva) {
+    const int H = c->H, D = c->D, nh = G * H;
+    int64_t it = 0, iv = 0;
+    for (int64_t r0 = 0; r0 < c->nloc; r0 += RBLOCK) {
+        int64_t nb = c->nloc - r0 < RBLOCK ? c->nloc - r0 : RBLOCK;
+        /* skip blocks with no kept rows (e.g. an unlabeled tail) */
+        int64_t next_t = it < c->ntr ? c->train[it] : INT64_MAX,
+                next_v = iv < c->nva ? c->val[iv] : INT64_MAX;
+        if ((next_t < next_v ? next_t : next_v) >= r0 + nb) continue;
+        CH_TRY(ch_archive_read_acts_layers(c->ar, c->row0 + r0, nb, l0, G, buf));
+        for (int64_t i = r0; i < r0 + nb; i++) {
+            float *dst;
+            int64_t j, n;
+            if (it < c->ntr && c->train[it] == i) dst = xtr, j = it++, n = c->ntr;
+            else if (iv < c->nva && c->val[iv] == i) dst = xva, j = iv++, n = c->nva;
+            else continue;
+            const float *src = buf + (size_t)(i - r0) * nh * D;
+            /* v * 0 is 0 for finite v and NaN for NaN/Inf: one vectorizable pass, and the
+             * element-wise search only when something is wrong */
+            float probe0 = 0;
+#pragma omp simd reduction(+ : probe0)
+            for (size_t e = 0; e < (size_t)nh * D; e++) probe0 += src[e] * 0.0f;
+            if (probe0 != 0) {
+                size_t e = 0;
+                while (isfinite(src[e])) e++;
+                CH_FAIL(CH_EFORMAT, "%s: row %lld (id '%s'), layer %d, head %d: activation %d is %s",
+                        a->input, (long long)(c->row0 + i), c->ids[i], l0 + (int)(e / D) / H,
+                        (int)(e / D) % H, (int)(e % D), isnan(src[e]) ? "NaN" : "Inf");
+            }
+            for (int h = 0; h < nh; h++)
+                memcpy(dst + ((size_t)h * n + j) * D, src + (size_t)h * D, sizeof(float) * D);
+        }
+    }
+    return 0;
+}
+
+/* Mean and population std per (head, feature) over the TRAIN rows of all ranks; standardize. */
+static int standardize(probe_ctx *c, int nh, int64_t ntr_global, float *xtr, float *xva,
+                       float *mean, float *std) {
+    const int D = c->D;
+    const size_t M = (size_t)nh * D;
+    double *s = NULL, *g = NULL;
+    int rc = 0;
+    CH_TRY_GOTO(CH_ALLOC(s, M, "standardization sums"), out);
+    CH_TRY_GOTO(CH_ALLOC(g, M, "standardization sums"), out);
+    for (int pass = 0; pass < 2; pass++) {
+        /* row-major walk (rows of one head are contiguous): sums per (head, feature) in double,
+         * each in row order, so the rank's partial sums do not depend on the loop layout */
+        memset(s, 0, sizeof(double) * M);
+        for (int h = 0; h < nh; h++) {
+            double *sh = s + (size_t)h * D;
+            const float *mh = mean + (size_t)h * D;
+            for (int64_t i = 0; i < c->ntr; i++) {
+                const float *v = xtr + ((size_t)h * c->ntr + i) * D;
+                if (pass == 0)
+                    for (int k = 0; k < D; k++) sh[k] += v[k];
+                else
+                    for (int k = 0; k < D; k++) sh[k] += ((double)v[k] - mh[k]) * ((double)v[k] - mh[k]);
+            }
+        }
+        /* Reduce + Bcast: every rank gets bit-identical statistics. */
+        if (MPI_Reduce(s, g, (int)M, MPI_DOUBLE, MPI_SUM, 0, c->comm) != MPI_SUCCESS ||
+            (c->rank == 0 && (memcpy(s, g, sizeof(double) * M), 0)) ||
+            MPI_Bcast(s, (int)M, MPI_DOUBLE, 0, c->comm) != MPI_SUCCESS)
+            CH_FAIL_GOTO(out, CH_EMPI, "reducing standardization statistics failed");
+        for (size_t hk = 0; hk < M; hk++) {
+            if (pass == 0) mean[hk] = (float)(s[hk] / (double)ntr_global);
+            else {
+                double sd = sqrt(s[hk] / (double)ntr_global);
+                std[hk] = sd > 1e-12 ? (float)sd : 1.0f; /* constant feature: like StandardScaler */
+            }
+        }
+    }
+    for (int h = 0; h < nh; h++) {
+        for (int64_t i = 0; i < c->ntr; i++)
+            for (int k = 0; k < D; k++) {
+                float *v = &xtr[((size_t)h * c->ntr + i) * D + k];
+                *v = (*v - mean[(size_t)h * D + k]) / std[(size_t)h * D + k];
+            }
+        for (int64_t i = 0; i < c->nva; i++)
+            for (int k = 0; k < D; k++) {
+                float *v = &xva[((size_t)h * c->nva + i) * D + k];
+                *v = (*v - mean[(size_t)h * D + k]) / std[(size_t)h * D + k];
+            }
+    }
+out:
+    free(s);
+    free(g);
+    return rc;
+}
+
+static int alloc_result(ch_probe_result *r, int L, int H, int D, int k) {
+    const size_t nh = (size_t)L * H;
+    r->L = L, r->H = H, r->D = D, r->k = k;
+    CH_TRY(CH_ALLOC(r->weights, nh * CH_NCAP * D, "probe weights"));
+    CH_TRY(CH_ALLOC(r->bias, nh * CH_NCAP, "probe biases"));
+    CH_TRY(CH_ALLOC(r->mean, nh * D, "feature means"));
+    CH_TRY(CH_ALLOC(r->std, nh * D, "feature stds"));
+    CH_TRY(CH_ALLOC(r->val_acc, nh, "validation accuracies"));
+    CH_TRY(CH_ALLOC(r->train_acc, nh, "train accuracies"));
+    CH_TRY(CH_ALLOC(r->ovr_acc, nh * CH_NCAP, "one-vs-rest accuracies"));
+    CH_TRY(CH_ALLOC(r->ovr_auc, nh * CH_NCAP, "one-vs-rest AUCs"));
+    CH_TRY(CH_ALLOC(r->top_heads, (size_t)CH_NCAP * k, "top heads"));
+    CH_TRY(CH_ALLOC(r->top_scores, (size_t)CH_NCAP * k, "top scores"));
+    return 0;
+}
+
+static void free_result(ch_probe_result *r) {
+    free(r->weights), free(r->bias), free(r->mean), free(r->std), free(r->val_acc);
+    free(r->train_acc), free(r->ovr_acc), free(r->ovr_auc), free(r->top_heads), free(r->top_scores);
+}
+
+/* Gather the rank's validation probabilities [nh][nva][5] into rank 0's global
+ * vprob [L*H][nval][5] (rows in rank order = archive row order), heads [hg0, hg0+nh). */
+static int gather_val(probe_ctx *c, int nh, int hg0, const float *loc, const int *nva_all,
+                      int64_t nval, float *vprob, float *rbuf) {
+    int *cnt = NULL, *dsp = NULL, rc = 0;
+    CH_TRY_GOTO(CH_ALLOC(cnt, c->size, "gather counts"), out);
+    CH_TRY_GOTO(CH_ALLOC(dsp, c->size, "gather offsets"), out);
+    int64_t off = 0;
+    for (int r = 0; r < c->size; r++) {
+        int64_t n = (int64_t)nh * nva_all[r] * CH_NCAP;
+        if (off + n > INT32_MAX)
+            CH_FAIL_GOTO(out, CH_EUNSUPPORTED, "validation set too large to gather (%lld values)",
+                         (long long)(off + n));
+        cnt[r] = (int)n, dsp[r] = (int)off, off += n;
+    }
+    if (MPI_Gatherv(loc, cnt[c->rank], MPI_FLOAT, rbuf, cnt, dsp, MPI_FLOAT, 0, c->comm) != MPI_SUCCESS)
+        CH_FAIL_GOTO(out, CH_EMPI, "MPI_Gatherv of validation probabilities failed");
+    if (c->rank == 0) {
+        int64_t row = 0;
+        for (int r = 0; r < c->size; r++) {
+            for (int h = 0; h < nh; h++)
+                memcpy(vprob + (((size_t)(hg0 + h) * nval) + row) * CH_NCAP,
+                       rbuf + dsp[r] + (size_t)h * nva_all[r] * CH_NCAP,
+                       sizeof(float) * (size_t)nva_all[r] * CH_NCAP);
+            row += nva_all[r];
+        }
+    }
+out:
+    free(cnt);
+    free(dsp);
+    return rc;
+}
+
+static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *opts_json) {
+    int rc = 0;
+    int64_t counts[4] = {0}, gcounts[4];
+    int64_t cls[2 * CH_NCAP] = {0}, gcls[2 * CH_NCAP];
+    float *buf = NULL, *xtr = NULL, *xva = NULL, *ploc = NULL, *vprob = NULL, *rbuf = NULL,
+          *ptr = NULL;
+    int32_t *yval = NULL;
+    int *nva_all = NULL, *dsp = NULL;
+    ch_archive_info info;
+    memset(&info, 0, sizeof info);
+
+    rc = agree(ch_archive_open_read(a->input, c->comm, &c->ar), c->comm);
+    if (rc) return rc;
+    CH_TRY_GOTO(agree(ch_archive_get_info(c->ar, &info), c->comm), out);
+    c->L = info.n_layers, c->H = info.n_heads, c->D = info.head_dim;
+    int64_t N = info.n_rows;
+    c->row0 = N * c->rank / c->size;
+    c->nloc = N * (c->rank + 1) / c->size - c->row0;
+    CH_TRY_GOTO(agree(load_rows(c, a, counts), c->comm), out);
+    for (int64_t i = 0; i < c->ntr; i++) cls[c->ytr[i]]++;
+    for (int64_t i = 0; i < c->nva; i++) cls[CH_NCAP + c->yva[i]]++;
+    counts[2] = c->ntr, counts[3] = c->nva;
+    CH_MPI(MPI_Allreduce(counts, gcounts, 4, MPI_INT64_T, MPI_SUM, c->comm));
+    CH_MPI(MPI_Allreduce(cls, gcls, 2 * CH_NCAP, MPI_INT64_T, MPI_SUM, c->comm));
+    res->n_skipped_unlabeled = gcounts[0], res->n_skipped_incomplete = gcounts[1];
+    res->n_train = gcounts[2], res->n_val = gcounts[3];
+    int present[CH_NCAP], npresent = 0;
+    for (int k = 0; k < CH_NCAP; k++) {
+        res->class_train[k] = gcls[k], res->class_val[k] = gcls[CH_NCAP + k];
+        present[k] = gcls[k] > 0;
+        npresent += present[k];
+    }
+    if (npresent < 2)
+        CH_FAIL_GOTO(out, CH_EFORMAT, "%s: the training rows hold %d capability class(es); probing "
+                     "needs at least two", a->input, npresent);
+    if (res->n_val == 0)
+        CH_FAIL_GOTO(out, CH_EFORMAT, "%s: no validation rows (ids with FNV-1a %% 5 == 0)", a->input);
+    const int L = c->L, H = c->H, D = c->D;
+    CH_TRY_GOTO(alloc_result(res, L, H, D, a->top_k < L * H ? a->top_k : L * H), out);
+
+    /* Layers per group: the most-loaded rank's rows must fit the budget. */
+    int64_t kept = c->ntr + c->nva, kmax = 0;
+    CH_MPI(MPI_Allreduce(&kept, &kmax, 1, MPI_INT64_T, MPI_MAX, c->comm));
+    double layer_bytes = (double)(kmax > 0 ? kmax : 1) * H * D * sizeof(float) * 1.0;
+    int G = (int)(a->memory_mib * 1048576.0 / layer_bytes);
+    G = G < 1 ? 1 : (G > L ? L : G);
+    const int nhg = G * H;
+    CH_TRY_GOTO(CH_ALLOC(buf, (size_t)RBLOCK * nhg * D, "read buffer"), out);
+    CH_TRY_GOTO(CH_ALLOC(xtr, (size_t)nhg * (c->ntr + 1) * D, "train activations"), out);
+    CH_TRY_GOTO(CH_ALLOC(xva, (size_t)nhg * (c->nva + 1) * D, "validation activations"), out);
+    CH_TRY_GOTO(CH_ALLOC(ploc, (size_t)nhg * (kept + 1) * CH_NCAP, "probabilities"), out);
+    CH_TRY_GOTO(CH_ALLOC(nva_all, c->size, "validation counts"), out);
+    CH_TRY_GOTO(CH_ALLOC(dsp, c->size, "validation offsets"), out);
+    int nva_i = (int)c->nva;
+    CH_MPI(MPI_Allgather(&nva_i, 1, MPI_INT, nva_all, 1, MPI_INT, c->comm));
+    if (c->rank == 0) {
+        CH_TRY_GOTO(CH_ALLOC(vprob, (size_t)L * H * res->n_val * CH_NCAP, "validation probabilities"), out);
+        CH_TRY_GOTO(CH_ALLOC(rbuf, (size_t)nhg * res->n_val * CH_NCAP, "gather buffer"), out);
+        CH_TRY_GOTO(CH_ALLOC(yval, res->n_val, "validation labels"), out);
+    }
+    for (int r = 0, o = 0; r < c->size; r++) dsp[r] = o, o += nva_all[r];
+    CH_MPI(MPI_Gatherv(c->yva, nva_i, MPI_INT32_T, yval, nva_all, dsp, MPI_INT32_T, 0, c->comm));
+    if (c->rank == 0)
+        printf("probe: %lld train + %lld validation rows (%lld unlabeled, %lld incomplete skipped), "
+               "%d x %d heads, D=%d, %d layer(s) per group, %d rank(s)\n",
+               (long long)res->n_train, (long long)res->n_val, (long long)res->n_skipped_unlabeled,
+               (long long)res->n_skipped_incomplete, L, H, D, G, c->size);
+
+    int64_t *tr_correct = NULL;
+    CH_TRY_GOTO(CH_ALLOC(tr_correct, (size_t)L * H, "train accuracy counts"), out);
+    for (int l0 = 0; l0 < L && !rc; l0 += G) {
+        int g = L - l0 < G ? L - l0 : G, nh = g * H, hg0 = l0 * H;
+        rc = agree(load_group(c, a, l0, g, buf, xtr, xva), c->comm);
+        if (rc) break;
+        rc = standardize(c, nh, res->n_train, xtr, xva, res->mean + (size_t)hg0 * D,
+                         res->std + (size_t)hg0 * D);
+        if (rc) break;
+        ch_probe_data d = {nh, D, c->ntr, res->n_train, xtr, c->ytr, {0}};
+        memcpy(d.present, present, sizeof present);
+        int evals = 0, unconv = 0;
+        float *W = res->weights + (size_t)hg0 * CH_NCAP * D, *b = res->bias + (size_t)hg0 * CH_NCAP;
+        rc = ch_probe_fit(&a->fit, &d, c->comm, W, b, &evals, &unconv);
+        if (rc) break;
+        res->evals = evals > res->evals ? evals : res->evals;
+        res->unconverged += unconv;
+        ch_probe_predict(nh, D, c->ntr, xtr, W, b, present, ploc);
+        int64_t *cor = tr_correct + hg0;
+        for (int h = 0; h < nh; h++) {
+            cor[h] = 0;
+            for (int64_t i = 0; i < c->ntr; i++) {
+                const float *p = ploc + ((size_t)h * c->ntr + i) * CH_NCAP;
+                int best = 0;
+                for (int k = 1; k < CH_NCAP; k++) best = p[k] > p[best] ? k : best;
+                cor[h] += best == c->ytr[i];
+            }
+        }
+        ch_probe_predict(nh, D, c->nva, xva, W, b, present, ploc);
+        rc = gather_val(c, nh, hg0, ploc, nva_all, res->n_val, vprob, rbuf);
+        if (rc == 0 && c->rank == 0)
+            printf("probe: layers %d..%d fitted in %d evaluations (%d head(s) at the cap)\n", l0,
+                   l0 + g - 1, evals, unconv);
+    }
+    if (rc) {
+        free(tr_correct);
+        goto out;
+    }
+    int64_t *gcor = NULL;
+    rc = CH_ALLOC(gcor, (size_t)L * H, "train accuracy counts");
+    if (!rc && MPI_Allreduce(tr_correct, gcor, L * H, MPI_INT64_T, MPI_SUM, c->comm) != MPI_SUCCESS)
+        rc = ch_err_set(CH_EMPI, __FILE__, __LINE__, "MPI_Allreduce of train accuracies failed");
+    if (!rc)
+        for (int h = 0; h < L * H; h++) res->train_acc[h] = (float)((double)gcor[h] / res->n_train);
+    free(gcor);
+    free(tr_correct);
+    if (rc) goto out;
+
+    res->input_path = a->input, res->input_created = info.created ? info.created : "";
+    res->input_sha256 = info.input_sha256 ? info.input_sha256 : "";
+    res->options = opts_json;
+    int orc = 0;
+    if (c->rank == 0) {
+        orc = ch_probe_metrics(res->n_val, vprob, yval, res);
+        if (!orc) orc = ch_probe_write(a->output, res);
+        if (!orc && a->heatmap) orc = ch_probe_heatmap(a->heatmap, res);
+    }
+    CH_TRY_GOTO(agree(orc, c->comm), out);
+    if (c->rank == 0) {
+        printf("probe: best head L%d.H%d validation accuracy %.2f%%; top-%d ensemble %.2f%%\n",
+               res->best_head / H, res->best_head % H, 100 * res->best_head_acc, res->k,
+               100 * res->ensemble_acc);
+        for (int k = 0; k < CH_NCAP; k++) {
+            printf("  %-12s top heads:", ch_capability_names[k]);
+            for (int j = 0; j < res->k && j < 5; j++)
+                printf(" L%d.H%d(%.3f)", res->top_heads[k * res->k + j] / H,
+                       res->top_heads[k * res->k + j] % H, res->top_scores[k * res->k + j]);
+            printf("%s\n", res->k > 5 ? " ..." : "");
+        }
+        printf("probe: wrote %s\n", a->output);
+    }
+out:
+    ch_archive_info_free(&info);
+    free(buf), free(xtr), free(xva), free(ploc), free(vprob), free(rbuf), free(yval);
+    free(ptr), free(nva_all), free(dsp);
+    return rc;
+}
+
+int ch_cmd_probe(int argc, char **argv, MPI_Comm comm) {
+    probe_args a;
+    int help = 0;
+    CH_TRY(parse(argc, argv, &a, &help));
+    probe_ctx c;
+    memset(&c, 0, sizeof c);
+    c.comm = comm;
+    CH_MPI(MPI_Comm_rank(comm, &c.rank));
+    CH_MPI(MPI_Comm_size(comm, &c.size));
+    if (help) {
+        if (c.rank == 0) usage(stdout);
+        return 0;
+    }
+    char opts[512];
+    snprintf(opts, sizeof opts,
+             "{\"top_k\": %d, \"lambda\": %.17g, \"tol\": %.17g, \"max_evals\": %d, \"history\": %d, "
+             "\"allow_incomplete\": %s, \"split\": \"fnv1a64(id) %% 5 == 0 -> validation\", "
+             "\"score\": \"ovr_auc\"}",
+             a.top_k, a.fit.lambda, a.fit.tol, a.fit.max_evals, a.fit.history,
+             a.allow_incomplete ? "true" : "false");
+    ch_probe_result res;
+    memset(&res, 0, sizeof res);
+    int rc = run(&c, &a, &res, opts);
+    free_result(&res);
+    if (c.ids) ch_archive_free_strings(c.ids, c.nloc);
+    free(c.ids), free(c.train), free(c.val), free(c.ytr), free(c.yva);
+    int crc = ch_archive_close_read(c.ar);
+    return rc ? rc : crc;
+}

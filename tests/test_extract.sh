@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# extract end to end (issue 4's proof), on the demo model with the real Llama 3.1 tokenizer:
+#  - the archive is byte-identical for 1, 2, 3 and 4 ranks (SOURCE_DATE_EPOCH pins `created`)
+#  - a run killed with SIGKILL part-way and resumed (with another rank count) equals an
+#    uninterrupted run byte for byte; inspect --verify says incomplete before, complete after
+#  - h5py (Debian's python3-h5py) reads float16 values equal to the engine's in-memory outputs
+#  - bad input: malformed JSON (file:line), empty corpus, record without text, read-only output
+#    directory, full file system, mismatched resume: non-zero exit, clear message, and never an
+#    archive that claims rows it does not hold
+set -euo pipefail
+: "${CAPHEADS:?}" "${CH_SRC:?}" "${CH_BIN:?}"
+MPIEXEC=${MPIEXEC:-mpirun}
+T=$(mktemp -d /tmp/ch_extract_XXXXXX)
+trap 'umount "$T/full" 2>/dev/null || true; umount "$T/ro" 2>/dev/null || true; chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
+export SOURCE_DATE_EPOCH=1700000000
+fail() { echo "FAIL: $*" >&2; exit 1; }
+run() { "$MPIEXEC" -n "$1" --oversubscribe "$CAPHEADS" "${@:2}"; }
+
+M=$T/model
+mkdir -p "$M"
+cp "$CH_SRC/data/demo/model/config.json" "$CH_SRC/data/demo/model/model.safetensors" "$M/"
+gzip -dc "$CH_SRC/tests/data/tokenizers/llama3_1/tokenizer.json.gz" >"$M/tokenizer.json"
+# a corpus with text, chat messages, labels and tasks: 60 records of the demo's prepared sets
+CAPHEADS=$CAPHEADS bash "$CH_SRC/scripts/make-demo-data.sh" "$T/data" >/dev/null
+{ head -n 40 "$T/data/probeset.jsonl"; head -n 10 "$T/data/tasks.jsonl"; head -n 10 "$T/data/pool.jsonl"; } >"$T/corpus.jsonl"
+N=$(wc -l <"$T/corpus.jsonl")
+
+echo "== byte-identical archives for 1..4 ranks"
+for r in 1 2 3 4; do
+  mkdir -p "$T/r$r"
+  (cd "$T/r$r" && run $r extract --model ../model --input ../corpus.jsonl --output acts.h5 --device cpu \
+      --batch-tokens 700 2>/dev/null)
+done
+for r in 2 3 4; do cmp "$T/r1/acts.h5" "$T/r$r/acts.h5" || fail "archive of $r ranks differs from 1 rank"; done
+"$CAPHEADS" inspect "$T/r1/acts.h5" --verify >/dev/null || fail "verify of a complete archive"
+
+echo "== SIGKILL part-way, then --resume on another rank count"
+mkdir -p "$T/k"
+set +e
+(cd "$T/k" && CAPHEADS_TEST_KILL_AFTER_ROUNDS=2 run 2 extract --model ../model --input ../corpus.jsonl \
+    --output acts.h5 --device cpu --batch-tokens 700 >/dev/null 2>&1)
+killed=$?
+"$CAPHEADS" inspect "$T/k/acts.h5" --verify >"$T/v1.txt" 2>&1
+v1=$?
+set -e
+[ $killed -ne 0 ] || fail "the killed run exited 0"
+[ $v1 -eq 3 ] || fail "inspect --verify of the killed archive: exit $v1, expected 3"
+grep -q "INCOMPLETE" "$T/v1.txt" || fail "inspect did not say INCOMPLETE"
+/usr/bin/python3 - "$T/k/acts.h5" <<'PY' || fail "killed archive claims rows it does not hold"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+done = f["done"][:]
+assert 0 < done.sum() < len(done), done.sum()
+assert int(f.attrs["complete"]) == 0
+# every row marked done holds its data: finite values, tokens counted, an id
+acts = f["activations"][:][done == 1]
+assert np.isfinite(acts).all() and (f["n_tokens"][:][done == 1] > 0).all()
+assert all(len(i) for i in f["ids"][:][done == 1])
+PY
+(cd "$T/k" && run 3 extract --model ../model --input ../corpus.jsonl --output acts.h5 --device cpu \
+    --batch-tokens 700 --resume 2>/dev/null)
+"$CAPHEADS" inspect "$T/k/acts.h5" --verify | grep -q "OK, complete" || fail "resumed archive not complete"
+h5diff -d 0 "$T/r1/acts.h5" "$T/k/acts.h5" /activations >/dev/null || fail "resumed activations differ from the uninterrupted run's"
+mkdir -p "$T/k2"
+(cd "$T/k2" && run 2 extract --model ../model --input ../corpus.jsonl --output acts.h5 --device cpu \
+    --batch-tokens 700 --resume 2>/dev/null)
+(cd "$T/k2" && rm acts.h5 && CAPHEADS_TEST_KILL_AFTER_ROUNDS=1 run 2 extract --model ../model --input ../corpus.jsonl \
+    --output acts.h5 --device cpu --batch-tokens 700 --resume >/dev/null 2>&1 || true)
+(cd "$T/k2" && run 4 extract --model ../model --input ../corpus.jsonl --output acts.h5 --device cpu \
+    --batch-tokens 700 --resume 2>/dev/null)
+mkdir -p "$T/k3"
+(cd "$T/k3" && run 2 extract --model ../model --input ../corpus.jsonl --output acts.h5 --device cpu \
+    --batch-tokens 700 --resume 2>/dev/null)
+cmp "$T/k2/acts.h5" "$T/k3/acts.h5" || fail "killed + resumed archive is not byte-identical to an uninterrupted run"
+
+echo "== h5py reads the engine's values"
+# one record per batch (--batch-tokens 1), as capture_dump runs them: the values must be the
+# engine's f32 outputs rounded to binary16, exactly
+(cd "$T/r1" && "$CAPHEADS" extract --model ../model --input ../corpus.jsonl --output single.h5 --device cpu \
+    --batch-tokens 1 2>/dev/null)
+"$CH_BIN/tests/capture_dump" "$M" "$T/corpus.jsonl" "$T/ref.f32"
+/usr/bin/python3 - "$T/r1/single.h5" "$T/ref.f32" "$N" <<'PY' || fail "h5py values differ from the engine's"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+a = f["activations"]
+assert a.dtype == np.float16, a.dtype
+ref = np.fromfile(sys.argv[2], dtype="<f4").reshape(a.shape)
+# binary16 of the engine's f32, rounded to nearest even, as numpy does: bit for bit
+got = a[:]
+want = ref.astype(np.float16)
+bad = got.view(np.uint16) != want.view(np.uint16)
+assert not bad.any(), f"{bad.sum()} values differ"
+assert [d.label for d in a.dims] == ["row", "layer", "head", "dim"]
+assert f.attrs["pool"] in (b"last", "last") and int(f.attrs["complete"]) == 1
+print("h5py: %d rows bit-equal to the engine's outputs" % a.shape[0])
+PY
+
+echo "== bad input"
+expect_fail() { # expect_fail NAME PATTERN cmd...
+  local name=$1 pat=$2; shift 2
+  set +e; "$@" >"$T/out.txt" 2>&1; local rc=$?; set -e
+  [ $rc -ne 0 ] || fail "$name: exit 0"
+  grep -q -- "$pat" "$T/out.txt" || { cat "$T/out.txt"; fail "$name: message lacks '$pat'"; }
+  echo "  $name: exit $rc: $(grep -m1 -- "$pat" "$T/out.txt")"
+}
+printf '{"id":"a","text":"fine"}\n{"id":"b","text":"broken\n' >"$T/bad.jsonl"
+expect_fail "malformed JSON" "bad.jsonl:2" "$CAPHEADS" extract --model "$M" --input "$T/bad.jsonl" --output "$T/bad.h5" --device cpu
+: >"$T/empty.jsonl"
+expect_fail "empty corpus" "no records" "$CAPHEADS" extract --model "$M" --input "$T/empty.jsonl" --output "$T/e.h5" --device cpu
+printf '{"id":"a","text":"fine"}\n{"id":"b","label":"math"}\n' >"$T/notext.jsonl"
+expect_fail "record without text" "notext.jsonl:2" "$CAPHEADS" extract --model "$M" --input "$T/notext.jsonl" --output "$T/n.h5" --device cpu
+for f in bad e n; do [ ! -e "$T/$f.h5" ] || fail "an archive was left for bad input ($f.h5)"; done
+mkdir -p "$T/ro" && chmod 555 "$T/ro"
+if [ -w "$T/ro" ] && mount -t tmpfs -o size=4m,ro tmpfs "$T/ro" 2>/dev/null; then ro_mounted=1; else ro_mounted=0; fi
+if [ ! -w "$T/ro" ] || [ $ro_mounted = 1 ]; then
+  expect_fail "read-only file system" "cannot create" "$CAPHEADS" extract --model "$M" --input "$T/corpus.jsonl" --output "$T/ro/a.h5" --device cpu
+  [ $ro_mounted = 0 ] || umount "$T/ro"
+else
+  echo "  read-only file system: skipped (root can write the directory and no read-only mount is possible here)"
+fi
+mkdir -p "$T/full"
+if mount -t tmpfs -o size=256k tmpfs "$T/full" 2>/dev/null; then
+  expect_fail "full file system" "not enough space" run 2 extract --model "$M" --input "$T/corpus.jsonl" --output "$T/full/a.h5" --device cpu
+  if [ -e "$T/full/a.h5" ]; then
+    set +e; "$CAPHEADS" inspect "$T/full/a.h5" --verify >/dev/null 2>&1; v=$?; set -e
+    [ $v -ne 0 ] || fail "an archive on a full file system verifies as complete"
+  fi
+  umount "$T/full"
+else
+  echo "  full file system: skipped (cannot mount a small tmpfs here)"
+fi
+expect_fail "resume with other pooling" "cannot resume" run 2 extract --model "$M" --input "$T/corpus.jsonl" \
+  --output "$T/r1/acts.h5" --device cpu --pool mean --resume
+head -n 5 "$T/corpus.jsonl" >"$T/other.jsonl"
+expect_fail "resume with another corpus" "cannot resume" "$CAPHEADS" extract --model "$M" --input "$T/other.jsonl" \
+  --output "$T/r1/acts.h5" --device cpu --resume
+"$CAPHEADS" inspect "$T/r1/acts.h5" --verify >/dev/null || fail "a refused resume damaged the archive"
+echo "test_extract: all checks passed"

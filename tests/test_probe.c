@@ -1,0 +1,208 @@
+/* test_probe.c - the archive reader against h5py/numpy, and the probe math's pieces.
+ * Runs under mpirun with 1..4 ranks: each rank reads its own row block of an archive made by
+ * tests/tools/make_archive.py and compares with numpy's float16 -> float32 dump of the same rows. */
+#include <check.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "archive.h"
+#include "err.h"
+#include "probe.h"
+
+static char arch[512], dump[512], labdump[512];
+static int rank_, size_;
+
+static void make_fixture(void) {
+    /* one fixture per rank count: ctest may run the np1..np4 variants at the same time */
+    snprintf(arch, sizeof arch, "%s/test_probe_fixture_np%d.h5", getenv("CH_BIN") ? getenv("CH_BIN") : ".",
+             size_);
+    snprintf(dump, sizeof dump, "%s.f32", arch);
+    snprintf(labdump, sizeof labdump, "%s.lab", arch);
+    if (rank_ == 0) {
+        char cmd[2048];
+        const char *src = getenv("CH_SRC") ? getenv("CH_SRC") : "..";
+        snprintf(cmd, sizeof cmd,
+                 "/usr/bin/python3 %s/tests/tools/make_archive.py %s --n 203 --layers 3 --heads 2 "
+                 "--dim 5 --rows-per-chunk 16 --signal 1:1:2 --unlabeled 3 --incomplete 2 && "
+                 "/usr/bin/python3 -c \"import h5py,numpy as np,sys; f=h5py.File(sys.argv[1]); "
+                 "f['activations'][()].astype(np.float32).tofile(sys.argv[2]); "
+                 "f['labels'][()].astype(np.int32).tofile(sys.argv[3])\" %s %s %s",
+                 src, arch, arch, dump, labdump);
+        if (system(cmd) != 0) fprintf(stderr, "fixture command failed: %s\n", cmd);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
+START_TEST(test_reader_rank_block_matches_numpy_f16_widening) {
+    ch_archive_reader *r = NULL;
+    ck_assert_int_eq(ch_archive_open_read(arch, MPI_COMM_WORLD, &r), 0);
+    ch_archive_info info;
+    ck_assert_int_eq(ch_archive_get_info(r, &info), 0);
+    ck_assert_int_eq(info.n_rows, 203);
+    ck_assert_int_eq(info.n_layers, 3);
+    ck_assert_int_eq(info.n_heads, 2);
+    ck_assert_int_eq(info.head_dim, 5);
+    ck_assert_int_eq(info.n_done, 201);
+    ck_assert_int_eq(info.complete, 0);
+    ck_assert_str_eq(info.pool, "last");
+    int64_t r0 = 203 * rank_ / size_, n = 203 * (rank_ + 1) / size_ - r0;
+    const size_t row = 3 * 2 * 5;
+    float *got = calloc((size_t)n * row + 1, sizeof(float)), *want = calloc(203 * row, sizeof(float));
+    FILE *f = fopen(dump, "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fread(want, sizeof(float), 203 * row, f), 203 * row);
+    fclose(f);
+    ck_assert_int_eq(ch_archive_read_acts(r, r0, n, got), 0);
+    ck_assert_int_eq(memcmp(got, want + r0 * row, (size_t)n * row * sizeof(float)), 0);
+    /* one layer only: [n, 1, H, D] */
+    ck_assert_int_eq(ch_archive_read_acts_layers(r, r0, n, 2, 1, got), 0);
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_int_eq(memcmp(got + i * 10, want + (r0 + i) * row + 20, 10 * sizeof(float)), 0);
+    int32_t lab[203], wl[203];
+    f = fopen(labdump, "rb");
+    ck_assert_int_eq(fread(wl, sizeof(int32_t), 203, f), 203);
+    fclose(f);
+    ck_assert_int_eq(ch_archive_read_labels(r, r0, n, lab), 0);
+    ck_assert_int_eq(memcmp(lab, wl + r0, (size_t)n * sizeof(int32_t)), 0);
+    char *ids[203];
+    ck_assert_int_eq(ch_archive_read_ids(r, r0, n, ids), 0);
+    char expect[32];
+    snprintf(expect, sizeof expect, "rec-%06lld", (long long)r0);
+    ck_assert_str_eq(ids[0], expect);
+    ch_archive_free_strings(ids, n);
+    ck_assert_int_eq(ch_archive_read_tasks(r, 200, 3, ids), 0);
+    ck_assert_str_eq(ids[0], ""); /* unlabeled rows have no task */
+    ch_archive_free_strings(ids, 3);
+    /* out-of-range reads are refused, naming the file */
+    ck_assert_int_eq(ch_archive_read_labels(r, 200, 10, lab), CH_EARG);
+    ck_assert_ptr_nonnull(strstr(ch_err_msg(), arch));
+    ch_archive_info_free(&info);
+    ck_assert_int_eq(ch_archive_close_read(r), 0);
+    free(got);
+    free(want);
+}
+END_TEST
+
+START_TEST(test_reader_refuses_non_archive_naming_file) {
+    ch_archive_reader *r = NULL;
+    char bogus[600];
+    snprintf(bogus, sizeof bogus, "%s.notthere", arch);
+    ck_assert_int_eq(ch_archive_open_read(bogus, MPI_COMM_WORLD, &r), CH_EIO);
+    ck_assert_ptr_nonnull(strstr(ch_err_msg(), bogus));
+    ck_assert_ptr_null(r);
+    /* a text file is not HDF5 either */
+    if (rank_ == 0) {
+        FILE *f = fopen(bogus, "w");
+        fputs("not hdf5\n", f);
+        fclose(f);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    ck_assert_int_ne(ch_archive_open_read(bogus, MPI_COMM_WORLD, &r), 0);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank_ == 0) remove(bogus);
+}
+END_TEST
+
+START_TEST(test_fnv1a64_published_vectors) {
+    /* Offset basis and the reference vectors of the FNV specification. */
+    ck_assert_uint_eq(ch_probe_fnv1a64(""), 0xcbf29ce484222325ULL);
+    ck_assert_uint_eq(ch_probe_fnv1a64("a"), 0xaf63dc4c8601ec8cULL);
+    ck_assert_uint_eq(ch_probe_fnv1a64("foobar"), 0x85944171f73967e8ULL);
+    ck_assert_int_eq(ch_probe_is_validation("a"), 0xaf63dc4c8601ec8cULL % 5 == 0);
+}
+END_TEST
+
+START_TEST(test_auc_counts_ties_as_half) {
+    ch_auc_pair scr[6];
+    /* positives 0.9, 0.5, 0.3; negatives 0.5, 0.2, 0.1: pairs won 3 + (2 + 0.5 tie) + 2 = 7.5 of 9 */
+    float s[6] = {0.9f, 0.5f, 0.3f, 0.5f, 0.2f, 0.1f};
+    uint8_t pos[6] = {1, 1, 1, 0, 0, 0};
+    ck_assert_double_eq_tol(ch_probe_auc(s, 1, pos, 6, scr), 7.5 / 9.0, 1e-12);
+    uint8_t none[6] = {0};
+    ck_assert(isnan(ch_probe_auc(s, 1, none, 6, scr)));
+}
+END_TEST
+
+START_TEST(test_fit_separable_two_class_single_rank_data) {
+    /* One head, D=1, x = +-1 by class, classes 0 and 2 only: the fit must put all mass on the right
+     * class and leave absent classes at probability 0. Runs on every rank with MPI_COMM_SELF. */
+    float x[8] = {-1, -1, -1, -1, 1, 1, 1, 1};
+    int32_t y[8] = {0, 0, 0, 0, 2, 2, 2, 2};
+    ch_probe_data d = {1, 1, 8, 8, x, y, {1, 0, 1, 0, 0}};
+    ch_probe_opts o;
+    ch_probe_opts_default(&o);
+    float W[5], b[5], p[8 * 5];
+    int evals = 0, unconv = -1;
+    ck_assert_int_eq(ch_probe_fit(&o, &d, MPI_COMM_SELF, W, b, &evals, &unconv), 0);
+    ck_assert_int_eq(unconv, 0);
+    ch_probe_predict(1, 1, 8, x, W, b, d.present, p);
+    for (int i = 0; i < 8; i++) {
+        ck_assert_float_gt(p[i * 5 + y[i]], 0.9f);
+        ck_assert_float_eq(p[i * 5 + 1], 0.0f);
+    }
+    /* optimality: gradient of (1/n) sum CE + lambda/2 W^2 is ~0, so W2 - W0 = (1/(lambda n)) *
+     * sum (y - p) x-weighted; check the symmetric solution W0 = -W2, b0 = b2 */
+    ck_assert_float_eq_tol(W[0], -W[2], 1e-4);
+    ck_assert_float_eq_tol(b[0], b[2], 1e-4);
+}
+END_TEST
+
+START_TEST(test_probe_file_roundtrip_and_summary) {
+    /* write a tiny probe file (1 layer x 2 heads, D=1, k=1) and read it back through the summary
+     * that `capheads inspect` prints; only rank 0 writes (the stage writes serially too) */
+    if (rank_ != 0) return;
+    float w[10] = {0}, b[10] = {0}, m[2] = {0}, sd[2] = {1, 1}, va[2] = {0.25f, 0.75f}, ta[2] = {0.5f, 0.5f};
+    float oa[10] = {0}, auc[10] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.9f, 0.9f, 0.9f, 0.9f, 0.9f};
+    int32_t top[5] = {1, 1, 1, 1, 1};
+    float ts[5] = {0.9f, 0.9f, 0.9f, 0.9f, 0.9f};
+    ch_probe_result r = {1, 2, 1, 1, w, b, m, sd, va, ta, oa, auc, top, ts, 0.75, 0.8, 1, 80, 20, 0, 0,
+                         {0}, {0}, 3, 0, "in.h5", "2026-01-01T00:00:00Z", "abc", "{}"};
+    char path[600], *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s.probes.h5", arch);
+    ck_assert_int_eq(ch_probe_write(path, &r), 0);
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_int_eq(ch_probe_print_summary(path, f), 0);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(text, "1 layers x 2 heads, 80 train / 20 validation rows"));
+    ck_assert_ptr_nonnull(strstr(text, "best head validation accuracy 75.00%, top-1 ensemble 80.00%"));
+    ck_assert_ptr_nonnull(strstr(text, "math         L0.H1"));
+    free(text);
+    /* an activation archive is not a probe file */
+    f = open_memstream(&text, &len);
+    ck_assert_int_eq(ch_probe_print_summary(arch, f), CH_EFORMAT);
+    fclose(f);
+    free(text);
+    ck_assert_ptr_nonnull(strstr(ch_err_msg(), "not a probe file"));
+    remove(path);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    make_fixture();
+    Suite *s = suite_create("probe");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_reader_rank_block_matches_numpy_f16_widening);
+    tcase_add_test(tc, test_reader_refuses_non_archive_naming_file);
+    tcase_add_test(tc, test_fnv1a64_published_vectors);
+    tcase_add_test(tc, test_auc_counts_ties_as_half);
+    tcase_add_test(tc, test_fit_separable_two_class_single_rank_data);
+    tcase_add_test(tc, test_probe_file_roundtrip_and_summary);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK); /* MPI processes must not fork */
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    int any = 0;
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return any ? 1 : 0;
+}
