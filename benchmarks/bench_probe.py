@@ -11,8 +11,14 @@ mean |difference| of per-head validation accuracy on the subset heads.
 usage: /opt/oracle/bin/python benchmarks/bench_probe.py --capheads build/capheads
          [--rows 20000 --layers 32 --heads 32 --dim 128 --sk-heads 16 --pairs 5 --archive PATH]
 """
-import argparse
 import os
+
+# One BLAS/OpenMP thread for the peer too: the table compares one core with one core (capheads 1
+# rank runs with OMP_NUM_THREADS=1), and 2 ranks with 2 cores.
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_v] = "1"
+
+import argparse
 import statistics
 import subprocess
 import sys

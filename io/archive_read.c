@@ -252,6 +252,31 @@ static int check_rows(ch_archive_reader *r, int64_t row0, int64_t n, const char 
     return 0;
 }
 
+/* Widen binary16 to f32 in place (see the aliasing note at the caller). With F16C (every x86-64-v3
+ * CPU) 8 at a time; the conversion is exact either way (NaNs are refused by the probe stage). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+__attribute__((target("avx2,f16c"))) static void widen_f16c(const uint16_t *raw, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(raw + i)));
+        _mm256_storeu_ps(dst + i, v); /* dst[i..i+8) overlaps raw only below raw + i + 8 */
+    }
+    for (; i < n; i++) dst[i] = ch_f16_to_f32(raw[i]);
+}
+static void widen(const uint16_t *raw, float *dst, size_t n) {
+    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2")) {
+        widen_f16c(raw, dst, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) dst[i] = ch_f16_to_f32(raw[i]);
+}
+#else
+static void widen(const uint16_t *raw, float *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = ch_f16_to_f32(raw[i]);
+}
+#endif
+
 int ch_archive_read_acts_layers(ch_archive_reader *r, int64_t row0, int64_t n, int l0, int nl,
                                 float *dst) {
     CH_TRY(check_rows(r, row0, n, "activation"));
@@ -267,7 +292,7 @@ int ch_archive_read_acts_layers(ch_archive_reader *r, int64_t row0, int64_t n, i
     hsize_t start[4] = {(hsize_t)row0, (hsize_t)l0, 0, 0};
     hsize_t cnt[4] = {(hsize_t)n, (hsize_t)nl, (hsize_t)r->H, (hsize_t)r->D};
     CH_TRY(read_slab(r, r->acts, "activations", 4, start, cnt, r->f16, raw));
-    for (size_t i = 0; i < count; i++) dst[i] = ch_f16_to_f32(raw[i]);
+    widen(raw, dst, count);
     return 0;
 }
 
@@ -283,7 +308,7 @@ int ch_archive_read_hidden(ch_archive_reader *r, int64_t row0, int64_t n, float 
     uint16_t *raw = (uint16_t *)dst + count; /* widen in place, as for activations */
     hsize_t start[2] = {(hsize_t)row0, 0}, cnt[2] = {(hsize_t)n, (hsize_t)r->hidden_dim};
     CH_TRY(read_slab(r, r->hidden, "hidden", 2, start, cnt, r->f16, raw));
-    for (size_t i = 0; i < count; i++) dst[i] = ch_f16_to_f32(raw[i]);
+    widen(raw, dst, count);
     return 0;
 }
 

@@ -164,14 +164,20 @@ static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, float *b
             else if (iv < c->nva && c->val[iv] == i) dst = xva, j = iv++, n = c->nva;
             else continue;
             const float *src = buf + (size_t)(i - r0) * nh * D;
-            for (int h = 0; h < nh; h++) {
-                for (int k = 0; k < D; k++)
-                    if (!isfinite(src[(size_t)h * D + k]))
-                        CH_FAIL(CH_EFORMAT, "%s: row %lld (id '%s'), layer %d, head %d: activation "
-                                "%d is %s", a->input, (long long)(c->row0 + i), c->ids[i],
-                                l0 + h / H, h % H, k, isnan(src[(size_t)h * D + k]) ? "NaN" : "Inf");
-                memcpy(dst + ((size_t)h * n + j) * D, src + (size_t)h * D, sizeof(float) * D);
+            /* v * 0 is 0 for finite v and NaN for NaN/Inf: one vectorizable pass, and the
+             * element-wise search only when something is wrong */
+            float probe0 = 0;
+#pragma omp simd reduction(+ : probe0)
+            for (size_t e = 0; e < (size_t)nh * D; e++) probe0 += src[e] * 0.0f;
+            if (probe0 != 0) {
+                size_t e = 0;
+                while (isfinite(src[e])) e++;
+                CH_FAIL(CH_EFORMAT, "%s: row %lld (id '%s'), layer %d, head %d: activation %d is %s",
+                        a->input, (long long)(c->row0 + i), c->ids[i], l0 + (int)(e / D) / H,
+                        (int)(e / D) % H, (int)(e % D), isnan(src[e]) ? "NaN" : "Inf");
             }
+            for (int h = 0; h < nh; h++)
+                memcpy(dst + ((size_t)h * n + j) * D, src + (size_t)h * D, sizeof(float) * D);
         }
     }
     return 0;

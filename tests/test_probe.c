@@ -150,6 +150,37 @@ START_TEST(test_fit_separable_two_class_single_rank_data) {
 }
 END_TEST
 
+START_TEST(test_probe_file_roundtrip_and_summary) {
+    /* write a tiny probe file (1 layer x 2 heads, D=1, k=1) and read it back through the summary
+     * that `capheads inspect` prints; only rank 0 writes (the stage writes serially too) */
+    if (rank_ != 0) return;
+    float w[10] = {0}, b[10] = {0}, m[2] = {0}, sd[2] = {1, 1}, va[2] = {0.25f, 0.75f}, ta[2] = {0.5f, 0.5f};
+    float oa[10] = {0}, auc[10] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.9f, 0.9f, 0.9f, 0.9f, 0.9f};
+    int32_t top[5] = {1, 1, 1, 1, 1};
+    float ts[5] = {0.9f, 0.9f, 0.9f, 0.9f, 0.9f};
+    ch_probe_result r = {1, 2, 1, 1, w, b, m, sd, va, ta, oa, auc, top, ts, 0.75, 0.8, 1, 80, 20, 0, 0,
+                         {0}, {0}, 3, 0, "in.h5", "2026-01-01T00:00:00Z", "abc", "{}"};
+    char path[600], *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s.probes.h5", arch);
+    ck_assert_int_eq(ch_probe_write(path, &r), 0);
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_int_eq(ch_probe_print_summary(path, f), 0);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(text, "1 layers x 2 heads, 80 train / 20 validation rows"));
+    ck_assert_ptr_nonnull(strstr(text, "best head validation accuracy 75.00%, top-1 ensemble 80.00%"));
+    ck_assert_ptr_nonnull(strstr(text, "math         L0.H1"));
+    free(text);
+    /* an activation archive is not a probe file */
+    f = open_memstream(&text, &len);
+    ck_assert_int_eq(ch_probe_print_summary(arch, f), CH_EFORMAT);
+    fclose(f);
+    free(text);
+    ck_assert_ptr_nonnull(strstr(ch_err_msg(), "not a probe file"));
+    remove(path);
+}
+END_TEST
+
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
@@ -163,6 +194,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_fnv1a64_published_vectors);
     tcase_add_test(tc, test_auc_counts_ties_as_half);
     tcase_add_test(tc, test_fit_separable_two_class_single_rank_data);
+    tcase_add_test(tc, test_probe_file_roundtrip_and_summary);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK); /* MPI processes must not fork */

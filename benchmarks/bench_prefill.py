@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Prefill throughput: capheads' CPU engine vs Hugging Face transformers on CPU, same machine, same
+token batches, interleaved (ours, peer, ours, peer, ...), median of the pairs.
+
+Run with the oracle venv (torch + transformers from PyPI) after building:
+    /opt/oracle/bin/python benchmarks/bench_prefill.py [--pairs 5] [--build build]
+Model: a random checkpoint with Qwen2.5-0.5B's exact config (bf16, 494M parameters), made once
+in $CAPHEADS_BENCH_CACHE (default /tmp/capheads-bench). Work: 16 sequences of 64..256 tokens
+(seeded), every head's attention output at the last token (the o_proj input, captured with
+forward pre-hooks in the peer: the same work, no LM head: transformers' base AutoModel).
+Peer variants: float32 compute, and bfloat16 compute; the peer pads each batch (attention mask)
+as batched transformers inference does; ours packs sequences without padding.
+"""
+import argparse, os, statistics, struct, subprocess, time
+
+import numpy as np
+import torch
+from transformers import AutoModel, Qwen2Config, Qwen2ForCausalLM
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--pairs", type=int, default=5)
+ap.add_argument("--build", default="build")
+ap.add_argument("--threads", type=int, default=os.cpu_count())
+args = ap.parse_args()
+cache = os.environ.get("CAPHEADS_BENCH_CACHE", "/tmp/capheads-bench")
+mdir = os.path.join(cache, "qwen25_05b_random")
+if not os.path.exists(os.path.join(mdir, "model.safetensors")):
+    torch.manual_seed(0)
+    cfg = Qwen2Config(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                      num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True, rope_theta=1000000.0,
+                      rms_norm_eps=1e-6, max_position_embeddings=32768)
+    Qwen2ForCausalLM(cfg).to(torch.bfloat16).save_pretrained(mdir)
+rng = np.random.default_rng(1)
+lens = rng.integers(64, 257, size=16).tolist()
+seqs = [rng.integers(0, 151936, size=n).tolist() for n in lens]
+ntok = sum(lens)
+tokfile = os.path.join(cache, "prefill_tokens.bin")
+with open(tokfile, "wb") as f:
+    f.write(struct.pack("<i", len(seqs)) + struct.pack("<%di" % len(lens), *lens))
+    for s in seqs:
+        f.write(struct.pack("<%di" % len(s), *s))
+
+torch.set_num_threads(args.threads)
+BATCH_TOKENS = 1024
+
+
+def batches():
+    out, cur, tok = [], [], 0
+    for s in seqs:
+        if cur and tok + len(s) > BATCH_TOKENS:
+            out.append(cur)
+            cur, tok = [], 0
+        cur.append(s)
+        tok += len(s)
+    return out + [cur]
+
+
+def peer(model):
+    caps = []
+    hooks = [l.self_attn.o_proj.register_forward_pre_hook(lambda m, a: caps.append(a[0])) for l in model.layers]
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for b in batches():
+            T = max(len(s) for s in b)
+            ids = torch.zeros((len(b), T), dtype=torch.long)
+            mask = torch.zeros((len(b), T), dtype=torch.long)
+            for i, s in enumerate(b):
+                ids[i, :len(s)] = torch.tensor(s)
+                mask[i, :len(s)] = 1
+            caps.clear()
+            model(input_ids=ids, attention_mask=mask)
+            last = torch.tensor([len(s) - 1 for s in b])
+            _ = [c[torch.arange(len(b)), last].float() for c in caps]
+    dt = time.perf_counter() - t0
+    for h in hooks:
+        h.remove()
+    return ntok / dt
+
+
+def ours():
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
+    out = subprocess.run([os.path.join(args.build, "benchmarks", "bench_prefill"), mdir, tokfile, "1",
+                          str(BATCH_TOKENS)], capture_output=True, text=True, env=env, check=True).stdout
+    return float(out.split()[-1])
+
+
+models = {"fp32": AutoModel.from_pretrained(mdir, dtype=torch.float32, attn_implementation="sdpa").eval(),
+          "bf16": AutoModel.from_pretrained(mdir, dtype=torch.bfloat16, attn_implementation="sdpa").eval()}
+peer(models["fp32"]), peer(models["bf16"])  # warm-up
+rows = {"ours": [], "fp32": [], "bf16": []}
+for p in range(args.pairs):
+    rows["ours"].append(ours())
+    rows["fp32"].append(peer(models["fp32"]))
+    rows["ours"].append(ours())
+    rows["bf16"].append(peer(models["bf16"]))
+    print("pair %d: ours %.0f / %.0f tok/s, transformers fp32 %.0f, bf16 %.0f" % (
+        p + 1, rows["ours"][-2], rows["ours"][-1], rows["fp32"][-1], rows["bf16"][-1]), flush=True)
+r32 = statistics.median(a / b for a, b in zip(rows["ours"][0::2], rows["fp32"]))
+r16 = statistics.median(a / b for a, b in zip(rows["ours"][1::2], rows["bf16"]))
+print()
+print("Prefill, Qwen2.5-0.5B shape (random bf16 weights), %d sequences / %d tokens, %d threads, %d pairs" % (
+    len(seqs), ntok, args.threads, args.pairs))
+print("| engine | median tokens/s | ours / peer (median of pairs) |")
+print("| --- | --- | --- |")
+print("| capheads CPU (packed, f32 compute) | %.0f | |" % statistics.median(rows["ours"]))
+print("| transformers fp32 (padded, sdpa) | %.0f | %.2f |" % (statistics.median(rows["fp32"]), r32))
+print("| transformers bf16 (padded, sdpa) | %.0f | %.2f |" % (statistics.median(rows["bf16"]), r16))

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Golden data for the model engine, from Hugging Face transformers (run with the oracle venv:
+torch + transformers from PyPI; CI never runs this, it only reads what it wrote).
+
+Builds tiny random checkpoints with the real architectures' features and records, for a set of
+token sequences of varied lengths, every layer's per-head attention output (the input of o_proj,
+captured with a forward pre-hook) at every position, and the final norm's output:
+  llama31_f32          LlamaForCausalLM, GQA 4q/2kv, llama3 rope scaling (all three frequency
+                       bands occur at head_dim 16), untied embeddings, float32
+  llama31_bf16         the same weights in bfloat16
+  llama31_bf16_sharded the same, saved as 3 shards + model.safetensors.index.json
+  llama32_tied         Llama 3.2 style: tied embeddings (no lm_head tensor), float32
+  qwen25_f32           Qwen2ForCausalLM: q/k/v biases, rope theta 1e6, tied, GQA, float32
+  qwen25_bf16          the same in bfloat16
+tests/golden/models/<name>/expected.safetensors holds "tokens.<i>" (I32 [T]), "heads.<i>" (F32
+[T, L, H, D]) and "final_hidden.<i>" (F32 [T, hidden]); bf16 models also "heads_f32.<i>" and
+"final_hidden_f32.<i>": the same bf16 weights upcast to float32 and run in float32, which an
+f32-computing engine must match tightly. Runs use attn_implementation="eager", one sequence at a
+time, no padding.
+"""
+import os
+import shutil
+
+import numpy as np
+import torch
+from safetensors.numpy import save_file
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "models")
+LENGTHS = [1, 2, 7, 16, 33, 64]
+VOCAB = 320
+
+
+def llama_config(tied):
+    return LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-5,
+                       rope_theta=500000.0, max_position_embeddings=256, tie_word_embeddings=tied,
+                       rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                     "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+                       attn_implementation="eager")
+
+
+def qwen_config():
+    return Qwen2Config(vocab_size=VOCAB, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-6, rope_theta=1000000.0,
+                       max_position_embeddings=256, tie_word_embeddings=True, attn_implementation="eager")
+
+
+def randomize(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
+            elif name.endswith("bias"):
+                p.copy_(0.5 * torch.randn(p.shape, generator=g))
+            else:  # attention neither uniform nor one-hot: a wrong op shows, bf16 rounding does not flip it
+                p.copy_(0.15 * torch.randn(p.shape, generator=g))
+
+
+def capture(model, ids):
+    heads, final = [], []
+    hooks = [layer.self_attn.o_proj.register_forward_pre_hook(lambda m, a: heads.append(a[0][0].float().clone()))
+             for layer in model.model.layers]
+    hooks.append(model.model.norm.register_forward_hook(lambda m, a, o: final.append(o[0].float().clone())))
+    with torch.no_grad():
+        model(torch.tensor([ids]))
+    for h in hooks:
+        h.remove()
+    cfg = model.config
+    hd = cfg.head_dim if getattr(cfg, "head_dim", None) else cfg.hidden_size // cfg.num_attention_heads
+    t = len(ids)
+    stacked = torch.stack(heads, dim=1).reshape(t, cfg.num_hidden_layers, cfg.num_attention_heads, hd)
+    return stacked.numpy().astype(np.float32), final[0].numpy().astype(np.float32)
+
+
+def build(name, cls, cfg, seed, dtype, shards=0):
+    torch.manual_seed(seed)
+    model = cls(cfg).eval()
+    randomize(model, seed)
+    if dtype == torch.bfloat16:
+        model = model.to(torch.bfloat16)
+    d = os.path.join(OUT, name)
+    shutil.rmtree(d, ignore_errors=True)
+    if shards:
+        model.save_pretrained(d, safe_serialization=True, max_shard_size="150KB")
+    else:
+        model.save_pretrained(d, safe_serialization=True)
+    for extra in ("generation_config.json",):
+        if os.path.exists(os.path.join(d, extra)):
+            os.remove(os.path.join(d, extra))
+    rng = np.random.default_rng(seed)
+    out = {}
+    ref32 = None
+    if dtype == torch.bfloat16:
+        ref32 = cls.from_pretrained(d, dtype=torch.float32, attn_implementation="eager").eval()
+    native = cls.from_pretrained(d, dtype=dtype, attn_implementation="eager").eval()
+    for i, n in enumerate(LENGTHS):
+        ids = rng.integers(0, VOCAB, size=n).tolist()
+        out["tokens.%d" % i] = np.array(ids, dtype=np.int32)
+        out["heads.%d" % i], out["final_hidden.%d" % i] = capture(native, ids)
+        if ref32 is not None:
+            out["heads_f32.%d" % i], out["final_hidden_f32.%d" % i] = capture(ref32, ids)
+    save_file(out, os.path.join(d, "expected.safetensors"))
+    files = sorted(os.listdir(d))
+    print(name, files, sum(os.path.getsize(os.path.join(d, f)) for f in files), "bytes")
+
+
+os.makedirs(OUT, exist_ok=True)
+build("llama31_f32", LlamaForCausalLM, llama_config(False), 11, torch.float32)
+build("llama31_bf16", LlamaForCausalLM, llama_config(False), 11, torch.bfloat16)
+build("llama31_bf16_sharded", LlamaForCausalLM, llama_config(False), 11, torch.bfloat16, shards=3)
+build("llama32_tied", LlamaForCausalLM, llama_config(True), 12, torch.float32)
+build("qwen25_f32", Qwen2ForCausalLM, qwen_config(), 13, torch.float32)
+build("qwen25_bf16", Qwen2ForCausalLM, qwen_config(), 13, torch.bfloat16)
