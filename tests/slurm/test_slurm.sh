@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# End-to-end test of slurm/ on a real Slurm: brings up a single-node cluster on localhost
+# (tests/slurm/cluster.sh), then
+#   1. srun --mpi=pmix -n 2 capheads version is ONE MPI job of 2 ranks (one line, from rank 0)
+#   2. slurm/bind.sh gives node-local rank r GPU r of the node's CUDA_VISIBLE_DEVICES list
+#   3. slurm/submit_pipeline.sh chains prepare -> extract -> probe -> decompose -> select (afterok,
+#      per-task arrays) and every job completes with its outputs, each stage seeing its inputs
+#  3b. template parameters: environment default < command line, unknown options passed through
+#   4. a failed stage holds back everything after it (afterok never satisfied)
+#   5. an extraction signalled mid-run (the --signal=B:USR1 time-limit notice) requeues itself and
+#      the next run resumes (--resume, restart count 1) instead of starting again
+#  5b. the same with the real `capheads extract`: the resumed archive equals an uninterrupted run
+#   6. slurm/scaling.sh runs extract at 1 and 2 ranks and reports throughput/speedup/efficiency + SVG
+# and shuts the cluster down (trap EXIT).  Exit 77 (ctest SKIP) only if the daemons cannot start.
+# The pipeline stages are run by tests/slurm/fake_capheads.sh, a stand-in with the stages' command
+# lines (this test is about the Slurm plumbing; the stages have their own tests).
+set -uo pipefail
+SRC=${CH_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+export CAPHEADS=${CAPHEADS:-$SRC/build/capheads}
+FAKE=$SRC/tests/slurm/fake_capheads.sh
+export CH_SLURM_DIR=$SRC/slurm     # the templates find common.sh and bind.sh here
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+unset CH_INPUT CH_OUTPUT CH_POOL CH_LIST CH_TIMING
+
+dir=$(mktemp -d /tmp/chslurm-test.XXXXXX) && chmod 755 "$dir"   # munged (user munge) must reach cluster/
+cleanup() { bash "$SRC/tests/slurm/cluster.sh" down "$dir/cluster" 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+bash "$SRC/tests/slurm/cluster.sh" up "$dir/cluster"
+rc=$?
+if [ $rc -eq 77 ]; then echo "SKIP: the Slurm daemons could not start here (reason above)"; exit 77; fi
+[ $rc -eq 0 ] || { echo "FAIL: cluster.sh up exited $rc"; exit 1; }
+# shellcheck disable=SC1091
+source "$dir/cluster/env"
+
+nfail=0
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; nfail=$((nfail + 1)); }
+# wait_done JOBID... : until none of them is pending/running (timeout 150 s)
+wait_done() {
+  local t0=$SECONDS
+  while squeue -h -j "$(IFS=,; echo "$*")" -t PD,R,CG,CF,RQ,RS,S 2>/dev/null | grep -q .; do
+    [ $((SECONDS - t0)) -lt 150 ] || { bad "jobs $* still queued after 150 s"; squeue >&2; return 1; }
+    sleep 0.5
+  done
+}
+job_state() { scontrol -o show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n 's/^JobState=//p' | sort -u | tr '\n' ' '; }
+job_field() { scontrol -o show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
+
+cd "$dir" || exit 1
+
+# 1. one MPI world through srun's PMIx
+out=$(srun --mpi=pmix -n 2 "$CAPHEADS" version 2>&1)
+if [ "$(grep -c '^capheads ' <<<"$out")" -eq 1 ]; then ok "srun --mpi=pmix -n 2 capheads version: one world ($out)"
+else bad "srun --mpi=pmix -n 2 capheads version printed: $out"; fi
+
+# 2. GPU binding by node-local rank
+out=$(CUDA_VISIBLE_DEVICES=0,1,2,3 srun -n 4 bash "$SRC/slurm/bind.sh" \
+        bash -c 'echo "$SLURM_LOCALID:$CUDA_VISIBLE_DEVICES"' | sort | tr '\n' ' ')
+[ "$out" = "0:0 1:1 2:2 3:3 " ] && ok "bind.sh: local rank r gets GPU r ($out)" || bad "bind.sh gave: $out"
+
+# 3. the whole pipeline through the submit script
+mkdir -p data model && echo "{}" >model/config.json
+for f in probe_src pool task_a task_b; do seq 1 5 | sed 's/.*/{"id":"&","text":"x"}/' >"data/$f.src"; done
+cat >prep.txt <<PREP
+# one capheads prepare call per line
+jsonl $dir/data/probe_src.src --output $dir/data/probeset.jsonl
+jsonl $dir/data/pool.src --output $dir/data/pool.jsonl
+jsonl $dir/data/task_a.src --output $dir/data/mmlu_law.jsonl
+jsonl $dir/data/task_b.src --output $dir/data/bbh_dyck.jsonl
+PREP
+export FAKE_LOG=$dir/calls.log CAPHEADS_REAL=$CAPHEADS
+t0=$SECONDS
+CAPHEADS=$FAKE bash "$SRC/slurm/submit_pipeline.sh" --model model --prepare "$dir/prep.txt" \
+  --probeset data/probeset.jsonl --pool data/pool.jsonl --tasks data/mmlu_law.jsonl,data/bbh_dyck.jsonl \
+  --out run --ranks-per-node 2 --top-k 4 --fraction 0.2 2>submit.err
+[ -s run/jobs.txt ] || { bad "submit_pipeline.sh wrote no jobs: $(cat submit.err)"; exit 1; }
+mapfile -t ids < <(cut -d' ' -f2 run/jobs.txt)
+wait_done "${ids[@]}"
+states=""
+while read -r name id; do states+="$name=$(job_state "$id")"; done <run/jobs.txt
+if [ "$(grep -o COMPLETED <<<"$states" | wc -l)" -eq 7 ] && ! grep -qvE 'COMPLETED' <<<"$(tr '=' '\n' <<<"$states" | grep -E '^[A-Z]')"; then
+  ok "pipeline: 7 jobs (prepare, 3 extract, probe, decompose[2], select[2]) completed in $((SECONDS - t0)) s"
+else bad "pipeline job states: $states"; tail -n 5 run/logs/* >&2; fi
+for f in archives/probeset.h5 archives/pool.h5 archives/tasks/mmlu_law.h5 archives/tasks/bbh_dyck.h5 probes.h5 \
+         mix/mmlu_law/mix.csv mix/bbh_dyck/mix.csv selected/mmlu_law/selected.jsonl selected/bbh_dyck/selected.jsonl; do
+  [ -s "run/$f" ] || bad "pipeline output run/$f missing"
+done
+grep -q "selected 0.2 for $dir/run/mix/bbh_dyck" run/selected/bbh_dyck/selected.jsonl 2>/dev/null &&
+  ok "select array element got its task's mix and --fraction" || bad "select output: $(cat run/selected/bbh_dyck/selected.jsonl 2>&1)"
+grep -q '^extract rank=1/2 .*--input .*probeset.jsonl' calls.log && ok "extract ran 2 ranks (--ranks-per-node 2)" ||
+  bad "extract ranks: $(grep ^extract calls.log)"
+grep -q '^probe rank=0/.* --top-k 4' calls.log && ok "probe got --top-k 4" || bad "probe call: $(grep ^probe calls.log)"
+
+# 3b. parameters: environment (CH_TOP_K) sets a default, the command line wins, unknown options pass through
+rm -f "$FAKE_LOG"
+a=$(CAPHEADS=$FAKE CH_TOP_K=7 CH_HEATMAP=hm sbatch --parsable -o /dev/null "$SRC/slurm/probe.sbatch" \
+      --input run/archives/probeset.h5 --output p1.h5)
+b=$(CAPHEADS=$FAKE CH_TOP_K=7 sbatch --parsable -o /dev/null "$SRC/slurm/probe.sbatch" \
+      --input run/archives/probeset.h5 --top-k 3 --output p2.h5 --lambda 0.5)
+wait_done "$a" "$b"
+if grep -q '^probe rank=0/.* --output p1.h5 --top-k 7 --heatmap hm$' calls.log &&
+   grep -q '^probe rank=0/.* --output p2.h5 --top-k 3 --lambda 0.5$' calls.log; then
+  ok "template parameters: environment default, command line override, pass-through"
+else bad "template parameters: $(grep ^probe calls.log)"; fi
+
+# 4. a failing stage holds back its dependents
+rm -f "$FAKE_LOG"
+CAPHEADS=$FAKE bash "$SRC/slurm/submit_pipeline.sh" --model model --probeset data/missing.jsonl \
+  --pool data/pool.jsonl --tasks data/mmlu_law.jsonl --out run2 2>/dev/null
+xp=$(sed -n 's/^extract-probeset //p' run2/jobs.txt); pr=$(sed -n 's/^probe //p' run2/jobs.txt)
+t1=$SECONDS
+while [ "$(job_state "$xp")" != "FAILED " ] && [ $((SECONDS - t1)) -lt 60 ]; do sleep 0.5; done
+sleep 3
+reason=$(job_field "$pr" Reason)
+if [ "$(job_state "$xp")" = "FAILED " ] && [ "$(job_state "$pr")" = "PENDING " ] && [ "$reason" = DependencyNeverSatisfied ]; then
+  ok "failed extract holds back probe (probe PENDING, $reason)"
+else bad "after a failed extract: extract $(job_state "$xp"), probe $(job_state "$pr") ($reason)"; fi
+scancel $(cut -d' ' -f2 run2/jobs.txt) 2>/dev/null
+
+# 5. an extraction told to stop (time limit / preemption notice) requeues and resumes
+rm -f "$FAKE_LOG"
+seq 1 30 | sed 's/.*/{"id":"&","text":"x"}/' >data/big.jsonl
+j=$(CAPHEADS=$FAKE FAKE_DELAY=0.2 sbatch --parsable -o "$dir/rq-%j.out" "$SRC/slurm/extract.sbatch" \
+      --model model --input data/big.jsonl --output rq/big.h5)
+t1=$SECONDS
+while [ "$(cat rq/big.h5 2>/dev/null | grep -c done)" -lt 5 ] && [ $((SECONDS - t1)) -lt 30 ]; do sleep 0.2; done
+scancel --signal=USR1 --batch "$j"     # what --signal=B:USR1@600 delivers before the time limit
+while [ "$(job_field "$j" Restarts)" != 1 ] && [ $((SECONDS - t1)) -lt 40 ]; do sleep 0.2; done
+n_first=$(grep -c done rq/big.h5)
+# Slurm holds a requeued batch job back ~2 minutes; a test need not wait for that, but a restart
+# within the same second is refused by slurmd ("Job credential revoked"): wait 2 s, then release
+while [ "$(job_state "$j")" != "PENDING " ] && [ $((SECONDS - t1)) -lt 50 ]; do sleep 0.2; done
+sleep 2
+while [ "$(job_field "$j" Reason)" = BeginTime ] && [ $((SECONDS - t1)) -lt 60 ]; do
+  scontrol update JobId="$j" StartTime=now 2>/dev/null; sleep 0.5
+done
+wait_done "$j"
+n_lines=$(wc -l <rq/big.h5); n_uniq=$(sort -u rq/big.h5 | wc -l)
+if [ "$(job_state "$j")" = "COMPLETED " ] && [ "$n_first" -lt 30 ] && [ "$n_lines" -eq 30 ] && [ "$n_uniq" -eq 30 ] &&
+   grep -q '^extract rank=0/1 restart=1 .*--resume' calls.log && ! grep -q '^extract rank=0/1 restart=0 .*--resume' calls.log; then
+  ok "extract: stopped after $n_first of 30 records, requeued (restart 1), resumed with --resume to 30"
+else
+  bad "requeue/resume: state $(job_state "$j") restarts $(job_field "$j" Restarts), $n_first then $n_lines lines ($n_uniq distinct)"
+  cat "$dir"/rq-*.out calls.log >&2
+  grep -E "JobId=$j[^0-9]|JobId=$j\$" "$dir/cluster/log/slurmctld.log" >&2
+fi
+
+# 5b. the same with the real `capheads extract` on the demo model: killed mid-run by the requeue, the
+# resumed archive equals an uninterrupted single-rank extraction (DESIGN: byte-identical rows)
+PY=/usr/bin/python3
+if "$CAPHEADS" extract --help 2>&1 | grep -q -- --resume && $PY -c 'import h5py' 2>/dev/null; then
+  mkdir -p demo_model
+  cp "$SRC/data/demo/model/config.json" "$SRC/data/demo/model/model.safetensors" demo_model/
+  gzip -dc "$SRC/tests/data/tokenizers/llama3_1/tokenizer.json.gz" >demo_model/tokenizer.json
+  gzip -dc "$SRC/tests/data/tokenizers/llama3_1/tokenizer_config.json.gz" >demo_model/tokenizer_config.json
+  $PY -c 'import json
+for i in range(2000): print(json.dumps({"id": "q%d" % i, "text": "Question %d: what is %d plus %d? Answer:" % (i, i, 7 * i)}))' >data/q.jsonl
+  xa=(--model demo_model --input data/q.jsonl --batch-tokens 64 --device cpu)
+  srun --mpi=pmix -n 1 "$CAPHEADS" extract "${xa[@]}" --output ref.h5 2>ref.err || bad "reference extract: $(tail -2 ref.err)"
+  j=$(sbatch --parsable -o "$dir/rx-%j.out" --ntasks-per-node=2 "$SRC/slurm/extract.sbatch" "${xa[@]}" --output rx/q.h5)
+  t1=$SECONDS
+  while ! grep -q '^extract: 2000 records' "$dir/rx-$j.out" 2>/dev/null && [ $((SECONDS - t1)) -lt 30 ]; do sleep 0.2; done
+  sleep 0.5
+  scancel --signal=USR1 --batch "$j"
+  while [ "$(job_field "$j" Restarts)" != 1 ] && [ $((SECONDS - t1)) -lt 45 ]; do sleep 0.2; done
+  while [ "$(job_state "$j")" != "PENDING " ] && [ $((SECONDS - t1)) -lt 50 ]; do sleep 0.2; done
+  sleep 2   # see 5.
+  n_first=$($PY -c 'import h5py, sys; print(int(h5py.File(sys.argv[1], "r")["done"][:].sum()))' rx/q.h5 2>&1)
+  while [ "$(job_field "$j" Reason)" = BeginTime ] && [ $((SECONDS - t1)) -lt 60 ]; do
+    scontrol update JobId="$j" StartTime=now 2>/dev/null; sleep 0.5
+  done
+  wait_done "$j"
+  same=$($PY - rx/q.h5 ref.h5 <<'PYEOF' 2>&1
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r") for p in sys.argv[1:3])
+ok = all(np.array_equal(a[k][...], b[k][...]) for k in ("activations", "ids", "done", "n_tokens"))
+print("same" if ok and a["done"][:].all() else "differ")
+PYEOF
+)
+  if [ "$(job_state "$j")" = "COMPLETED " ] && [ "$n_first" -gt 0 ] 2>/dev/null && [ "$n_first" -lt 2000 ] &&
+     grep -q '(resuming)' "$dir/rx-$j.out" && [ "$same" = same ]; then
+    ok "capheads extract: requeued with $n_first of 2000 rows done, resumed ('(resuming)'); archive equals an uninterrupted 1-rank run"
+  else
+    bad "capheads extract requeue: state $(job_state "$j"), done after stop: $n_first, compare: $same"
+    cat "$dir/rx-$j.out" >&2
+  fi
+
+  # 6. scaling study: extract at 1 and 2 ranks; the report's speedup is T(1)/T(2) of the records
+  head -n 600 data/q.jsonl >data/q600.jsonl
+  bash "$SRC/slurm/scaling.sh" --stage extract --ranks "1 2" --out scal -- --model demo_model \
+    --input data/q600.jsonl --output "$dir/scal/{label}.h5" --device cpu >scal.txt 2>scal.err
+  want=$($PY - scal/timing/strong-r1-n1-1.jsonl scal/timing/strong-r2-n1-1.jsonl <<'PYEOF' 2>&1
+import json, sys
+t = [next(r for r in map(json.loads, open(p)) if r.get("source", "stage") != "sbatch")["seconds"] for p in sys.argv[1:]]
+print("%.2f %.2f" % (t[0] / t[1], t[0] / t[1] / 2))
+PYEOF
+)
+  got=$(awk '$1 == 2 && $2 == 1 { print $9, $10 }' scal.txt)
+  if [ -n "$got" ] && [ "$got" = "$want" ] && grep -q '^    1     1    1       600 ' scal.txt &&
+     $PY -c 'import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); assert r.tag.endswith("svg") and len(r.findall(".//{*}circle")) == 2' scal/scaling.svg; then
+    ok "scaling.sh: extract at 1, 2 ranks -> table (speedup, efficiency $got) and SVG"
+  else bad "scaling report: want '$want' got '$got'"; cat scal.txt scal.err >&2; fi
+  cat scal.txt
+else
+  echo "SKIP (5b, 6): capheads extract with --resume or python3-h5py not available"
+fi
+
+echo "slurm tests: $nfail failed"
+[ $nfail -eq 0 ]
