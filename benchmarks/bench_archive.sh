@@ -3,11 +3,11 @@
 #  1. collective write bandwidth of the archive writer (bench_archive_write: create, write rounds,
 #     close, fsync) from 1, 2 and 4 ranks against `dd conv=fsync` of the same number of bytes to
 #     the same directory, interleaved A B A B (PAIRS pairs per rank count), median ratio.
-#     Target: archive >= 80% of dd. "f16 conv share": the single-threaded f32 -> binary16
-#     conversion of the slowest rank's rows timed alone, as a share of the archive time (CPU
-#     work dd does not do).
+#     Target: archive >= 80% of dd. "f16 conv share": the writer's f32 -> binary16 narrowing
+#     (ch_h5_narrow_f16, one thread) of the slowest rank's rows timed alone, as a share of the
+#     archive time (CPU work dd does not do).
 #  2. share of `capheads extract` wall time spent in the archive writer (extract --timing's
-#     io_seconds / seconds, rank 0's view), on the demo model, interleaved over rank counts.
+#     io_seconds / seconds, the slowest rank's write time), on the demo model, interleaved over rank counts.
 #     Target: <= 5%.
 # usage: benchmarks/bench_archive.sh [BUILD_DIR] [WORK_DIR]
 #   env: ROWS (default 1024), SHAPE "L H D" (default "16 32 64": 64 MiB at 1024 rows),

@@ -370,12 +370,12 @@ int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const floa
     /* a local failure must still join the collectives below: write nothing in that case */
     int64_t n = rc ? 0 : nrows;
     /* the conversion is the writer's main CPU cost (as long as the kernel's copy of the bytes):
-     * spread it over the rank's threads; element-wise, so the result does not depend on them */
-    const int64_t nconv = n * (int64_t)width;
-#pragma omp parallel for schedule(static) if (nconv > 65536)
-    for (int64_t i = 0; i < nconv; i++) half[i] = ch_f32_to_f16(acts[i]);
+     * F16C where the CPU has it, and spread over the rank's threads by rows; element-wise, so the
+     * bytes depend on neither */
+#pragma omp parallel for schedule(static) if (n * (int64_t)width > 65536)
+    for (int64_t i = 0; i < n; i++) ch_h5_narrow_f16(acts + (size_t)i * width, half + (size_t)i * width, width);
     if (hhalf && hidden)
-        for (size_t i = 0; i < (size_t)n * a->hidden_dim; i++) hhalf[i] = ch_f32_to_f16(hidden[i]);
+        ch_h5_narrow_f16(hidden, hhalf, (size_t)n * a->hidden_dim);
     /* every collective write is joined whatever happened locally (n is 0 then); a rank whose
      * buffer could not be made hands HDF5 a dummy one for its empty selection */
     static const uint64_t none[1];

@@ -3,6 +3,7 @@
 #define CH_H5UTIL_H
 
 #include <hdf5.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -15,6 +16,9 @@
 
 /* IEEE binary16, little endian (h5py reads it as float16). Caller closes it. */
 hid_t ch_h5_f16_type(void);
+/* dst[i] = ch_f32_to_f16(src[i]) for i < n, bit for bit (round to nearest even, overflow to
+ * inf, NaN -> sign|0x7e00); with F16C 8 values per instruction. The archive writer's narrowing. */
+void ch_h5_narrow_f16(const float *src, uint16_t *dst, size_t n);
 /* Fixed-length NUL-padded string type of len bytes. Caller closes it. */
 hid_t ch_h5_str_type(size_t len);
 /* Scalar string attribute. */
