@@ -3,7 +3,9 @@
 #  1. collective write bandwidth of the archive writer (bench_archive_write: create, write rounds,
 #     close, fsync) from 1, 2 and 4 ranks against `dd conv=fsync` of the same number of bytes to
 #     the same directory, interleaved A B A B (PAIRS pairs per rank count), median ratio.
-#     Target: archive >= 80% of dd.
+#     Target: archive >= 80% of dd. "f16 conv share": the single-threaded f32 -> binary16
+#     conversion of the slowest rank's rows timed alone, as a share of the archive time (CPU
+#     work dd does not do).
 #  2. share of `capheads extract` wall time spent in the archive writer (extract --timing's
 #     io_seconds / seconds, rank 0's view), on the demo model, interleaved over rank counts.
 #     Target: <= 5%.
@@ -25,12 +27,12 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 
 echo "# 1. collective archive write vs dd (same bytes, same directory: $W), fsync included"
 echo "#    rows=$ROWS shape=[$ROWS,$L,$H,$D] f16, $((ROWS / 16)) rows per write round, $PAIRS interleaved pairs"
-printf "%-6s %10s %14s %14s %12s\n" ranks MiB "archive MiB/s" "dd MiB/s" "ratio(med)"
+printf "%-6s %10s %14s %14s %12s %16s\n" ranks MiB "archive MiB/s" "dd MiB/s" "ratio(med)" "f16 conv share"
 for r in $RANKS; do
-  : >"$W/a.txt" ; : >"$W/d.txt" ; : >"$W/ratio.txt"
+  : >"$W/a.txt" ; : >"$W/d.txt" ; : >"$W/ratio.txt" ; : >"$W/conv.txt"
   for p in $(seq "$PAIRS"); do
     rm -f "$W/acts.h5" "$W/dd.bin"
-    read -r bytes ta < <("$MPIEXEC" -n "$r" --oversubscribe "$B/benchmarks/bench_archive_write" "$W/acts.h5" \
+    read -r bytes ta tc < <("$MPIEXEC" -n "$r" --oversubscribe "$B/benchmarks/bench_archive_write" "$W/acts.h5" \
                              "$ROWS" "$L" "$H" "$D" $((ROWS / 16)))
     rm -f "$W/acts.h5"
     # dd reports its own elapsed time (open .. fsync), the same span the archive figure covers
@@ -40,9 +42,11 @@ for r in $RANKS; do
     awk -v b="$bytes" -v t="$ta" 'BEGIN {print b / 1048576 / t}' >>"$W/a.txt"
     awk -v b="$bytes" -v t="$td" 'BEGIN {print b / 1048576 / t}' >>"$W/d.txt"
     awk -v a="$ta" -v d="$td" 'BEGIN {print d / a}' >>"$W/ratio.txt"
+    awk -v a="$ta" -v c="$tc" 'BEGIN {print 100 * c / a}' >>"$W/conv.txt"
   done
-  printf "%-6s %10.1f %14.1f %14.1f %11.0f%%\n" "$r" "$(awk -v b="$bytes" 'BEGIN {print b / 1048576}')" \
-    "$(median <"$W/a.txt")" "$(median <"$W/d.txt")" "$(median <"$W/ratio.txt" | awk '{print 100 * $1}')"
+  printf "%-6s %10.1f %14.1f %14.1f %11.0f%% %15.0f%%\n" "$r" "$(awk -v b="$bytes" 'BEGIN {print b / 1048576}')" \
+    "$(median <"$W/a.txt")" "$(median <"$W/d.txt")" "$(median <"$W/ratio.txt" | awk '{print 100 * $1}')" \
+    "$(median <"$W/conv.txt")"
 done
 
 echo

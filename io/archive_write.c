@@ -369,7 +369,11 @@ int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const floa
     if (!rc) rc = CH_ALLOC(ones, nrows ? nrows : 1, "done flags");
     /* a local failure must still join the collectives below: write nothing in that case */
     int64_t n = rc ? 0 : nrows;
-    for (size_t i = 0; i < (size_t)n * width; i++) half[i] = ch_f32_to_f16(acts[i]);
+    /* the conversion is the writer's main CPU cost (as long as the kernel's copy of the bytes):
+     * spread it over the rank's threads; element-wise, so the result does not depend on them */
+    const int64_t nconv = n * (int64_t)width;
+#pragma omp parallel for schedule(static) if (nconv > 65536)
+    for (int64_t i = 0; i < nconv; i++) half[i] = ch_f32_to_f16(acts[i]);
     if (hhalf && hidden)
         for (size_t i = 0; i < (size_t)n * a->hidden_dim; i++) hhalf[i] = ch_f32_to_f16(hidden[i]);
     /* every collective write is joined whatever happened locally (n is 0 then); a rank whose

@@ -109,6 +109,11 @@ int ch_capmix_load(const char *path, ch_capmix *cm) {
         if (!cm->n_mapped || cm->mapped[cm->n_mapped - 1] != cm->mapped[i])
             cm->mapped[cm->n_mapped++] = cm->mapped[i];
     }
+    CH_TRY_GOTO(CH_ALLOC(cm->used, cm->n_layers, "used layers"), done);
+    for (int i = 0; i < cm->n_mapped; i++) {
+        int l = cm->mapped[i] / cm->n_heads;
+        if (!cm->n_used || cm->used[cm->n_used - 1] != l) cm->used[cm->n_used++] = l;
+    }
     CH_TRY_GOTO(CH_ALLOC(cm->sets, CH_NCAP * cm->top_k, "head sets"), done);
     for (int i = 0; i < CH_NCAP * cm->top_k; i++) {
         int *at = bsearch(&top[i], cm->mapped, (size_t)cm->n_mapped, sizeof(int), cmp_int);
@@ -140,20 +145,20 @@ done:
 
 void ch_capmix_free(ch_capmix *cm) {
     free(cm->mapped), free(cm->sets), free(cm->w), free(cm->b), free(cm->mean), free(cm->std);
-    free(cm->source_sha256);
+    free(cm->source_sha256), free(cm->used);
     memset(cm, 0, sizeof *cm);
 }
 
-int ch_capmix_apply(const ch_capmix *cm, const float *acts, int64_t n, double *p) {
+/* rows are [nl][H][D]; slot[m] is where mapped head m starts inside a row */
+static int apply(const ch_capmix *cm, const float *acts, int64_t n, double *p, size_t width, const size_t *slot) {
     const int D = cm->head_dim;
-    const size_t width = (size_t)cm->n_layers * cm->n_heads * D;
     double probs[CH_NCAP]; /* one head's softmax */
     double *ph = malloc(sizeof(double) * cm->n_mapped * CH_NCAP);
     if (!ph) CH_FAIL(CH_ENOMEM, "out of memory for probe outputs");
     for (int64_t r = 0; r < n; r++) {
         const float *x = acts + (size_t)r * width;
         for (int m = 0; m < cm->n_mapped; m++) {
-            const float *xh = x + (size_t)cm->mapped[m] * D;
+            const float *xh = x + slot[m];
             double mx = -INFINITY;
             for (int c = 0; c < CH_NCAP; c++) {
                 const float *w = cm->w + ((size_t)m * CH_NCAP + c) * D;
@@ -182,6 +187,36 @@ int ch_capmix_apply(const ch_capmix *cm, const float *acts, int64_t n, double *p
         for (int c = 0; c < CH_NCAP; c++) p[r * CH_NCAP + c] = q[c] / tot;
     }
     free(ph);
+    return 0;
+}
+
+int ch_capmix_apply(const ch_capmix *cm, const float *acts, int64_t n, double *p) {
+    size_t *slot = malloc(sizeof(size_t) * (size_t)(cm->n_mapped ? cm->n_mapped : 1));
+    if (!slot) CH_FAIL(CH_ENOMEM, "out of memory");
+    for (int m = 0; m < cm->n_mapped; m++) slot[m] = (size_t)cm->mapped[m] * cm->head_dim;
+    int rc = apply(cm, acts, n, p, (size_t)cm->n_layers * cm->n_heads * cm->head_dim, slot);
+    free(slot);
+    return rc;
+}
+
+int ch_capmix_apply_used(const ch_capmix *cm, const float *acts, int64_t n, double *p) {
+    size_t *slot = malloc(sizeof(size_t) * (size_t)(cm->n_mapped ? cm->n_mapped : 1));
+    if (!slot) CH_FAIL(CH_ENOMEM, "out of memory");
+    for (int m = 0, u = 0; m < cm->n_mapped; m++) {
+        while (cm->used[u] != cm->mapped[m] / cm->n_heads) u++;
+        slot[m] = ((size_t)u * cm->n_heads + (size_t)(cm->mapped[m] % cm->n_heads)) * cm->head_dim;
+    }
+    int rc = apply(cm, acts, n, p, (size_t)cm->n_used * cm->n_heads * cm->head_dim, slot);
+    free(slot);
+    return rc;
+}
+
+int ch_capmix_read(const ch_capmix *cm, ch_archive_reader *r, int64_t row0, int64_t n, float *acts, float *tmp) {
+    const size_t HD = (size_t)cm->n_heads * cm->head_dim;
+    for (int u = 0; u < cm->n_used; u++) {
+        CH_TRY(ch_archive_read_acts_layers(r, row0, n, cm->used[u], 1, tmp));
+        for (int64_t i = 0; i < n; i++) memcpy(acts + ((size_t)i * cm->n_used + u) * HD, tmp + (size_t)i * HD, HD * sizeof(float));
+    }
     return 0;
 }
 

@@ -21,6 +21,8 @@ typedef struct {
     float *b;          /* [n_mapped][CH_NCAP] */
     float *mean, *std; /* [n_mapped][head_dim] */
     char *source_sha256; /* the probe file's provenance: the probing archive's input hash */
+    int n_used;        /* distinct layers holding mapped heads ... */
+    int *used;         /* ... ascending: a reader needs only these layers' chunks */
 } ch_capmix;
 
 /* Read the map and the mapped heads' probes from a probe file (format capheads-probes). */
@@ -30,6 +32,10 @@ void ch_capmix_free(ch_capmix *cm);
 /* p[i][c] for n rows of activations acts [n][L][H][D]. Non-finite inputs are refused
  * (CH_EFORMAT naming the row offset and head). */
 int ch_capmix_apply(const ch_capmix *cm, const float *acts, int64_t n, double *p);
+/* The same on the used layers only: acts is [n][n_used][H][D] (ch_capmix_read gives it). */
+int ch_capmix_apply_used(const ch_capmix *cm, const float *acts, int64_t n, double *p);
+/* Read rows [row0, row0+n) of the used layers into acts [n][n_used][H][D]; tmp holds n*H*D. */
+int ch_capmix_read(const ch_capmix *cm, ch_archive_reader *r, int64_t row0, int64_t n, float *acts, float *tmp);
 
 /* The formulas of METHOD.md section 5 for one pool row against one task mix. */
 double ch_capmix_score_dot(const double *w_task, const double *p);

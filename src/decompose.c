@@ -105,7 +105,7 @@ static int run(const opts *o, MPI_Comm comm) {
     char **rows = NULL, **uniq = NULL;
     int nuniq = 0;
     int64_t *fix = NULL, *cnt = NULL;
-    float *acts = NULL;
+    float *acts = NULL, *tmp = NULL;
     uint8_t *done_mask = NULL;
     int64_t *hfix = NULL; /* per-task sums of hidden states (RDS), when the archive has them */
     float *hid = NULL;
@@ -150,9 +150,11 @@ static int run(const opts *o, MPI_Comm comm) {
 
     int64_t r0 = N * rank / size, r1 = N * (rank + 1) / size;
     int64_t B = o->block_rows;
-    size_t width = (size_t)info.n_layers * info.n_heads * info.head_dim;
+    /* only the layers that hold mapped heads are read */
+    size_t width = (size_t)cm.n_used * info.n_heads * info.head_dim;
     if (!(rc = CH_ALLOC(fix, (size_t)nuniq * CH_NCAP, "sums")) && !(rc = CH_ALLOC(cnt, nuniq, "counts")) &&
         !(rc = CH_ALLOC(acts, (size_t)B * width, "activation block")) &&
+        !(rc = CH_ALLOC(tmp, (size_t)B * info.n_heads * info.head_dim, "layer block")) &&
         !(rc = CH_ALLOC(p, CH_NCAP, "row mix")))
         rc = CH_ALLOC(done_mask, B, "done mask");
     const int hd = info.hidden_dim;
@@ -160,14 +162,14 @@ static int run(const opts *o, MPI_Comm comm) {
         rc = CH_ALLOC(hid, (size_t)B * hd, "hidden block");
     for (int64_t b0 = r0; b0 < r1 && !rc; b0 += B) {
         int64_t n = r1 - b0 < B ? r1 - b0 : B;
-        rc = ch_archive_read_acts(r, b0, n, acts);
+        rc = ch_capmix_read(&cm, r, b0, n, acts, tmp);
         if (!rc) rc = ch_archive_read_done(r, b0, n, done_mask);
         if (!rc && hd > 0) rc = ch_archive_read_hidden(r, b0, n, hid);
         for (int64_t i = 0; i < n && !rc; i++) {
             /* rows not done hold no data (only with --allow-incomplete) and rows without a task
              * belong to no mix */
             if (!done_mask[i] || !rows[b0 + i][0]) continue;
-            if ((rc = ch_capmix_apply(&cm, acts + i * width, 1, p))) {
+            if ((rc = ch_capmix_apply_used(&cm, acts + i * width, 1, p))) {
                 ch_err_wrap("%s: row %lld: ", o->input, (long long)(b0 + i));
                 break;
             }
@@ -228,7 +230,7 @@ out2:
     /* mix borrows task names and strings: free only its own arrays */
     free(mix.tasks), free(mix.mix), free(mix.count), free(mix.hidden_mean);
 out:
-    free(fix), free(cnt), free(acts), free(p), free(done_mask), free(hfix), free(hid);
+    free(fix), free(cnt), free(acts), free(p), free(done_mask), free(hfix), free(hid), free(tmp);
     free(uniq);
     if (rows) ch_archive_free_strings(rows, info.n_rows);
     ch_archive_info_free(&info);

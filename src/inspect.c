@@ -1,7 +1,7 @@
 /* inspect.c - `capheads inspect FILE [--verify]`: what a capheads file holds, and whether it is
  * complete and consistent. Archives get a full check under --verify (every row done, `complete`
- * agreeing with the rows, ids present and unique, token counts positive, every stored value
- * finite); mix files print their table. Exit status 3 when a check fails. */
+ * agreeing with the rows, ids present and unique, token counts positive, labels -1..4, every
+ * stored value finite); mix files print their table. Exit status 3 when a check fails. */
 #include <getopt.h>
 #include <hdf5.h>
 #include <math.h>
@@ -20,19 +20,21 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 static int verify_archive(ch_archive_reader *r, const ch_archive_info *in, const char *path) {
     int64_t N = in->n_rows, B = 1024;
     size_t width = (size_t)in->n_layers * in->n_heads * in->head_dim;
-    int64_t bad_done = 0, bad_tok = 0, bad_val = 0, empty_id = 0, dup = 0, first_bad = -1;
+    int64_t bad_done = 0, bad_tok = 0, bad_val = 0, bad_label = 0, empty_id = 0, dup = 0, first_bad = -1;
     char **ids = NULL, **blk = NULL;
     float *acts = NULL;
     uint8_t *done = NULL;
-    int32_t *nt = NULL;
+    int32_t *nt = NULL, *lab = NULL;
     int rc = CH_ALLOC(ids, N, "ids");
     if (!rc) rc = CH_ALLOC(acts, (size_t)B * width, "rows");
     if (!rc) rc = CH_ALLOC(done, B, "done");
     if (!rc) rc = CH_ALLOC(nt, B, "n_tokens");
+    if (!rc) rc = CH_ALLOC(lab, B, "labels");
     for (int64_t r0 = 0; r0 < N && !rc; r0 += B) {
         int64_t n = N - r0 < B ? N - r0 : B;
         if ((rc = ch_archive_read_done(r, r0, n, done)) || (rc = ch_archive_read_n_tokens(r, r0, n, nt)) ||
-            (rc = ch_archive_read_ids(r, r0, n, ids + r0)) || (rc = ch_archive_read_acts(r, r0, n, acts)))
+            (rc = ch_archive_read_ids(r, r0, n, ids + r0)) || (rc = ch_archive_read_acts(r, r0, n, acts)) ||
+            (rc = ch_archive_read_labels(r, r0, n, lab)))
             break;
         for (int64_t i = 0; i < n; i++) {
             if (!done[i]) {
@@ -41,6 +43,7 @@ static int verify_archive(ch_archive_reader *r, const ch_archive_info *in, const
                 continue;
             }
             if (nt[i] < 1) bad_tok++;
+            if (lab[i] < -1 || lab[i] >= CH_NCAP) bad_label++; /* -1 = unlabelled */
             if (!ids[r0 + i][0]) empty_id++;
             for (size_t j = 0; j < width; j++)
                 if (!isfinite(acts[i * width + j])) {
@@ -59,17 +62,19 @@ static int verify_archive(ch_archive_reader *r, const ch_archive_info *in, const
     }
     free(blk);
     if (ids) ch_archive_free_strings(ids, N);
-    free(ids), free(acts), free(done), free(nt);
+    free(ids), free(acts), free(done), free(nt), free(lab);
     CH_TRY(rc);
     printf("verify: %lld/%lld rows done", (long long)(N - bad_done), (long long)N);
     if (bad_done) printf(" (first missing row %lld)", (long long)first_bad);
     printf("; complete flag %s\n", in->complete ? "set" : "not set");
-    if (bad_tok || bad_val || empty_id || dup)
-        printf("verify: %lld done rows without tokens, %lld with non-finite values, %lld empty ids, %lld duplicate ids\n",
-               (long long)bad_tok, (long long)bad_val, (long long)empty_id, (long long)dup);
+    if (bad_tok || bad_val || bad_label || empty_id || dup)
+        printf("verify: %lld done rows without tokens, %lld with non-finite values, %lld with a label outside "
+               "-1..%d, %lld empty ids, %lld duplicate ids\n",
+               (long long)bad_tok, (long long)bad_val, (long long)bad_label, CH_NCAP - 1, (long long)empty_id,
+               (long long)dup);
     if (bad_done && in->complete)
         CH_FAIL(CH_EFORMAT, "%s: INCONSISTENT: marked complete but %lld rows are not done", path, (long long)bad_done);
-    if (bad_tok || bad_val || empty_id || dup) CH_FAIL(CH_EFORMAT, "%s: INCONSISTENT (see above)", path);
+    if (bad_tok || bad_val || bad_label || empty_id || dup) CH_FAIL(CH_EFORMAT, "%s: INCONSISTENT (see above)", path);
     if (bad_done)
         CH_FAIL(CH_EINCOMPLETE, "%s: INCOMPLETE: %lld of %lld rows not done (finish with extract --resume)", path,
                 (long long)bad_done, (long long)N);

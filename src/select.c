@@ -10,6 +10,7 @@
  *   rds         cosine of mean-pooled final hidden states (row vs the task examples' mean);
  *               needs archives extracted with --hidden */
 #include <cjson/cJSON.h>
+#include <sys/resource.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -188,22 +189,28 @@ static int row_features(const opts *o, ch_archive_reader *r, const ch_archive_in
         CH_FAIL_GOTO(out, CH_EMISMATCH, "%s holds %d x %d heads of dim %d, the probes in %s are for %d x %d of dim %d",
                      o->input, info->n_layers, info->n_heads, info->head_dim, o->probes, cm.n_layers,
                      cm.n_heads, cm.head_dim);
-    size_t width = (size_t)info->n_layers * info->n_heads * info->head_dim;
+    /* only the layers that hold mapped heads are read */
+    size_t width = (size_t)cm.n_used * info->n_heads * info->head_dim, hd = (size_t)info->n_heads * info->head_dim;
     float *acts = NULL;
+    float *tmp = NULL;
     CH_TRY_GOTO(CH_ALLOC(acts, (size_t)o->block_rows * width, "activation block"), out);
+    if ((rc = CH_ALLOC(tmp, (size_t)o->block_rows * hd, "layer block"))) {
+        free(acts);
+        goto out;
+    }
     for (int64_t b0 = 0; b0 < l->count && !rc; b0 += o->block_rows) {
         int64_t n = l->count - b0 < o->block_rows ? l->count - b0 : o->block_rows;
-        rc = ch_archive_read_acts(r, l->first + b0, n, acts);
+        rc = ch_capmix_read(&cm, r, l->first + b0, n, acts, tmp);
         for (int64_t i = 0; i < n && !rc; i++) {
             if (!done[b0 + i]) { /* an unfinished row has zeros: never let it score */
                 for (int c = 0; c < CH_NCAP; c++) p[(b0 + i) * CH_NCAP + c] = 0;
                 continue;
             }
-            rc = ch_capmix_apply(&cm, acts + i * width, 1, p + (b0 + i) * CH_NCAP);
+            rc = ch_capmix_apply_used(&cm, acts + i * width, 1, p + (b0 + i) * CH_NCAP);
             if (rc) ch_err_wrap("%s: row %lld: ", o->input, (long long)(l->first + b0 + i));
         }
     }
-    free(acts);
+    free(acts), free(tmp);
 out:
     ch_capmix_free(&cm);
     return rc;
@@ -321,7 +328,11 @@ static int run(const opts *o, MPI_Comm comm) {
     rc = ch_scores_close(sf);
     sf = NULL;
     rc = ch_mpi_agree(comm, rc);
-    if (!rc && rank == 0) printf("wrote %s/scores.h5 and one JSONL per task\n", o->output);
+    struct rusage ru;
+    long rss = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0; /* KiB on Linux */
+    MPI_Allreduce(MPI_IN_PLACE, &rss, 1, MPI_LONG, MPI_MAX, comm);
+    if (!rc && rank == 0)
+        printf("wrote %s/scores.h5 and one JSONL per task (peak memory per rank %.0f MiB)\n", o->output, rss / 1024.0);
 out:
     if (sf) ch_scores_close(sf);
     if (ids) ch_archive_free_strings(ids, l.count);

@@ -5,7 +5,8 @@
  *  - the file is byte-identical to one written by a single process in one round;
  *  - a partial run is marked incomplete with exactly its rows done, and resuming it yields the
  *    same bytes as the uninterrupted run;
- *  - resume with another pooling is refused on every rank naming the attribute;
+ *  - resume with another pooling, model config, tokenizer, corpus or shape is refused on every
+ *    rank naming what differs, and leaves the archive complete;
  *  - a failure on one rank (rows out of range, an id longer than its column) fails the round
  *    on every rank without deadlock, and none of that round's rows is marked done.
  * Read back with the archive reader; tests/test_extract.sh reads archives with h5py. */
@@ -115,7 +116,11 @@ static void check_contents(const char *path, const rows *r, MPI_Comm comm) {
     char *ids[N], *tasks[N];
     int32_t lab[N], nt[N];
     uint8_t done[N];
-    CHECK(ch_archive_get_info(rd, &info) == 0, "get_info: %s", ch_err_msg());
+    if (ch_archive_get_info(rd, &info)) {
+        CHECK(0, "get_info: %s", ch_err_msg());
+        ch_archive_close_read(rd);
+        return;
+    }
     CHECK(info.n_rows == N && info.n_layers == L && info.n_heads == H && info.head_dim == D, "shape");
     CHECK(info.complete == 1 && info.n_done == N, "complete %d, n_done %lld", info.complete, (long long)info.n_done);
     CHECK(!strcmp(info.pool, "last") && !strcmp(info.created, "2023-11-14T22:13:20Z"), "pool %s created %s",
@@ -130,14 +135,19 @@ static void check_contents(const char *path, const rows *r, MPI_Comm comm) {
         }
     CHECK(bad == 0, "%d activation values differ from binary16 of the input", bad);
     CHECK(got[0][0] > 65504.0f && got[1][0] > 0.0f && got[1][0] < 6.2e-5f, "inf %g subnormal %g", got[0][0], got[1][0]);
-    CHECK(ch_archive_read_ids(rd, 0, N, ids) == 0 && ch_archive_read_tasks(rd, 0, N, tasks) == 0, "strings");
-    CHECK(ch_archive_read_labels(rd, 0, N, lab) == 0 && ch_archive_read_n_tokens(rd, 0, N, nt) == 0 &&
-              ch_archive_read_done(rd, 0, N, done) == 0, "columns: %s", ch_err_msg());
-    for (int i = 0; i < N; i++) {
-        CHECK(!strcmp(ids[i], r->id[i]) && !strcmp(tasks[i], r->task[i]), "row %d: '%s' '%s'", i, ids[i], tasks[i]);
+    int cols = ch_archive_read_labels(rd, 0, N, lab) == 0 && ch_archive_read_n_tokens(rd, 0, N, nt) == 0 &&
+               ch_archive_read_done(rd, 0, N, done) == 0;
+    CHECK(cols, "columns: %s", ch_err_msg());
+    for (int i = 0; cols && i < N; i++)
         CHECK(lab[i] == r->label[i] && nt[i] == r->ntok[i] && done[i] == 1, "row %d columns", i);
-    }
-    ch_archive_free_strings(ids, N), ch_archive_free_strings(tasks, N);
+    if (ch_archive_read_ids(rd, 0, N, ids) == 0) {
+        for (int i = 0; i < N; i++) CHECK(!strcmp(ids[i], r->id[i]), "row %d: id '%s'", i, ids[i]);
+        ch_archive_free_strings(ids, N);
+    } else CHECK(0, "read_ids: %s", ch_err_msg());
+    if (ch_archive_read_tasks(rd, 0, N, tasks) == 0) {
+        for (int i = 0; i < N; i++) CHECK(!strcmp(tasks[i], r->task[i]), "row %d: task '%s'", i, tasks[i]);
+        ch_archive_free_strings(tasks, N);
+    } else CHECK(0, "read_tasks: %s", ch_err_msg());
     ch_archive_close_read(rd);
 }
 
@@ -193,8 +203,7 @@ static void test_partial_run_is_incomplete_and_resume_completes(const char *dir,
     ch_archive_reader *rd = NULL;
     ch_archive_info info;
     CHECK(ch_archive_open_read(p, comm, &rd) == 0, "open: %s", ch_err_msg());
-    if (rd) {
-        CHECK(ch_archive_get_info(rd, &info) == 0, "info");
+    if (rd && ch_archive_get_info(rd, &info) == 0) {
         CHECK(info.complete == 0 && info.n_done == nwant, "partial: complete %d n_done %lld want %d", info.complete,
               (long long)info.n_done, nwant);
         ch_archive_info_free(&info);
@@ -216,15 +225,34 @@ static void test_partial_run_is_incomplete_and_resume_completes(const char *dir,
     if (rank == 0) CHECK(same_bytes(p, full), "resumed archive differs from the uninterrupted one");
 }
 
-static void test_resume_refuses_other_pooling(const char *dir, MPI_Comm comm) {
+/* Each differing input is refused on every rank, naming what differs, and leaves the archive
+ * as it was (complete). */
+static void test_resume_refuses_other_model_input_or_pooling(const char *dir, MPI_Comm comm) {
     char p[300];
     snprintf(p, sizeof p, "%s/full.h5", dir);
-    ch_archive_meta m = meta("mean");
-    ch_archive *a = NULL;
-    int rc = ch_archive_open_resume(p, &m, comm, &a);
-    CHECK(rc == CH_EMISMATCH && a == NULL, "rc %d", rc);
-    CHECK(strstr(ch_err_msg(), "pool") != NULL, "message names the attribute: %s", ch_err_msg());
-    if (a) ch_archive_close(a);
+    for (int k = 0; k < 5; k++) {
+        ch_archive_meta m = meta("last");
+        const char *names[] = {"pool", "model_config", "tokenizer_sha256", "input_sha256", "shape"};
+        if (k == 0) m.pool = "mean";
+        if (k == 1) m.model_config = "{\"test\":2}";
+        if (k == 2) m.tokenizer_sha256 = "abd";
+        if (k == 3) m.input_sha256 = "deg";
+        if (k == 4) m.n_layers = L + 1;
+        ch_archive *a = NULL;
+        int rc = ch_archive_open_resume(p, &m, comm, &a);
+        CHECK(rc == CH_EMISMATCH && a == NULL, "%s: rc %d", names[k], rc);
+        CHECK(strstr(ch_err_msg(), names[k]) != NULL, "message names %s: %s", names[k], ch_err_msg());
+        if (a) ch_archive_close(a);
+    }
+    ch_archive_reader *rd = NULL;
+    ch_archive_info info;
+    int ok = ch_archive_open_read(p, comm, &rd) == 0 && ch_archive_get_info(rd, &info) == 0;
+    CHECK(ok, "reopen: %s", ch_err_msg());
+    if (ok) {
+        CHECK(info.complete == 1 && info.n_done == N, "refused resumes changed the archive");
+        ch_archive_info_free(&info);
+    }
+    if (rd) ch_archive_close_read(rd);
 }
 
 static void test_one_rank_failure_reaches_every_rank(const char *dir, const rows *r, MPI_Comm comm) {
@@ -270,7 +298,7 @@ int main(int argc, char **argv) {
     test_rows_land_at_their_index_for_any_rank_count(dir, &r, MPI_COMM_WORLD);
     test_archive_bytes_do_not_depend_on_ranks(dir, &r, MPI_COMM_WORLD);
     test_partial_run_is_incomplete_and_resume_completes(dir, &r, MPI_COMM_WORLD);
-    test_resume_refuses_other_pooling(dir, MPI_COMM_WORLD);
+    test_resume_refuses_other_model_input_or_pooling(dir, MPI_COMM_WORLD);
     test_one_rank_failure_reaches_every_rank(dir, &r, MPI_COMM_WORLD);
     MPI_Allreduce(MPI_IN_PLACE, &fails, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     if (rank == 0) {
