@@ -118,7 +118,7 @@ reason=$(job_field "$pr" Reason)
 if [ "$(job_state "$xp")" = "FAILED " ] && [ "$(job_state "$pr")" = "PENDING " ] && [ "$reason" = DependencyNeverSatisfied ]; then
   ok "failed extract holds back probe (probe PENDING, $reason)"
 else bad "after a failed extract: extract $(job_state "$xp"), probe $(job_state "$pr") ($reason)"; fi
-scancel $(cut -d' ' -f2 run2/jobs.txt) 2>/dev/null
+mapfile -t ids2 < <(cut -d' ' -f2 run2/jobs.txt); scancel "${ids2[@]}" 2>/dev/null
 
 # 5. an extraction told to stop (time limit / preemption notice) requeues and resumes
 rm -f "$FAKE_LOG"
@@ -126,10 +126,10 @@ seq 1 30 | sed 's/.*/{"id":"&","text":"x"}/' >data/big.jsonl
 j=$(CAPHEADS=$FAKE FAKE_DELAY=0.2 sbatch --parsable -o "$dir/rq-%j.out" "$SRC/slurm/extract.sbatch" \
       --model model --input data/big.jsonl --output rq/big.h5)
 t1=$SECONDS
-while [ "$(cat rq/big.h5 2>/dev/null | grep -c done)" -lt 5 ] && [ $((SECONDS - t1)) -lt 30 ]; do sleep 0.2; done
+while [ "$(cat rq/big.h5 2>/dev/null | grep -c '^done')" -lt 5 ] && [ $((SECONDS - t1)) -lt 30 ]; do sleep 0.2; done
 scancel --signal=USR1 --batch "$j"     # what --signal=B:USR1@600 delivers before the time limit
 while [ "$(job_field "$j" Restarts)" != 1 ] && [ $((SECONDS - t1)) -lt 40 ]; do sleep 0.2; done
-n_first=$(grep -c done rq/big.h5)
+n_first=$(grep -c '^done' rq/big.h5)
 # Slurm holds a requeued batch job back ~2 minutes; a test need not wait for that, but a restart
 # within the same second is refused by slurmd ("Job credential revoked"): wait 2 s, then release
 while [ "$(job_state "$j")" != "PENDING " ] && [ $((SECONDS - t1)) -lt 50 ]; do sleep 0.2; done
@@ -145,7 +145,7 @@ if [ "$(job_state "$j")" = "COMPLETED " ] && [ "$n_first" -lt 30 ] && [ "$n_line
 else
   bad "requeue/resume: state $(job_state "$j") restarts $(job_field "$j" Restarts), $n_first then $n_lines lines ($n_uniq distinct)"
   cat "$dir"/rq-*.out calls.log >&2
-  grep -E "JobId=$j[^0-9]|JobId=$j\$" "$dir/cluster/log/slurmctld.log" >&2
+  grep -E "JobId=${j}([^0-9]|$)" "$dir/cluster/log/slurmctld.log" >&2
 fi
 
 # 5b. the same with the real `capheads extract` on the demo model: killed mid-run by the requeue, the
