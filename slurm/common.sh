@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # slurm/common.sh - sourced by every slurm/*.sbatch template: parameters, the srun launch, GPU
 # binding, timing records.  Not a job script itself.
 #

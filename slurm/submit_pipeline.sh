@@ -18,6 +18,7 @@
 #   --top-k K --fraction F --method M --pool-mode last|mean --batch-tokens N   stage options
 #   --partition P --account A --time-extract T    passed to sbatch
 #   --sbatch-args "..."   more sbatch options for every job
+#   --extract-args "..."  more `capheads extract` options (e.g. "--hidden" for select --method rds)
 #   --dry-run             print the sbatch commands instead of submitting
 # Every option can also be given as an environment variable: --ranks-per-node -> CH_RANKS_PER_NODE.
 # Prints one line per job: "stage jobid"; the job ids are also written to OUT/jobs.txt.
@@ -27,7 +28,7 @@ export CH_SLURM_DIR=$here
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 opts="model probeset pool tasks out prepare nodes ranks_per_node gpus_per_node top_k fraction method
-      pool_mode batch_tokens partition account time_extract sbatch_args dry_run"
+      pool_mode batch_tokens partition account time_extract sbatch_args extract_args dry_run"
 for o in $opts; do v=CH_$(echo "$o" | tr '[:lower:]' '[:upper:]'); eval "$v=\${$v:-}"; done
 while [ $# -gt 0 ]; do
   o=${1#--}; o=${o//-/_}
@@ -73,6 +74,8 @@ ext=(--nodes="${CH_NODES:-1}" --ntasks-per-node="${CH_RANKS_PER_NODE:-1}")
 xopt=()
 [ -n "$CH_POOL_MODE" ] && xopt+=(--pool "$CH_POOL_MODE")
 [ -n "$CH_BATCH_TOKENS" ] && xopt+=(--batch-tokens "$CH_BATCH_TOKENS")
+# shellcheck disable=SC2206
+[ -n "$CH_EXTRACT_ARGS" ] && xopt+=($CH_EXTRACT_ARGS)
 
 : >"$out/jobs.txt"
 n_dry=0

@@ -89,11 +89,11 @@ export SLURM_CONF=$d/slurm.conf
 export CH_CLUSTER_DIR=$d
 ENV
   slurmctld -f "$d/slurm.conf" -i >"$d/log/slurmctld.out" 2>&1 \
-    || die_skip "slurmctld failed: $(tail -3 "$d/log/slurmctld.out" "$d/log/slurmctld.log" 2>/dev/null)"
+    || { down "$d"; die_skip "slurmctld failed: $(cat "$d/log/slurmctld.out" "$d/log/slurmctld.log" 2>/dev/null | tail -3)"; }
   slurmd -f "$d/slurm.conf" >"$d/log/slurmd.out" 2>&1 \
-    || die_skip "slurmd failed: $(tail -3 "$d/log/slurmd.out" "$d/log/slurmd.log" 2>/dev/null)"
-  local i state=""
-  for i in $(seq 1 60); do
+    || { down "$d"; die_skip "slurmd failed: $(cat "$d/log/slurmd.out" "$d/log/slurmd.log" 2>/dev/null | tail -3)"; }
+  local state=""
+  for _ in $(seq 1 60); do
     state=$(sinfo -h -N -o '%t' 2>/dev/null | head -1)
     case $state in idle|mix|alloc) log "up in $d (node $host, state $state)"; return 0 ;; esac
     sleep 0.5
@@ -105,22 +105,22 @@ ENV
 }
 
 stop_pidfile() {  # kill the daemon in pid file $1 if it still runs: TERM, wait, KILL
-  local f=$1 pid i
+  local f=$1 pid
   [ -s "$f" ] || return 0
   pid=$(cat "$f")
   kill -0 "$pid" 2>/dev/null || return 0
   kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
+  for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
   kill -KILL "$pid" 2>/dev/null
 }
 
 down() {
-  local d=$1 i
+  local d=$1
   [ -d "$d" ] || return 0
   if [ -f "$d/slurm.conf" ]; then
     SLURM_CONF=$d/slurm.conf scancel --quiet --user=root 2>/dev/null
     SLURM_CONF=$d/slurm.conf timeout 10 scontrol shutdown >/dev/null 2>&1
-    for i in $(seq 1 20); do
+    for _ in $(seq 1 20); do
       { [ -s "$d/slurmctld.pid" ] && kill -0 "$(cat "$d/slurmctld.pid")" 2>/dev/null; } ||
         { [ -s "$d/slurmd.pid" ] && kill -0 "$(cat "$d/slurmd.pid")" 2>/dev/null; } || break
       sleep 0.25

@@ -28,7 +28,7 @@ case $stage in
     if [ -e "${o[output]}" ] && [ $resume -eq 0 ]; then echo "fake extract: ${o[output]} exists (use --resume)" >&2; exit 1; fi
     touch "${o[output]}"
     n=0
-    while IFS= read -r line; do
+    while IFS= read -r _; do
       n=$((n + 1))
       grep -qx "done $n" "${o[output]}" && continue
       sleep "${FAKE_DELAY:-0}"
