@@ -34,9 +34,6 @@ void ch_jsonl_close(ch_jsonl *r);
  * the error. */
 int ch_json_parse(const char *name, long first_line, const char *s, size_t n, cJSON **out);
 
-/* Read a whole file (NUL-terminated; *len excludes the NUL). */
-int ch_jsonl_read_file(const char *path, char **buf, size_t *len);
-
 /* Offset of the first byte of s[0..n) that is not part of a well-formed UTF-8 sequence
  * (overlongs, surrogates and code points above U+10FFFF are ill-formed), or -1. */
 long ch_utf8_invalid_at(const char *s, size_t n);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "fsutil.h"
 #include "ops_math.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -335,25 +336,6 @@ static int cmp_ptr_by_name(const void *a, const void *b) {
     return strcmp((*(const ch_st_tensor *const *)a)->name, (*(const ch_st_tensor *const *)b)->name);
 }
 
-static int read_file(const char *path, char **buf, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) CH_FAIL(CH_EIO, "%s: cannot open: %s", path, strerror(errno));
-    int rc = 0;
-    long sz = -1;
-    if (fseek(fp, 0, SEEK_END) == 0) sz = ftell(fp);
-    if (sz < 0 || fseek(fp, 0, SEEK_SET) != 0) CH_FAIL_GOTO(done, CH_EIO, "%s: cannot seek", path);
-    CH_TRY_GOTO(ch_malloc((void **)buf, (size_t)sz + 1, path), done);
-    if (fread(*buf, 1, (size_t)sz, fp) != (size_t)sz) {
-        free(*buf);
-        *buf = NULL;
-        CH_FAIL_GOTO(done, CH_EIO, "%s: read failed", path);
-    }
-    (*buf)[sz] = 0;
-    *len = (size_t)sz;
-done:
-    fclose(fp);
-    return rc;
-}
 
 /* Build the sorted name table and reject names that occur twice. */
 static int finish_dir(ch_st_dir *d, const char *what) {
@@ -383,7 +365,7 @@ static int open_index(ch_st_dir *d, const char *ipath) {
     cJSON *root = NULL;
     const cJSON **owner = NULL; /* per shard: one weight_map entry that names it, for messages */
     int rc = 0;
-    CH_TRY(read_file(ipath, &text, &len));
+    CH_TRY(ch_fs_read_file(ipath, &text, &len));
     if (!(root = cJSON_ParseWithLength(text, len)))
         CH_FAIL_GOTO(done, CH_EFORMAT, "%s: not valid JSON", ipath);
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");

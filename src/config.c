@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "fsutil.h"
 
 /* Keys that do not change a forward pass without an LM head, or whose only supported value is
  * checked below. Anything not listed here and not interpreted is refused: a silently ignored
@@ -237,37 +238,9 @@ done:
 
 int ch_config_load(const char *path, ch_config *c) {
     memset(c, 0, sizeof *c);
-    FILE *f = fopen(path, "rb");
-    if (!f) CH_FAIL(CH_EIO, "%s: cannot open: %s", path, strerror(errno));
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            if (cap > (16u << 20)) {
-                free(buf);
-                fclose(f);
-                CH_FAIL(CH_EFORMAT, "%s: larger than 16 MiB, not a config.json", path);
-            }
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                CH_FAIL(CH_ENOMEM, "out of memory reading %s", path);
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + len, 1, cap - len - 1, f);
-        len += r;
-        if (r == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        CH_FAIL(CH_EIO, "%s: read error", path);
-    }
-    buf[len] = 0;
+    size_t len = 0;
+    CH_TRY(ch_fs_read_file(path, &buf, &len));
     int rc = ch_config_parse(buf, path, c);
     free(buf);
     return rc;

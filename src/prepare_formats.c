@@ -9,6 +9,7 @@
 
 #include "csv.h"
 #include "err.h"
+#include "fsutil.h"
 #include "jsonl.h"
 #include "prepare.h"
 
@@ -223,7 +224,7 @@ static int conv_mmlu(ch_prep_out *w, const ch_prepare_opts *o, const char *path,
 
     char *buf;
     size_t len;
-    CH_TRY(ch_jsonl_read_file(path, &buf, &len));
+    CH_TRY(ch_fs_read_file(path, &buf, &len));
     int rc = 0;
     long bad = ch_utf8_invalid_at(buf, len);
     if (bad >= 0) {
@@ -324,7 +325,7 @@ static int conv_csqa(ch_prep_out *w, const ch_prepare_opts *o, const char *path,
 static int read_json(const char *path, cJSON **out) {
     char *buf;
     size_t len;
-    CH_TRY(ch_jsonl_read_file(path, &buf, &len));
+    CH_TRY(ch_fs_read_file(path, &buf, &len));
     int rc = ch_json_parse(path, 1, buf, len, out);
     free(buf);
     if (!rc && !cJSON_IsObject(*out)) {

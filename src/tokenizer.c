@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "fsutil.h"
 #include "tok_internal.h"
 
 /* ---- pre-tokenizer steps ---------------------------------------------------------------------- */
@@ -187,35 +188,6 @@ int ch_tok_encode(const ch_tokenizer *t, const char *text, size_t len, int add_s
     return 0;
 }
 
-static int read_file(const char *path, char **buf, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) CH_FAIL(CH_EIO, "%s: cannot open tokenizer file", path);
-    char *b = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 1 << 20;
-            char *p = realloc(b, cap + 1);
-            if (!p) {
-                free(b), fclose(f);
-                CH_FAIL(CH_ENOMEM, "%s: out of memory reading %zu bytes", path, cap);
-            }
-            b = p;
-        }
-        size_t k = fread(b + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(b);
-        CH_FAIL(CH_EIO, "%s: read error", path);
-    }
-    b[n] = 0;
-    *buf = b, *len = n;
-    return 0;
-}
 
 static int sha256_hex(const char *buf, size_t len, char out[65]) {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -234,7 +206,7 @@ int ch_tok_load(const char *path, ch_tokenizer **out) {
     int rc = 0;
     CH_TRY(CH_ALLOC(t, 1, "tokenizer"));
     snprintf(t->path, sizeof t->path, "%s", path);
-    CH_TRY_GOTO(read_file(path, &buf, &len), fail);
+    CH_TRY_GOTO(ch_fs_read_file(path, &buf, &len), fail);
     CH_TRY_GOTO(sha256_hex(buf, len, t->sha256), fail);
     CH_TRY_GOTO(tok_load_json(t, buf, len), fail);
     free(buf);

@@ -6,19 +6,12 @@
 #  - the random and rds baselines run and are rank-invariant too
 #  - bad input: a task with no examples, a mix file for other capabilities, a pool JSONL that
 #    does not match the pool archive
-set -euo pipefail
-: "${CAPHEADS:?}" "${CH_SRC:?}"
-MPIEXEC=${MPIEXEC:-mpirun}
+source "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/ch_pipeline_XXXXXX)
 trap 'rm -rf "$T"' EXIT
-export SOURCE_DATE_EPOCH=1700000000
-fail() { echo "FAIL: $*" >&2; exit 1; }
-run() { "$MPIEXEC" -n "$1" --oversubscribe "$CAPHEADS" "${@:2}"; }
 
 M=$T/model
-mkdir -p "$M"
-cp "$CH_SRC/data/demo/model/config.json" "$CH_SRC/data/demo/model/model.safetensors" "$M/"
-gzip -dc "$CH_SRC/tests/data/tokenizers/llama3_1/tokenizer.json.gz" >"$M/tokenizer.json"
+ch_demo_model "$M"
 CAPHEADS=$CAPHEADS bash "$CH_SRC/scripts/make-demo-data.sh" "$T/data" >/dev/null
 
 pipeline() { # pipeline RANKS DIR
@@ -80,13 +73,6 @@ print("selection: sizes, pool order, byte-identical lines and top scores checked
 PY
 
 echo "== bad input"
-expect_fail() { # expect_fail NAME PATTERN cmd...
-  local name=$1 pat=$2; shift 2
-  set +e; "$@" >"$T/out.txt" 2>&1; local rc=$?; set -e
-  [ $rc -ne 0 ] || fail "$name: exit 0"
-  grep -q -- "$pat" "$T/out.txt" || { cat "$T/out.txt"; fail "$name: message lacks '$pat'"; }
-  echo "  $name: exit $rc: $(grep -m1 -- "$pat" "$T/out.txt")"
-}
 D=$T/one
 expect_fail "task with no examples" "has no examples" "$CAPHEADS" decompose --probes "$D/probes.h5" \
   --input "$D/tasks.h5" --output "$T/m2" --tasks mmlu/anatomy

@@ -88,3 +88,41 @@ done:
     fclose(f);
     return rc;
 }
+
+int ch_fs_read_file(const char *path, char **buf, size_t *len) {
+    *buf = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) CH_FAIL(CH_EIO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap);
+    if (!b) {
+        fclose(f);
+        CH_FAIL(CH_ENOMEM, "%s: out of memory", path);
+    }
+    for (;;) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(b, cap * 2);
+            if (!nb) {
+                free(b);
+                fclose(f);
+                CH_FAIL(CH_ENOMEM, "%s: out of memory (%zu bytes)", path, cap * 2);
+            }
+            b = nb;
+            cap *= 2;
+        }
+        size_t got = fread(b + n, 1, cap - 1 - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(b);
+        CH_FAIL(CH_EIO, "%s: read error", path);
+    }
+    b[n] = 0;
+    *buf = b;
+    *len = n;
+    return 0;
+}

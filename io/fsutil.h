@@ -13,6 +13,8 @@ int ch_fs_commit(FILE *f, const char *tmp, const char *path);
 void ch_fs_abort(FILE *f, const char *tmp);
 /* A file name made from a task name: [A-Za-z0-9._-] kept, everything else '_'. */
 void ch_fs_safe_name(const char *name, char *out, size_t outsz);
+/* The whole file, NUL-terminated (*len excludes the NUL); the caller frees *buf. */
+int ch_fs_read_file(const char *path, char **buf, size_t *len);
 /* SHA-256 of a file as 64 hex chars + NUL. */
 int ch_fs_sha256(const char *path, char hex[65]);
 
