@@ -28,6 +28,11 @@ struct ch_archive {
     int L, H, D, hidden_dim, id_len, task_len;
     MPI_Comm comm;
     char *path;
+    /* rows written but not yet flushed: their done flags wait for the next sync point */
+    int64_t *pend0, *pendn;
+    int npend, cappend;
+    int64_t unsynced;  /* bytes written by all ranks since the last sync (same on every rank) */
+    int64_t sync_every; /* bytes between syncs (CAPHEADS_SYNC_MIB, default 256 MiB) */
 };
 
 /* Rows per chunk: about 4 MiB of one layer ([R, 1, H, D] binary16). */
@@ -50,6 +55,7 @@ static void handles_close(ch_archive *a) {
 
 static void archive_free(ch_archive *a) {
     if (!a) return;
+    free(a->pend0), free(a->pendn);
     handles_close(a);
     if (a->f >= 0) H5Fclose(a->f);
     free(a->path);
@@ -62,6 +68,15 @@ static int archive_new(const char *path, MPI_Comm comm, ch_archive **out) {
     a->f = a->acts = a->ids = a->tasks = a->labels = a->ntok = a->done = a->hidden = -1;
     a->f16 = a->id_t = a->task_t = a->xfer = -1;
     a->comm = comm;
+    /* every rank must decide to sync in the same round (the sync is collective): rank 0's
+     * setting is the one, whatever the other ranks' environments say */
+    const char *mib = getenv("CAPHEADS_SYNC_MIB");
+    long long v = mib ? atoll(mib) : 256;
+    a->sync_every = (int64_t)(v > 0 ? v : 0) << 20;
+    if (MPI_Bcast(&a->sync_every, 1, MPI_INT64_T, 0, comm) != MPI_SUCCESS) {
+        free(a);
+        CH_FAIL(CH_EMPI, "%s: MPI_Bcast of the sync interval failed", path);
+    }
     a->path = strdup(path);
     if (!a->path) {
         free(a);
@@ -346,6 +361,51 @@ static int pack_strings(const char *const *s, int64_t n, int len, char **out) {
     return 0;
 }
 
+/* Sync point (collective): flush everything written so far, then write the done flags of the
+ * rows that flush made durable, in one collective write of each rank's union of ranges. The
+ * flags themselves reach the disk at the next sync point or at close. */
+static int sync_and_mark(ch_archive *a) {
+    const char *path = a->path;
+    int rc = 0;
+    hid_t fs = -1, ms = -1;
+    static const uint8_t none[1];
+    uint8_t *ones = NULL;
+    if (H5Fflush(a->f, H5F_SCOPE_GLOBAL) < 0) rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: flush failed (disk full?)", path);
+    CH_TRY_GOTO(ch_mpi_agree(a->comm, rc), fail);
+    /* From here a local failure still joins the collective write, with an empty selection, so
+     * that no rank waits forever; the union of the pending ranges is what gets written (rows
+     * written twice, as a retried round may, count once). */
+    hssize_t total = 0;
+    if ((fs = H5Dget_space(a->done)) < 0 || H5Sselect_none(fs) < 0)
+        rc = ch_err_set(CH_EHDF5, __FILE__, __LINE__, "%s: HDF5 dataspace of /done failed", path);
+    for (int i = 0; !rc && i < a->npend; i++) {
+        hsize_t st = (hsize_t)a->pend0[i], cnt = (hsize_t)a->pendn[i];
+        if (H5Sselect_hyperslab(fs, H5S_SELECT_OR, &st, NULL, &cnt, NULL) < 0)
+            rc = ch_err_set(CH_EHDF5, __FILE__, __LINE__, "%s: selecting done rows failed", path);
+    }
+    if (!rc && (total = H5Sget_select_npoints(fs)) < 0)
+        rc = ch_err_set(CH_EHDF5, __FILE__, __LINE__, "%s: counting done rows failed", path);
+    if (!rc && total && !(ones = malloc((size_t)total))) rc = ch_err_set(CH_ENOMEM, __FILE__, __LINE__, "out of memory");
+    if (ones) memset(ones, 1, (size_t)total);
+    hsize_t mn = (hsize_t)(!rc && total ? total : 1);
+    if ((ms = H5Screate_simple(1, &mn, NULL)) < 0 && !rc)
+        rc = ch_err_set(CH_EHDF5, __FILE__, __LINE__, "%s: HDF5 memory space failed", path);
+    if (rc || !total) { /* nothing of ours to write, but the write is collective */
+        if (fs >= 0) H5Sselect_none(fs);
+        if (ms >= 0) H5Sselect_none(ms);
+    }
+    if (fs < 0 || ms < 0 || H5Dwrite(a->done, H5T_NATIVE_UINT8, ms, fs, a->xfer, ones ? (const void *)ones : none) < 0) {
+        if (!rc) rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: writing done flags failed", path);
+    }
+    a->npend = 0;
+    a->unsynced = 0;
+fail:
+    free(ones);
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    return rc;
+}
+
 int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const float *acts, const float *hidden,
                           const char *const *ids, const char *const *tasks, const int32_t *labels,
                           const int32_t *n_tokens) {
@@ -354,7 +414,6 @@ int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const floa
     size_t width = (size_t)a->L * a->H * a->D, total = (size_t)nrows * width;
     uint16_t *half = NULL, *hhalf = NULL;
     char *idbuf = NULL, *taskbuf = NULL;
-    uint8_t *ones = NULL;
     /* a bad range is a local failure: still join the collectives below (with nothing to write)
      * so the other ranks learn of it instead of waiting forever */
     if (nrows < 0 || row0 < 0 || row0 + nrows > a->n_rows) {
@@ -366,7 +425,6 @@ int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const floa
     if (!rc && a->hidden_dim > 0) rc = CH_ALLOC(hhalf, (size_t)(nrows ? nrows : 1) * a->hidden_dim, "hidden rows");
     if (!rc) rc = pack_strings(ids, nrows, a->id_len, &idbuf);
     if (!rc) rc = pack_strings(tasks, nrows, a->task_len, &taskbuf);
-    if (!rc) rc = CH_ALLOC(ones, nrows ? nrows : 1, "done flags");
     /* a local failure must still join the collectives below: write nothing in that case */
     int64_t n = rc ? 0 : nrows;
     /* the conversion is the writer's main CPU cost (as long as the kernel's copy of the bytes):
@@ -388,24 +446,32 @@ int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const floa
     failed |= write_slab(a, a->labels, H5T_NATIVE_INT32, row0, n, BUF(labels));
     failed |= write_slab(a, a->ntok, H5T_NATIVE_INT32, row0, n, BUF(n_tokens));
 #undef BUF
-    /* the data must be on disk before any of its rows is marked done */
-    if (H5Fflush(a->f, H5F_SCOPE_GLOBAL) < 0 && !failed)
-        failed = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: flush failed (disk full?)", path);
-    int any = 0;
-    if (MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_LOR, a->comm) != MPI_SUCCESS) any = 1;
-    if (any) {
+    /* room to remember the rows (their done flags wait for a sync that made their data durable);
+     * made before the round's verdict so that running out of memory is part of it */
+    if (!failed && n > 0 && a->npend == a->cappend) {
+        int nc = a->cappend ? 2 * a->cappend : 16;
+        int64_t *p0 = realloc(a->pend0, sizeof *p0 * nc);
+        if (p0) a->pend0 = p0;
+        int64_t *pn = p0 ? realloc(a->pendn, sizeof *pn * nc) : NULL;
+        if (pn) a->pendn = pn, a->cappend = nc;
+        else failed = ch_err_set(CH_ENOMEM, __FILE__, __LINE__, "out of memory");
+    }
+    int64_t v[2] = {failed != 0, n * (int64_t)(width + a->hidden_dim) * 2};
+    if (MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_INT64_T, MPI_SUM, a->comm) != MPI_SUCCESS) v[0] = 1;
+    if (v[0]) {
         rc = failed ? (rc ? rc : ch_err_code() ? ch_err_code() : CH_EIO)
                     : ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: another rank failed to write its rows", path);
         goto out;
     }
-    memset(ones, 1, (size_t)(nrows ? nrows : 1));
-    /* No flush after the flags: the next round's flush (or close) carries them, still after
-     * the data they cover reached the disk. A crash loses at most one round's flags, and those
-     * rows are recomputed on --resume. One sync per round instead of two (each is an fsync on
-     * every rank under MPI-IO). */
-    rc = write_slab(a, a->done, H5T_NATIVE_UINT8, row0, n, ones);
+    /* only a round that succeeded on every rank gets its rows marked, later */
+    if (n > 0) a->pend0[a->npend] = row0, a->pendn[a->npend++] = n;
+    /* Syncing every round would make a small-batch run wait on the disk (one fsync per round on
+     * every rank under MPI-IO); syncing every sync_every bytes keeps the cost near a plain write
+     * while a crash loses at most that much work, recomputed on --resume. */
+    a->unsynced += v[1];
+    if (a->unsynced >= a->sync_every) rc = sync_and_mark(a);
 out:
-    free(half), free(hhalf), free(idbuf), free(taskbuf), free(ones);
+    free(half), free(hhalf), free(idbuf), free(taskbuf);
     return rc;
 }
 
@@ -430,6 +496,8 @@ int ch_archive_close(ch_archive *a) {
     int rc = 0, rank, size;
     MPI_Comm_rank(a->comm, &rank);
     MPI_Comm_size(a->comm, &size);
+    /* the last rows' data is synced, then their flags written (the close flushes those) */
+    int src = sync_and_mark(a);
     /* count done rows: each rank reads its share of the mask */
     int64_t lo = a->n_rows * rank / size, hi = a->n_rows * (rank + 1) / size, mine = 0, all = 0;
     uint8_t *mask = malloc((size_t)(hi - lo) + 1);
@@ -438,7 +506,8 @@ int ch_archive_close(ch_archive *a) {
     free(mask);
     if (MPI_Allreduce(&mine, &all, 1, MPI_INT64_T, MPI_SUM, a->comm) != MPI_SUCCESS) all = -1;
     const char *path = a->path;
-    if (all == a->n_rows) CH_H5(ch_h5_put_i64(a->f, "complete", 1));
+    if (all == a->n_rows && !src) CH_H5(ch_h5_put_i64(a->f, "complete", 1));
+    rc = src;
 fail:
     handles_close(a);
     if (H5Fclose(a->f) < 0 && !rc) rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: closing failed", a->path);

@@ -44,7 +44,10 @@ static void usage(FILE *f) {
             "  --hidden          also store the mean final hidden state (for select --method rds)\n"
             "  --max-tokens N    refuse records longer than N tokens (default 8192)\n"
             "  --device          compute backend (default auto: cuda when a GPU is usable)\n"
-            "  --timing FILE     append a JSON timing record (docs/timing.md)\n");
+            "  --timing FILE     append a JSON timing record (docs/timing.md)\n"
+            "Environment: CAPHEADS_SYNC_MIB (default 256) - rows are marked done, and so skipped by\n"
+            "--resume, once the data written since the last sync reaches this many MiB (0: every\n"
+            "batch); a crash loses at most that much work, recomputed on --resume.\n");
 }
 
 static int parse(int argc, char **argv, opts *o) {

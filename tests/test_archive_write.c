@@ -282,6 +282,17 @@ static void test_one_rank_failure_reaches_every_rank(const char *dir, const rows
     for (int i = 0; i < N; i++) ndone += done[i];
     CHECK(ndone == 0, "%d rows marked done by failed rounds", ndone);
     ch_archive_close(a);
+    /* the close syncs: rows of rounds that failed on any rank must not be marked then either */
+    ch_archive_reader *rd = NULL;
+    ch_archive_info info;
+    if (ch_archive_open_read(p, comm, &rd) == 0 && ch_archive_get_info(rd, &info) == 0) {
+        CHECK(info.n_done == 0 && info.complete == 0, "after close: %lld rows marked done by failed rounds",
+              (long long)info.n_done);
+        ch_archive_info_free(&info);
+    } else {
+        CHECK(0, "reopen after failed rounds: %s", ch_err_msg());
+    }
+    if (rd) ch_archive_close_read(rd);
 }
 
 int main(int argc, char **argv) {

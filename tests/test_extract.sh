@@ -8,18 +8,13 @@
 #    directory, full file system, mismatched resume: non-zero exit, clear message, and never an
 #    archive that claims rows it does not hold
 set -euo pipefail
-: "${CAPHEADS:?}" "${CH_SRC:?}" "${CH_BIN:?}"
-MPIEXEC=${MPIEXEC:-mpirun}
+source "$(dirname "$0")/lib.sh"
+: "${CH_BIN:?}"
 T=$(mktemp -d /tmp/ch_extract_XXXXXX)
 trap 'umount "$T/full" 2>/dev/null || true; umount "$T/ro" 2>/dev/null || true; chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
-export SOURCE_DATE_EPOCH=1700000000
-fail() { echo "FAIL: $*" >&2; exit 1; }
-run() { "$MPIEXEC" -n "$1" --oversubscribe "$CAPHEADS" "${@:2}"; }
 
 M=$T/model
-mkdir -p "$M"
-cp "$CH_SRC/data/demo/model/config.json" "$CH_SRC/data/demo/model/model.safetensors" "$M/"
-gzip -dc "$CH_SRC/tests/data/tokenizers/llama3_1/tokenizer.json.gz" >"$M/tokenizer.json"
+ch_demo_model "$M"
 # a corpus with text, chat messages, labels and tasks: 60 records of the demo's prepared sets
 CAPHEADS=$CAPHEADS bash "$CH_SRC/scripts/make-demo-data.sh" "$T/data" >/dev/null
 { head -n 40 "$T/data/probeset.jsonl"; head -n 10 "$T/data/tasks.jsonl"; head -n 10 "$T/data/pool.jsonl"; } >"$T/corpus.jsonl"
@@ -37,7 +32,7 @@ for r in 2 3 4; do cmp "$T/r1/acts.h5" "$T/r$r/acts.h5" || fail "archive of $r r
 echo "== SIGKILL part-way, then --resume on another rank count"
 mkdir -p "$T/k"
 set +e
-(cd "$T/k" && CAPHEADS_TEST_KILL_AFTER_ROUNDS=2 run 2 extract --model ../model --input ../corpus.jsonl \
+(cd "$T/k" && CAPHEADS_SYNC_MIB=0 CAPHEADS_TEST_KILL_AFTER_ROUNDS=2 run 2 extract --model ../model --input ../corpus.jsonl \
     --output acts.h5 --device cpu --batch-tokens 700 >/dev/null 2>&1)
 killed=$?
 "$CAPHEADS" inspect "$T/k/acts.h5" --verify >"$T/v1.txt" 2>&1
@@ -64,7 +59,7 @@ h5diff -d 0 "$T/r1/acts.h5" "$T/k/acts.h5" /activations >/dev/null || fail "resu
 mkdir -p "$T/k2"
 (cd "$T/k2" && run 2 extract --model ../model --input ../corpus.jsonl --output acts.h5 --device cpu \
     --batch-tokens 700 --resume 2>/dev/null)
-(cd "$T/k2" && rm acts.h5 && CAPHEADS_TEST_KILL_AFTER_ROUNDS=1 run 2 extract --model ../model --input ../corpus.jsonl \
+(cd "$T/k2" && rm acts.h5 && CAPHEADS_SYNC_MIB=0 CAPHEADS_TEST_KILL_AFTER_ROUNDS=1 run 2 extract --model ../model --input ../corpus.jsonl \
     --output acts.h5 --device cpu --batch-tokens 700 --resume >/dev/null 2>&1 || true)
 (cd "$T/k2" && run 4 extract --model ../model --input ../corpus.jsonl --output acts.h5 --device cpu \
     --batch-tokens 700 --resume 2>/dev/null)
@@ -96,13 +91,6 @@ print("h5py: %d rows bit-equal to the engine's outputs" % a.shape[0])
 PY
 
 echo "== bad input"
-expect_fail() { # expect_fail NAME PATTERN cmd...
-  local name=$1 pat=$2; shift 2
-  set +e; "$@" >"$T/out.txt" 2>&1; local rc=$?; set -e
-  [ $rc -ne 0 ] || fail "$name: exit 0"
-  grep -q -- "$pat" "$T/out.txt" || { cat "$T/out.txt"; fail "$name: message lacks '$pat'"; }
-  echo "  $name: exit $rc: $(grep -m1 -- "$pat" "$T/out.txt")"
-}
 printf '{"id":"a","text":"fine"}\n{"id":"b","text":"broken\n' >"$T/bad.jsonl"
 expect_fail "malformed JSON" "bad.jsonl:2" "$CAPHEADS" extract --model "$M" --input "$T/bad.jsonl" --output "$T/bad.h5" --device cpu
 : >"$T/empty.jsonl"

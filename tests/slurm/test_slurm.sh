@@ -160,7 +160,8 @@ if "$CAPHEADS" extract --help 2>&1 | grep -q -- --resume && $PY -c 'import h5py'
 for i in range(4000): print(json.dumps({"id": "q%d" % i, "text": "Question %d: what is %d plus %d? Answer:" % (i, i, 7 * i)}))' >data/q.jsonl
   xa=(--model demo_model --input data/q.jsonl --batch-tokens 64 --device cpu)
   srun --mpi=pmix -n 1 "$CAPHEADS" extract "${xa[@]}" --output ref.h5 2>ref.err || bad "reference extract: $(tail -2 ref.err)"
-  j=$(sbatch --parsable -o "$dir/rx-%j.out" --ntasks-per-node=2 "$SRC/slurm/extract.sbatch" "${xa[@]}" --output rx/q.h5)
+  # sync (and mark rows done) after every batch, so that a stop this early leaves done rows behind
+  j=$(CAPHEADS_SYNC_MIB=0 sbatch --parsable -o "$dir/rx-%j.out" --ntasks-per-node=2 "$SRC/slurm/extract.sbatch" "${xa[@]}" --output rx/q.h5)
   t1=$SECONDS
   while ! grep -q '^extract: 4000 records' "$dir/rx-$j.out" 2>/dev/null && [ $((SECONDS - t1)) -lt 30 ]; do sleep 0.2; done
   sleep 0.3   # into the run: ~1/4 of it on an idle 2-core machine, a few batches on a loaded one
