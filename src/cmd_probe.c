@@ -1,8 +1,9 @@
 /* cmd_probe.c - `capheads probe`: fit the per-head probes of an activation archive.
  *
- * Data flow: each rank owns the contiguous row block [N*rank/R, N*(rank+1)/R) and streams it in
- * blocks of 256 rows, one group of layers at a time: the group's activations for the rank's rows
- * are cached in f32 (head-major) so that the solver's many passes never touch the file again.
+ * Data flow: each rank owns a contiguous run of whole CH_PROBE_BLOCK-row blocks (blocks
+ * [B*rank/R, B*(rank+1)/R) of the B blocks) and streams it in reads of 256 rows, one group of
+ * layers at a time: the group's activations for the rank's rows are cached in f32 (head-major)
+ * so that the solver's many passes never touch the file again.
  * The group is as many layers as fit in --memory MiB (default 1024) on the rank with the most
  * rows, so the whole archive is never in memory unless it fits the budget. Standardization
  * statistics (mean, population std over TRAIN rows) are reduced over ranks, the probes of all
@@ -145,11 +146,14 @@ out:
 }
 
 /* Read layers [l0, l0+G) of the rank's kept rows into head-major xtr [G*H][ntr][D] and
- * xva [G*H][nva][D], refusing non-finite values. */
-static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, float *buf, float *xtr,
-                      float *xva) {
+ * xva [G*H][nva][D], refusing non-finite values; s1, s2 [G*H][D] get the train rows' sums of
+ * x and x^2 (double, in row order), the standardization's statistics, in the same pass. */
+CH_PROBE_HOT static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, float *buf,
+                                   float *xtr, float *xva, double *s1, double *s2) {
     const int H = c->H, D = c->D, nh = G * H;
     int64_t it = 0, iv = 0;
+    memset(s1, 0, sizeof(double) * (size_t)nh * D);
+    memset(s2, 0, sizeof(double) * (size_t)nh * D);
     for (int64_t r0 = 0; r0 < c->nloc; r0 += RBLOCK) {
         int64_t nb = c->nloc - r0 < RBLOCK ? c->nloc - r0 : RBLOCK;
         /* skip blocks with no kept rows (e.g. an unlabeled tail) */
@@ -176,64 +180,62 @@ static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, float *b
                         a->input, (long long)(c->row0 + i), c->ids[i], l0 + (int)(e / D) / H,
                         (int)(e / D) % H, (int)(e % D), isnan(src[e]) ? "NaN" : "Inf");
             }
-            for (int h = 0; h < nh; h++)
-                memcpy(dst + ((size_t)h * n + j) * D, src + (size_t)h * D, sizeof(float) * D);
+            if (dst == xva) {
+                for (int h = 0; h < nh; h++)
+                    memcpy(dst + ((size_t)h * n + j) * D, src + (size_t)h * D, sizeof(float) * D);
+                continue;
+            }
+            for (int h = 0; h < nh; h++) {
+                const float *restrict v = src + (size_t)h * D;
+                float *restrict o = dst + ((size_t)h * n + j) * D;
+                double *restrict a1 = s1 + (size_t)h * D, *restrict a2 = s2 + (size_t)h * D;
+#pragma omp simd
+                for (int k = 0; k < D; k++) {
+                    o[k] = v[k];
+                    a1[k] += v[k];
+                    a2[k] += (double)v[k] * v[k];
+                }
+            }
         }
     }
     return 0;
 }
 
-/* Mean and population std per (head, feature) over the TRAIN rows of all ranks; standardize. */
-static int standardize(probe_ctx *c, int nh, int64_t ntr_global, float *xtr, float *xva,
-                       float *mean, float *std) {
+/* Mean and population std per (head, feature) over the TRAIN rows of all ranks, from the rank's
+ * sums s1 (x) and s2 (x^2) of load_group; standardize. The sums are double in row order and the
+ * reduction is Reduce + Bcast, so every rank gets bit-identical statistics. The variance is
+ * E[x^2] - E[x]^2: in double its error is ~1e-16 (mean/std)^2 relative, far below float's. */
+CH_PROBE_HOT static int standardize(probe_ctx *c, int nh, int64_t ntr_global, double *s1, double *s2,
+                                    float *xtr, float *xva, float *mean, float *std) {
     const int D = c->D;
     const size_t M = (size_t)nh * D;
-    double *s = NULL, *g = NULL;
+    double *g = NULL;
     int rc = 0;
-    CH_TRY_GOTO(CH_ALLOC(s, M, "standardization sums"), out);
-    CH_TRY_GOTO(CH_ALLOC(g, M, "standardization sums"), out);
-    for (int pass = 0; pass < 2; pass++) {
-        /* row-major walk (rows of one head are contiguous): sums per (head, feature) in double,
-         * each in row order, so the rank's partial sums do not depend on the loop layout */
-        memset(s, 0, sizeof(double) * M);
-        for (int h = 0; h < nh; h++) {
-            double *sh = s + (size_t)h * D;
-            const float *mh = mean + (size_t)h * D;
-            for (int64_t i = 0; i < c->ntr; i++) {
-                const float *v = xtr + ((size_t)h * c->ntr + i) * D;
-                if (pass == 0)
-                    for (int k = 0; k < D; k++) sh[k] += v[k];
-                else
-                    for (int k = 0; k < D; k++) sh[k] += ((double)v[k] - mh[k]) * ((double)v[k] - mh[k]);
-            }
-        }
-        /* Reduce + Bcast: every rank gets bit-identical statistics. */
-        if (MPI_Reduce(s, g, (int)M, MPI_DOUBLE, MPI_SUM, 0, c->comm) != MPI_SUCCESS ||
-            (c->rank == 0 && (memcpy(s, g, sizeof(double) * M), 0)) ||
-            MPI_Bcast(s, (int)M, MPI_DOUBLE, 0, c->comm) != MPI_SUCCESS)
-            CH_FAIL_GOTO(out, CH_EMPI, "reducing standardization statistics failed");
-        for (size_t hk = 0; hk < M; hk++) {
-            if (pass == 0) mean[hk] = (float)(s[hk] / (double)ntr_global);
-            else {
-                double sd = sqrt(s[hk] / (double)ntr_global);
-                std[hk] = sd > 1e-12 ? (float)sd : 1.0f; /* constant feature: like StandardScaler */
-            }
-        }
+    CH_TRY_GOTO(CH_ALLOC(g, 2 * M, "standardization sums"), out);
+    /* s2 follows s1 in one buffer (run()): one reduction for both */
+    memcpy(g, s1, sizeof(double) * 2 * M);
+    if (MPI_Reduce(g, s1, (int)(2 * M), MPI_DOUBLE, MPI_SUM, 0, c->comm) != MPI_SUCCESS ||
+        MPI_Bcast(s1, (int)(2 * M), MPI_DOUBLE, 0, c->comm) != MPI_SUCCESS)
+        CH_FAIL_GOTO(out, CH_EMPI, "reducing standardization statistics failed");
+    for (size_t hk = 0; hk < M; hk++) {
+        const double mu = s1[hk] / (double)ntr_global, var = s2[hk] / (double)ntr_global - mu * mu;
+        const double sd = var > 0 ? sqrt(var) : 0;
+        mean[hk] = (float)mu;
+        std[hk] = sd > 1e-12 ? (float)sd : 1.0f; /* constant feature: like StandardScaler */
     }
+#pragma omp parallel for schedule(static)
     for (int h = 0; h < nh; h++) {
-        for (int64_t i = 0; i < c->ntr; i++)
-            for (int k = 0; k < D; k++) {
-                float *v = &xtr[((size_t)h * c->ntr + i) * D + k];
-                *v = (*v - mean[(size_t)h * D + k]) / std[(size_t)h * D + k];
+        const float *restrict mh = mean + (size_t)h * D, *restrict sh = std + (size_t)h * D;
+        for (int part = 0; part < 2; part++) {
+            const int64_t n = part ? c->nva : c->ntr;
+            float *restrict x = (part ? xva : xtr) + (size_t)h * n * D;
+            for (int64_t i = 0; i < n; i++) {
+#pragma omp simd
+                for (int k = 0; k < D; k++) x[(size_t)i * D + k] = (x[(size_t)i * D + k] - mh[k]) / sh[k];
             }
-        for (int64_t i = 0; i < c->nva; i++)
-            for (int k = 0; k < D; k++) {
-                float *v = &xva[((size_t)h * c->nva + i) * D + k];
-                *v = (*v - mean[(size_t)h * D + k]) / std[(size_t)h * D + k];
-            }
+        }
     }
 out:
-    free(s);
     free(g);
     return rc;
 }
@@ -299,6 +301,8 @@ static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *op
     float *buf = NULL, *xtr = NULL, *xva = NULL, *ploc = NULL, *vprob = NULL, *rbuf = NULL,
           *ptr = NULL;
     int32_t *yval = NULL;
+    int64_t *trblk = NULL;
+    double *s1 = NULL; /* [2][group heads][D]: sums of x, then of x^2 */
     int *nva_all = NULL, *dsp = NULL;
     ch_archive_info info;
     memset(&info, 0, sizeof info);
@@ -308,9 +312,21 @@ static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *op
     CH_TRY_GOTO(agree(ch_archive_get_info(c->ar, &info), c->comm), out);
     c->L = info.n_layers, c->H = info.n_heads, c->D = info.head_dim;
     int64_t N = info.n_rows;
-    c->row0 = N * c->rank / c->size;
-    c->nloc = N * (c->rank + 1) / c->size - c->row0;
+    /* whole FB-row blocks per rank: a block is the unit of the fit's f32 sums, so keeping every
+     * block on one rank keeps the results independent of the rank count */
+    const int64_t FB = CH_PROBE_BLOCK;
+    int64_t nblk = (N + FB - 1) / FB, b0 = nblk * c->rank / c->size, b1 = nblk * (c->rank + 1) / c->size;
+    c->row0 = b0 * FB;
+    c->nloc = (b1 * FB < N ? b1 * FB : N) - c->row0;
+    if (c->nloc < 0) c->nloc = 0;
     CH_TRY_GOTO(agree(load_rows(c, a, counts), c->comm), out);
+    /* training rows per block: offsets into the rank's training rows */
+    int64_t lblk = (c->nloc + FB - 1) / FB;
+    CH_TRY_GOTO(agree(CH_ALLOC(trblk, lblk + 1, "block offsets"), c->comm), out);
+    for (int64_t b = 0, i = 0; b <= lblk; b++) {
+        while (i < c->ntr && c->train[i] < b * FB) i++;
+        trblk[b] = i;
+    }
     for (int64_t i = 0; i < c->ntr; i++) cls[c->ytr[i]]++;
     for (int64_t i = 0; i < c->nva; i++) cls[CH_NCAP + c->yva[i]]++;
     counts[2] = c->ntr, counts[3] = c->nva;
@@ -340,6 +356,7 @@ static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *op
     G = G < 1 ? 1 : (G > L ? L : G);
     const int nhg = G * H;
     CH_TRY_GOTO(CH_ALLOC(buf, (size_t)RBLOCK * nhg * D, "read buffer"), out);
+    CH_TRY_GOTO(CH_ALLOC(s1, 2 * (size_t)nhg * D, "standardization sums"), out);
     CH_TRY_GOTO(CH_ALLOC(xtr, (size_t)nhg * (c->ntr + 1) * D, "train activations"), out);
     CH_TRY_GOTO(CH_ALLOC(xva, (size_t)nhg * (c->nva + 1) * D, "validation activations"), out);
     CH_TRY_GOTO(CH_ALLOC(ploc, (size_t)nhg * (kept + 1) * CH_NCAP, "probabilities"), out);
@@ -364,30 +381,20 @@ static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *op
     CH_TRY_GOTO(CH_ALLOC(tr_correct, (size_t)L * H, "train accuracy counts"), out);
     for (int l0 = 0; l0 < L && !rc; l0 += G) {
         int g = L - l0 < G ? L - l0 : G, nh = g * H, hg0 = l0 * H;
-        rc = agree(load_group(c, a, l0, g, buf, xtr, xva), c->comm);
+        double *s2 = s1 + (size_t)nh * D;
+        rc = agree(load_group(c, a, l0, g, buf, xtr, xva, s1, s2), c->comm);
         if (rc) break;
-        rc = standardize(c, nh, res->n_train, xtr, xva, res->mean + (size_t)hg0 * D,
+        rc = standardize(c, nh, res->n_train, s1, s2, xtr, xva, res->mean + (size_t)hg0 * D,
                          res->std + (size_t)hg0 * D);
         if (rc) break;
-        ch_probe_data d = {nh, D, c->ntr, res->n_train, xtr, c->ytr, {0}};
+        ch_probe_data d = {nh, D, c->ntr, res->n_train, xtr, c->ytr, {0}, trblk, lblk};
         memcpy(d.present, present, sizeof present);
         int evals = 0, unconv = 0;
         float *W = res->weights + (size_t)hg0 * CH_NCAP * D, *b = res->bias + (size_t)hg0 * CH_NCAP;
-        rc = ch_probe_fit(&a->fit, &d, c->comm, W, b, &evals, &unconv);
+        rc = ch_probe_fit(&a->fit, &d, c->comm, W, b, tr_correct + hg0, &evals, &unconv);
         if (rc) break;
         res->evals = evals > res->evals ? evals : res->evals;
         res->unconverged += unconv;
-        ch_probe_predict(nh, D, c->ntr, xtr, W, b, present, ploc);
-        int64_t *cor = tr_correct + hg0;
-        for (int h = 0; h < nh; h++) {
-            cor[h] = 0;
-            for (int64_t i = 0; i < c->ntr; i++) {
-                const float *p = ploc + ((size_t)h * c->ntr + i) * CH_NCAP;
-                int best = 0;
-                for (int k = 1; k < CH_NCAP; k++) best = p[k] > p[best] ? k : best;
-                cor[h] += best == c->ytr[i];
-            }
-        }
         ch_probe_predict(nh, D, c->nva, xva, W, b, present, ploc);
         rc = gather_val(c, nh, hg0, ploc, nva_all, res->n_val, vprob, rbuf);
         if (rc == 0 && c->rank == 0)
@@ -398,15 +405,9 @@ static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *op
         free(tr_correct);
         goto out;
     }
-    int64_t *gcor = NULL;
-    rc = CH_ALLOC(gcor, (size_t)L * H, "train accuracy counts");
-    if (!rc && MPI_Allreduce(tr_correct, gcor, L * H, MPI_INT64_T, MPI_SUM, c->comm) != MPI_SUCCESS)
-        rc = ch_err_set(CH_EMPI, __FILE__, __LINE__, "MPI_Allreduce of train accuracies failed");
-    if (!rc)
-        for (int h = 0; h < L * H; h++) res->train_acc[h] = (float)((double)gcor[h] / res->n_train);
-    free(gcor);
+    /* the fit counted the rows right over all ranks at each head's solution */
+    for (int h = 0; h < L * H; h++) res->train_acc[h] = (float)((double)tr_correct[h] / res->n_train);
     free(tr_correct);
-    if (rc) goto out;
 
     res->input_path = a->input, res->input_created = info.created ? info.created : "";
     res->input_sha256 = info.input_sha256 ? info.input_sha256 : "";
@@ -434,7 +435,7 @@ static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *op
 out:
     ch_archive_info_free(&info);
     free(buf), free(xtr), free(xva), free(ploc), free(vprob), free(rbuf), free(yval);
-    free(ptr), free(nva_all), free(dsp);
+    free(ptr), free(nva_all), free(dsp), free(trblk), free(s1);
     return rc;
 }
 

@@ -11,7 +11,8 @@
  * run in lockstep: every function evaluation computes loss and gradient of every still-active
  * head from the rank's rows, and one reduction sums them over ranks. The reduction is MPI_Reduce
  * to rank 0 followed by MPI_Bcast (not MPI_Allreduce) so every rank sees bit-identical sums and
- * takes the same branch; partial sums are accumulated in double per 256-row block. Rank counts
+ * takes the same branch; partial sums are accumulated in f32 within a block of rows (CH_PROBE_BLOCK
+ * archive rows, never split between ranks) and in double across blocks. Rank counts
  * change only the association of those double sums (~1e-16 relative), which the tests bound:
  * outputs agree to 1e-6 for 1..4 ranks. A head stops when its gradient's max-norm <= tol (or its
  * line search cannot decrease f any more); stopped heads are skipped in later evaluations. */
@@ -29,6 +30,7 @@ typedef struct {
     double tol;    /* stop when max |grad| <= tol (default 1e-6) */
     int max_evals; /* cap on function evaluations per head (default 500) */
     int history;   /* L-BFGS memory (default 10) */
+    double cache_mib; /* rows of the heads fitted together at most this big (default 16 MiB) */
 } ch_probe_opts;
 
 void ch_probe_opts_default(ch_probe_opts *o);
@@ -38,28 +40,46 @@ void ch_probe_opts_default(ch_probe_opts *o);
 uint64_t ch_probe_fnv1a64(const char *s);
 int ch_probe_is_validation(const char *id);
 
+/* The stage's hot loops are built for AVX2+FMA too and picked at load time (ifunc), since the
+ * library itself targets baseline x86-64. Each variant is deterministic on its own. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CH_PROBE_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CH_PROBE_HOT
+#endif
+
+/* Rows per f32 summation block of the fit (see ch_probe_data.blk). */
+#define CH_PROBE_BLOCK 32
+
 /* Rank-local training data for a group of nh heads: x is head-major [nh][n][D] standardized
- * f32, y [n] labels in 0..4. n_global is the total number of training rows over all ranks. */
+ * f32, y [n] labels in 0..4. n_global is the total number of training rows over all ranks.
+ * blk (may be NULL: blocks of CH_PROBE_BLOCK rows) holds nblk + 1 offsets: block b is rows
+ * [blk[b], blk[b+1]), the unit of f32 summation; for results that do not depend on the rank
+ * count, a block must be the same rows on every rank count (cmd_probe: the training rows of
+ * archive rows [k*CH_PROBE_BLOCK, (k+1)*CH_PROBE_BLOCK), and ranks own whole blocks). */
 typedef struct {
     int nh, D;
     int64_t n, n_global;
     const float *x;
     const int32_t *y;
     int present[CH_NCAP]; /* 1 when the class has training rows somewhere */
+    const int64_t *blk;
+    int64_t nblk;
 } ch_probe_data;
 
 /* Collective. Fits every head; W [nh][5][D] and b [nh][5] (outputs, identical on all ranks).
- * evals_out (may be NULL) gets the number of lockstep evaluations, unconverged_out (may be NULL)
- * the number of heads that hit max_evals. */
+ * train_correct (may be NULL) gets per head the training rows of all ranks whose argmax class is
+ * their label at the solution; evals_out (may be NULL) the most evaluations a head needed,
+ * unconverged_out (may be NULL) the number of heads that hit max_evals. */
 int ch_probe_fit(const ch_probe_opts *o, const ch_probe_data *d, MPI_Comm comm, float *W, float *b,
-                 int *evals_out, int *unconverged_out);
+                 int64_t *train_correct, int *evals_out, int *unconverged_out);
 
 /* Probabilities of n rows x [nh][n][D] for each head: prob [nh][n][5] (absent classes get 0). */
 void ch_probe_predict(int nh, int D, int64_t n, const float *x, const float *W, const float *b,
                       const int present[CH_NCAP], float *prob);
 
 /* One-vs-rest ROC AUC of score against pos (Mann-Whitney, ties count 1/2). NaN when there are no
- * positives or no negatives. stride: distance between consecutive scores; scratch holds n pairs. */
+ * positives or no negatives. stride: distance between consecutive scores; scratch holds 2n pairs. */
 typedef struct {
     float s;
     int32_t pos;

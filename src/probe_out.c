@@ -15,7 +15,7 @@ int ch_probe_metrics(int64_t nval, const float *prob, const int32_t *y, ch_probe
     uint8_t *pos = NULL;
     int *order = NULL, rc = 0;
     double *ens = NULL;
-    CH_TRY_GOTO(CH_ALLOC(scr, nval + 1, "AUC scratch"), out);
+    CH_TRY_GOTO(CH_ALLOC(scr, 2 * nval + 1, "AUC scratch"), out);
     CH_TRY_GOTO(CH_ALLOC(pos, (size_t)CH_NCAP * (nval + 1), "AUC labels"), out);
     CH_TRY_GOTO(CH_ALLOC(order, nh, "head order"), out);
     CH_TRY_GOTO(CH_ALLOC(ens, (size_t)(nval + 1) * CH_NCAP, "ensemble scores"), out);

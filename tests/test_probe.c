@@ -116,13 +116,37 @@ START_TEST(test_fnv1a64_published_vectors) {
 END_TEST
 
 START_TEST(test_auc_counts_ties_as_half) {
-    ch_auc_pair scr[6];
+    ch_auc_pair scr[12];
     /* positives 0.9, 0.5, 0.3; negatives 0.5, 0.2, 0.1: pairs won 3 + (2 + 0.5 tie) + 2 = 7.5 of 9 */
     float s[6] = {0.9f, 0.5f, 0.3f, 0.5f, 0.2f, 0.1f};
     uint8_t pos[6] = {1, 1, 1, 0, 0, 0};
     ck_assert_double_eq_tol(ch_probe_auc(s, 1, pos, 6, scr), 7.5 / 9.0, 1e-12);
     uint8_t none[6] = {0};
     ck_assert(isnan(ch_probe_auc(s, 1, none, 6, scr)));
+}
+END_TEST
+
+START_TEST(test_auc_matches_pair_count_with_signs_ties_and_stride) {
+    /* 600 scores of both signs, many tied (quantized), read with stride 3: the rank formula must
+     * equal the definition, the share of (positive, negative) pairs ordered right, ties 1/2 */
+    enum { N = 600 };
+    static float s[3 * N];
+    static uint8_t pos[N];
+    static ch_auc_pair scr[2 * N];
+    uint32_t r = 12345;
+    for (int i = 0; i < N; i++) {
+        r = r * 1664525u + 1013904223u;
+        s[3 * i] = (float)((int)(r >> 24) - 128) / 16.0f; /* -8 .. 7.94 in steps of 1/16 */
+        pos[i] = ((r >> 8) & 7) < 3 + (s[3 * i] > 0);
+    }
+    double won = 0, pairs = 0;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++)
+            if (pos[i] && !pos[j]) {
+                pairs += 1;
+                won += s[3 * i] > s[3 * j] ? 1 : s[3 * i] == s[3 * j] ? 0.5 : 0;
+            }
+    ck_assert_double_eq_tol(ch_probe_auc(s, 3, pos, N, scr), won / pairs, 1e-12);
 }
 END_TEST
 
@@ -136,8 +160,10 @@ START_TEST(test_fit_separable_two_class_single_rank_data) {
     ch_probe_opts_default(&o);
     float W[5], b[5], p[8 * 5];
     int evals = 0, unconv = -1;
-    ck_assert_int_eq(ch_probe_fit(&o, &d, MPI_COMM_SELF, W, b, &evals, &unconv), 0);
+    int64_t right = -1;
+    ck_assert_int_eq(ch_probe_fit(&o, &d, MPI_COMM_SELF, W, b, &right, &evals, &unconv), 0);
     ck_assert_int_eq(unconv, 0);
+    ck_assert_int_eq(right, 8); /* separable: every training row predicted right */
     ch_probe_predict(1, 1, 8, x, W, b, d.present, p);
     for (int i = 0; i < 8; i++) {
         ck_assert_float_gt(p[i * 5 + y[i]], 0.9f);
@@ -193,6 +219,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_reader_refuses_non_archive_naming_file);
     tcase_add_test(tc, test_fnv1a64_published_vectors);
     tcase_add_test(tc, test_auc_counts_ties_as_half);
+    tcase_add_test(tc, test_auc_matches_pair_count_with_signs_ties_and_stride);
     tcase_add_test(tc, test_fit_separable_two_class_single_rank_data);
     tcase_add_test(tc, test_probe_file_roundtrip_and_summary);
     suite_add_tcase(s, tc);
