@@ -8,6 +8,7 @@
 #include "cuda_impl.h"
 
 #define THREADS 256
+#define GRID_YZ_MAX 65535 /* gridDim.y and gridDim.z limit */
 
 /* Grid for a grid-stride loop over n items. */
 static unsigned blocks_for(size_t n) {
@@ -172,11 +173,15 @@ int ch_cuda_pool(ch_backend *be, const float *x, int width, const ch_seqs *s, ch
                  float *out) {
     ch_cuda *c = cuda_of(be);
     if (s->nseq <= 0 || width <= 0) return 0;
-    if (s->nseq > 65535)
-        CH_FAIL(CH_EUNSUPPORTED, "pool: %d sequences in one batch (max 65535)", s->nseq);
-    dim3 grid((unsigned)((width + THREADS - 1) / THREADS), (unsigned)s->nseq);
-    pool_kernel<<<grid, THREADS, 0, c->stream>>>(x, width, s->start_dev, mode == CH_POOL_MEAN, out);
-    CH_CUDA_LAUNCHED(c);
+    /* gridDim.y is at most 65535: launch in chunks of sequences (start holds absolute rows) */
+    for (int s0 = 0; s0 < s->nseq; s0 += GRID_YZ_MAX) {
+        int ns = min(GRID_YZ_MAX, s->nseq - s0);
+        dim3 grid((unsigned)((width + THREADS - 1) / THREADS), (unsigned)ns);
+        pool_kernel<<<grid, THREADS, 0, c->stream>>>(x, width, s->start_dev + s0,
+                                                     mode == CH_POOL_MEAN,
+                                                     out + (size_t)s0 * (size_t)width);
+        CH_CUDA_LAUNCHED(c);
+    }
     return 0;
 }
 
@@ -278,9 +283,9 @@ int ch_cuda_attention(ch_backend *be, const float *q, const float *k, const floa
     if (head_dim <= 0 || head_dim > ATT_DMAX)
         CH_FAIL(CH_EUNSUPPORTED, "attention: head_dim %d (the CUDA kernel takes 1..%d)", head_dim,
                 ATT_DMAX);
-    if (s->nseq > 65535 || nq > 65535)
-        CH_FAIL(CH_EUNSUPPORTED, "attention: %d sequences x %d heads exceed the grid (65535 each)",
-                s->nseq, nq);
+    if (nq > GRID_YZ_MAX)
+        CH_FAIL(CH_EUNSUPPORTED, "attention: %d query heads exceed the grid (max %d)", nq,
+                GRID_YZ_MAX);
     size_t smem = att_smem(head_dim);
     if (smem > 48 * 1024) {
         if (smem > (size_t)c->smem_optin)
@@ -289,9 +294,14 @@ int ch_cuda_attention(ch_backend *be, const float *q, const float *k, const floa
         CH_CUDA(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      (int)smem));
     }
-    dim3 grid((unsigned)((s->max_len + ATT_TQ - 1) / ATT_TQ), (unsigned)nq, (unsigned)s->nseq);
-    attention_kernel<<<grid, ATT_WARPS * 32, smem, c->stream>>>(q, k, v, s->start_dev, nq, nkv,
-                                                                head_dim, scale, out);
-    CH_CUDA_LAUNCHED(c);
+    if (s->max_len <= 0) CH_FAIL(CH_EARG, "attention: max_len %d", s->max_len);
+    /* gridDim.z is at most 65535: launch in chunks of sequences (start holds absolute rows) */
+    for (int s0 = 0; s0 < s->nseq; s0 += GRID_YZ_MAX) {
+        int ns = min(GRID_YZ_MAX, s->nseq - s0);
+        dim3 grid((unsigned)((s->max_len + ATT_TQ - 1) / ATT_TQ), (unsigned)nq, (unsigned)ns);
+        attention_kernel<<<grid, ATT_WARPS * 32, smem, c->stream>>>(
+            q, k, v, s->start_dev + s0, nq, nkv, head_dim, scale, out);
+        CH_CUDA_LAUNCHED(c);
+    }
     return 0;
 }
