@@ -11,7 +11,12 @@
  * CH_CHAT_CHATML - plain ChatML as Qwen2/2.5/3 use it: per message
  *   "<|im_start|>" role "\n" content "<|im_end|>\n", generation prompt "<|im_start|>assistant\n".
  *   It equals Qwen3's template for system/user turns and assistant turns before the last user
- *   turn; it never inserts Qwen2.5's default system prompt nor Qwen3's "<think>" blocks. */
+ *   turn; it never inserts Qwen2.5's default system prompt nor Qwen3's "<think>" blocks.
+ *
+ * Which one: ch_tok_open_dir reads the model directory's config.json (tok_model_config below);
+ * a tokenizer opened without one (ch_tok_load, or a directory holding no config.json) falls back
+ * to the template whose special tokens it has (ch_tok_chat_style). */
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -116,7 +121,55 @@ int ch_tok_encode_chat(const ch_tokenizer *t, ch_chat_style style, const ch_mess
     return rc;
 }
 
+/* config.json of the model directory chooses the template, as the issue asks: LlamaForCausalLM
+ * (model_type llama) -> Llama 3 headers, Qwen2ForCausalLM (qwen2) -> ChatML. A tokenizer without
+ * that template's tokens is not this model's tokenizer: refused. */
+int tok_model_config(ch_tokenizer *t, const char *path, const char *json, size_t len) {
+    static const char *const need[][5] = {
+        {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", NULL},
+        {"<|im_start|>", "<|im_end|>", NULL}};
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    int rc = 0;
+    if (!cJSON_IsObject(root)) CH_FAIL_GOTO(done, CH_EFORMAT, "%s: not a JSON object (malformed JSON?)", path);
+    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(root, "architectures");
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    const char *a = NULL, *m = cJSON_IsString(mt) ? mt->valuestring : NULL;
+    if (arch && !cJSON_IsNull(arch)) {
+        if (!cJSON_IsArray(arch) || cJSON_GetArraySize(arch) != 1 || !cJSON_IsString(arch->child))
+            CH_FAIL_GOTO(done, CH_EUNSUPPORTED, "%s: 'architectures' must name exactly one class", path);
+        a = arch->child->valuestring;
+    }
+    if (mt && !cJSON_IsNull(mt) && !m) CH_FAIL_GOTO(done, CH_EFORMAT, "%s: 'model_type' must be a string", path);
+    if (!a && !m)
+        CH_FAIL_GOTO(done, CH_EFORMAT, "%s: neither 'architectures' nor 'model_type': no chat template to choose", path);
+    /* -1: a class / type without a built-in template */
+    int sa = !a ? CH_CHAT_NONE : !strcmp(a, "LlamaForCausalLM") ? CH_CHAT_LLAMA3
+             : !strcmp(a, "Qwen2ForCausalLM") ? CH_CHAT_CHATML : -1;
+    int sm = !m ? CH_CHAT_NONE : !strcmp(m, "llama") ? CH_CHAT_LLAMA3 : !strcmp(m, "qwen2") ? CH_CHAT_CHATML : -1;
+    if (sa < 0 || sm < 0)
+        CH_FAIL_GOTO(done, CH_EUNSUPPORTED,
+                     "%s: %s '%s' has no built-in chat template (LlamaForCausalLM / llama -> Llama 3 headers, "
+                     "Qwen2ForCausalLM / qwen2 -> ChatML)",
+                     path, sa < 0 ? "architecture" : "model_type", sa < 0 ? a : m);
+    if (sa && sm && sa != sm)
+        CH_FAIL_GOTO(done, CH_EMISMATCH, "%s: architecture '%s' and model_type '%s' disagree", path, a, m);
+    ch_chat_style st = (ch_chat_style)(sa ? sa : sm);
+    for (const char *const *k = need[st == CH_CHAT_CHATML]; *k; k++)
+        if (ch_tok_token_id(t, *k) < 0)
+            CH_FAIL_GOTO(done, CH_EMISMATCH,
+                         "%s: %s '%s' selects the %s chat template, but %s has no added token %s: is it this model's "
+                         "tokenizer?",
+                         path, a ? "architecture" : "model_type", a ? a : m,
+                         st == CH_CHAT_LLAMA3 ? "Llama 3" : "ChatML", t->path, *k);
+    t->chat_style = st;
+    t->hf_qwen2 = m && !strcmp(m, "qwen2");
+done:
+    cJSON_Delete(root);
+    return rc;
+}
+
 ch_chat_style ch_tok_chat_style(const ch_tokenizer *t) {
+    if (t->chat_style) return t->chat_style; /* chosen by the model's config.json */
     if (ch_tok_token_id(t, "<|start_header_id|>") >= 0) return CH_CHAT_LLAMA3;
     if (ch_tok_token_id(t, "<|im_start|>") >= 0) return CH_CHAT_CHATML;
     return CH_CHAT_NONE;

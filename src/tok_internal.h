@@ -1,9 +1,10 @@
 /* tok_internal.h - the parts of the tokenizer shared by its files (not a public contract).
  *
- * Layout of the work: tok_load.c reads tokenizer.json into a ch_tokenizer; tok_bpe.c holds the
- * vocabulary / merge tables and the merge loop; tok_text.c the text passes (UTF-8 repair,
- * added-token matching, NFC, regex splitting); tokenizer.c runs the pipeline; tok_chat.c the
- * chat templates.
+ * Layout of the work: tok_load.c reads tokenizer.json into a ch_tokenizer and applies
+ * tokenizer_config.json as transformers does; tok_bpe.c holds the vocabulary / merge tables and
+ * the merge loop; tok_text.c the text passes (UTF-8 repair, added-token matching, NFC, regex
+ * splitting); tokenizer.c runs the pipeline; tok_chat.c the chat templates and their choice by
+ * the model's config.json.
  *
  * The BPE works on raw bytes, not on the GPT-2 "byte-level" unicode alphabet: the loader maps
  * every vocabulary entry back to the bytes it stands for, so the ByteLevel pre-tokenizer step is
@@ -101,6 +102,9 @@ typedef struct {
     tok_split_behavior behavior;
     int invert;
     int prefix_space; /* ByteLevel add_prefix_space: prepend ' ' to a piece not starting with one */
+    int bytelevel;    /* a ByteLevel step (re: its GPT-2 regex when use_regex, else NULL) */
+    int literal;      /* a Split {"String": ...} pattern */
+    char *pattern;    /* the Split pattern as the file gives it (NULL for ByteLevel) */
 } tok_step;
 
 #define TOK_MAX_STEPS 8
@@ -124,9 +128,21 @@ struct ch_tokenizer {
     int32_t *prefix_ids, *suffix_ids; /* post-processor template around the sequence */
     int n_prefix, n_suffix;
     int vocab_size;                  /* model vocabulary plus added tokens (max id + 1) */
+    ch_chat_style chat_style;        /* set by the model directory's config.json; NONE: by added tokens */
+    int hf_qwen2;                    /* transformers loads it as a Qwen2Tokenizer: 1 by config.json's
+                                        model_type, 2 by tokenizer_class; 0 as TokenizersBackend */
 };
 
 int tok_load_json(ch_tokenizer *t, const char *json, size_t len);
+
+/* The model directory's files next to tokenizer.json, read the way transformers'
+ * AutoTokenizer.from_pretrained reads them (tok_load.c, tok_chat.c). path names the file in
+ * messages. tok_load_hf_config applies tokenizer_config.json (json NULL: the file is absent) and
+ * sets *consults_special_map when transformers would also read special_tokens_map.json, which
+ * tok_check_special_map then checks. tok_model_config reads config.json: the chat template. */
+int tok_load_hf_config(ch_tokenizer *t, const char *path, const char *json, size_t len, int *consults_special_map);
+int tok_check_special_map(ch_tokenizer *t, const char *path, const char *json, size_t len);
+int tok_model_config(ch_tokenizer *t, const char *path, const char *json, size_t len);
 int tok_encode_ctx(const ch_tokenizer *t, tok_ctx *c, const char *text, size_t len, int add_special);
 void tok_ctx_free(tok_ctx *c);
 

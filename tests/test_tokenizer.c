@@ -4,6 +4,7 @@
  * tests/golden/make_tokenizer_golden.py from the real Llama 3.1 and Qwen3 tokenizer files. */
 #include <check.h>
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,13 +129,14 @@ START_TEST(test_mini_b_inverted_contiguous_merged_previous_equal_hf) {
 }
 END_TEST
 
-START_TEST(test_chat_templates_equal_transformers_apply_chat_template) {
+/* Every record of tests/golden/tokenizer_chat.jsonl.gz; by_tokenizer: render with the style
+ * ch_tok_chat_style gives (it must be the record's), else with the record's style. */
+static void check_chat_golden(const ch_tokenizer *tl, const ch_tokenizer *tq, int by_tokenizer) {
     char gz[4096];
     snprintf(gz, sizeof gz, "%s/tests/golden/tokenizer_chat.jsonl.gz", td_env("CH_SRC", "."));
     char *buf;
     size_t len;
     ck_assert(td_gunzip(gz, &buf, &len) == 0);
-    ch_tokenizer *tl = load_family("llama3_1"), *tq = load_family("qwen3");
     int records = 0;
     for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
         cJSON *rec = cJSON_Parse(line);
@@ -147,8 +149,12 @@ START_TEST(test_chat_templates_equal_transformers_apply_chat_template) {
             m[nm] = (ch_message){cJSON_GetObjectItem(it, "role")->valuestring, cJSON_GetObjectItem(it, "content")->valuestring};
         int32_t *ids;
         size_t n;
-        int rc = ch_tok_encode_chat(llama ? tl : tq, llama ? CH_CHAT_LLAMA3 : CH_CHAT_CHATML, m, nm,
-                                    cJSON_GetObjectItem(rec, "gen")->valueint, &ids, &n);
+        ch_chat_style style = llama ? CH_CHAT_LLAMA3 : CH_CHAT_CHATML;
+        if (by_tokenizer) {
+            ck_assert_int_eq(ch_tok_chat_style(llama ? tl : tq), style);
+            style = ch_tok_chat_style(llama ? tl : tq);
+        }
+        int rc = ch_tok_encode_chat(llama ? tl : tq, style, m, nm, cJSON_GetObjectItem(rec, "gen")->valueint, &ids, &n);
         ck_assert_msg(rc == 0, "%s", ch_err_msg());
         ck_assert_msg(ids_equal(ids, n, cJSON_GetObjectItem(rec, "ids")), "chat record %d differs", records);
         free(ids);
@@ -156,6 +162,12 @@ START_TEST(test_chat_templates_equal_transformers_apply_chat_template) {
         records++;
     }
     ck_assert_int_ge(records, 16);
+    free(buf);
+}
+
+START_TEST(test_chat_templates_equal_transformers_apply_chat_template) {
+    ch_tokenizer *tl = load_family("llama3_1"), *tq = load_family("qwen3");
+    check_chat_golden(tl, tq, 0);
     ck_assert_int_eq(ch_tok_chat_style(tl), CH_CHAT_LLAMA3);
     ck_assert_int_eq(ch_tok_chat_style(tq), CH_CHAT_CHATML);
     /* a style whose tokens the file lacks is refused, not rendered into plain text */
@@ -164,7 +176,6 @@ START_TEST(test_chat_templates_equal_transformers_apply_chat_template) {
     ch_message one = {"user", "hi"};
     ck_assert_int_eq(ch_tok_encode_chat(tq, CH_CHAT_LLAMA3, &one, 1, 0, &ids, &n), CH_EMISMATCH);
     ch_tok_free(tl), ch_tok_free(tq);
-    free(buf);
 }
 END_TEST
 
@@ -290,6 +301,335 @@ START_TEST(test_unknown_options_refused_by_name) {
 }
 END_TEST
 
+START_TEST(test_unknown_post_processor_type_refused_by_name) {
+    ck_assert_int_eq(load_mutated("\"type\":\"TemplateProcessing\"", "\"type\":\"RobertaProcessing\""), CH_EUNSUPPORTED);
+    ck_assert_msg(strstr(ch_err_msg(), "'RobertaProcessing'") && strstr(ch_err_msg(), "$.post_processor"), "%s", ch_err_msg());
+}
+END_TEST
+
+/* ---- model directories: tokenizer_config.json and config.json ----------------------------------- */
+#define LLAMA_CONFIG "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\"}"
+#define QWEN2_CONFIG "{\"architectures\":[\"Qwen2ForCausalLM\"],\"model_type\":\"qwen2\"}"
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f && fputs(text, f) >= 0, "%s", path);
+    fclose(f);
+}
+
+/* Apply an edit (as in make_tokenizer_golden.py: key or "a/b/c" path -> value, "<delete>" removes). */
+static void apply_edit(cJSON *cfg, const cJSON *edit) {
+    for (const cJSON *e = edit ? edit->child : NULL; e; e = e->next) {
+        char key[256];
+        snprintf(key, sizeof key, "%s", e->string);
+        cJSON *node = cfg;
+        char *part = key, *slash;
+        while ((slash = strchr(part, '/'))) {
+            *slash = 0;
+            node = cJSON_GetObjectItemCaseSensitive(node, part);
+            ck_assert_msg(node != NULL, "edit path %s", e->string);
+            part = slash + 1;
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(node, part);
+        if (!(cJSON_IsString(e) && !strcmp(e->valuestring, "<delete>")))
+            cJSON_AddItemToObject(node, part, cJSON_Duplicate(e, 1));
+    }
+}
+
+/* A model directory under $CH_BIN: the family's tokenizer.json (a symlink; family "mini_a": the
+ * small tests/golden/tokenizer_mini_a.json, cheap to load), its tokenizer_config.json with edit
+ * applied (edit "!": no such file; "!text": the file is text, the only choice for mini_a), and
+ * config.json = model_config when not NULL. The path stays valid until the next call. */
+static const char *make_dir(const char *family, const char *edit, const char *model_config) {
+    static char dir[4200];
+    static int serial;
+    char src[PATH_MAX], cwd[PATH_MAX / 2], path[4400], target[PATH_MAX + 32];
+    int mini = !strcmp(family, "mini_a");
+    const char *td = mini ? td_env("CH_SRC", ".") : td_tokenizer_dir(family);
+    ck_assert_msg(td != NULL && getcwd(cwd, sizeof cwd) != NULL, "tokenizer test data of %s", family);
+    if (td[0] == '/') snprintf(src, sizeof src, "%s", td); /* the symlink needs an absolute target */
+    else snprintf(src, sizeof src, "%s/%s", cwd, td);
+    snprintf(dir, sizeof dir, "%s/tok_dir_%d_%d", td_env("CH_BIN", "/tmp"), (int)getpid(), serial++);
+    ck_assert_msg(mkdir(dir, 0755) == 0, "mkdir %s", dir);
+    snprintf(target, sizeof target, mini ? "%s/tests/golden/tokenizer_mini_a.json" : "%s/tokenizer.json", src);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    ck_assert(symlink(target, path) == 0);
+    ck_assert_msg(!mini || (edit && edit[0] == '!'), "mini_a has no tokenizer_config.json to edit");
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    if (edit && edit[0] == '!') {
+        if (edit[1]) write_file(path, edit + 1);
+    } else {
+        char cfgpath[PATH_MAX + 32], *buf;
+        snprintf(cfgpath, sizeof cfgpath, "%s/tokenizer_config.json", src);
+        FILE *f = fopen(cfgpath, "rb");
+        ck_assert(f != NULL);
+        buf = malloc(1 << 20);
+        size_t n = fread(buf, 1, (1 << 20) - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        cJSON *cfg = cJSON_Parse(buf), *ed = edit ? cJSON_Parse(edit) : NULL;
+        ck_assert_msg(cfg && (!edit || ed), "bad edit %s", edit ? edit : "");
+        apply_edit(cfg, ed);
+        char *text = cJSON_PrintUnformatted(cfg);
+        write_file(path, text);
+        free(text), free(buf);
+        cJSON_Delete(cfg), cJSON_Delete(ed);
+    }
+    if (model_config) {
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        write_file(path, model_config);
+    }
+    return dir;
+}
+
+/* ch_tok_open_dir on such a directory: the status; *out (may be NULL) gets the tokenizer. */
+static int open_dir(const char *family, const char *edit, const char *model_config, ch_tokenizer **out) {
+    ch_tokenizer *t = NULL;
+    int rc = ch_tok_open_dir(make_dir(family, edit, model_config), &t);
+    if (rc) ck_assert_ptr_null(t);
+    if (out) *out = t;
+    else ch_tok_free(t);
+    return rc;
+}
+
+static void assert_refused(int rc, int code, const char *a, const char *b) {
+    ck_assert_msg(rc == code, "status %d, want %d: %s", rc, code, rc ? ch_err_msg() : "(none)");
+    ck_assert_msg(strstr(ch_err_msg(), a) && (!b || strstr(ch_err_msg(), b)), "'%s' / '%s' not in: %s", a, b ? b : "",
+                  ch_err_msg());
+}
+
+START_TEST(test_model_dirs_equal_hf_golden_with_tokenizer_config) {
+    /* the committed tokenizer_config.json (read by ch_tok_open_dir) changes no id: every golden string */
+    ch_tokenizer *t;
+    ck_assert_msg(ch_tok_open_dir(td_tokenizer_dir("llama3_1"), &t) == 0, "%s", ch_err_msg());
+    check_golden(t, "llama3_1", 2000);
+    ck_assert_msg(open_dir("qwen3", NULL, QWEN2_CONFIG, &t) == 0, "%s", ch_err_msg());
+    check_golden(t, "qwen3", 2000);
+}
+END_TEST
+
+/* tests/golden/tokenizer_config_variants.jsonl.gz: transformers' AutoTokenizer ids for edited
+ * tokenizer_config.json files (add_prefix_space honoured by Qwen2Tokenizer and ignored by
+ * TokenizersBackend, add_bos_token / add_eos_token dropped, tokenizer_class, no added_tokens_decoder) */
+START_TEST(test_tokenizer_config_keys_equal_transformers_autotokenizer) {
+    char gz[4096], *buf;
+    size_t len;
+    snprintf(gz, sizeof gz, "%s/tests/golden/tokenizer_config_variants.jsonl.gz", td_env("CH_SRC", "."));
+    ck_assert_msg(td_gunzip(gz, &buf, &len) == 0, "cannot read %s", gz);
+    unsigned char *raw = malloc(len + 1);
+    ch_tokenizer *t = NULL;
+    int variants = 0, checked = 0, bad = 0, prefix_space_seen = 0;
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *rec = cJSON_Parse(line);
+        ck_assert(rec != NULL);
+        const char *name = cJSON_GetObjectItem(rec, "variant")->valuestring;
+        const cJSON *fam = cJSON_GetObjectItem(rec, "family");
+        if (fam) { /* a variant: its directory */
+            ch_tok_free(t);
+            char *edit = cJSON_PrintUnformatted(cJSON_GetObjectItem(rec, "edit"));
+            const cJSON *mc = cJSON_GetObjectItem(rec, "model_config");
+            char *mcs = cJSON_IsNull(mc) ? NULL : cJSON_PrintUnformatted(mc);
+            ck_assert_msg(open_dir(fam->valuestring, edit, mcs, &t) == 0, "%s: %s", name, ch_err_msg());
+            prefix_space_seen += strstr(edit, "add_prefix_space") != NULL;
+            free(edit), free(mcs);
+            variants++;
+        } else {
+            size_t n = b64_decode(cJSON_GetObjectItem(rec, "b64")->valuestring, raw);
+            for (int special = 0; special <= 1; special++) {
+                int32_t *ids;
+                size_t nid;
+                ck_assert_msg(ch_tok_encode(t, (const char *)raw, n, special, &ids, &nid) == 0, "%s", ch_err_msg());
+                if (!ids_equal(ids, nid, cJSON_GetObjectItem(rec, special ? "ids_special" : "ids")) && bad++ < 8)
+                    fprintf(stderr, "%s: add_special=%d differs for %.*s\n", name, special, (int)(n < 100 ? n : 100), raw);
+                free(ids);
+                checked++;
+            }
+        }
+        cJSON_Delete(rec);
+    }
+    ch_tok_free(t);
+    free(raw), free(buf);
+    ck_assert_int_ge(variants, 8);
+    ck_assert_int_ge(prefix_space_seen, 2);
+    ck_assert_int_ge(checked, 8 * 2 * 400);
+    ck_assert_msg(bad == 0, "%d of %d encodings differ from transformers' AutoTokenizer", bad, checked);
+}
+END_TEST
+
+START_TEST(test_qwen2_add_prefix_space_changes_ids) {
+    ch_tokenizer *t;
+    int32_t *ids;
+    size_t n;
+    ck_assert_msg(open_dir("qwen3", "{\"add_prefix_space\":true}", NULL, &t) == 0, "%s", ch_err_msg());
+    ck_assert_int_eq(ch_tok_encode(t, "Hello", 5, 0, &ids, &n), 0);
+    ck_assert(n == 1 && ids[0] == 21927); /* " Hello", as Qwen2Tokenizer gives; 9707 ("Hello") without */
+    free(ids);
+    ch_tok_free(t);
+    /* TokenizersBackend (Llama 3) ignores it */
+    ck_assert_msg(open_dir("llama3_1", "{\"add_prefix_space\":true}", NULL, &t) == 0, "%s", ch_err_msg());
+    ck_assert_int_eq(ch_tok_encode(t, "Hello", 5, 0, &ids, &n), 0);
+    ck_assert(n == 1 && ids[0] == 9906);
+    free(ids);
+    ch_tok_free(t);
+}
+END_TEST
+
+START_TEST(test_tokenizer_config_values_engine_cannot_honour_refused_by_key) {
+    /* mini_a (added tokens <lst> <rst> <nrm> <s> </s>, NFC, its own Split steps) is cheap to load */
+    assert_refused(open_dir("mini_a", "!{\"split_special_tokens\":true}", NULL, NULL), CH_EUNSUPPORTED,
+                   "tokenizer_config.json: split_special_tokens", NULL);
+    ck_assert_msg(open_dir("mini_a", "!{\"split_special_tokens\":false,\"bos_token\":\"<s>\"}", NULL, NULL) == 0, "%s",
+                  ch_err_msg());
+    assert_refused(open_dir("mini_a", "!{\"bos_token\":\"<bos>\"}", NULL, NULL), CH_EUNSUPPORTED,
+                   "tokenizer_config.json: bos_token", "'<bos>' is not an added token");
+    assert_refused(open_dir("mini_a", "!{\"pad_token\":{\"content\":\"<pad>\",\"special\":true}}", NULL, NULL),
+                   CH_EUNSUPPORTED, "pad_token", "'<pad>'");
+    assert_refused(open_dir("mini_a", "!{\"image_token\":\"<image>\"}", NULL, NULL), CH_EUNSUPPORTED, "image_token",
+                   "'<image>'");
+    assert_refused(open_dir("mini_a", "!{\"tokenizer_class\":\"GPT2Tokenizer\"}", NULL, NULL), CH_EUNSUPPORTED,
+                   "tokenizer_class", "'GPT2Tokenizer'");
+    /* Qwen2Tokenizer builds its own NFC + Qwen2 regex pre-tokenizer: mini_a's differs */
+    assert_refused(open_dir("mini_a", "!{\"tokenizer_class\":\"Qwen2Tokenizer\"}", NULL, NULL), CH_EUNSUPPORTED,
+                   "Qwen2Tokenizer", "$.pre_tokenizer");
+    assert_refused(open_dir("mini_a", "!{\"frobnicate\":1}", NULL, NULL), CH_EUNSUPPORTED,
+                   "tokenizer_config.json: frobnicate", "not supported");
+    assert_refused(open_dir("mini_a", "!{\"auto_map\":{\"AutoTokenizer\":[\"x.X\",null]}}", NULL, NULL),
+                   CH_EUNSUPPORTED, "auto_map", NULL);
+    assert_refused(open_dir("mini_a", "!{\"add_eos_token\":\"yes\"}", NULL, NULL), CH_EFORMAT, "add_eos_token", NULL);
+    assert_refused(open_dir("mini_a", "!{\"bos_token\": ", NULL, NULL), CH_EFORMAT, "tokenizer_config.json:1:", "truncated");
+    assert_refused(open_dir("mini_a", "![1, 2]", NULL, NULL), CH_EFORMAT, "tokenizer_config.json", "JSON object");
+    /* the real files, edited */
+    assert_refused(open_dir("qwen3", "{\"additional_special_tokens\":[\"<|im_start|>\",\"<nope>\"]}", NULL, NULL),
+                   CH_EUNSUPPORTED, "additional_special_tokens[1]", "'<nope>'");
+    assert_refused(open_dir("qwen3", "{\"added_tokens_decoder/151667/lstrip\":true}", NULL, NULL), CH_EUNSUPPORTED,
+                   "added_tokens_decoder[\"151667\"]", "lstrip");
+    assert_refused(open_dir("qwen3", "{\"added_tokens_decoder/151667/content\":\"<thinking>\"}", NULL, NULL),
+                   CH_EUNSUPPORTED, "added_tokens_decoder[\"151667\"]", "'<think>'");
+    assert_refused(open_dir("qwen3", "{\"added_tokens_decoder/151669\":{\"content\":\"<new>\"}}", NULL, NULL),
+                   CH_EUNSUPPORTED, "added_tokens_decoder[\"151669\"]", "not an added token");
+    /* Qwen2Tokenizer keeps only the listed tokens; TokenizersBackend keeps tokenizer.json's */
+    assert_refused(open_dir("qwen3", "{\"added_tokens_decoder/151667\":\"<delete>\"}", NULL, NULL), CH_EUNSUPPORTED,
+                   "added_tokens_decoder", "151667 '<think>'");
+    ck_assert_msg(open_dir("qwen3", "{\"tokenizer_class\":\"PreTrainedTokenizerFast\",\"added_tokens_decoder/151667\":\"<delete>\"}",
+                           NULL, NULL) == 0,
+                  "%s", ch_err_msg());
+}
+END_TEST
+
+START_TEST(test_special_tokens_map_checked_when_transformers_reads_it) {
+    /* read only when tokenizer_config.json has no added_tokens_decoder */
+    const char *d = make_dir("llama3_1", "{\"added_tokens_decoder\":\"<delete>\"}", NULL);
+    char path[4400];
+    snprintf(path, sizeof path, "%s/special_tokens_map.json", d);
+    write_file(path, "{\"bos_token\":\"<|begin_of_text|>\",\"eos_token\":{\"content\":\"<eos>\"}}");
+    ch_tokenizer *t = NULL;
+    assert_refused(ch_tok_open_dir(d, &t), CH_EUNSUPPORTED, "special_tokens_map.json: eos_token", "'<eos>'");
+    d = make_dir("llama3_1", NULL, NULL); /* has added_tokens_decoder: the map is not read */
+    snprintf(path, sizeof path, "%s/special_tokens_map.json", d);
+    write_file(path, "{\"eos_token\":\"<eos>\"}");
+    ck_assert_msg(ch_tok_open_dir(d, &t) == 0, "%s", ch_err_msg());
+    ch_tok_free(t);
+}
+END_TEST
+
+static void sha256_of_listing(const char *dir, const char *files, char want[65]) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cd '%s' && sha256sum %s | sha256sum", dir, files);
+    FILE *p = popen(cmd, "r");
+    ck_assert(p && fread(want, 1, 64, p) == 64);
+    want[64] = 0;
+    pclose(p);
+}
+
+START_TEST(test_hash_folds_tokenizer_config_so_a_changed_config_differs) {
+    char want[65], first[65];
+    ch_tokenizer *t;
+    const char *d = make_dir("qwen3", NULL, NULL);
+    ck_assert_msg(ch_tok_open_dir(d, &t) == 0, "%s", ch_err_msg());
+    sha256_of_listing(d, "tokenizer.json tokenizer_config.json", want);
+    ck_assert_str_eq(ch_tok_hash(t), want);
+    snprintf(first, sizeof first, "%s", ch_tok_hash(t));
+    ch_tok_free(t);
+    /* an edit that changes no id still changes the hash: a resume with another config is refused */
+    ck_assert_msg(open_dir("qwen3", "{\"model_max_length\":4096}", NULL, &t) == 0, "%s", ch_err_msg());
+    ck_assert_str_ne(ch_tok_hash(t), first);
+    ch_tok_free(t);
+    /* no tokenizer_config.json: the hash of tokenizer.json, as ch_tok_load gives */
+    ck_assert_msg(open_dir("qwen3", "!", NULL, &t) == 0, "%s", ch_err_msg());
+    ch_tokenizer *bare = load_family("qwen3");
+    ck_assert_str_eq(ch_tok_hash(t), ch_tok_hash(bare));
+    ck_assert_str_ne(ch_tok_hash(t), first);
+    ch_tok_free(t), ch_tok_free(bare);
+}
+END_TEST
+
+START_TEST(test_chat_template_chosen_by_model_config) {
+    ch_tokenizer *t, *tq;
+    ck_assert_msg(open_dir("llama3_1", NULL, LLAMA_CONFIG, &t) == 0, "%s", ch_err_msg());
+    ck_assert_msg(open_dir("qwen3", NULL, "{\"architectures\":[\"Qwen2ForCausalLM\"]}", &tq) == 0, "%s", ch_err_msg());
+    ck_assert_int_eq(ch_tok_chat_style(t), CH_CHAT_LLAMA3);
+    ck_assert_int_eq(ch_tok_chat_style(tq), CH_CHAT_CHATML);
+    check_chat_golden(t, tq, 1); /* the chosen templates give transformers' apply_chat_template ids */
+    ch_tok_free(t), ch_tok_free(tq);
+    /* a tokenizer lacking the template's tokens is not the model's tokenizer */
+    assert_refused(open_dir("qwen3", NULL, LLAMA_CONFIG, NULL), CH_EMISMATCH, "config.json: architecture 'LlamaForCausalLM'",
+                   "no added token <|begin_of_text|>");
+    assert_refused(open_dir("llama3_1", NULL, "{\"architectures\":[\"Qwen2ForCausalLM\"]}", NULL), CH_EMISMATCH,
+                   "ChatML", "no added token <|im_start|>");
+    assert_refused(open_dir("llama3_1", NULL, "{\"model_type\":\"llama\",\"architectures\":[\"Qwen2ForCausalLM\"]}", NULL),
+                   CH_EMISMATCH, "disagree", NULL);
+    assert_refused(open_dir("llama3_1", NULL, "{\"architectures\":[\"MistralForCausalLM\"],\"model_type\":\"mistral\"}", NULL),
+                   CH_EUNSUPPORTED, "'MistralForCausalLM'", "no built-in chat template");
+    assert_refused(open_dir("llama3_1", NULL, "{\"hidden_size\":8}", NULL), CH_EFORMAT, "config.json",
+                   "neither 'architectures' nor 'model_type'");
+    /* without config.json (a tokenizer directory): the template whose tokens the file has */
+    ck_assert_msg(open_dir("qwen3", NULL, NULL, &t) == 0, "%s", ch_err_msg());
+    ck_assert_int_eq(ch_tok_chat_style(t), CH_CHAT_CHATML);
+    ch_tok_free(t);
+}
+END_TEST
+
+START_TEST(test_model_config_beats_added_tokens_for_chat) {
+    /* a Llama 3 tokenizer.json that also has the ChatML tokens (two reserved tokens renamed):
+     * by its tokens it is llama3; in a directory whose config.json is Qwen2's, ChatML */
+    const char *d = make_dir("llama3_1", "!", "{\"architectures\":[\"Qwen2ForCausalLM\"]}");
+    char path[4400], *buf;
+    size_t len;
+    snprintf(path, sizeof path, "%s/tokenizer.json", d);
+    FILE *f = fopen(path, "rb");
+    ck_assert(f != NULL);
+    buf = malloc(16 << 20);
+    len = fread(buf, 1, (16 << 20) - 1, f);
+    fclose(f);
+    buf[len] = 0;
+    const char *from[] = {"<|reserved_special_token_0|>", "<|reserved_special_token_1|>"}, *to[] = {"<|im_start|>", "<|im_end|>"};
+    for (int i = 0; i < 2; i++) {
+        char *at = strstr(buf, from[i]);
+        ck_assert(at != NULL);
+        size_t fl = strlen(from[i]), tl = strlen(to[i]);
+        memmove(at + tl, at + fl, len - (size_t)(at - buf) - fl + 1);
+        memcpy(at, to[i], tl);
+        len -= fl - tl;
+    }
+    unlink(path);
+    write_file(path, buf);
+    free(buf);
+    ch_tokenizer *t;
+    ck_assert_msg(ch_tok_load(path, &t) == 0, "%s", ch_err_msg());
+    ck_assert_int_eq(ch_tok_chat_style(t), CH_CHAT_LLAMA3);
+    ch_tok_free(t);
+    ck_assert_msg(ch_tok_open_dir(d, &t) == 0, "%s", ch_err_msg());
+    ck_assert_int_eq(ch_tok_chat_style(t), CH_CHAT_CHATML);
+    ch_message m = {"user", "hi"};
+    int32_t *ids;
+    size_t n;
+    ck_assert_int_eq(ch_tok_encode_chat(t, ch_tok_chat_style(t), &m, 1, 0, &ids, &n), 0);
+    ck_assert(n > 2 && ids[0] == ch_tok_token_id(t, "<|im_start|>"));
+    free(ids);
+    ch_tok_free(t);
+}
+END_TEST
+
 START_TEST(test_missing_file_is_io_error_naming_it) {
     ch_tokenizer *t = NULL;
     ck_assert_int_eq(ch_tok_open_dir("/nonexistent/model", &t), CH_EIO);
@@ -313,11 +653,23 @@ int main(void) {
     tcase_add_test(tc, test_unknown_pretokenizer_type_refused_by_name);
     tcase_add_test(tc, test_merge_with_unknown_token_names_json_path);
     tcase_add_test(tc, test_unknown_options_refused_by_name);
+    tcase_add_test(tc, test_unknown_post_processor_type_refused_by_name);
+    tcase_add_test(tc, test_model_dirs_equal_hf_golden_with_tokenizer_config);
+    tcase_add_test(tc, test_tokenizer_config_keys_equal_transformers_autotokenizer);
+    tcase_add_test(tc, test_qwen2_add_prefix_space_changes_ids);
+    tcase_add_test(tc, test_tokenizer_config_values_engine_cannot_honour_refused_by_key);
+    tcase_add_test(tc, test_special_tokens_map_checked_when_transformers_reads_it);
+    tcase_add_test(tc, test_hash_folds_tokenizer_config_so_a_changed_config_differs);
+    tcase_add_test(tc, test_chat_template_chosen_by_model_config);
+    tcase_add_test(tc, test_model_config_beats_added_tokens_for_chat);
     tcase_add_test(tc, test_missing_file_is_io_error_naming_it);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    char cmd[4200]; /* the model directories make_dir left */
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'/tok_dir_*_*", td_env("CH_BIN", "/tmp"));
+    if (system(cmd) != 0) fprintf(stderr, "could not remove the test directories\n");
     return failed ? 1 : 0;
 }

@@ -11,6 +11,15 @@ Writes tests/golden/tokenizer_<family>.jsonl.gz, one record per line:
 and tests/golden/tokenizer_chat.jsonl.gz with {"family", "style", "messages", "gen", "ids"} from
 transformers' apply_chat_template.
 
+tokenizer_config.json: the ids above come from tokenizer.json alone. The script checks that
+transformers' AutoTokenizer.from_pretrained on the family's directory (tokenizer.json + the
+committed tokenizer_config.json, with and without a config.json) gives the same ids for every
+string, and stops if it does not (then these goldens would have to be recorded through
+AutoTokenizer). tests/golden/tokenizer_config_variants.jsonl.gz records AutoTokenizer's ids for
+edited configs (the keys the engine honours or checks); its lines are
+    {"variant", "family", "edit": {key or "a/b/c" path: value, or "<delete>"}, "model_config"}
+    {"variant", "b64", "ids", "ids_special"}
+
 Invalid UTF-8: HF's Python API takes str, so inputs that are not valid UTF-8 are given to HF as
 bytes.decode("utf-8", errors="replace") (each maximal ill-formed subpart becomes U+FFFD), and the raw
 bytes are recorded: ch_tok_encode promises the same ids for the raw bytes.
@@ -191,8 +200,104 @@ def main():
                        "ids_special": tok.encode(s, add_special_tokens=True).ids}
                 f.write((json.dumps(rec, separators=(",", ":")) + "\n").encode())
         print(f"{path}: {len(texts)} strings")
+    check_auto_equals_file(texts)
+    write_config_variants()
     write_chat()
     write_mini(texts)
+
+
+# config.json of a model of each family, as far as AutoTokenizer and the engine read it
+MODEL_CONFIG = {"llama3_1": {"architectures": ["LlamaForCausalLM"], "model_type": "llama"},
+                "qwen3": {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2"}}
+
+
+def model_dir(fam, edit, model_config, where):
+    """DIR with the family's tokenizer.json, its tokenizer_config.json edited, and config.json."""
+    import shutil
+    shutil.rmtree(where, ignore_errors=True)
+    os.makedirs(where)
+    src = os.path.join(DATA, "tokenizers", fam)
+    shutil.copy(os.path.join(src, "tokenizer.json"), where)
+    with open(os.path.join(src, "tokenizer_config.json"), encoding="utf-8") as f:
+        cfg = json.load(f)
+    for key, value in edit.items():
+        *parents, last = key.split("/")
+        node = cfg
+        for p in parents:
+            node = node[p]
+        if value == "<delete>":
+            del node[last]
+        else:
+            node[last] = value
+    with open(os.path.join(where, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(cfg, f, ensure_ascii=False)
+    if model_config is not None:
+        with open(os.path.join(where, "config.json"), "w", encoding="utf-8") as f:
+            json.dump(model_config, f)
+    return where
+
+
+def check_auto_equals_file(texts):
+    """The committed tokenizer_config.json files change no id (transformers 5.24: they do not)."""
+    import tempfile
+    from transformers import AutoTokenizer
+
+    tmp = tempfile.mkdtemp()
+    for fam in FAMILIES:
+        tok = Tokenizer.from_file(os.path.join(DATA, "tokenizers", fam, "tokenizer.json"))
+        for mc in [None, MODEL_CONFIG[fam]]:
+            at = AutoTokenizer.from_pretrained(model_dir(fam, {}, mc, os.path.join(tmp, fam)))
+            bad = 0
+            for raw in texts:
+                s = raw.decode("utf-8", errors="replace")
+                for sp in (False, True):
+                    bad += tok.encode(s, add_special_tokens=sp).ids != at.encode(s, add_special_tokens=sp)
+            print(f"{fam}: AutoTokenizer ({type(at).__name__}, config.json: {mc is not None}) vs tokenizer.json: "
+                  f"{bad} of {2 * len(texts)} encodings differ")
+            if bad:
+                sys.exit("the committed tokenizer_config.json changes ids: record the goldens through AutoTokenizer")
+
+
+# (name, family, tokenizer_config.json edit, config.json); what transformers does is in the comment
+CONFIG_VARIANTS = [
+    ("llama3_1_model_dir", "llama3_1", {}, MODEL_CONFIG["llama3_1"]),      # TokenizersBackend
+    ("qwen3_model_dir", "qwen3", {}, MODEL_CONFIG["qwen3"]),               # Qwen2Tokenizer
+    ("qwen3_add_prefix_space", "qwen3", {"add_prefix_space": True}, None),  # its ByteLevel gets a prefix space
+    ("llama3_1_add_prefix_space", "llama3_1", {"add_prefix_space": True}, None),  # ignored
+    ("llama3_1_no_bos_add_eos", "llama3_1", {"add_bos_token": False, "add_eos_token": True},  # dropped
+     MODEL_CONFIG["llama3_1"]),
+    ("qwen3_add_bos_eos", "qwen3", {"add_bos_token": True, "bos_token": "<|endoftext|>", "add_eos_token": True},
+     None),                                                                 # dropped
+    ("qwen3_no_added_tokens_decoder", "qwen3", {"added_tokens_decoder": "<delete>"},  # tokenizer.json's tokens
+     MODEL_CONFIG["qwen3"]),
+    ("qwen3_as_fast", "qwen3", {"tokenizer_class": "PreTrainedTokenizerFast"}, None),  # TokenizersBackend
+    ("llama3_1_llama_fast", "llama3_1", {"tokenizer_class": "LlamaTokenizerFast", "legacy": False}, None),
+]
+
+
+def write_config_variants():
+    import tempfile
+    from transformers import AutoTokenizer
+
+    texts = [t.encode("utf-8", "surrogatepass") for t in hard_strings() + random_strings(150, 5) if len(t) <= 200]
+    texts += [b"Hello world 12345", b"  two spaces", b"<|im_start|>user\nhi<|im_end|>", b"a <|eot_id|> b"]
+    tmp = tempfile.mkdtemp()
+    path = os.path.join(HERE, "tokenizer_config_variants.jsonl.gz")
+    with gzip.GzipFile(path, "wb", compresslevel=9, mtime=0) as f:
+        for name, fam, edit, mc in CONFIG_VARIANTS:
+            at = AutoTokenizer.from_pretrained(model_dir(fam, edit, mc, os.path.join(tmp, name)))
+            tok = Tokenizer.from_file(os.path.join(DATA, "tokenizers", fam, "tokenizer.json"))
+            head = {"variant": name, "family": fam, "edit": edit, "model_config": mc}
+            f.write((json.dumps(head, ensure_ascii=False) + "\n").encode())
+            differ = 0
+            for raw in texts:
+                s = raw.decode("utf-8", errors="replace")
+                rec = {"variant": name, "b64": base64.b64encode(raw).decode(),
+                       "ids": at.encode(s, add_special_tokens=False), "ids_special": at.encode(s, add_special_tokens=True)}
+                differ += rec["ids_special"] != tok.encode(s, add_special_tokens=True).ids
+                f.write((json.dumps(rec, separators=(",", ":")) + "\n").encode())
+            print(f"{name}: {type(at).__name__}, {differ} of {len(texts)} differ from tokenizer.json alone")
+    print(f"{path}: {len(CONFIG_VARIANTS)} variants")
 
 
 def write_mini(texts):
