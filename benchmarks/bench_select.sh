@@ -14,7 +14,6 @@ echo "# building inputs in $D (probe set 2,000 rows, tasks 400 rows, pool $N row
 [ -f "$D/probeset.h5" ] || run 2 "$S" "$D/probeset.h5" "$D/probeset.jsonl" 2000 32 32 128 --labels 2>&1 | tail -1
 [ -f "$D/probes.h5" ] || run 2 "$B/capheads" probe --input "$D/probeset.h5" --output "$D/probes.h5" --top-k 16 >/dev/null 2>&1
 [ -f "$D/tasks.h5" ] || run 2 "$S" "$D/tasks.h5" "$D/tasks.jsonl" 400 32 32 128 --tasks 8 --seed 3 2>&1 | tail -1
-[ -d "$D/mix" ] || run 2 "$B/capheads" decompose --probes "$D/probes.h5" --input "$D/tasks.h5" --output "$D/mix" >/dev/null
 small=$((N / 4))
 [ -f "$D/pool_small.h5" ] || run 2 "$S" "$D/pool_small.h5" "$D/pool_small.jsonl" $small 32 32 128 --seed 5 2>&1 | tail -1
 [ -f "$D/pool.h5" ] || run 2 "$S" "$D/pool.h5" "$D/pool.jsonl" "$N" 32 32 128 --seed 5 2>&1 | tail -1
@@ -34,6 +33,9 @@ f["top_heads"][...] = t
 PY
 fi
 for probes in probes probes_all_layers; do
+# select refuses a mix made from other probes (mix.h5 probes_sha256): one mix per map
+[ -d "$D/mix_$probes" ] || run 2 "$B/capheads" decompose --probes "$D/$probes.h5" --input "$D/tasks.h5" \
+  --output "$D/mix_$probes" >/dev/null
 layers=$(/usr/bin/python3 -c "import h5py,sys; t=h5py.File(sys.argv[1])['top_heads'][:]; print(len(set((t//32).ravel())))" "$D/$probes.h5")
 echo
 echo "# map $probes.h5: mapped heads span $layers of 32 layers (select reads only those layers' chunks)"
@@ -44,7 +46,7 @@ for pool in pool_small pool; do
     sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
     t0=$(date +%s.%N)
     mpirun -n $r --oversubscribe "$B/capheads" select --probes "$D/$probes.h5" \
-      --mix "$D/mix" --input "$D/$pool.h5" --pool "$D/$pool.jsonl" --fraction 0.05 --output "$D/sel_${pool}_$r" \
+      --mix "$D/mix_$probes" --input "$D/$pool.h5" --pool "$D/$pool.jsonl" --fraction 0.05 --output "$D/sel_${pool}_$r" \
       >"$D/sel.out" 2>&1
     t1=$(date +%s.%N)
     rss=$(sed -n 's/.*peak memory per rank \([0-9]*\) MiB.*/\1/p' "$D/sel.out")

@@ -95,7 +95,9 @@ ch_run() {
   # shellcheck disable=SC2206  # CH_SRUN_ARGS is a word list by design
   [ -n "${CH_SRUN_ARGS:-}" ] && cmd+=($CH_SRUN_ARGS)
   cmd+=(bash "$CH_SLURM_DIR/bind.sh" "$CAPHEADS" "$stage" "$@" "${CH_EXTRA[@]}")
-  [ "${CH_STAGE_TIMING:-0}" = 1 ] && [ -n "${CH_TIMING:-}" ] && cmd+=(--timing "$CH_TIMING")
+  if [ "${CH_STAGE_TIMING:-0}" = 1 ] && [ -n "${CH_TIMING:-}" ]; then  # every stage has --timing
+    mkdir -p "$(dirname "$CH_TIMING")"; cmd+=(--timing "$CH_TIMING")
+  fi
   ch_log "${SLURM_NTASKS:-1} ranks on ${SLURM_JOB_NUM_NODES:-1} nodes: ${cmd[*]}"
   t0=$(date +%s.%N)
   "${cmd[@]}" </dev/null &   # srun would forward our stdin to rank 0 (and eat a caller's loop input)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # slurm/scaling.sh - a scaling study of one stage: one Slurm job per rank count, run one after the
 # other (so runs do not share the nodes), each appending its timing records (docs/timing.md) to
-# OUT/timing/<label>.jsonl; then the table and plot of slurm/scaling_report.py.
+# OUT/timing/<label>.jsonl: the template's wrapper record and the stage's own (--timing, every
+# stage has it); then the table and plot of slurm/scaling_report.py.
 #
 # usage: slurm/scaling.sh --stage extract --ranks "1 2 4 8" [--nodes "1 1 1 2"] [--mode strong|weak]
 #          [--repeat R] [--out DIR] [--sbatch-args "..."] [--no-wait] -- TEMPLATE-ARGS...
@@ -41,12 +42,6 @@ mkdir -p "$out"/{timing,logs}
 out=$(cd "$out" && pwd)
 rm -f "$out"/timing/*.jsonl
 
-# the stage writes its own record when it knows --timing (else the wrapper's record is used)
-cap=${CAPHEADS:-capheads}
-[ -z "${CAPHEADS:-}" ] && [ -x "$PWD/build/capheads" ] && cap=$PWD/build/capheads
-stage_timing=0
-"$cap" "$stage" --help 2>&1 | grep -q -- '--timing' && stage_timing=1
-
 prev="" ids=()
 for i in "${!R[@]}"; do
   n=${R[$i]} m=${N[$i]:-1}
@@ -61,7 +56,7 @@ for i in "${!R[@]}"; do
     [ -n "$sbargs" ] && cmd+=($sbargs)
     [ -n "$prev" ] && cmd+=(--dependency="afterany:$prev")   # one run at a time
     cmd+=("$here/$stage.sbatch" "${args[@]}")
-    prev=$(CH_TIMING=$out/timing/$label.jsonl CH_LABEL=$label CH_STAGE_TIMING=$stage_timing "${cmd[@]}")
+    prev=$(CH_TIMING=$out/timing/$label.jsonl CH_LABEL=$label CH_STAGE_TIMING=1 "${cmd[@]}")
     prev=${prev%%;*}
     ids+=("$prev")
     echo "$label job $prev" >&2

@@ -19,6 +19,11 @@
 #   --partition P --account A --time-extract T    passed to sbatch
 #   --sbatch-args "..."   more sbatch options for every job
 #   --extract-args "..."  more `capheads extract` options (e.g. "--hidden" for select --method rds)
+#   --prepare-args "..." --probe-args "..." --decompose-args "..." --select-args "..."
+#                         the same for the other stages (e.g. --probe-args "--lambda 0.01",
+#                         --select-args "--score cosine"); prepare's go to every --prepare command.
+#                         Words split on blanks, no quoting (options the template itself knows,
+#                         like --tasks for select, are its parameters and get {item} replaced)
 #   --dry-run             print the sbatch commands instead of submitting
 # Every option can also be given as an environment variable: --ranks-per-node -> CH_RANKS_PER_NODE.
 # Prints one line per job: "stage jobid"; the job ids are also written to OUT/jobs.txt.
@@ -28,7 +33,8 @@ export CH_SLURM_DIR=$here
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 opts="model probeset pool tasks out prepare nodes ranks_per_node gpus_per_node top_k fraction method
-      pool_mode batch_tokens partition account time_extract sbatch_args extract_args dry_run"
+      pool_mode batch_tokens partition account time_extract sbatch_args extract_args prepare_args
+      probe_args decompose_args select_args dry_run"
 for o in $opts; do v=CH_$(echo "$o" | tr '[:lower:]' '[:upper:]'); eval "$v=\${$v:-}"; done
 while [ $# -gt 0 ]; do
   o=${1#--}; o=${o//-/_}
@@ -76,6 +82,9 @@ xopt=()
 [ -n "$CH_BATCH_TOKENS" ] && xopt+=(--batch-tokens "$CH_BATCH_TOKENS")
 # shellcheck disable=SC2206
 [ -n "$CH_EXTRACT_ARGS" ] && xopt+=($CH_EXTRACT_ARGS)
+# more options per stage: the templates pass options they do not know on to the stage
+# shellcheck disable=SC2206
+prepopt=($CH_PREPARE_ARGS) popt=($CH_PROBE_ARGS) dopt=($CH_DECOMPOSE_ARGS) sopt=($CH_SELECT_ARGS)
 
 : >"$out/jobs.txt"
 n_dry=0
@@ -102,7 +111,7 @@ submit() {
 
 dep0=""
 if [ -n "$CH_PREPARE" ]; then
-  submit prepare "" "$here/prepare.sbatch" --commands "$CH_PREPARE"
+  submit prepare "" "$here/prepare.sbatch" --commands "$CH_PREPARE" "${prepopt[@]}"
   dep0=afterok:$SUBMITTED
 fi
 submit extract-probeset "$dep0" "${ext[@]}" "$here/extract.sbatch" --model "$CH_MODEL" \
@@ -114,15 +123,13 @@ j_xpool=$SUBMITTED
 submit extract-tasks "$dep0" "${ext[@]}" --array="0-$last" "$here/extract.sbatch" --list "$list" \
   --model "$CH_MODEL" --input "{path}" --output "$out/archives/tasks/{item}.h5" "${xopt[@]}"
 j_xtasks=$SUBMITTED
-popt=()
 [ -n "$CH_TOP_K" ] && popt+=(--top-k "$CH_TOP_K")
 submit probe "afterok:$j_xprobe" "$here/probe.sbatch" --input "$out/archives/probeset.h5" \
   --output "$out/probes.h5" --heatmap "$out/heatmaps" "${popt[@]}"
 j_probe=$SUBMITTED
 submit decompose "afterok:$j_probe:$j_xtasks" --array="0-$last" "$here/decompose.sbatch" --list "$list" \
-  --probes "$out/probes.h5" --input "$out/archives/tasks/{item}.h5" --output "$out/mix/{item}"
+  --probes "$out/probes.h5" --input "$out/archives/tasks/{item}.h5" --output "$out/mix/{item}" "${dopt[@]}"
 j_dec=$SUBMITTED
-sopt=()
 [ -n "$CH_FRACTION" ] && sopt+=(--fraction "$CH_FRACTION")
 [ -n "$CH_METHOD" ] && sopt+=(--method "$CH_METHOD")
 submit select "aftercorr:$j_dec,afterok:$j_xpool" --array="0-$last" "$here/select.sbatch" --list "$list" \

@@ -1,12 +1,16 @@
 /* capmix.c - see capmix.h. */
 #include "capmix.h"
 
+#include <cjson/cJSON.h>
 #include <hdf5.h>
 #include <math.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
+#include "h5util.h"
 
 #define H5CHK(call)                                                                               \
     do {                                                                                          \
@@ -82,6 +86,53 @@ done:
 
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
+/* Which classes the probes know: /class_train counts when the file has them, else a class is
+ * absent when the fit never moved it from its zero start at any mapped head. */
+static int load_present(hid_t f, const char *path, ch_capmix *cm) {
+    const size_t D = (size_t)cm->head_dim;
+    int n = 0;
+    if (H5Lexists(f, "class_train", H5P_DEFAULT) > 0) {
+        int64_t cnt[CH_NCAP];
+        CH_TRY(read_all(f, path, "class_train", H5T_NATIVE_INT64, CH_NCAP, cnt));
+        for (int c = 0; c < CH_NCAP; c++) n += (cm->present[c] = cnt[c] > 0);
+    } else {
+        for (int c = 0; c < CH_NCAP; c++) {
+            int moved = 0;
+            for (int m = 0; m < cm->n_mapped && !moved; m++) {
+                moved = cm->b[m * CH_NCAP + c] != 0;
+                for (size_t d = 0; d < D && !moved; d++) moved = cm->w[((size_t)m * CH_NCAP + c) * D + d] != 0;
+            }
+            n += (cm->present[c] = moved);
+        }
+    }
+    if (n < 1) CH_FAIL(CH_EFORMAT, "%s: the probes know no capability class (class_train all 0?)", path);
+    return 0;
+}
+
+/* SHA-256 over everything the mixes depend on (see capmix.h). */
+static int make_digest(const ch_capmix *cm, const int *top, char hex[65]) {
+    const size_t D = (size_t)cm->head_dim, M = (size_t)cm->n_mapped;
+    int32_t shape[4] = {cm->n_layers, cm->n_heads, cm->head_dim, cm->top_k}, pres[CH_NCAP];
+    for (int c = 0; c < CH_NCAP; c++) pres[c] = cm->present[c];
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(ctx, "capheads-probes-digest-1", 24) == 1 &&
+             EVP_DigestUpdate(ctx, shape, sizeof shape) == 1 &&
+             EVP_DigestUpdate(ctx, top, sizeof(int) * CH_NCAP * (size_t)cm->top_k) == 1 &&
+             EVP_DigestUpdate(ctx, pres, sizeof pres) == 1 &&
+             EVP_DigestUpdate(ctx, cm->w, sizeof(float) * M * CH_NCAP * D) == 1 &&
+             EVP_DigestUpdate(ctx, cm->b, sizeof(float) * M * CH_NCAP) == 1 &&
+             EVP_DigestUpdate(ctx, cm->mean, sizeof(float) * M * D) == 1 &&
+             EVP_DigestUpdate(ctx, cm->std, sizeof(float) * M * D) == 1 &&
+             EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 32;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) CH_FAIL(CH_EINTERNAL, "OpenSSL SHA-256 unavailable");
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
 int ch_capmix_load(const char *path, ch_capmix *cm) {
     memset(cm, 0, sizeof *cm);
     int rc = 0, *top = NULL;
@@ -136,6 +187,11 @@ int ch_capmix_load(const char *path, ch_capmix *cm) {
         if (!(cm->std[i] > 0) || !isfinite(cm->mean[i]))
             CH_FAIL_GOTO(done, CH_EFORMAT, "%s: standardization of mapped head %d is not usable", path,
                          cm->mapped[i / D]);
+    CH_TRY_GOTO(load_present(f, path, cm), done);
+    CH_TRY_GOTO(make_digest(cm, top, cm->digest), done);
+    CH_TRY_GOTO(ch_h5_get_str(f, "capability_names", &cm->capability_names), done);
+    CH_TRY_GOTO(ch_h5_get_str(f, "input_sha256", &cm->source_sha256), done);
+    cm->heads = CH_HEADS_OWN;
 done:
     free(top);
     H5Fclose(f);
@@ -145,7 +201,7 @@ done:
 
 void ch_capmix_free(ch_capmix *cm) {
     free(cm->mapped), free(cm->sets), free(cm->w), free(cm->b), free(cm->mean), free(cm->std);
-    free(cm->source_sha256), free(cm->used);
+    free(cm->source_sha256), free(cm->used), free(cm->capability_names);
     memset(cm, 0, sizeof *cm);
 }
 
@@ -161,6 +217,7 @@ static int apply(const ch_capmix *cm, const float *acts, int64_t n, double *p, s
             const float *xh = x + slot[m];
             double mx = -INFINITY;
             for (int c = 0; c < CH_NCAP; c++) {
+                if (!cm->present[c]) continue; /* masked out of the softmax, as in the fit */
                 const float *w = cm->w + ((size_t)m * CH_NCAP + c) * D;
                 double z = cm->b[m * CH_NCAP + c];
                 for (int d = 0; d < D; d++) {
@@ -175,14 +232,24 @@ static int apply(const ch_capmix *cm, const float *acts, int64_t n, double *p, s
                 if (z > mx) mx = z;
             }
             double den = 0;
-            for (int c = 0; c < CH_NCAP; c++) den += (probs[c] = exp(probs[c] - mx));
+            for (int c = 0; c < CH_NCAP; c++) den += (probs[c] = cm->present[c] ? exp(probs[c] - mx) : 0);
             for (int c = 0; c < CH_NCAP; c++) ph[m * CH_NCAP + c] = probs[c] / den;
         }
         double q[CH_NCAP], tot = 0;
         for (int c = 0; c < CH_NCAP; c++) {
             double s = 0;
-            for (int j = 0; j < cm->top_k; j++) s += ph[cm->sets[c * cm->top_k + j] * CH_NCAP + c];
-            tot += (q[c] = s / cm->top_k);
+            if (cm->heads == CH_HEADS_UNION) { /* every mapped head's whole distribution */
+                for (int m = 0; m < cm->n_mapped; m++) s += ph[m * CH_NCAP + c];
+                q[c] = s / cm->n_mapped;
+            } else { /* capability c by its own heads S_c */
+                for (int j = 0; j < cm->top_k; j++) s += ph[cm->sets[c * cm->top_k + j] * CH_NCAP + c];
+                q[c] = s / cm->top_k;
+            }
+            tot += q[c];
+        }
+        if (!(tot > 0)) { /* own: every capability's heads give it (numerically) nothing */
+            free(ph);
+            CH_FAIL(CH_EFORMAT, "row %lld: every capability has probability 0 at its own heads", (long long)r);
         }
         for (int c = 0; c < CH_NCAP; c++) p[r * CH_NCAP + c] = q[c] / tot;
     }
@@ -218,6 +285,26 @@ int ch_capmix_read(const ch_capmix *cm, ch_archive_reader *r, int64_t row0, int6
         for (int64_t i = 0; i < n; i++) memcpy(acts + ((size_t)i * cm->n_used + u) * HD, tmp + (size_t)i * HD, HD * sizeof(float));
     }
     return 0;
+}
+
+const char *ch_capmix_heads_name(int heads) { return heads == CH_HEADS_UNION ? "union" : "own"; }
+
+int ch_capmix_heads_parse(const char *name, int *heads) {
+    if (!strcmp(name, "own")) *heads = CH_HEADS_OWN;
+    else if (!strcmp(name, "union")) *heads = CH_HEADS_UNION;
+    else CH_FAIL(CH_EARG, "--heads must be own or union, got '%s'", name);
+    return 0;
+}
+
+int ch_capability_names_same(const char *a, const char *b) {
+    cJSON *x = a ? cJSON_Parse(a) : NULL, *y = b ? cJSON_Parse(b) : NULL;
+    int same = cJSON_IsArray(x) && cJSON_IsArray(y) && cJSON_GetArraySize(x) == cJSON_GetArraySize(y);
+    for (int i = 0; same && i < cJSON_GetArraySize(x); i++) {
+        cJSON *u = cJSON_GetArrayItem(x, i), *v = cJSON_GetArrayItem(y, i);
+        same = cJSON_IsString(u) && cJSON_IsString(v) && !strcmp(u->valuestring, v->valuestring);
+    }
+    cJSON_Delete(x), cJSON_Delete(y);
+    return same;
 }
 
 double ch_capmix_score_dot(const double *w, const double *p) {

@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "err.h"
 #include "probe.h"
+#include "timing.h"
 
 #define RBLOCK 256
 
@@ -28,7 +29,7 @@
     } while (0)
 
 typedef struct {
-    const char *input, *output, *heatmap;
+    const char *input, *output, *heatmap, *timing;
     int top_k, allow_incomplete;
     double memory_mib;
     ch_probe_opts fit;
@@ -49,9 +50,11 @@ typedef struct {
 static void usage(FILE *f) {
     fprintf(f, "usage: [mpirun -n R] capheads probe --input PROBESET.h5 --output PROBES.h5\n"
                "         [--top-k 16] [--heatmap DIR] [--lambda 1e-3] [--tol 1e-5] [--max-evals 500]\n"
-               "         [--memory MiB (default 1024)] [--allow-incomplete]\n"
+               "         [--memory MiB (default 1024)] [--allow-incomplete] [--timing FILE]\n"
                "Fits a multinomial logistic-regression probe per (layer, head) over the five\n"
-               "capabilities; validation rows are the ids whose FNV-1a 64 hash %% 5 == 0.\n");
+               "capabilities; validation rows are the ids whose FNV-1a 64 hash %% 5 == 0.\n"
+               "  --timing FILE  append a JSON timing record (docs/timing.md): records = rows fitted\n"
+               "                 (train + validation), heads, train_rows, val_rows\n");
 }
 
 static int parse(int argc, char **argv, probe_args *a, int *help) {
@@ -76,6 +79,7 @@ static int parse(int argc, char **argv, probe_args *a, int *help) {
         if (!strcmp(o, "--input")) a->input = v;
         else if (!strcmp(o, "--output")) a->output = v;
         else if (!strcmp(o, "--heatmap")) a->heatmap = v;
+        else if (!strcmp(o, "--timing")) a->timing = v;
         else if (!strcmp(o, "--top-k")) a->top_k = (int)strtol(v, &end, 10);
         else if (!strcmp(o, "--max-evals")) a->fit.max_evals = (int)strtol(v, &end, 10);
         else if (!strcmp(o, "--lambda")) a->fit.lambda = strtod(v, &end);
@@ -443,6 +447,8 @@ int ch_cmd_probe(int argc, char **argv, MPI_Comm comm) {
     probe_args a;
     int help = 0;
     CH_TRY(parse(argc, argv, &a, &help));
+    ch_timing tm;
+    ch_timing_start(&tm, "probe");
     probe_ctx c;
     memset(&c, 0, sizeof c);
     c.comm = comm;
@@ -466,5 +472,10 @@ int ch_cmd_probe(int argc, char **argv, MPI_Comm comm) {
     if (c.ids) ch_archive_free_strings(c.ids, c.nloc);
     free(c.ids), free(c.train), free(c.val), free(c.ytr), free(c.yva);
     int crc = ch_archive_close_read(c.ar);
-    return rc ? rc : crc;
+    rc = rc ? rc : crc;
+    tm.records = res.n_train + res.n_val;
+    if (!rc) rc = ch_timing_add(&tm, "heads", (int64_t)c.L * c.H);
+    if (!rc) rc = ch_timing_add(&tm, "train_rows", res.n_train);
+    if (!rc) rc = ch_timing_add(&tm, "val_rows", res.n_val);
+    return ch_timing_finish(&tm, a.timing, rc, comm);
 }

@@ -16,31 +16,47 @@
 #include "cli.h"
 #include "err.h"
 #include "mixfile.h"
+#include "timing.h"
 
 #define FIX_SCALE 1099511627776.0 /* 2^40: mixes are in [0, 1] */
 #define FIX_HIDDEN 16777216.0     /* 2^24: hidden states are stored as binary16 anyway */
+#define BUILD_CAPS "[\"math\",\"reading\",\"commonsense\",\"science\",\"professional\"]"
 
 typedef struct {
-    const char *probes, *input, *output, *tasks;
+    const char *probes, *input, *output, *tasks, *timing;
     int allow_incomplete;
+    int heads; /* CH_HEADS_OWN | CH_HEADS_UNION */
     int64_t block_rows;
+    ch_timing *tm; /* filled in by run() */
 } opts;
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: [mpirun -n R] capheads decompose --probes PROBES.h5 --input TASKS.h5 --output DIR\n"
-            "                                        [--tasks T1,T2,...] [--allow-incomplete]\n\n"
+            "                                        [--tasks T1,T2,...] [--allow-incomplete]\n"
+            "                                        [--heads own|union] [--block-rows N]\n"
+            "                                        [--timing FILE]\n\n"
             "For every task in the archive (its `task` field: MMLU subjects, BBH tasks, ...), run\n"
-            "the probes of each capability's mapped heads over the task's examples and average the\n"
-            "predicted capability distribution. Writes DIR/mix.h5, DIR/mix.csv, DIR/mix.svg.\n"
+            "the probes of the mapped heads over the task's examples and average the predicted\n"
+            "capability distribution. Writes DIR/mix.h5, DIR/mix.csv, DIR/mix.svg.\n"
             "  --tasks LIST        only these tasks (each must have examples)\n"
-            "  --allow-incomplete  use an archive whose extraction did not finish (done rows only)\n");
+            "  --heads own         a row's mix: capability c = the mean probability of c at c's own\n"
+            "                      top-k heads, then normalised to sum 1 (default)\n"
+            "          union       the mean of the whole distribution of every mapped head (the union\n"
+            "                      of the top-k sets); select must be given the same --heads\n"
+            "  --block-rows N      archive rows read per block (default 256): memory per rank is N rows\n"
+            "                      of the layers that hold mapped heads\n"
+            "  --allow-incomplete  use an archive whose extraction did not finish (done rows only)\n"
+            "  --timing FILE       append a JSON timing record (docs/timing.md): records = archive\n"
+            "                      rows folded into a mix, tasks = tasks reported\n");
 }
 
 static int parse(int argc, char **argv, opts *o) {
     static const struct option lo[] = {{"probes", 1, 0, 'p'}, {"input", 1, 0, 'i'}, {"output", 1, 0, 'o'},
+                                       {"heads", 1, 0, 'H'},
                                        {"tasks", 1, 0, 't'},  {"allow-incomplete", 0, 0, 'a'},
-                                       {"block-rows", 1, 0, 'b'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+                                       {"block-rows", 1, 0, 'b'}, {"timing", 1, 0, 'T'},
+                                       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->block_rows = 256;
     optind = 1;
@@ -52,7 +68,9 @@ static int parse(int argc, char **argv, opts *o) {
         case 'o': o->output = optarg; break;
         case 't': o->tasks = optarg; break;
         case 'a': o->allow_incomplete = 1; break;
+        case 'H': CH_TRY(ch_capmix_heads_parse(optarg, &o->heads)); break;
         case 'b': o->block_rows = atoll(optarg); break;
+        case 'T': o->timing = optarg; break;
         case 'h': usage(stdout); return -1;
         default: CH_FAIL(CH_EARG, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
         }
@@ -113,6 +131,10 @@ static int run(const opts *o, MPI_Comm comm) {
     ch_mix mix;
     memset(&mix, 0, sizeof mix);
     CH_TRY(ch_capmix_load(o->probes, &cm));
+    cm.heads = o->heads;
+    if (!ch_capability_names_same(cm.capability_names, BUILD_CAPS))
+        CH_FAIL_GOTO(out, CH_EMISMATCH, "the probes in %s are for capabilities %s, this build's are %s", o->probes,
+                     cm.capability_names ? cm.capability_names : "(none recorded)", BUILD_CAPS);
     CH_TRY_GOTO(ch_archive_open_read(o->input, comm, &r), out);
     CH_TRY_GOTO(ch_archive_get_info(r, &info), out);
     if (info.n_layers != cm.n_layers || info.n_heads != cm.n_heads || info.head_dim != cm.head_dim)
@@ -208,7 +230,10 @@ static int run(const opts *o, MPI_Comm comm) {
     mix.probes = (char *)o->probes;
     mix.input = (char *)o->input;
     mix.input_sha256 = info.input_sha256;
-    mix.capability_names = "[\"math\",\"reading\",\"commonsense\",\"science\",\"professional\"]";
+    mix.capability_names = BUILD_CAPS;
+    mix.probes_sha256 = cm.digest; /* the identity select checks its --probes against */
+    mix.probes_input_sha256 = cm.source_sha256;
+    mix.heads = (char *)ch_capmix_heads_name(cm.heads);
     if (rank == 0) {
         rc = ch_mix_write(o->output, &mix);
         if (!rc) {
@@ -225,6 +250,8 @@ static int run(const opts *o, MPI_Comm comm) {
     }
     MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
     if (rc && rank) rc = ch_err_set(rc, __FILE__, __LINE__, "rank 0 could not write %s", o->output);
+    for (int i = 0; !rc && i < nuniq; i++) o->tm->records += cnt[i]; /* rows that went into a mix */
+    if (!rc) rc = ch_timing_add(o->tm, "tasks", nt);
 out2:
     free(want);
     /* mix borrows task names and strings: free only its own arrays */
@@ -244,5 +271,8 @@ int ch_cmd_decompose(int argc, char **argv, MPI_Comm comm) {
     int rc = parse(argc, argv, &o);
     if (rc < 0) return 0;
     CH_TRY(rc);
-    return run(&o, comm);
+    ch_timing tm;
+    ch_timing_start(&tm, "decompose");
+    tm.records = 0, o.tm = &tm;
+    return ch_timing_finish(&tm, o.timing, run(&o, comm), comm);
 }

@@ -53,11 +53,28 @@ static int write_h5(const char *path, const ch_mix *m) {
     H5CHK(ch_h5_put_str(f, "probes", m->probes ? m->probes : ""));
     H5CHK(ch_h5_put_str(f, "input", m->input ? m->input : ""));
     H5CHK(ch_h5_put_str(f, "input_sha256", m->input_sha256 ? m->input_sha256 : ""));
+    H5CHK(ch_h5_put_str(f, "probes_sha256", m->probes_sha256 ? m->probes_sha256 : ""));
+    H5CHK(ch_h5_put_str(f, "probes_input_sha256", m->probes_input_sha256 ? m->probes_input_sha256 : ""));
+    H5CHK(ch_h5_put_str(f, "heads", m->heads ? m->heads : "own"));
 done:
     if (st >= 0) H5Tclose(st);
     if (f >= 0 && H5Fclose(f) < 0 && !rc) rc = ch_err_set(CH_EHDF5, __FILE__, __LINE__, "%s: close failed", path);
     free(flat);
     return rc;
+}
+
+/* One CSV field (RFC 4180): quoted, with quotes doubled, when it holds , " CR or LF. */
+static void csv_field(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
 }
 
 static int write_csv(const char *path, const ch_mix *m) {
@@ -68,7 +85,8 @@ static int write_csv(const char *path, const ch_mix *m) {
     for (int c = 0; c < CH_NCAP; c++) fprintf(f, ",%s", ch_capability_names[c]);
     fprintf(f, "\n");
     for (int i = 0; i < m->ntask; i++) {
-        fprintf(f, "%s,%lld", m->tasks[i], (long long)m->count[i]);
+        csv_field(f, m->tasks[i]);
+        fprintf(f, ",%lld", (long long)m->count[i]);
         for (int c = 0; c < CH_NCAP; c++) fprintf(f, ",%.6f", m->mix[i * CH_NCAP + c]);
         fprintf(f, "\n");
     }
@@ -106,6 +124,9 @@ int ch_mix_read(const char *where, ch_mix *m) {
     CH_TRY_GOTO(ch_h5_get_str(f, "probes", &m->probes), done);
     CH_TRY_GOTO(ch_h5_get_str(f, "input", &m->input), done);
     CH_TRY_GOTO(ch_h5_get_str(f, "input_sha256", &m->input_sha256), done);
+    CH_TRY_GOTO(ch_h5_get_str(f, "probes_sha256", &m->probes_sha256), done);
+    CH_TRY_GOTO(ch_h5_get_str(f, "probes_input_sha256", &m->probes_input_sha256), done);
+    CH_TRY_GOTO(ch_h5_get_str(f, "heads", &m->heads), done);
     H5CHK(d = H5Dopen2(f, "tasks", H5P_DEFAULT));
     H5CHK(s = H5Dget_space(d));
     m->ntask = (int)H5Sget_simple_extent_npoints(s);
@@ -155,6 +176,7 @@ void ch_mix_free(ch_mix *m) {
         for (int i = 0; i < m->ntask; i++) free(m->tasks[i]);
     free(m->tasks), free(m->mix), free(m->count), free(m->hidden_mean);
     free(m->capability_names), free(m->probes), free(m->input), free(m->input_sha256);
+    free(m->probes_sha256), free(m->probes_input_sha256), free(m->heads);
     memset(m, 0, sizeof *m);
 }
 

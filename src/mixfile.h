@@ -3,9 +3,12 @@
  * DIR/mix.h5 (format "capheads-mix" v1): /tasks [T] strings, /mix [T, 5] f64 (rows sum to 1),
  * /n_examples [T] int64, optional /hidden_mean [T, hidden] f32 (mean final hidden state of the
  * task's examples, for the RDS baseline); root attributes capability_names (JSON list), probes
- * (path of the probe file), input (path of the task archive), input_sha256 (its corpus hash).
- * Beside it: mix.csv (task, n_examples, one column per capability) and mix.svg, a stacked bar
- * chart of the mixes. */
+ * (path of the probe file), probes_sha256 (ch_capmix.digest: the identity of the probes the mix
+ * was computed with), probes_input_sha256 (the probe file's own input_sha256), heads ("own" or
+ * "union": the mix formula, capmix.h), input (path of the task archive), input_sha256 (its
+ * corpus hash). Beside it: mix.csv (task, n_examples, one column per capability; a task name
+ * holding a comma, quote or line break is quoted as RFC 4180 says) and mix.svg, a stacked bar
+ * chart of the mixes (one <g class="bar"> per task, in mix order). */
 #ifndef CH_MIXFILE_H
 #define CH_MIXFILE_H
 
@@ -20,6 +23,7 @@ typedef struct {
     float *hidden_mean; /* [ntask][hidden_dim] or NULL */
     char *capability_names; /* JSON list */
     char *probes, *input, *input_sha256;
+    char *probes_sha256, *probes_input_sha256, *heads; /* NULL when absent (older mix files) */
 } ch_mix;
 
 /* Write DIR/mix.h5, DIR/mix.csv, DIR/mix.svg (serial: call from one rank). */

@@ -40,6 +40,7 @@ int ch_mix_plot_svg(const ch_mix *m, const char *path) {
             left + (width > 5 * 125 ? width : 5 * 125) + 40, height, left);
     for (int i = 0; i < m->ntask; i++) {
         int y = top + i * (bar_h + gap);
+        fputs("<g class=\"bar\">\n", f); /* one group per task: its label and five segments */
         fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", left - 8, y + bar_h - 5);
         xml_text(f, m->tasks[i]);
         fprintf(f, " (n=%lld)</text>\n", (long long)m->count[i]);
@@ -52,6 +53,7 @@ int ch_mix_plot_svg(const ch_mix *m, const char *path) {
                     left + x, y, w, bar_h, colours[c], ch_capability_names[c], m->mix[i * CH_NCAP + c]);
             x += w;
         }
+        fputs("</g>\n", f);
     }
     int ly = top + m->ntask * (bar_h + gap) + 20;
     for (int c = 0; c < CH_NCAP; c++) {

@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "err.h"
 #include "jsonl.h"
+#include "timing.h"
 
 /* ---- the output writer --------------------------------------------------------------------- */
 
@@ -385,6 +386,8 @@ static void usage(FILE *f) {
         "  --limit N          take at most the first N records of each source file\n"
         "  --seed S           probeset: selection and order seed (default 0)\n"
         "  --per-class N      probeset: records per class (default: the smallest class)\n"
+        "  --timing FILE      append a JSON timing record (docs/timing.md): records = records\n"
+        "                     written, sources = SRC arguments\n"
         "  -h, --help         this text\n",
         "probeset");
 }
@@ -406,6 +409,10 @@ int ch_cmd_prepare(int argc, char **argv, MPI_Comm comm) {
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     if (!pos) CH_FAIL(CH_ENOMEM, "out of memory");
     int npos = 0, rc = 0, help = 0;
+    const char *timing = NULL;
+    long nrec = -1; /* records written (rank 0), for the timing record */
+    ch_timing tm;
+    ch_timing_start(&tm, "prepare");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -420,6 +427,8 @@ int ch_cmd_prepare(int argc, char **argv, MPI_Comm comm) {
             o.task = val, i++;
         else if (!strcmp(a, "--cue"))
             o.cue = val, i++;
+        else if (!strcmp(a, "--timing"))
+            timing = val, i++;
         else if (!strcmp(a, "--limit")) {
             CH_TRY_GOTO(parse_long(a, val, &o.limit), done);
             i++;
@@ -470,6 +479,7 @@ int ch_cmd_prepare(int argc, char **argv, MPI_Comm comm) {
             long written = 0, m = 0;
             int ncls = 0;
             rc = run_probeset(&o, &written, &m, &ncls);
+            nrec = written;
             if (!rc)
                 printf("prepare probeset: %ld records (%d classes x %ld, seed %" PRIu64 ") -> %s\n",
                        written, ncls, m, o.seed, o.output);
@@ -479,6 +489,7 @@ int ch_cmd_prepare(int argc, char **argv, MPI_Comm comm) {
             for (int i = 0; !rc && i < o.nsrcs; i++)
                 rc = convert_path(&w, &o, fmt, o.srcs[i]);
             long n = w.n;
+            nrec = n;
             if (!rc)
                 rc = out_commit(&w);
             else if (w.f)
@@ -496,6 +507,9 @@ int ch_cmd_prepare(int argc, char **argv, MPI_Comm comm) {
             rc = ch_err_set(shared, __FILE__, __LINE__,
                             "failed on rank 0 (prepare runs there only)");
     }
+    tm.records = nrec;
+    if (!rc) rc = ch_timing_add(&tm, "sources", o.nsrcs);
+    rc = ch_timing_finish(&tm, timing, rc, comm);
 done:
     free(pos);
     return rc;

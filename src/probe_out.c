@@ -132,6 +132,8 @@ int ch_probe_write(const char *path, const ch_probe_result *r) {
     CH_TRY_GOTO(write_ds(f, path, "ovr_auc", H5T_NATIVE_FLOAT, 3, db, r->ovr_auc), out);
     CH_TRY_GOTO(write_ds(f, path, "top_heads", H5T_NATIVE_INT32, 2, dt, r->top_heads), out);
     CH_TRY_GOTO(write_ds(f, path, "top_scores", H5T_NATIVE_FLOAT, 2, dt, r->top_scores), out);
+    /* training rows per class: a class with none is masked out of every softmax (capmix) */
+    CH_TRY_GOTO(write_ds(f, path, "class_train", H5T_NATIVE_INT64, 1, &C, r->class_train), out);
     int32_t ver = CH_PROBES_VERSION, k = r->k, best = r->best_head;
     char caps[160];
     snprintf(caps, sizeof caps, "[\"%s\", \"%s\", \"%s\", \"%s\", \"%s\"]", ch_capability_names[0],

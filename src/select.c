@@ -26,33 +26,49 @@
 #include "lines.h"
 #include "mixfile.h"
 #include "select_out.h"
+#include "timing.h"
 #include "topk.h"
 
 typedef enum { M_CAPABILITY, M_RANDOM, M_RDS } method;
 
 typedef struct {
-    const char *probes, *mix, *input, *pool, *output, *tasks;
+    const char *probes, *mix, *input, *pool, *output, *tasks, *timing;
     double fraction;
     method method;
     int cosine, allow_incomplete;
+    int heads; /* CH_HEADS_OWN | CH_HEADS_UNION: must be the mix's */
     unsigned long long seed;
     int64_t block_rows;
+    ch_timing *tm; /* filled in by run() */
 } opts;
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: [mpirun -n R] capheads select --probes PROBES.h5 --mix MIXDIR --input POOL.h5\n"
+            "usage: [mpirun -n R] capheads select [--probes PROBES.h5] --mix MIXDIR --input POOL.h5\n"
             "           --pool POOL.jsonl --output DIR [--fraction 0.05] [--tasks T1,T2,...]\n"
-            "           [--method capability|random|rds] [--score dot|cosine] [--seed N]\n\n"
+            "           [--method capability|random|rds] [--score dot|cosine] [--seed N]\n"
+            "           [--heads own|union] [--block-rows N]\n"
+            "           [--timing FILE]\n\n"
             "Score every pool row for every target task of the mix and write, per task,\n"
             "DIR/<task>.jsonl: the selected pool lines, byte-identical, in pool order\n"
-            "(ceil(fraction x rows) of them), plus DIR/scores.h5 with every score.\n"
+            "(ceil(fraction x rows) of them), plus DIR/scores.h5 with every score. <task> is the\n"
+            "task name with every character other than A-Z a-z 0-9 . _ - replaced by '_'\n"
+            "(mmlu/anatomy -> mmlu_anatomy.jsonl); two tasks of one run that map to the same file\n"
+            "name are refused (select them in separate runs with --tasks).\n"
+            "  --probes FILE        the probe file the mix was made from (checked); needed only by\n"
+            "                       --method capability\n"
             "  --method capability  w_task . p_row, the capability mixes (default)\n"
             "           random      seeded uniform subset (baseline)\n"
             "           rds         cosine of mean final hidden states (baseline; needs --hidden\n"
             "                       at extraction for the pool and the task archives)\n"
             "  --score cosine       cosine(w_task, p_row) instead of the dot product\n"
-            "  --allow-incomplete   accept an unfinished pool archive (unfinished rows never selected)\n");
+            "  --heads own|union    the row mix formula (decompose --heads); must be the one the mix\n"
+            "                       was made with (default own)\n"
+            "  --seed N             seed of --method random (default 1)\n"
+            "  --block-rows N       pool archive rows read per block (default 256)\n"
+            "  --allow-incomplete   accept an unfinished pool archive (unfinished rows never selected)\n"
+            "  --timing FILE        append a JSON timing record (docs/timing.md): records = pool rows\n"
+            "                       scored, tasks, selected = rows kept per task\n");
 }
 
 static int parse(int argc, char **argv, opts *o) {
@@ -60,7 +76,8 @@ static int parse(int argc, char **argv, opts *o) {
         {"probes", 1, 0, 'p'}, {"mix", 1, 0, 'm'},    {"input", 1, 0, 'i'},  {"pool", 1, 0, 'P'},
         {"output", 1, 0, 'o'}, {"tasks", 1, 0, 't'},  {"fraction", 1, 0, 'f'}, {"method", 1, 0, 'M'},
         {"score", 1, 0, 's'},  {"seed", 1, 0, 'S'},   {"allow-incomplete", 0, 0, 'a'},
-        {"block-rows", 1, 0, 'b'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"heads", 1, 0, 'H'},
+        {"block-rows", 1, 0, 'b'}, {"timing", 1, 0, 'T'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->fraction = 0.05, o->block_rows = 256, o->seed = 1;
     optind = 1;
@@ -92,7 +109,9 @@ static int parse(int argc, char **argv, opts *o) {
             break;
         case 'S': o->seed = strtoull(optarg, NULL, 10); break;
         case 'a': o->allow_incomplete = 1; break;
+        case 'H': CH_TRY(ch_capmix_heads_parse(optarg, &o->heads)); break;
         case 'b': o->block_rows = atoll(optarg); break;
+        case 'T': o->timing = optarg; break;
         case 'h': usage(stdout); return -1;
         default: CH_FAIL(CH_EARG, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
         }
@@ -117,6 +136,54 @@ static int check_capabilities(const char *json, const char *where) {
     if (!ok)
         CH_FAIL(CH_EMISMATCH, "%s is for capabilities %s, expected [math, reading, commonsense, science, professional]",
                 where, json ? json : "(none recorded)");
+    return 0;
+}
+
+/* --method capability: the mix must come from these probes, by the same formula. The probe
+ * file's capability names must be the mix's, its identity (ch_capmix.digest) the one the mix
+ * recorded, and --heads the mix's. */
+static int check_probes(const opts *o, const ch_mix *mix) {
+    ch_capmix cm;
+    CH_TRY(ch_capmix_load(o->probes, &cm));
+    int rc = 0;
+    const char *mh = mix->heads && mix->heads[0] ? mix->heads : "own"; /* older mixes: own only */
+    if (!ch_capability_names_same(mix->capability_names, cm.capability_names))
+        rc = ch_err_set(CH_EMISMATCH, __FILE__, __LINE__,
+                        "the mix %s is for capabilities %s but the probe file %s is for %s", o->mix,
+                        mix->capability_names ? mix->capability_names : "(none recorded)", o->probes,
+                        cm.capability_names ? cm.capability_names : "(none recorded)");
+    else if (!mix->probes_sha256 || !mix->probes_sha256[0])
+        rc = ch_err_set(CH_EMISMATCH, __FILE__, __LINE__,
+                        "the mix %s records no probe identity (an older decompose made it): rerun "
+                        "decompose with --probes %s", o->mix, o->probes);
+    else if (strcmp(mix->probes_sha256, cm.digest))
+        rc = ch_err_set(CH_EMISMATCH, __FILE__, __LINE__,
+                        "the mix %s was made from other probes (%s, identity %.12s...) than the probe file "
+                        "%s (identity %.12s...): pass the probe file the mix was made from, or rerun "
+                        "decompose with these probes", o->mix, mix->probes ? mix->probes : "?",
+                        mix->probes_sha256, o->probes, cm.digest);
+    else if (strcmp(mh, ch_capmix_heads_name(o->heads)))
+        rc = ch_err_set(CH_EMISMATCH, __FILE__, __LINE__,
+                        "the mix %s was made with --heads %s but this run uses --heads %s: pass --heads %s "
+                        "(or rerun decompose)", o->mix, mh, ch_capmix_heads_name(o->heads), mh);
+    ch_capmix_free(&cm);
+    return rc;
+}
+
+/* Each task's selection goes to DIR/<safe name>.jsonl: two tasks with one file name would
+ * overwrite each other, so they are refused. */
+static int check_file_names(const opts *o, const ch_mix *mix, const int *which, int nt) {
+    char a[256], b[256];
+    for (int i = 0; i < nt; i++) {
+        ch_fs_safe_name(mix->tasks[which[i]], a, sizeof a);
+        for (int j = 0; j < i; j++) {
+            if (which[i] == which[j]) CH_FAIL(CH_EARG, "task '%s' is listed twice in --tasks", mix->tasks[which[i]]);
+            ch_fs_safe_name(mix->tasks[which[j]], b, sizeof b);
+            if (!strcmp(a, b))
+                CH_FAIL(CH_EARG, "tasks '%s' and '%s' would both be written to %s/%s.jsonl: select them in "
+                        "separate runs (--tasks)", mix->tasks[which[j]], mix->tasks[which[i]], o->output, a);
+        }
+    }
     return 0;
 }
 
@@ -184,6 +251,7 @@ static int row_features(const opts *o, ch_archive_reader *r, const ch_archive_in
                         double *p, const uint8_t *done) {
     ch_capmix cm;
     CH_TRY(ch_capmix_load(o->probes, &cm));
+    cm.heads = o->heads;
     int rc = 0;
     if (info->n_layers != cm.n_layers || info->n_heads != cm.n_heads || info->head_dim != cm.head_dim)
         CH_FAIL_GOTO(out, CH_EMISMATCH, "%s holds %d x %d heads of dim %d, the probes in %s are for %d x %d of dim %d",
@@ -232,6 +300,7 @@ static int run(const opts *o, MPI_Comm comm) {
     ch_scores_file *sf = NULL;
     CH_TRY(ch_mix_read(o->mix, &mix));
     CH_TRY_GOTO(check_capabilities(mix.capability_names, o->mix), out);
+    if (o->method == M_CAPABILITY) CH_TRY_GOTO(check_probes(o, &mix), out);
     if (o->method == M_RDS && !mix.hidden_mean)
         CH_FAIL_GOTO(out, CH_EARG, "--method rds needs hidden-state means in %s: extract the task archive with --hidden", o->mix);
     CH_TRY_GOTO(CH_ALLOC(which, mix.ntask, "task list"), out);
@@ -247,6 +316,7 @@ static int run(const opts *o, MPI_Comm comm) {
     } else {
         for (int i = 0; i < mix.ntask; i++) which[nt++] = i;
     }
+    CH_TRY_GOTO(check_file_names(o, &mix, which, nt), out);
     CH_TRY_GOTO(ch_archive_open_read(o->input, comm, &r), out);
     CH_TRY_GOTO(ch_archive_get_info(r, &info), out);
     if (!info.complete && !o->allow_incomplete)
@@ -333,6 +403,8 @@ static int run(const opts *o, MPI_Comm comm) {
     MPI_Allreduce(MPI_IN_PLACE, &rss, 1, MPI_LONG, MPI_MAX, comm);
     if (!rc && rank == 0)
         printf("wrote %s/scores.h5 and one JSONL per task (peak memory per rank %.0f MiB)\n", o->output, rss / 1024.0);
+    if (!rc) o->tm->records = N, rc = ch_timing_add(o->tm, "tasks", nt);
+    if (!rc) rc = ch_timing_add(o->tm, "selected", k);
 out:
     if (sf) ch_scores_close(sf);
     if (ids) ch_archive_free_strings(ids, l.count);
@@ -349,5 +421,8 @@ int ch_cmd_select(int argc, char **argv, MPI_Comm comm) {
     int rc = parse(argc, argv, &o);
     if (rc < 0) return 0;
     CH_TRY(rc);
-    return run(&o, comm);
+    ch_timing tm;
+    ch_timing_start(&tm, "select");
+    o.tm = &tm;
+    return ch_timing_finish(&tm, o.timing, run(&o, comm), comm);
 }

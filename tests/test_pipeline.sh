@@ -5,7 +5,10 @@
 #    byte-identical to lines of the pool file, in pool order
 #  - the random and rds baselines run and are rank-invariant too
 #  - bad input: a task with no examples, a mix file for other capabilities, a pool JSONL that
-#    does not match the pool archive
+#    does not match the pool archive (record count, hash, ids), a probe file for other
+#    capabilities than the mix, a mix made from other probes or with another --heads
+#  - mix.svg: one bar group per task, segment widths proportional to the mix; mix.csv quotes
+#    task names (RFC 4180); two tasks with one output file name are refused
 source "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/ch_pipeline_XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -93,4 +96,93 @@ expect_fail "pool JSONL edited" "not the corpus" "$CAPHEADS" select --probes "$D
   --input "$D/pool.h5" --pool "$T/renamed.jsonl" --output "$T/s4"
 expect_fail "probes for another archive shape" "probes" "$CAPHEADS" decompose --probes "$D/probes.h5" \
   --input "$CH_SRC/tests/golden/probe_small.h5" --output "$T/m3"
+sha=$(sha256sum "$T/renamed.jsonl" | cut -d' ' -f1)
+cp "$D/pool.h5" "$T/pool_renamed.h5"   # the archive now claims the edited corpus: the ids still differ
+/usr/bin/python3 -c "
+import h5py, sys
+f = h5py.File(sys.argv[1], 'r+')
+del f.attrs['input_sha256']
+f.attrs.create('input_sha256', sys.argv[2].encode())
+" "$T/pool_renamed.h5" "$sha"
+expect_fail "pool JSONL ids differ from the archive's" "has id 'renamed'" "$CAPHEADS" select --probes "$D/probes.h5" \
+  --mix "$D/mix" --input "$T/pool_renamed.h5" --pool "$T/renamed.jsonl" --output "$T/s5"
+
+echo "== mix and probe file must belong together"
+cp "$D/probes.h5" "$T/probes_coding.h5"
+/usr/bin/python3 -c "
+import h5py, sys
+f = h5py.File(sys.argv[1], 'r+')
+del f.attrs['capability_names']
+f.attrs.create('capability_names', b'[\"math\", \"coding\", \"commonsense\", \"science\", \"professional\"]')
+" "$T/probes_coding.h5"
+expect_fail "probe file for other capabilities than the mix" "probes_coding.h5 is for" "$CAPHEADS" select \
+  --probes "$T/probes_coding.h5" --mix "$D/mix" --input "$D/pool.h5" --pool "$T/data/pool.jsonl" --output "$T/s6"
+grep -q "coding" "$T/out.txt" && grep -q "mix $D/mix" "$T/out.txt" || fail "the refusal must name both files and lists"
+expect_fail "decompose with probes for other capabilities" "coding" "$CAPHEADS" decompose \
+  --probes "$T/probes_coding.h5" --input "$D/tasks.h5" --output "$T/m4"
+cp "$D/probes.h5" "$T/probes_other.h5"  # one mapped head's probe changed: other probes
+/usr/bin/python3 -c "
+import h5py, sys
+f = h5py.File(sys.argv[1], 'r+')
+H = f['weights'].shape[1]; h = int(f['top_heads'][0, 0])
+w = f['weights'][h // H, h % H]; w[0, 0] += 0.01; f['weights'][h // H, h % H] = w
+" "$T/probes_other.h5"
+expect_fail "mix made from other probes" "other probes" "$CAPHEADS" select --probes "$T/probes_other.h5" \
+  --mix "$D/mix" --input "$D/pool.h5" --pool "$T/data/pool.jsonl" --output "$T/s7"
+grep -q "probes_other.h5" "$T/out.txt" && grep -q "mix $D/mix" "$T/out.txt" || fail "the refusal must name both files"
+run 1 decompose --probes "$D/probes.h5" --input "$D/tasks.h5" --output "$T/mixu" --heads union >/dev/null
+expect_fail "union mix scored with --heads own" "made with --heads union" "$CAPHEADS" select --probes "$D/probes.h5" \
+  --mix "$T/mixu" --input "$D/pool.h5" --pool "$T/data/pool.jsonl" --output "$T/s8"
+run 1 select --probes "$D/probes.h5" --mix "$T/mixu" --input "$D/pool.h5" --pool "$T/data/pool.jsonl" \
+  --heads union --output "$T/sel_union" >/dev/null 2>&1 || fail "select --heads union on a union mix"
+/usr/bin/python3 - "$D/mix/mix.h5" "$T/mixu/mix.h5" "$D/probes.h5" <<'PY' || fail "mix attributes (heads, probe identity)"
+import sys, h5py, numpy as np
+s = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+own, uni = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+assert s(own.attrs["heads"]) == "own" and s(uni.attrs["heads"]) == "union"
+assert len(s(own.attrs["probes_sha256"])) == 64 and s(own.attrs["probes_sha256"]) == s(uni.attrs["probes_sha256"])
+assert s(own.attrs["probes_input_sha256"]) == s(h5py.File(sys.argv[3], "r").attrs["input_sha256"])
+assert np.allclose(uni["mix"][()].sum(axis=1), 1) and not np.allclose(uni["mix"][()], own["mix"][()])
+print("mix attributes: heads own/union, one probe identity, union rows sum to 1")
+PY
+
+echo "== mix.svg and mix.csv"
+/usr/bin/python3 - "$D/mix" <<'PY' || fail "mix.svg / mix.csv"
+import csv, sys, h5py
+import xml.etree.ElementTree as ET
+d = sys.argv[1]
+h = h5py.File(d + "/mix.h5", "r")
+tasks = [t.decode() if isinstance(t, bytes) else t for t in h["tasks"][()]]
+mix = h["mix"][()]
+ns = "{http://www.w3.org/2000/svg}"
+groups = [g for g in ET.parse(d + "/mix.svg").getroot().iter(ns + "g") if g.get("class") == "bar"]
+assert len(groups) == len(tasks), (len(groups), len(tasks))
+for g, t, m in zip(groups, tasks, mix):
+    assert g.find(ns + "text").text.startswith(t), (g.find(ns + "text").text, t)
+    w = [float(r.get("width")) for r in g.findall(ns + "rect")]
+    assert len(w) == 5 and sum(w) > 0, w
+    for wc, mc in zip(w, m):
+        assert abs(wc / sum(w) - mc) < 1e-4, (t, w, m)
+rows = list(csv.reader(open(d + "/mix.csv", newline="")))
+assert [r[0] for r in rows[1:]] == tasks and all(len(r) == 7 for r in rows)
+print("mix.svg: %d bar groups, widths proportional to the mix; mix.csv: %d rows" % (len(groups), len(tasks)))
+PY
+/usr/bin/python3 - "$T/data/tasks.jsonl" "$T/odd.jsonl" <<'PY'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][:4]
+for i, r in enumerate(recs):   # both names become the file name odd__name_.jsonl
+    r["task"] = 'odd,"name"' if i < 2 else 'odd/"name"'
+    r["id"] = "odd-%d" % i
+open(sys.argv[2], "w").write("".join(json.dumps(r) + "\n" for r in recs))
+PY
+run 1 extract --model "$M" --input "$T/odd.jsonl" --output "$T/odd.h5" --device cpu >/dev/null 2>&1
+run 1 decompose --probes "$D/probes.h5" --input "$T/odd.h5" --output "$T/oddmix" >/dev/null
+grep -q '^"odd,""name""",2,' "$T/oddmix/mix.csv" || { cat "$T/oddmix/mix.csv"; fail "mix.csv must quote a task name with a comma"; }
+/usr/bin/python3 -c "
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline='')))
+assert sorted(r[0] for r in rows[1:]) == ['odd,\"name\"', 'odd/\"name\"'], rows
+" "$T/oddmix/mix.csv" || fail "mix.csv does not read back as CSV"
+expect_fail "two tasks with one file name" "would both be written" "$CAPHEADS" select --probes "$D/probes.h5" \
+  --mix "$T/oddmix" --input "$D/pool.h5" --pool "$T/data/pool.jsonl" --output "$T/s9"
 echo "test_pipeline: all checks passed"

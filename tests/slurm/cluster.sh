@@ -5,7 +5,9 @@
 #
 #   tests/slurm/cluster.sh up DIR     start munged, slurmctld, slurmd; wait until the node is idle;
 #                                     write DIR/env (source it: exports SLURM_CONF for sbatch/srun)
-#   tests/slurm/cluster.sh down DIR   scontrol shutdown, then stop whatever is left (by pid file)
+#   tests/slurm/cluster.sh down DIR   scontrol shutdown, then stop whatever is left (by pid file);
+#                                     exit 1 (saying which) when slurmctld/slurmd outlived the
+#                                     shutdown, a daemon needed SIGKILL, or one still runs
 #
 # Exit codes of `up`: 0 ready, 77 the daemons could not be started here (missing packages, not
 # root, ...) with the reason on stderr, 1 anything else.  Needs root (SlurmUser=root, munged run as
@@ -104,32 +106,42 @@ ENV
   exit 77
 }
 
-stop_pidfile() {  # kill the daemon in pid file $1 if it still runs: TERM, wait, KILL
+stop_pidfile() {  # kill the daemon in pid file $1 if it still runs: TERM, wait, KILL (returns 1)
   local f=$1 pid
   [ -s "$f" ] || return 0
   pid=$(cat "$f")
   kill -0 "$pid" 2>/dev/null || return 0
   kill -TERM "$pid" 2>/dev/null
   for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
+  log "unclean: $(basename "$f" .pid) (pid $pid) ignored SIGTERM for 5 s; SIGKILL"
   kill -KILL "$pid" 2>/dev/null
+  return 1
 }
 
 down() {
-  local d=$1
+  local d=$1 unclean=0 f
   [ -d "$d" ] || return 0
   if [ -f "$d/slurm.conf" ]; then
     SLURM_CONF=$d/slurm.conf scancel --quiet --user=root 2>/dev/null
     SLURM_CONF=$d/slurm.conf timeout 10 scontrol shutdown >/dev/null 2>&1
-    for _ in $(seq 1 20); do
+    for _ in $(seq 1 40); do
       { [ -s "$d/slurmctld.pid" ] && kill -0 "$(cat "$d/slurmctld.pid")" 2>/dev/null; } ||
         { [ -s "$d/slurmd.pid" ] && kill -0 "$(cat "$d/slurmd.pid")" 2>/dev/null; } || break
       sleep 0.25
     done
+    for f in slurmctld slurmd; do
+      [ -s "$d/$f.pid" ] && kill -0 "$(cat "$d/$f.pid")" 2>/dev/null &&
+        { log "unclean: $f still runs 10 s after scontrol shutdown"; unclean=1; }
+    done
   fi
-  stop_pidfile "$d/slurmd.pid"
-  stop_pidfile "$d/slurmctld.pid"
-  stop_pidfile "$d/munge/munged.pid"
+  stop_pidfile "$d/slurmd.pid" || unclean=1
+  stop_pidfile "$d/slurmctld.pid" || unclean=1
+  stop_pidfile "$d/munge/munged.pid" || unclean=1
+  for f in "$d/slurmd.pid" "$d/slurmctld.pid" "$d/munge/munged.pid"; do
+    [ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && { log "unclean: pid $(cat "$f") ($f) still alive"; unclean=1; }
+  done
   log "down ($d)"
+  return $unclean
 }
 
 case ${1:-} in
