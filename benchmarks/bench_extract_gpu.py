@@ -12,8 +12,16 @@ capheads' time is the difference between a run over the whole corpus and a run o
 batch, so the one-off costs (process start, MPI init, loading the checkpoint) cancel; HF loads
 its model once, outside the timed region. Runs alternate capheads, HF, capheads, HF ... for
 --pairs pairs (>= 5); the table shows the median of each and the median of the per-pair ratios.
-MFU counts 2 x (non-embedding parameters) + causal attention (2 x layers x context x q width)
-FLOPs per token against the GPU's dense bf16 peak.
+capheads runs with `--device cuda` (extract's --device defaults to auto and ignores
+CAPHEADS_BACKEND), so a build or driver problem fails the benchmark instead of silently timing
+the CPU backend.
+
+MFU counts the FLOPs the captured outputs need, the same numerator for both systems, against the
+GPU's dense bf16 peak: per token 2 x (the q/k/v projection weights of every layer + the o_proj
+and MLP weights of every layer but the last) + causal attention (2 x layers x token-weighted mean
+context x q width). The last layer's o_proj and MLP feed nothing that is captured and the LM head
+is never needed, so capheads skips them and they are not counted; HF's LlamaModel still runs the
+last layer's o_proj and MLP (and pads its batches), work that shows up as lower MFU for it.
 
 Needs: a GPU, the capheads binary built with CUDA, /opt/oracle/bin/python-style environment with
 torch (CUDA build), transformers, tokenizers, h5py, numpy. Example:
@@ -104,13 +112,14 @@ def batches(lengths, budget):
 
 
 def run_capheads(exe, model, corpus, out, budget):
+    # --device cuda: extract's default (auto) does not read CAPHEADS_BACKEND, and a CUDA failure
+    # must stop the benchmark rather than fall back to the CPU
     cmd = [exe, "extract", "--model", model, "--input", corpus, "--output", out,
-           "--batch-tokens", str(budget), "--pool", "last"]
+           "--batch-tokens", str(budget), "--pool", "last", "--device", "cuda"]
     if os.path.exists(out):
         os.remove(out)
-    env = dict(os.environ, CAPHEADS_BACKEND="cuda")
     t = time.perf_counter()
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True)
     dt = time.perf_counter() - t
     if r.returncode:
         sys.exit(f"capheads failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr}")
@@ -142,6 +151,23 @@ def hf_extract(model, tok, texts, budget, device):
     for h in hooks:
         h.remove()
     return torch.cat(out).numpy(), sum(len(e) for e in enc)
+
+
+def needed_params(model, n_layers):
+    """Weights the captured outputs depend on: q/k/v of every layer, o_proj and the MLP of every
+    layer but the last (the capture is the last layer's o_proj INPUT). No embedding lookup (not a
+    matmul), no final norm, no LM head (LlamaModel has none)."""
+    total = 0
+    for name, p in model.named_parameters():
+        parts = name.split(".")
+        if p.dim() != 2 or "layers" not in parts:
+            continue
+        layer = int(parts[parts.index("layers") + 1])
+        if any(k in name for k in ("q_proj", "k_proj", "v_proj")):
+            total += p.numel()
+        elif layer < n_layers - 1 and ("o_proj" in name or ".mlp." in name):
+            total += p.numel()
+    return total
 
 
 def main():
@@ -189,9 +215,9 @@ def main():
                                           attn_implementation="sdpa").model.to(device).eval()
     cfg = hf.config
     qw = cfg.num_attention_heads * cfg.head_dim
-    p_nonembed = sum(p.numel() for n, p in hf.named_parameters() if "embed_tokens" not in n)
+    p_needed = needed_params(hf, cfg.num_hidden_layers)
     ctx = sum(n * n for n in lens) / sum(lens)  # token-weighted mean context
-    flops_tok = 2 * p_nonembed + 2 * cfg.num_hidden_layers * ctx * qw
+    flops_tok = 2 * p_needed + 2 * cfg.num_hidden_layers * ctx * qw
 
     hf_extract(hf, tok, texts[:8], a.batch_tokens, device)  # warm-up (cuBLAS, SDPA kernels)
     out = os.path.join(a.workdir, "out.h5")
@@ -222,6 +248,9 @@ def main():
     print(f"\nGPU: {gpu}; model: Llama-3.1-8B shape, {cfg.num_hidden_layers} layers, bf16; "
           f"{len(texts)} records, {sum(lens)} tokens, batch budget {a.batch_tokens} tokens; "
           f"{a.pairs} interleaved pairs")
+    print(f"MFU numerator: {flops_tok / 1e9:.2f} GFLOP per token ({p_needed / 1e9:.2f} B weights the capture "
+          f"needs: q/k/v of all {cfg.num_hidden_layers} layers, o_proj + MLP of the first "
+          f"{cfg.num_hidden_layers - 1}; causal attention at mean context {ctx:.0f})")
     print(f"{'system':<28}{'tokens/s (median)':>20}{'MFU':>10}")
     for name, v in (("capheads extract (cuda)", ch), ("HF transformers + hooks", hfm)):
         mfu = f"{100 * v * flops_tok / peak:.1f}%" if peak else "n/a"

@@ -17,7 +17,10 @@
  *   dimension scales on /activations: "row", "layer", "head", "dim"
  *   root attributes: format, format_version, model_config (JSON text), model_dir,
  *                    tokenizer_sha256, pool ("last"|"mean"), input_path, input_sha256,
- *                    n_records, capability_names (JSON list), command_line, created (ISO time;
+ *                    n_records, capability_names (JSON list), command_line, batch_tokens and
+ *                    max_tokens (int64: extract's options; the batch plan, which fixes every
+ *                    row's bytes, depends on batch_tokens; max_tokens only refuses longer
+ *                    records, it never changes a batch), created (ISO time;
  *                    the only attribute that differs between identical runs), complete (uint8,
  *                    set to 1 by close when every row is done).
  * Row i always holds record i of the input, whatever the number of ranks.
@@ -50,6 +53,8 @@ typedef struct {
     const char *input_path;
     const char *input_sha256;
     const char *command_line;
+    int64_t batch_tokens;         /* extract's --batch-tokens: the batch plan, and so the bytes */
+    int64_t max_tokens;           /* extract's --max-tokens (recorded, not compared on resume) */
 } ch_archive_meta;
 
 typedef struct ch_archive ch_archive;
@@ -59,8 +64,9 @@ typedef struct ch_archive ch_archive;
 /* Collective. Create (truncate) path with the layout above, every row not done. */
 int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm, ch_archive **out);
 /* Collective. Reopen an existing archive for --resume: refuses (CH_EMISMATCH, naming the
- * attribute and both values) when model_config, tokenizer_sha256, pool, input_sha256 or the
- * shape differ from `expect`. */
+ * attribute or option and both values) when model_config, tokenizer_sha256, pool, input_sha256,
+ * batch_tokens or the shape differ from `expect` (an archive without batch_tokens, from before
+ * it was recorded, is refused too: its plan is unknown). max_tokens is not compared. */
 int ch_archive_open_resume(const char *path, const ch_archive_meta *expect, MPI_Comm comm,
                            ch_archive **out);
 /* Collective: every rank calls it once per write round, nrows may be 0. Writes rows

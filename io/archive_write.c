@@ -239,6 +239,8 @@ int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm,
     CH_H5(ch_h5_put_str(a->f, "capability_names",
                         "[\"math\",\"reading\",\"commonsense\",\"science\",\"professional\"]"));
     CH_H5(ch_h5_put_str(a->f, "command_line", m->command_line));
+    CH_H5(ch_h5_put_i64(a->f, "batch_tokens", m->batch_tokens));
+    CH_H5(ch_h5_put_i64(a->f, "max_tokens", m->max_tokens));
     CH_H5(ch_h5_put_str(a->f, "created", created));
     CH_H5(ch_h5_put_i64(a->f, "complete", 0));
     CH_H5(H5Fflush(a->f, H5F_SCOPE_GLOBAL));
@@ -269,6 +271,21 @@ static int expect_attr(ch_archive *a, const char *name, const char *want) {
     return 0;
 }
 
+/* The same for an integer attribute recording an option the batch plan depends on. */
+static int expect_option(ch_archive *a, const char *name, const char *option, int64_t want) {
+    int64_t have = 0;
+    int found = 0;
+    CH_TRY(ch_h5_get_i64(a->f, name, &have, &found));
+    if (!found)
+        CH_FAIL(CH_EMISMATCH, "%s: cannot resume: the archive does not record its %s (written by an older "
+                "capheads), so its batch plan is unknown; extract it anew", a->path, option);
+    if (have != want)
+        CH_FAIL(CH_EMISMATCH, "%s: cannot resume: it was written with %s %lld but this run has %s %lld "
+                "(the batch plan, and with it every row's bytes, depends on it); rerun with %s %lld",
+                a->path, option, (long long)have, option, (long long)want, option, (long long)have);
+    return 0;
+}
+
 int ch_archive_open_resume(const char *path, const ch_archive_meta *m, MPI_Comm comm, ch_archive **out) {
     *out = NULL;
     ch_archive *a;
@@ -290,6 +307,8 @@ int ch_archive_open_resume(const char *path, const ch_archive_meta *m, MPI_Comm 
     CH_TRY_GOTO(expect_attr(a, "tokenizer_sha256", m->tokenizer_sha256), fail);
     CH_TRY_GOTO(expect_attr(a, "pool", m->pool), fail);
     CH_TRY_GOTO(expect_attr(a, "input_sha256", m->input_sha256), fail);
+    CH_TRY_GOTO(expect_option(a, "batch_tokens", "--batch-tokens", m->batch_tokens), fail);
+    /* max_tokens is recorded, not compared: it refuses long records, it never changes a batch */
     if (m->hidden_dim > 0 && H5Lexists(a->f, "hidden", H5P_DEFAULT) <= 0)
         CH_FAIL_GOTO(fail, CH_EMISMATCH, "%s: cannot resume with --hidden: the archive was made without it", path);
     if (m->hidden_dim == 0 && H5Lexists(a->f, "hidden", H5P_DEFAULT) > 0)

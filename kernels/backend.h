@@ -18,6 +18,8 @@
 #include "ops_math.h"
 
 typedef struct ch_backend ch_backend;
+/* A point in a backend's queue of work (download_async, event_*); each backend defines it. */
+typedef struct ch_event ch_event;
 
 typedef struct {
     void *data;       /* device pointer */
@@ -48,6 +50,38 @@ struct ch_backend {
     int (*download)(ch_backend *be, void *dst, const void *src, size_t bytes);
     /* Wait for queued work (a no-op on the CPU). */
     int (*sync)(ch_backend *be);
+
+    /* Asynchronous copies back to the host, so that the host can use one batch's results (write
+     * them to the archive) while the device computes the next batch:
+     *   host_alloc     host memory for download_async: page-locked (cudaHostAlloc) on CUDA, so
+     *                  the copy is a real DMA that runs behind the host; 64-byte-aligned malloc
+     *                  on the CPU. Free with host_free.
+     *   download_async queue a copy of `rows` rows of `width` bytes from device memory src (row
+     *                  pitch spitch) to host dst (row pitch dpitch), after all work queued
+     *                  before it, and return: dst may be read only after event_wait on an event
+     *                  recorded after the copy. CPU: copies at once. CUDA with dst not from
+     *                  host_alloc: still correct, but the call waits for the copy.
+     *   event_record   mark the point after everything queued so far (again: moves the mark);
+     *   event_wait     block the host until the work before the latest mark is done (at once
+     *                  when never recorded). Events are no-ops on the CPU.
+     * Everything queued runs in order (one stream), so a download queued before the next
+     * batch's kernels reads the results before those kernels overwrite them. */
+    int (*host_alloc)(ch_backend *be, size_t bytes, void **p);
+    void (*host_free)(ch_backend *be, void *p);
+    int (*download_async)(ch_backend *be, void *dst, size_t dpitch, const void *src, size_t spitch,
+                          size_t width, size_t rows);
+    int (*event_create)(ch_backend *be, ch_event **ev);
+    void (*event_destroy)(ch_backend *be, ch_event *ev);
+    int (*event_record)(ch_backend *be, ch_event *ev);
+    int (*event_wait)(ch_backend *be, ch_event *ev);
+
+    /* Device memory free and total, in bytes (cudaMemGetInfo; the CPU backend reports the
+     * host's available and physical memory, 0 when unknown). For out-of-memory advice. */
+    int (*mem_info)(ch_backend *be, size_t *free_bytes, size_t *total_bytes);
+    /* Device bytes the GEMM keeps as workspace for a B operand of b_elems elements against a
+     * weight stored as a_dtype (CUDA: a 16-bit copy of B, with headroom, for bf16/f16 weights;
+     * 0 otherwise). For sizing batches. */
+    size_t (*gemm_workspace)(ch_backend *be, ch_dtype a_dtype, size_t b_elems);
 
     /* Make a device weight from a host tensor (mmap'd checkpoint data, any float dtype). */
     int (*load_weight)(ch_backend *be, const ch_st_tensor *t, ch_weight *w);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "err.h"
@@ -32,6 +33,37 @@ static int cpu_copy(ch_backend *be, void *dst, const void *src, size_t bytes) {
     return 0;
 }
 static int cpu_sync(ch_backend *be) { return 0; }
+
+/* The asynchronous half of the seam, done at once: same code path as CUDA, no overlap. */
+struct ch_event {
+    int recorded;
+};
+static int cpu_host_alloc(ch_backend *be, size_t bytes, void **p) { return cpu_alloc(be, bytes, p); }
+static int cpu_download_async(ch_backend *be, void *dst, size_t dpitch, const void *src, size_t spitch,
+                              size_t width, size_t rows) {
+    if (width > dpitch || width > spitch)
+        CH_FAIL(CH_EARG, "download_async: row width %zu exceeds a pitch (%zu, %zu)", width, dpitch, spitch);
+    for (size_t r = 0; r < rows && width; r++)
+        memcpy((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
+    return 0;
+}
+static int cpu_event_create(ch_backend *be, ch_event **ev) { return CH_ALLOC(*ev, 1, "cpu event"); }
+static void cpu_event_destroy(ch_backend *be, ch_event *ev) { free(ev); }
+static int cpu_event_record(ch_backend *be, ch_event *ev) {
+    ev->recorded = 1;
+    return 0;
+}
+static int cpu_event_wait(ch_backend *be, ch_event *ev) { return 0; }
+
+/* Available and physical host memory (sysconf), 0 when the system does not say. */
+static int cpu_mem_info(ch_backend *be, size_t *free_bytes, size_t *total_bytes) {
+    long page = sysconf(_SC_PAGESIZE), avail = sysconf(_SC_AVPHYS_PAGES), phys = sysconf(_SC_PHYS_PAGES);
+    *free_bytes = page > 0 && avail > 0 ? (size_t)avail * (size_t)page : 0;
+    *total_bytes = page > 0 && phys > 0 ? (size_t)phys * (size_t)page : 0;
+    return 0;
+}
+/* OpenBLAS multiplies the f32 operands in place: no workspace of ours. */
+static size_t cpu_gemm_workspace(ch_backend *be, ch_dtype a_dtype, size_t b_elems) { return 0; }
 
 static int cpu_load_weight(ch_backend *be, const ch_st_tensor *t, ch_weight *w) {
     size_t n = 1;
@@ -214,6 +246,15 @@ int ch_backend_cpu_create(int threads, ch_backend **out) {
                        .upload = cpu_copy,
                        .download = cpu_copy,
                        .sync = cpu_sync,
+                       .host_alloc = cpu_host_alloc,
+                       .host_free = cpu_free,
+                       .download_async = cpu_download_async,
+                       .event_create = cpu_event_create,
+                       .event_destroy = cpu_event_destroy,
+                       .event_record = cpu_event_record,
+                       .event_wait = cpu_event_wait,
+                       .mem_info = cpu_mem_info,
+                       .gemm_workspace = cpu_gemm_workspace,
                        .load_weight = cpu_load_weight,
                        .free_weight = cpu_free_weight,
                        .embed = cpu_embed,

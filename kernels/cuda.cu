@@ -1,7 +1,9 @@
 /* cuda.cu - the CUDA backend: device choice, memory, weights and the cuBLAS GEMM.
  *
  * Everything runs on one stream per backend, in order; upload/download/sync wait for it, so the
- * caller sees the same synchronous semantics as the CPU backend. Weights stay in their stored
+ * caller sees the same synchronous semantics as the CPU backend. download_async does not: it
+ * queues a copy into page-locked host memory behind the kernels, and event_wait (a CUDA event
+ * recorded on the stream) is where the host waits for it. Weights stay in their stored
  * dtype (bf16/f16/f32). The non-GEMM kernels live in cuda_kernels.cu. The device is made current
  * once, in create: use a backend from the thread that created it (the CUDA current device is
  * per thread). */
@@ -86,6 +88,90 @@ static int cuda_sync(ch_backend *be) {
     return 0;
 }
 
+/* ---- asynchronous downloads into page-locked host memory ------------------------------------- */
+
+struct ch_event {
+    cudaEvent_t e;
+};
+
+static int cuda_host_alloc(ch_backend *be, size_t bytes, void **p) {
+    *p = NULL;
+    cudaError_t e = cudaHostAlloc(p, bytes ? bytes : 1, cudaHostAllocDefault);
+    if (e == cudaErrorMemoryAllocation) {
+        (void)cudaGetLastError();
+        *p = NULL;
+        return ch_err_set(CH_ENOMEM, __FILE__, __LINE__,
+                          "cuda.cu:%d: cudaHostAlloc(%zu bytes = %.1f MiB): out of page-locked host "
+                          "memory; lower --batch-tokens, or raise the locked-memory limit "
+                          "(ulimit -l)",
+                          __LINE__, bytes, (double)bytes / (1024.0 * 1024.0));
+    }
+    if (e != cudaSuccess) {
+        *p = NULL;
+        return ch_cuda_fail(e, __FILE__, __LINE__, "cudaHostAlloc");
+    }
+    return 0;
+}
+
+static void cuda_host_free(ch_backend *be, void *p) {
+    (void)be;
+    if (p) (void)cudaFreeHost(p); /* teardown goes on whatever it says */
+}
+
+static int cuda_download_async(ch_backend *be, void *dst, size_t dpitch, const void *src,
+                               size_t spitch, size_t width, size_t rows) {
+    ch_cuda *c = cuda_of(be);
+    if (width > dpitch || width > spitch)
+        CH_FAIL(CH_EARG, "download_async: row width %zu exceeds a pitch (%zu, %zu)", width, dpitch,
+                spitch);
+    if (!width || !rows) return 0;
+    if (rows == 1)
+        CH_CUDA(cudaMemcpyAsync(dst, src, width, cudaMemcpyDeviceToHost, c->stream));
+    else
+        CH_CUDA(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, cudaMemcpyDeviceToHost,
+                                  c->stream));
+    return 0;
+}
+
+static int cuda_event_create(ch_backend *be, ch_event **ev) {
+    (void)be;
+    *ev = NULL;
+    ch_event *x = NULL;
+    CH_TRY(CH_ALLOC(x, 1, "CUDA event"));
+    cudaError_t e = cudaEventCreateWithFlags(&x->e, cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+        free(x);
+        return ch_cuda_fail(e, __FILE__, __LINE__, "cudaEventCreateWithFlags");
+    }
+    *ev = x;
+    return 0;
+}
+
+static void cuda_event_destroy(ch_backend *be, ch_event *ev) {
+    (void)be;
+    if (!ev) return;
+    (void)cudaEventDestroy(ev->e);
+    free(ev);
+}
+
+static int cuda_event_record(ch_backend *be, ch_event *ev) {
+    CH_CUDA(cudaEventRecord(ev->e, cuda_of(be)->stream));
+    return 0;
+}
+
+static int cuda_event_wait(ch_backend *be, ch_event *ev) {
+    (void)be;
+    CH_CUDA(cudaEventSynchronize(ev->e));
+    return 0;
+}
+
+static int cuda_mem_info(ch_backend *be, size_t *free_bytes, size_t *total_bytes) {
+    (void)be;
+    *free_bytes = *total_bytes = 0;
+    CH_CUDA(cudaMemGetInfo(free_bytes, total_bytes));
+    return 0;
+}
+
 /* ---- weights --------------------------------------------------------------------------------- */
 
 static int cuda_load_weight(ch_backend *be, const ch_st_tensor *t, ch_weight *w) {
@@ -121,6 +207,14 @@ static void cuda_free_weight(ch_backend *be, ch_weight *w) {
 
 /* ---- GEMM ------------------------------------------------------------------------------------ */
 
+/* The GEMM's 16-bit copy of B is grown with headroom: batch shapes vary a little. */
+static size_t scratch_want(size_t bytes) { return bytes + bytes / 4; }
+
+static size_t cuda_gemm_workspace(ch_backend *be, ch_dtype a_dtype, size_t b_elems) {
+    (void)be;
+    return a_dtype == CH_DT_BF16 || a_dtype == CH_DT_F16 ? scratch_want(b_elems * 2) : 0;
+}
+
 static int ensure_scratch(ch_cuda *c, size_t bytes) {
     if (bytes <= c->scratch_bytes) return 0;
     if (c->scratch) {
@@ -129,7 +223,7 @@ static int ensure_scratch(ch_cuda *c, size_t bytes) {
         c->scratch = NULL;
         c->scratch_bytes = 0;
     }
-    size_t want = bytes + bytes / 4; /* grow with headroom: batch shapes vary a little */
+    size_t want = scratch_want(bytes);
     CH_TRY(dev_malloc(c, want, &c->scratch, __LINE__));
     c->scratch_bytes = want;
     return 0;
@@ -253,6 +347,15 @@ extern "C" int ch_backend_cuda_create(int device, ch_backend **out) {
     be->upload = cuda_upload;
     be->download = cuda_download;
     be->sync = cuda_sync;
+    be->host_alloc = cuda_host_alloc;
+    be->host_free = cuda_host_free;
+    be->download_async = cuda_download_async;
+    be->event_create = cuda_event_create;
+    be->event_destroy = cuda_event_destroy;
+    be->event_record = cuda_event_record;
+    be->event_wait = cuda_event_wait;
+    be->mem_info = cuda_mem_info;
+    be->gemm_workspace = cuda_gemm_workspace;
     be->load_weight = cuda_load_weight;
     be->free_weight = cuda_free_weight;
     be->embed = ch_cuda_embed;

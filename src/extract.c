@@ -1,9 +1,13 @@
 /* extract.c - `capheads extract`: per-head attention outputs of a corpus into one HDF5 archive.
  *
  * The plan (extract_plan.h) fixes which records form each batch, the same for any rank count,
- * and gives each rank a block of batches. Then write rounds: each rank runs one batch and all ranks write collectively (a rank out of work
- * joins with an empty selection). A batch's rows are marked done only after its data is flushed;
- * --resume skips batches whose rows are all done. */
+ * and gives each rank a block of batches. Then write rounds: each rank queues its next batch's
+ * forward pass (the device computes it, and copies the captures into page-locked host memory,
+ * while the host goes on) and all ranks write the previous batch's rows collectively (a rank out
+ * of work joins with an empty selection). A batch's rows are marked done only after its data is
+ * flushed; --resume skips batches whose rows are all done. */
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
@@ -22,6 +26,7 @@
 #include "extract_plan.h"
 #include "model.h"
 #include "progress.h"
+#include "timing.h"
 
 typedef struct {
     const char *model, *input, *output, *device, *timing;
@@ -40,14 +45,27 @@ static void usage(FILE *f) {
             "attention output at the last prompt token (--pool last, default) or averaged over the\n"
             "prompt (--pool mean), as float16, in one HDF5 archive written by all ranks.\n"
             "  --batch-tokens N  tokens per forward pass (default 4096); bounds memory\n"
-            "  --resume          continue an interrupted run of the same model, corpus and pooling\n"
+            "  --resume          continue an interrupted run of the same model, corpus, pooling\n"
+            "                    and --batch-tokens (the archive records them)\n"
             "  --hidden          also store the mean final hidden state (for select --method rds)\n"
             "  --max-tokens N    refuse records longer than N tokens (default 8192)\n"
             "  --device          compute backend (default auto: cuda when a GPU is usable)\n"
+            "  --threads N       CPU backend threads per rank (default: OpenMP's, OMP_NUM_THREADS)\n"
             "  --timing FILE     append a JSON timing record (docs/timing.md)\n"
             "Environment: CAPHEADS_SYNC_MIB (default 256) - rows are marked done, and so skipped by\n"
             "--resume, once the data written since the last sync reaches this many MiB (0: every\n"
             "batch); a crash loses at most that much work, recomputed on --resume.\n");
+}
+
+/* A whole-string decimal integer in [lo, hi] for option opt, else CH_EARG (exit 2) naming it. */
+static int parse_int(const char *opt, const char *s, long lo, long hi, int *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = s && *s && !isspace((unsigned char)*s) ? strtol(s, &end, 10) : 0;
+    if (!end || end == s || *end || errno == ERANGE || v < lo || v > hi)
+        CH_FAIL(CH_EARG, "%s must be a whole number from %ld to %ld, got '%s'", opt, lo, hi, s ? s : "");
+    *out = (int)v;
+    return 0;
 }
 
 static int parse(int argc, char **argv, opts *o) {
@@ -70,12 +88,12 @@ static int parse(int argc, char **argv, opts *o) {
             else if (!strcmp(optarg, "mean")) o->pool = CH_POOL_MEAN;
             else CH_FAIL(CH_EARG, "--pool must be last or mean, got '%s'", optarg);
             break;
-        case 'b': o->batch_tokens = atoi(optarg); break;
+        case 'b': CH_TRY(parse_int("--batch-tokens", optarg, 1, 1L << 30, &o->batch_tokens)); break;
         case 'r': o->resume = 1; break;
         case 'H': o->hidden = 1; break;
         case 'd': o->device = optarg; break;
-        case 't': o->threads = atoi(optarg); break;
-        case 'M': o->max_tokens = atoi(optarg); break;
+        case 't': CH_TRY(parse_int("--threads", optarg, 1, 4096, &o->threads)); break;
+        case 'M': CH_TRY(parse_int("--max-tokens", optarg, 1, 1L << 30, &o->max_tokens)); break;
         case 'T': o->timing = optarg; break;
         case 'h': usage(stdout); return -1;
         default: CH_FAIL(CH_EARG, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
@@ -83,7 +101,6 @@ static int parse(int argc, char **argv, opts *o) {
     }
     if (optind < argc) CH_FAIL(CH_EARG, "unexpected argument '%s' (see --help)", argv[optind]);
     if (!o->model || !o->input || !o->output) CH_FAIL(CH_EARG, "--model, --input and --output are required (see --help)");
-    if (o->batch_tokens < 1 || o->max_tokens < 1) CH_FAIL(CH_EARG, "--batch-tokens and --max-tokens must be >= 1");
     return 0;
 }
 
@@ -149,10 +166,51 @@ static int batch_load(const opts *o, const ch_extract_plan *p, int64_t b, FILE *
     return rc;
 }
 
+/* One batch in flight (double buffering): its records, and the host buffers (be->host_alloc:
+ * page-locked on CUDA) its captures are copied into while the device computes. */
+typedef struct {
+    batch_buf bb;
+    float *out, *hidden; /* [maxn, width], [maxn, hidden] or NULL */
+    ch_event *ev;        /* recorded after the copies into out / hidden */
+    int64_t row0, n, ntok; /* n > 0: queued, its rows not yet written */
+} slot;
+
+static int slots_make(ch_backend *be, size_t out_floats, size_t hidden_floats, slot sl[2]) {
+    for (int i = 0; i < 2; i++) {
+        CH_TRY(be->host_alloc(be, out_floats * sizeof(float), (void **)&sl[i].out));
+        if (hidden_floats) CH_TRY(be->host_alloc(be, hidden_floats * sizeof(float), (void **)&sl[i].hidden));
+        CH_TRY(be->event_create(be, &sl[i].ev));
+    }
+    return 0;
+}
+
+/* A copy may still be filling a buffer (a run that stopped early, even in the middle of queueing
+ * a batch): wait for the device before freeing, without replacing the message of the error that
+ * stopped the run. */
+static void slots_free(ch_backend *be, slot sl[2]) {
+    if (!be) return;
+    if (sl[0].out || sl[1].out) {
+        char msg[1024];
+        int code = ch_err_code();
+        snprintf(msg, sizeof msg, "%s", ch_err_msg());
+        (void)be->sync(be);
+        if (code) ch_err_set(code, __FILE__, __LINE__, "%s", msg);
+    }
+    for (int i = 0; i < 2; i++) {
+        batch_free(&sl[i].bb);
+        if (sl[i].out) be->host_free(be, sl[i].out);
+        if (sl[i].hidden) be->host_free(be, sl[i].hidden);
+        if (sl[i].ev) be->event_destroy(be, sl[i].ev);
+    }
+    memset(sl, 0, 2 * sizeof *sl);
+}
+
 static int run(const opts *o, MPI_Comm comm) {
     int rank, size, rc = 0;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
+    ch_timing tm;
+    ch_timing_start(&tm, "extract");
     ch_backend *be = NULL;
     ch_model *m = NULL;
     ch_tokenizer *tok = NULL;
@@ -160,7 +218,8 @@ static int run(const opts *o, MPI_Comm comm) {
     ch_extract_plan plan;
     memset(&plan, 0, sizeof plan);
     FILE *f = NULL;
-    float *out = NULL, *hidden = NULL;
+    slot sl[2];
+    memset(sl, 0, sizeof sl);
     uint8_t *skip = NULL;
 
     rc = ch_backend_create(o->device, o->threads, &be);
@@ -182,7 +241,8 @@ static int run(const opts *o, MPI_Comm comm) {
                             .hidden_dim = o->hidden ? cfg->hidden : 0, .model_config = cfg->json,
                             .model_dir = o->model, .tokenizer_sha256 = tok ? ch_tok_hash(tok) : "none",
                             .pool = o->pool == CH_POOL_MEAN ? "mean" : "last", .input_path = o->input,
-                            .input_sha256 = hash, .command_line = o->command_line};
+                            .input_sha256 = hash, .command_line = o->command_line,
+                            .batch_tokens = o->batch_tokens, .max_tokens = o->max_tokens};
     int exists = access(o->output, F_OK) == 0;
     if (o->resume && exists)
         rc = ch_archive_open_resume(o->output, &meta, comm, &a);
@@ -225,8 +285,7 @@ static int run(const opts *o, MPI_Comm comm) {
     int64_t maxn = 1;
     for (int64_t b = plan.b0; b < plan.b1; b++)
         if (plan.batch_start[b + 1] - plan.batch_start[b] > maxn) maxn = plan.batch_start[b + 1] - plan.batch_start[b];
-    rc = CH_ALLOC(out, (size_t)maxn * width, "captured heads");
-    if (!rc && o->hidden) rc = CH_ALLOC(hidden, (size_t)maxn * cfg->hidden, "hidden states");
+    rc = slots_make(be, (size_t)maxn * width, o->hidden ? (size_t)maxn * cfg->hidden : 0, sl);
     if (!rc && !(f = fopen(o->input, "rb"))) rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: cannot open", o->input);
     CH_TRY_GOTO(ch_mpi_agree(comm, rc), done);
 
@@ -238,49 +297,57 @@ static int run(const opts *o, MPI_Comm comm) {
      * preempted job dies (no cleanup, no close). */
     const char *kill_env = getenv("CAPHEADS_TEST_KILL_AFTER_ROUNDS");
     int64_t kill_after = kill_env ? atoll(kill_env) : -1;
-    for (int64_t round = 0; round < rounds; round++) {
-        while (b < plan.b1 && skip[b - plan.b0]) b++;
-        batch_buf bb;
-        memset(&bb, 0, sizeof bb);
-        int64_t row0 = 0, n = 0, ntok = 0;
-        if (!rc && b < plan.b1) {
-            rc = batch_load(o, &plan, b, f, tok, style, cfg->vocab, &bb);
+    /* Double buffering: round r queues batch r's forward pass and the copy of its captures into
+     * slot r % 2, then writes batch r - 1's rows from the other slot while the device computes
+     * (on the CPU backend the forward pass is done by then: same path, no overlap). A last round
+     * writes the last batch, so every rank joins `rounds` collective writes. */
+    for (int64_t round = 0; round <= rounds; round++) {
+        slot *cur = &sl[round % 2], *prev = &sl[(round + 1) % 2];
+        while (round < rounds && b < plan.b1 && skip[b - plan.b0]) b++;
+        if (round < rounds && !rc && b < plan.b1) {
+            rc = batch_load(o, &plan, b, f, tok, style, cfg->vocab, &cur->bb);
             if (!rc) {
-                ch_batch batch = {.nseq = bb.n, .tokens = bb.tokens, .start = bb.start};
-                rc = ch_model_capture_ex(m, &batch, o->pool, out, hidden);
+                ch_batch batch = {.nseq = cur->bb.n, .tokens = cur->bb.tokens, .start = cur->bb.start};
+                rc = ch_model_capture_start(m, &batch, o->pool, cur->out, cur->hidden, cur->ev);
             }
-            if (!rc) row0 = plan.batch_start[b], n = bb.n, ntok = bb.start[bb.n];
+            if (!rc) cur->row0 = plan.batch_start[b], cur->n = cur->bb.n, cur->ntok = cur->bb.start[cur->bb.n];
             b++;
         }
+        if (round == 0) continue; /* nothing written yet: the first batch is on its way */
+        int64_t row0 = prev->row0, n = prev->n, ntok = prev->ntok;
+        if (!rc && n) rc = be->event_wait(be, prev->ev); /* its captures are in prev->out now */
         const char **ids = NULL, **tasks = NULL;
         int32_t *labels = NULL, *nt = NULL;
-        if (n) {
+        if (n && !rc) {
             ids = malloc(sizeof(char *) * n), tasks = malloc(sizeof(char *) * n);
             labels = malloc(sizeof(int32_t) * n), nt = malloc(sizeof(int32_t) * n);
             if (!ids || !tasks || !labels || !nt) rc = ch_err_set(CH_ENOMEM, __FILE__, __LINE__, "out of memory"), n = 0;
             for (int64_t i = 0; i < n; i++)
-                ids[i] = bb.rec[i].id, tasks[i] = bb.rec[i].task, labels[i] = bb.rec[i].label, nt[i] = bb.rec[i].n_tokens;
+                ids[i] = prev->bb.rec[i].id, tasks[i] = prev->bb.rec[i].task, labels[i] = prev->bb.rec[i].label,
+                nt[i] = prev->bb.rec[i].n_tokens;
         }
         /* wait for the slowest rank's forward pass here, so io_seconds is the write itself and
          * not load imbalance (the collective write would wait for it anyway) */
         MPI_Barrier(comm);
         double t0 = MPI_Wtime();
         /* every rank joins the collective write, with nothing when it failed or has no work */
-        int wrc = ch_archive_write_rows(a, row0, rc ? 0 : n, out, hidden, ids, tasks, labels, nt);
+        int wrc = ch_archive_write_rows(a, row0, rc ? 0 : n, prev->out, prev->hidden, ids, tasks, labels, nt);
         io_seconds += MPI_Wtime() - t0;
         if (!rc) rc = wrc;
         free(ids), free(tasks), free(labels), free(nt);
-        batch_free(&bb);
+        batch_free(&prev->bb);
+        prev->n = 0;
         if (ch_mpi_agree(comm, rc)) {
             if (!rc) rc = ch_err_code();
             break;
         }
-        ch_progress_add(&prog, rc ? 0 : n, rc ? 0 : ntok);
-        if (kill_after >= 0 && round + 1 >= kill_after) raise(SIGKILL);
+        ch_progress_add(&prog, n, ntok);
+        if (kill_after >= 0 && round >= kill_after) raise(SIGKILL); /* after `round` write rounds */
     }
     double seconds = ch_progress_finish(&prog);
     double io_max = io_seconds; /* the slowest rank's write time */
-    MPI_Allreduce(&io_seconds, &io_max, 1, MPI_DOUBLE, MPI_MAX, comm);
+    if (MPI_Allreduce(&io_seconds, &io_max, 1, MPI_DOUBLE, MPI_MAX, comm) != MPI_SUCCESS)
+        io_max = io_seconds; /* only the report's figure: this rank's own */
     int crc = ch_archive_close(a); /* sets `complete` only when every row is done */
     a = NULL;
     if (!rc) rc = ch_mpi_agree(comm, crc);
@@ -289,20 +356,13 @@ static int run(const opts *o, MPI_Comm comm) {
                 o->output, (long long)plan.n_records, cfg->n_layers, cfg->n_heads, cfg->head_dim,
                 seconds > 0 ? 100.0 * io_max / seconds : 0.0, seconds);
     }
-    if (!rc && o->timing && rank == 0) {
-        FILE *t = fopen(o->timing, "a");
-        if (t) {
-            fprintf(t,
-                    "{\"stage\":\"extract\",\"ranks\":%d,\"records\":%lld,\"tokens\":%lld,\"seconds\":%.6f,"
-                    "\"io_seconds\":%.6f,\"backend\":\"%s\"}\n",
-                    size, (long long)plan.n_records, (long long)plan.total_tokens, seconds, io_max, be->name);
-            fclose(t);
-        }
-    }
+    tm.records = plan.n_records, tm.tokens = plan.total_tokens, tm.io_seconds = io_seconds, tm.backend = be->name;
+    rc = ch_timing_finish(&tm, o->timing, rc, comm); /* one JSON line (docs/timing.md) */
 done:
     if (a) ch_archive_close(a);
     if (f) fclose(f);
-    free(out), free(hidden), free(skip);
+    slots_free(be, sl); /* before the model and backend go */
+    free(skip);
     ch_extract_plan_free(&plan);
     ch_tok_free(tok);
     ch_model_close(m);

@@ -1,11 +1,14 @@
 /* model.c - the Llama / Qwen2 forward pass, written once against the backend seam.
  *
- * Read ch_model_capture top to bottom: embed, then per layer: RMSNorm, q/k/v projections (+bias
+ * Read forward() top to bottom: embed, then per layer: RMSNorm, q/k/v projections (+bias
  * for Qwen2), RoPE, causal GQA attention - whose output, the o_proj input, is what we capture -
  * then o_proj, residual, RMSNorm, SwiGLU MLP, residual. The last layer stops after its attention:
- * nothing after it is captured. The LM head is never computed. */
+ * nothing after it is captured. The LM head is never computed. The captures are copied to the
+ * host by download_async, queued behind the kernels: ch_model_capture_start returns while the
+ * device still works (CUDA), and an event tells when the host buffer is filled. */
 #include "model.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +109,10 @@ int ch_model_open(const char *dir, ch_backend *be, ch_model **out) {
     return 0;
 fail: /* messages from config/safetensors already name the file */
     ch_model_close(m);
+    if (rc == CH_ENOMEM) /* before any batch: no token budget helps */
+        rc = ch_err_wrap("%s: the weights alone do not fit in %s memory (no --batch-tokens helps; fewer ranks "
+                         "per GPU or a larger device does): ",
+                         dir, strcmp(be->name, "cuda") ? "host" : "GPU");
     return rc;
 }
 
@@ -120,6 +127,7 @@ static void scratch_free(ch_backend *be, scratch *s) {
 void ch_model_close(ch_model *m) {
     if (!m) return;
     ch_backend *be = m->be;
+    if (m->s.cap) (void)be->sync(be); /* a queued download may still read the scratch */
     scratch_free(be, &m->s);
     if (m->layers) {
         for (int l = 0; l < m->cfg.n_layers; l++) {
@@ -139,31 +147,121 @@ void ch_model_close(ch_model *m) {
 
 /* ---- scratch sized by the batch, grown when a larger batch arrives ---------------------------- */
 
+/* The scratch buffers, in the order of the struct's pointers, and their bytes for a batch of T
+ * tokens in S sequences: one table for scratch_reserve and for the batch budget. */
+enum { SB_X, SB_XN, SB_Q, SB_K, SB_V, SB_ATT, SB_TMP, SB_GATE, SB_UP, SB_CAPTURED, SB_IDS, SB_POS, SB_START, SB_N };
+
+static void scratch_sizes(const ch_config *c, size_t T, size_t S, size_t sz[SB_N]) {
+    size_t f = sizeof(float), qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    sz[SB_X] = sz[SB_XN] = sz[SB_TMP] = T * (size_t)c->hidden * f;
+    sz[SB_Q] = sz[SB_ATT] = T * qd * f;
+    sz[SB_K] = sz[SB_V] = T * kvd * f;
+    sz[SB_GATE] = sz[SB_UP] = T * (size_t)c->intermediate * f;
+    sz[SB_CAPTURED] = S * (size_t)c->n_layers * qd * f;
+    sz[SB_IDS] = sz[SB_POS] = T * sizeof(int32_t);
+    sz[SB_START] = (S + 1) * sizeof(int);
+}
+
+size_t ch_model_batch_bytes(const ch_config *c, int64_t ntok, int64_t nseq, size_t gemm_ws_per_token) {
+    size_t sz[SB_N], sum = 0;
+    scratch_sizes(c, (size_t)(ntok > 0 ? ntok : 0), (size_t)(nseq > 0 ? nseq : 0), sz);
+    for (int i = 0; i < SB_N; i++) sum += sz[i];
+    return sum + (size_t)(ntok > 0 ? ntok : 0) * gemm_ws_per_token;
+}
+
+int64_t ch_model_fit_batch_tokens(const ch_config *c, size_t avail, double seqs_per_token,
+                                  size_t gemm_ws_per_token) {
+    if (!(seqs_per_token >= 0)) seqs_per_token = 0; /* NaN too */
+    if (seqs_per_token > 1) seqs_per_token = 1;     /* a sequence holds at least one token */
+    /* bytes(N) grows with N: the largest N in [1, INT_MAX] with bytes(N) <= avail, by bisection */
+    int64_t lo = 0, hi = INT_MAX;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        int64_t seqs = (int64_t)ceil((double)mid * seqs_per_token);
+        if (seqs < 1) seqs = 1;
+        if (ch_model_batch_bytes(c, mid, seqs, gemm_ws_per_token) <= avail) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+/* Workspace bytes per token of the backend's GEMM: its widest B operand is one token's row of
+ * the widest Linear input (hidden, H*D or intermediate). */
+static size_t gemm_ws_per_token(const ch_model *m) {
+    const ch_config *c = &m->cfg;
+    size_t in = (size_t)c->hidden;
+    if ((size_t)c->n_heads * c->head_dim > in) in = (size_t)c->n_heads * c->head_dim;
+    if ((size_t)c->intermediate > in) in = (size_t)c->intermediate;
+    return m->be->gemm_workspace && m->layers ? m->be->gemm_workspace(m->be, m->layers[0].wq.dtype, in) : 0;
+}
+
 static int scratch_reserve(ch_model *m, int ntok, int nseq) {
     scratch *s = &m->s;
     if (ntok <= s->cap && nseq <= s->seq_cap) return 0;
     ch_backend *be = m->be;
-    const ch_config *c = &m->cfg;
     int cap = ntok > s->cap ? ntok : s->cap, seq_cap = nseq > s->seq_cap ? nseq : s->seq_cap;
+    /* a download queued by the previous batch may still read the old buffers */
+    if (s->cap) CH_TRY(be->sync(be));
     scratch_free(be, s);
-    size_t T = (size_t)cap, f = sizeof(float);
-    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
-    CH_TRY(be->alloc(be, T * c->hidden * f, (void **)&s->x));
-    CH_TRY(be->alloc(be, T * c->hidden * f, (void **)&s->xn));
-    CH_TRY(be->alloc(be, T * qd * f, (void **)&s->q));
-    CH_TRY(be->alloc(be, T * kvd * f, (void **)&s->k));
-    CH_TRY(be->alloc(be, T * kvd * f, (void **)&s->v));
-    CH_TRY(be->alloc(be, T * qd * f, (void **)&s->att));
-    CH_TRY(be->alloc(be, T * c->hidden * f, (void **)&s->tmp));
-    CH_TRY(be->alloc(be, T * c->intermediate * f, (void **)&s->gate));
-    CH_TRY(be->alloc(be, T * c->intermediate * f, (void **)&s->up));
-    CH_TRY(be->alloc(be, (size_t)seq_cap * c->n_layers * qd * f, (void **)&s->captured));
-    CH_TRY(be->alloc(be, T * sizeof(int32_t), (void **)&s->ids));
-    CH_TRY(be->alloc(be, T * sizeof(int32_t), (void **)&s->pos));
-    CH_TRY(be->alloc(be, ((size_t)seq_cap + 1) * sizeof(int), (void **)&s->start));
+    size_t sz[SB_N];
+    scratch_sizes(&m->cfg, (size_t)cap, (size_t)seq_cap, sz);
+    void **slot[SB_N] = {(void **)&s->x,    (void **)&s->xn,   (void **)&s->q,        (void **)&s->k,
+                         (void **)&s->v,    (void **)&s->att,  (void **)&s->tmp,      (void **)&s->gate,
+                         (void **)&s->up,   (void **)&s->captured, (void **)&s->ids,  (void **)&s->pos,
+                         (void **)&s->start};
+    for (int i = 0; i < SB_N; i++) CH_TRY(be->alloc(be, sz[i], slot[i]));
     s->cap = cap;
     s->seq_cap = seq_cap;
     return 0;
+}
+
+/* "1.50 GiB" or "12.3 MiB" */
+static const char *bytes_text(size_t b, char *buf, size_t n) {
+    const double mib = 1024.0 * 1024.0, gib = 1024.0 * mib;
+    if ((double)b >= gib) snprintf(buf, n, "%.2f GiB", (double)b / gib);
+    else snprintf(buf, n, "%.1f MiB", (double)b / mib);
+    return buf;
+}
+
+/* After a batch ran out of device memory: release the scratch, ask the backend what is free, and
+ * put in front of the message what the batch needs and a --batch-tokens that would fit. */
+static int oom_advice(ch_model *m, int ntok, int nseq, int max_len) {
+    ch_backend *be = m->be;
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", ch_err_msg());
+    /* a queued download may read the scratch; failures here must not replace the message */
+    (void)be->sync(be);
+    scratch_free(be, &m->s);
+    size_t fr = 0, tot = 0;
+    if (be->mem_info && be->mem_info(be, &fr, &tot)) fr = tot = 0;
+    ch_err_set(CH_ENOMEM, __FILE__, __LINE__, "%s", saved);
+    const ch_config *c = &m->cfg;
+    size_t ws = gemm_ws_per_token(m);
+    size_t need = ch_model_batch_bytes(c, ntok, nseq, ws), base = ch_model_batch_bytes(c, 0, 0, ws);
+    size_t per_tok = ch_model_batch_bytes(c, 1, 0, ws) - base, per_seq = ch_model_batch_bytes(c, 0, 1, ws) - base;
+    char what[512], sz[2][32];
+    snprintf(what, sizeof what,
+             "a batch of %d tokens in %d sequences needs %s of %s memory for activations (%zu bytes per "
+             "token, %zu per sequence)",
+             ntok, nseq, bytes_text(need, sz[0], sizeof sz[0]), strcmp(be->name, "cuda") ? "host" : "GPU", per_tok,
+             per_seq);
+    if (!tot) return ch_err_wrap("%s: ", what);
+    bytes_text(fr, sz[1], sizeof sz[1]);
+    /* 90%: the allocator's granularity and fragmentation, and the runtime's own workspaces */
+    size_t avail = (size_t)((double)fr * 0.9);
+    int64_t fit = ch_model_fit_batch_tokens(c, avail, (double)nseq / ntok, ws);
+    if (fit < 1)
+        return ch_err_wrap("%s; with the model loaded %s are free, not enough for one token: use a device with "
+                           "more memory, or fewer ranks per device: ",
+                           what, sz[1]);
+    char longer[256] = "";
+    if (max_len > fit) /* a record longer than the budget is a batch alone, and that would not fit */
+        snprintf(longer, sizeof longer,
+                 "; a record of %d tokens would still not fit alone: --max-tokens %lld refuses such records",
+                 max_len, (long long)fit);
+    return ch_err_wrap("%s; with the model loaded %s are free: --batch-tokens %lld would fit batches like this "
+                       "one (%.4f sequences per token)%s: ",
+                       what, sz[1], (long long)fit, (double)nseq / ntok, longer);
 }
 
 /* y[ntok, out] = x[ntok, in] W^T (+ b): a HF Linear as one column-major GEMM. */
@@ -199,32 +297,28 @@ int ch_model_capture(ch_model *m, const ch_batch *b, ch_pool pool, float *out) {
 }
 
 int ch_model_capture_ex(ch_model *m, const ch_batch *b, ch_pool pool, float *out, float *hidden) {
+    return ch_model_capture_start(m, b, pool, out, hidden, NULL);
+}
+
+/* The forward pass of a checked batch whose scratch is reserved: device work only (uploads,
+ * kernels, the queued downloads), so that an out-of-memory failure here is the device's. */
+static int forward(ch_model *m, const ch_batch *b, const int32_t *pos, int ntok, int max_len, ch_pool pool,
+                   float *out, float *hidden, ch_event *done) {
     const ch_config *c = &m->cfg;
     ch_backend *be = m->be;
-    int ntok = 0, max_len = 0;
-    CH_TRY(check_batch(m, b, &ntok, &max_len));
-    CH_TRY(scratch_reserve(m, ntok, b->nseq));
     scratch *s = &m->s;
-
-    /* positions restart at 0 in every packed sequence */
-    int32_t *pos = NULL;
-    CH_TRY(CH_ALLOC(pos, ntok, "positions"));
-    for (int q = 0; q < b->nseq; q++)
-        for (int t = b->start[q]; t < b->start[q + 1]; t++) pos[t] = t - b->start[q];
-    int rc = be->upload(be, s->pos, pos, (size_t)ntok * sizeof(int32_t));
-    free(pos);
-    CH_TRY(rc);
+    CH_TRY(be->upload(be, s->pos, pos, (size_t)ntok * sizeof(int32_t)));
     CH_TRY(be->upload(be, s->ids, b->tokens, (size_t)ntok * sizeof(int32_t)));
     CH_TRY(be->upload(be, s->start, b->start, ((size_t)b->nseq + 1) * sizeof(int)));
     ch_seqs seqs = {.nseq = b->nseq, .ntok = ntok, .max_len = max_len, .start = b->start,
                     .start_dev = s->start, .pos_dev = s->pos};
 
-    const int H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, qd = H * D;
+    const int L = c->n_layers, H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, qd = H * D;
     const size_t layer_cap = (size_t)b->nseq * qd; /* captured floats per layer */
     const float scale = 1.0f / sqrtf((float)D);
 
     CH_TRY(be->embed(be, &m->embed, s->ids, ntok, s->x));
-    for (int l = 0; l < c->n_layers; l++) {
+    for (int l = 0; l < L; l++) {
         const layer_weights *w = &m->layers[l];
         /* attention block */
         CH_TRY(be->rmsnorm(be, s->x, &w->ln1, ntok, c->hidden, c->rms_eps, s->xn));
@@ -236,7 +330,7 @@ int ch_model_capture_ex(ch_model *m, const ch_batch *b, ch_pool pool, float *out
         CH_TRY(be->attention(be, s->q, s->k, s->v, &seqs, H, KV, D, scale, s->att));
         /* the capture: o_proj's input, per head, pooled per sequence */
         CH_TRY(be->pool(be, s->att, qd, &seqs, pool, s->captured + (size_t)l * layer_cap));
-        if (l == c->n_layers - 1 && !hidden) break; /* nothing after it is captured */
+        if (l == L - 1 && !hidden) break; /* nothing after it is captured */
         CH_TRY(linear(be, &w->wo, &w->bo, s->att, ntok, s->tmp));
         CH_TRY(be->add(be, s->x, s->tmp, (size_t)ntok * c->hidden));
         /* MLP block */
@@ -248,21 +342,33 @@ int ch_model_capture_ex(ch_model *m, const ch_batch *b, ch_pool pool, float *out
         CH_TRY(be->add(be, s->x, s->tmp, (size_t)ntok * c->hidden));
     }
 
+    /* captured is [L][nseq][H*D] on the device, out is [nseq][L][H*D] on the host: one strided
+     * copy per layer (rows of H*D floats, host pitch L*H*D), queued behind the kernels */
+    const size_t row = (size_t)qd * sizeof(float);
+    for (int l = 0; l < L; l++)
+        CH_TRY(be->download_async(be, out + (size_t)l * qd, (size_t)L * row, s->captured + (size_t)l * layer_cap, row,
+                                  row, (size_t)b->nseq));
     if (hidden) { /* final norm, mean over tokens; xn and tmp are free scratch by now */
         CH_TRY(be->rmsnorm(be, s->x, &m->final_norm, ntok, c->hidden, c->rms_eps, s->xn));
         CH_TRY(be->pool(be, s->xn, c->hidden, &seqs, CH_POOL_MEAN, s->tmp));
-        CH_TRY(be->download(be, hidden, s->tmp, (size_t)b->nseq * c->hidden * sizeof(float)));
+        size_t hb = (size_t)b->nseq * c->hidden * sizeof(float);
+        CH_TRY(be->download_async(be, hidden, hb, s->tmp, hb, hb, 1));
     }
+    return done ? be->event_record(be, done) : be->sync(be);
+}
 
-    /* captured is [L][nseq][H*D] on the device; out is [nseq][L][H*D] on the host */
-    float *host = NULL;
-    CH_TRY(CH_ALLOC(host, layer_cap * c->n_layers, "captured heads"));
-    rc = be->download(be, host, s->captured, layer_cap * c->n_layers * sizeof(float));
-    if (!rc)
-        for (int q = 0; q < b->nseq; q++)
-            for (int l = 0; l < c->n_layers; l++)
-                memcpy(out + ((size_t)q * c->n_layers + l) * qd, host + l * layer_cap + (size_t)q * qd,
-                       (size_t)qd * sizeof(float));
-    free(host);
+int ch_model_capture_start(ch_model *m, const ch_batch *b, ch_pool pool, float *out, float *hidden,
+                           ch_event *done) {
+    int ntok = 0, max_len = 0;
+    CH_TRY(check_batch(m, b, &ntok, &max_len));
+    /* positions restart at 0 in every packed sequence */
+    int32_t *pos = NULL;
+    CH_TRY(CH_ALLOC(pos, ntok, "positions"));
+    for (int q = 0; q < b->nseq; q++)
+        for (int t = b->start[q]; t < b->start[q + 1]; t++) pos[t] = t - b->start[q];
+    int rc = scratch_reserve(m, ntok, b->nseq);
+    if (!rc) rc = forward(m, b, pos, ntok, max_len, pool, out, hidden, done);
+    free(pos); /* the uploads are synchronous */
+    if (rc == CH_ENOMEM) rc = oom_advice(m, ntok, b->nseq, max_len);
     return rc;
 }

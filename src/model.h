@@ -40,4 +40,31 @@ int ch_model_capture(ch_model *m, const ch_batch *b, ch_pool pool, float *out);
  * (the representation the RDS selection baseline compares). Costs the last layer's MLP. */
 int ch_model_capture_ex(ch_model *m, const ch_batch *b, ch_pool pool, float *out, float *hidden);
 
+/* The asynchronous form of ch_model_capture_ex, for overlapping the host's use of one batch's
+ * outputs (the archive write) with the device's forward pass of the next. Queues the forward
+ * pass of b and the copies of its results into out (and hidden), records `done` (an event of
+ * the model's backend) after them, and returns: on CUDA once the work is queued, on the CPU when
+ * it is done. out and hidden may be read only after be->event_wait(be, done) returned 0, and
+ * should come from be->host_alloc (page-locked on CUDA; other memory makes the copy
+ * synchronous). b's arrays may be reused at once. done NULL: wait here (ch_model_capture_ex).
+ * The next call may start before the previous batch's event was waited for: the device runs the
+ * work in order, so the previous copies read the scratch before this batch overwrites it.
+ * Out of device memory (CH_ENOMEM): the message tells the batch's needs per token and per
+ * sequence, the free memory and a --batch-tokens budget that would fit. */
+int ch_model_capture_start(ch_model *m, const ch_batch *b, ch_pool pool, float *out, float *hidden,
+                           ch_event *done);
+
+/* Device bytes of the forward pass for a batch of ntok tokens in nseq sequences: the activation
+ * scratch (x, xn, tmp [T, hidden]; q, att [T, H*D]; k, v [T, KV*D]; gate, up [T, intermediate];
+ * token ids and positions [T]; the captures [S, L, H*D]; offsets [S + 1]) plus
+ * gemm_ws_per_token bytes per token of GEMM workspace (be->gemm_workspace for one token's row of
+ * the widest Linear input; 0 on the CPU). Weights not included: they are loaded already. */
+size_t ch_model_batch_bytes(const ch_config *c, int64_t ntok, int64_t nseq, size_t gemm_ws_per_token);
+
+/* The largest token budget N (1 .. INT_MAX) whose batches need at most avail bytes
+ * (ch_model_batch_bytes) when they hold seqs_per_token sequences per token (clamped to [0, 1]):
+ * nseq = ceil(N x seqs_per_token), at least 1. 0 when not even one token fits. */
+int64_t ch_model_fit_batch_tokens(const ch_config *c, size_t avail, double seqs_per_token,
+                                  size_t gemm_ws_per_token);
+
 #endif

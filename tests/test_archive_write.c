@@ -5,8 +5,9 @@
  *  - the file is byte-identical to one written by a single process in one round;
  *  - a partial run is marked incomplete with exactly its rows done, and resuming it yields the
  *    same bytes as the uninterrupted run;
- *  - resume with another pooling, model config, tokenizer, corpus or shape is refused on every
- *    rank naming what differs, and leaves the archive complete;
+ *  - resume with another pooling, model config, tokenizer, corpus, shape or --batch-tokens is
+ *    refused on every rank naming what differs, and leaves the archive complete; another
+ *    --max-tokens (recorded, not part of the batch plan) is accepted;
  *  - a failure on one rank (rows out of range, an id longer than its column) fails the round
  *    on every rank without deadlock, and none of that round's rows is marked done.
  * Read back with the archive reader; tests/test_extract.sh reads archives with h5py. */
@@ -54,7 +55,8 @@ static void make_rows(rows *r) {
 static ch_archive_meta meta(const char *pool) {
     ch_archive_meta m = {.n_rows = N, .n_layers = L, .n_heads = H, .head_dim = D, .id_len = 12, .task_len = 4,
                          .model_config = "{\"test\":1}", .model_dir = "m", .tokenizer_sha256 = "abc", .pool = pool,
-                         .input_path = "in.jsonl", .input_sha256 = "def", .command_line = "test"};
+                         .input_path = "in.jsonl", .input_sha256 = "def", .command_line = "test",
+                         .batch_tokens = 700, .max_tokens = 8192};
     return m;
 }
 
@@ -230,20 +232,28 @@ static void test_partial_run_is_incomplete_and_resume_completes(const char *dir,
 static void test_resume_refuses_other_model_input_or_pooling(const char *dir, MPI_Comm comm) {
     char p[300];
     snprintf(p, sizeof p, "%s/full.h5", dir);
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 6; k++) {
         ch_archive_meta m = meta("last");
-        const char *names[] = {"pool", "model_config", "tokenizer_sha256", "input_sha256", "shape"};
+        const char *names[] = {"pool", "model_config", "tokenizer_sha256", "input_sha256", "shape",
+                               "written with --batch-tokens 700 but this run has --batch-tokens 800"};
         if (k == 0) m.pool = "mean";
         if (k == 1) m.model_config = "{\"test\":2}";
         if (k == 2) m.tokenizer_sha256 = "abd";
         if (k == 3) m.input_sha256 = "deg";
         if (k == 4) m.n_layers = L + 1;
+        if (k == 5) m.batch_tokens = 800;
         ch_archive *a = NULL;
         int rc = ch_archive_open_resume(p, &m, comm, &a);
         CHECK(rc == CH_EMISMATCH && a == NULL, "%s: rc %d", names[k], rc);
         CHECK(strstr(ch_err_msg(), names[k]) != NULL, "message names %s: %s", names[k], ch_err_msg());
         if (a) ch_archive_close(a);
     }
+    ch_archive_meta mt = meta("last");
+    mt.max_tokens = 100;
+    ch_archive *ma = NULL;
+    int mrc = ch_archive_open_resume(p, &mt, comm, &ma);
+    CHECK(mrc == 0 && ma, "resume with another max_tokens: rc %d: %s", mrc, ch_err_msg());
+    if (ma) CHECK(ch_archive_close(ma) == 0, "close: %s", ch_err_msg());
     ch_archive_reader *rd = NULL;
     ch_archive_info info;
     int ok = ch_archive_open_read(p, comm, &rd) == 0 && ch_archive_get_info(rd, &info) == 0;

@@ -5,8 +5,11 @@
 #    uninterrupted run byte for byte; inspect --verify says incomplete before, complete after
 #  - h5py (Debian's python3-h5py) reads float16 values equal to the engine's in-memory outputs
 #  - bad input: malformed JSON (file:line), empty corpus, record without text, read-only output
-#    directory, full file system, mismatched resume: non-zero exit, clear message, and never an
-#    archive that claims rows it does not hold
+#    directory, full file system, mismatched resume (pooling, corpus, --batch-tokens), bad
+#    numeric options (exit 2): non-zero exit, clear message, and never an archive that claims
+#    rows it does not hold
+#  - the same kill at the default sync interval (CAPHEADS_SYNC_MIB unset): the archive opens,
+#    verifies INCOMPLETE, claims no row it lacks, and --resume makes it byte-identical
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 : "${CH_BIN:?}"
@@ -68,6 +71,36 @@ mkdir -p "$T/k3"
     --batch-tokens 700 --resume 2>/dev/null)
 cmp "$T/k2/acts.h5" "$T/k3/acts.h5" || fail "killed + resumed archive is not byte-identical to an uninterrupted run"
 
+echo "== SIGKILL part-way at the default sync interval (CAPHEADS_SYNC_MIB unset), then --resume"
+# The default syncs every 256 MiB: this archive (~23 KiB) gets no sync before the kill, so the
+# killed run leaves written but unflushed rows, none of them marked done.
+mkdir -p "$T/k4"
+set +e
+(unset CAPHEADS_SYNC_MIB; cd "$T/k4" && CAPHEADS_TEST_KILL_AFTER_ROUNDS=2 run 2 extract --model ../model \
+    --input ../corpus.jsonl --output acts.h5 --device cpu --batch-tokens 700 --resume >/dev/null 2>&1)
+killed=$?
+"$CAPHEADS" inspect "$T/k4/acts.h5" --verify >"$T/v4.txt" 2>&1
+v4=$?
+set -e
+[ $killed -ne 0 ] || fail "the killed run (default sync interval) exited 0"
+[ $v4 -eq 3 ] || { cat "$T/v4.txt"; fail "inspect --verify of the killed archive (default sync): exit $v4, expected 3"; }
+grep -q "INCOMPLETE" "$T/v4.txt" || fail "inspect did not say INCOMPLETE (default sync)"
+/usr/bin/python3 - "$T/k4/acts.h5" <<'PY' || fail "killed archive (default sync) does not open or claims rows it does not hold"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+done = f["done"][:]
+assert int(f.attrs["complete"]) == 0 and done.sum() < len(done), done.sum()
+assert int(f.attrs["batch_tokens"]) == 700, f.attrs["batch_tokens"]
+acts = f["activations"][:][done == 1]
+assert np.isfinite(acts).all() and (f["n_tokens"][:][done == 1] > 0).all()
+assert all(len(i) for i in f["ids"][:][done == 1])
+print("  killed at the default sync interval: %d of %d rows marked done, the archive opens" % (done.sum(), len(done)))
+PY
+(cd "$T/k4" && run 3 extract --model ../model --input ../corpus.jsonl --output acts.h5 --device cpu \
+    --batch-tokens 700 --resume 2>/dev/null)
+"$CAPHEADS" inspect "$T/k4/acts.h5" --verify | grep -q "OK, complete" || fail "resumed archive (default sync) not complete"
+cmp "$T/k3/acts.h5" "$T/k4/acts.h5" || fail "killed (default sync) + resumed archive is not byte-identical to an uninterrupted run"
+
 echo "== h5py reads the engine's values"
 # one record per batch (--batch-tokens 1), as capture_dump runs them: the values must be the
 # engine's f32 outputs rounded to binary16, exactly
@@ -122,5 +155,28 @@ expect_fail "resume with other pooling" "cannot resume" run 2 extract --model "$
 head -n 5 "$T/corpus.jsonl" >"$T/other.jsonl"
 expect_fail "resume with another corpus" "cannot resume" "$CAPHEADS" extract --model "$M" --input "$T/other.jsonl" \
   --output "$T/r1/acts.h5" --device cpu --resume
+expect_fail "resume with other --batch-tokens" "written with --batch-tokens 700 but this run has --batch-tokens 800" \
+  "$CAPHEADS" extract --model "$M" --input "$T/corpus.jsonl" --output "$T/r1/acts.h5" --device cpu --batch-tokens 800 --resume
 "$CAPHEADS" inspect "$T/r1/acts.h5" --verify >/dev/null || fail "a refused resume damaged the archive"
+cp "$T/r1/acts.h5" "$T/old.h5"
+/usr/bin/python3 -c 'import sys, h5py; del h5py.File(sys.argv[1], "r+").attrs["batch_tokens"]' "$T/old.h5"
+expect_fail "resume into an archive that does not record --batch-tokens" "does not record its --batch-tokens" \
+  "$CAPHEADS" extract --model "$M" --input "$T/corpus.jsonl" --output "$T/old.h5" --device cpu --batch-tokens 700 --resume
+# --max-tokens is recorded but does not change the batch plan: a resume with another one is fine
+cp "$T/r1/acts.h5" "$T/mt.h5"
+"$CAPHEADS" extract --model "$M" --input "$T/corpus.jsonl" --output "$T/mt.h5" --device cpu --batch-tokens 700 \
+  --max-tokens 4000 --resume 2>/dev/null || fail "resume with another --max-tokens was refused"
+h5diff -d 0 "$T/r1/acts.h5" "$T/mt.h5" /activations >/dev/null || fail "resume with another --max-tokens changed the rows"
+# numeric options are parsed strictly: exit 2 and a message naming the option
+for bad in "--batch-tokens 12x" "--batch-tokens 0" "--batch-tokens -3" "--batch-tokens 99999999999999999999" \
+           "--batch-tokens= " "--threads abc" "--threads 0" "--threads 2.5" "--max-tokens 1e3" "--max-tokens="; do
+  opt=${bad%%[ =]*}
+  set +e; "$CAPHEADS" extract --model "$M" --input "$T/corpus.jsonl" --output "$T/p.h5" --device cpu $bad >"$T/out.txt" 2>&1
+  rc=$?; set -e
+  [ $rc -eq 2 ] || { cat "$T/out.txt"; fail "extract $bad: exit $rc, expected 2"; }
+  grep -q -- "$opt must be a whole number" "$T/out.txt" || { cat "$T/out.txt"; fail "extract $bad: the message does not name $opt"; }
+done
+echo "  bad numeric options: exit 2: $(head -n1 "$T/out.txt")"
+[ ! -e "$T/p.h5" ] || fail "an archive was left for a bad option"
+"$CAPHEADS" extract --help | grep -q -- "--threads N" || fail "extract --help does not document --threads"
 echo "test_extract: all checks passed"

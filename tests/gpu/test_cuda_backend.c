@@ -637,6 +637,146 @@ START_TEST(test_forward_matches_golden_files) {
 }
 END_TEST
 
+/* The asynchronous half of the seam: a strided copy into page-locked memory, queued behind a
+ * kernel, seen by the host after the event; the memory report and the GEMM workspace size. */
+START_TEST(test_download_async_into_pinned_memory_after_queued_work) {
+    enum { R = 300, C = 1000 };
+    float *h = xmalloc(sizeof(float) * R * C), *one = xmalloc(sizeof(float) * R * C);
+    fill(h, (size_t)R * C, 1.0f);
+    for (size_t i = 0; i < (size_t)R * C; i++) one[i] = 1.0f;
+    float *d = to_dev(gpu, h, sizeof(float) * R * C), *d1 = to_dev(gpu, one, sizeof(float) * R * C);
+    float *pin = NULL;
+    OK(gpu->host_alloc(gpu, sizeof(float) * R * 512, (void **)&pin));
+    for (int i = 0; i < R * 512; i++) pin[i] = -7.0f;
+    ch_event *ev = NULL;
+    OK(gpu->event_create(gpu, &ev));
+    OK(gpu->event_wait(gpu, ev)); /* never recorded: at once */
+    /* queued in order: d += 1, then rows 0..R-1, columns 100..399 of d into pin at column 50 */
+    OK(gpu->add(gpu, d, d1, (size_t)R * C));
+    OK(gpu->download_async(gpu, pin + 50, 512 * sizeof(float), d + 100, C * sizeof(float), 300 * sizeof(float), R));
+    OK(gpu->event_record(gpu, ev));
+    OK(gpu->event_wait(gpu, ev));
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < 512; j++) {
+            float want = j >= 50 && j < 350 ? h[(size_t)r * C + 100 + j - 50] + 1.0f : -7.0f;
+            ck_assert_msg(pin[(size_t)r * 512 + j] == want, "row %d col %d: %g, want %g", r, j,
+                          pin[(size_t)r * 512 + j], want);
+        }
+    /* one contiguous row; and a width over a pitch is refused */
+    OK(gpu->download_async(gpu, pin, 0, d, 0, 0, 0));
+    OK(gpu->download_async(gpu, pin, 4 * C, d, 4 * C, 4 * C, 1));
+    OK(gpu->event_record(gpu, ev));
+    OK(gpu->event_wait(gpu, ev));
+    for (int j = 0; j < C; j++) ck_assert_float_eq(pin[j], h[j] + 1.0f);
+    ck_assert_int_eq(gpu->download_async(gpu, pin, 8, d, 16, 12, 2), CH_EARG);
+    size_t fr = 0, tot = 0;
+    OK(gpu->mem_info(gpu, &fr, &tot));
+    ck_assert_msg(tot > 0 && fr <= tot, "free %zu total %zu", fr, tot);
+    ck_assert_uint_eq(gpu->gemm_workspace(gpu, CH_DT_BF16, 1000), 2500);
+    ck_assert_uint_eq(gpu->gemm_workspace(gpu, CH_DT_F32, 1000), 0);
+    gpu->event_destroy(gpu, ev);
+    gpu->host_free(gpu, pin);
+    gpu->free(gpu, d), gpu->free(gpu, d1);
+    free(h), free(one);
+}
+END_TEST
+
+/* Two batches in flight (the second one growing the scratch) give what the synchronous capture
+ * gives on the same GPU, captures and hidden states. */
+START_TEST(test_async_capture_two_batches_in_flight_match_sync) {
+    const char *src = getenv("CH_SRC");
+    ck_assert_msg(src && *src, "CH_SRC (the source tree) is not set");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/data/demo/model", src);
+    ch_model *m = NULL, *ref_m = NULL;
+    ck_assert_msg(ch_model_open(dir, gpu, &m) == 0, "%s", ch_err_msg());
+    ck_assert_msg(ch_model_open(dir, gpu, &ref_m) == 0, "%s", ch_err_msg());
+    const ch_config *c = ch_model_config(m);
+    const size_t W = (size_t)ch_model_capture_width(m), Hd = (size_t)c->hidden;
+    int nseq[2] = {7, 40};
+    int32_t *tok[2];
+    int *start[2];
+    float *ref[2], *href[2], *out[2], *hid[2];
+    ch_event *ev[2];
+    for (int k = 0; k < 2; k++) {
+        start[k] = xmalloc(sizeof(int) * (nseq[k] + 1));
+        start[k][0] = 0;
+        for (int s = 0; s < nseq[k]; s++) start[k][s + 1] = start[k][s] + 1 + (s * 13 + k) % (k ? 90 : 20);
+        tok[k] = xmalloc(sizeof(int32_t) * start[k][nseq[k]]);
+        for (int i = 0; i < start[k][nseq[k]]; i++) tok[k][i] = (int32_t)(((uint64_t)i * 7919 + k) % 128000);
+        ref[k] = xmalloc(sizeof(float) * nseq[k] * W), href[k] = xmalloc(sizeof(float) * nseq[k] * Hd);
+        OK(gpu->host_alloc(gpu, sizeof(float) * nseq[k] * W, (void **)&out[k]));
+        OK(gpu->host_alloc(gpu, sizeof(float) * nseq[k] * Hd, (void **)&hid[k]));
+        OK(gpu->event_create(gpu, &ev[k]));
+    }
+    for (int pool = 0; pool < 2; pool++) {
+        for (int k = 0; k < 2; k++) {
+            ch_batch b = {.nseq = nseq[k], .tokens = tok[k], .start = start[k]};
+            OK(ch_model_capture_ex(ref_m, &b, (ch_pool)pool, ref[k], href[k]));
+        }
+        for (int k = 0; k < 2; k++) {
+            ch_batch b = {.nseq = nseq[k], .tokens = tok[k], .start = start[k]};
+            OK(ch_model_capture_start(m, &b, (ch_pool)pool, out[k], hid[k], ev[k]));
+        }
+        for (int k = 1; k >= 0; k--) {
+            OK(gpu->event_wait(gpu, ev[k]));
+            double worst = 0, hworst = 0;
+            for (size_t i = 0; i < (size_t)nseq[k] * W; i++)
+                worst = fmax(worst, fabs(out[k][i] - ref[k][i]) / (1e-3 + fabs(ref[k][i])));
+            for (size_t i = 0; i < (size_t)nseq[k] * Hd; i++)
+                hworst = fmax(hworst, fabs(hid[k][i] - href[k][i]) / (1e-3 + fabs(href[k][i])));
+            printf("async vs sync capture, batch %d (%d sequences) pool %d: worst relative %.2e, hidden %.2e\n", k,
+                   nseq[k], pool, worst, hworst);
+            /* the same kernels on the same shapes: equal up to cuBLAS's algorithm choice */
+            ck_assert_msg(worst <= 1e-5 && hworst <= 1e-5, "batch %d pool %d: async differs from sync", k, pool);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        gpu->event_destroy(gpu, ev[k]);
+        gpu->host_free(gpu, out[k]), gpu->host_free(gpu, hid[k]);
+        free(ref[k]), free(href[k]), free(tok[k]), free(start[k]);
+    }
+    ch_model_close(ref_m);
+    ch_model_close(m);
+}
+END_TEST
+
+/* Out of GPU memory inside a forward pass (a device alloc made to fail above 256 KiB): the
+ * message has the batch's needs, cudaMemGetInfo's free memory and a --batch-tokens that fits. */
+static int (*real_gpu_alloc)(ch_backend *, size_t, void **);
+static int limited_gpu_alloc(ch_backend *be, size_t bytes, void **p) {
+    if (bytes > (256u << 10)) CH_FAIL(CH_ENOMEM, "test: %zu bytes is over the limit", bytes);
+    return real_gpu_alloc(be, bytes, p);
+}
+START_TEST(test_forward_out_of_memory_suggests_batch_tokens) {
+    const char *src = getenv("CH_SRC");
+    ck_assert_msg(src && *src, "CH_SRC (the source tree) is not set");
+    char dir[4096], msg[2048];
+    snprintf(dir, sizeof dir, "%s/data/demo/model", src);
+    ch_model *m = NULL;
+    ck_assert_msg(ch_model_open(dir, gpu, &m) == 0, "%s", ch_err_msg());
+    int32_t tok[1024];
+    int start[65];
+    for (int i = 0; i < 1024; i++) tok[i] = (int32_t)(i * 31 % 128000);
+    for (int s = 0; s <= 64; s++) start[s] = 16 * s;
+    ch_batch b = {.nseq = 64, .tokens = tok, .start = start};
+    float *out = xmalloc(sizeof(float) * 64 * ch_model_capture_width(m));
+    real_gpu_alloc = gpu->alloc;
+    gpu->alloc = limited_gpu_alloc;
+    int rc = ch_model_capture(m, &b, CH_POOL_LAST, out);
+    gpu->alloc = real_gpu_alloc;
+    snprintf(msg, sizeof msg, "%s", ch_err_msg());
+    printf("forward out of memory: %s\n", msg);
+    ck_assert_int_eq(rc, CH_ENOMEM);
+    ck_assert_msg(strstr(msg, "1024 tokens in 64 sequences") && strstr(msg, "of GPU memory for activations") &&
+                      strstr(msg, "are free: --batch-tokens ") && strstr(msg, "over the limit"),
+                  "message: %s", msg);
+    OK(ch_model_capture(m, &b, CH_POOL_LAST, out)); /* usable afterwards */
+    free(out);
+    ch_model_close(m);
+}
+END_TEST
+
 START_TEST(test_gpu_oom_names_size_and_free_memory) {
     void *p = NULL;
     ck_assert_int_eq(gpu->alloc(gpu, (size_t)1 << 50, &p), CH_ENOMEM);
@@ -686,6 +826,9 @@ int main(void) {
     tcase_add_test(tc, test_attention_head_dim_256_opt_in_shared_memory);
     tcase_add_test(tc, test_pool_and_attention_over_65535_sequences);
     tcase_add_test(tc, test_forward_matches_golden_files);
+    tcase_add_test(tc, test_download_async_into_pinned_memory_after_queued_work);
+    tcase_add_test(tc, test_async_capture_two_batches_in_flight_match_sync);
+    tcase_add_test(tc, test_forward_out_of_memory_suggests_batch_tokens);
     tcase_add_test(tc, test_gpu_oom_names_size_and_free_memory);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
