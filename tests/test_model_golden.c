@@ -27,43 +27,7 @@ typedef struct {
 static const golden models[] = {{"llama31_f32", 0},  {"llama31_bf16", 1}, {"llama31_bf16_sharded", 1},
                                 {"llama32_tied", 0}, {"qwen25_f32", 0},  {"qwen25_bf16", 1}};
 
-static const float *tensor(const ch_st_file *f, const char *name, int i, int64_t *shape0) {
-    char full[64];
-    snprintf(full, sizeof full, "%s.%d", name, i);
-    for (int k = 0; k < ch_st_file_count(f); k++) {
-        const ch_st_tensor *t = ch_st_file_tensor(f, k);
-        if (!strcmp(t->name, full)) {
-            if (shape0) *shape0 = t->shape[0];
-            return t->data;
-        }
-    }
-    ck_abort_msg("expected.safetensors has no tensor %s", full);
-    return NULL;
-}
-
-/* Worst relative error over layers of one sequence; ref is [T][L][W] (or [T][W] with L = 1),
- * pooled here in double the way the engine pools. */
-static double pooled_err(const float *got, const float *ref, int T, int L, int W, ch_pool pool) {
-    double worst = 0;
-    for (int l = 0; l < L; l++) {
-        double maxref = 0, maxerr = 0;
-        for (int j = 0; j < W; j++) {
-            double r = 0;
-            if (pool == CH_POOL_LAST)
-                r = ref[((size_t)(T - 1) * L + l) * W + j];
-            else {
-                for (int t = 0; t < T; t++) r += ref[((size_t)t * L + l) * W + j];
-                r /= T;
-            }
-            double e = fabs(got[(size_t)l * W + j] - r);
-            maxref = fabs(r) > maxref ? fabs(r) : maxref;
-            maxerr = e > maxerr ? e : maxerr;
-        }
-        double rel = maxerr / (maxref > 0 ? maxref : 1);
-        worst = rel > worst ? rel : worst;
-    }
-    return worst;
-}
+#include "golden_ref.h"
 
 static void check_model(const golden *g, int packed) {
     char dir[4096], exp[4200];
@@ -82,7 +46,7 @@ static void check_model(const golden *g, int packed) {
     const int32_t *tok[NSEQ];
     int start[NSEQ + 1] = {0};
     for (int i = 0; i < NSEQ; i++) {
-        tok[i] = (const int32_t *)tensor(f, "tokens", i, &len[i]);
+        tok[i] = (const int32_t *)golden_tensor(f, "tokens", i, &len[i]);
         start[i + 1] = start[i] + (int)len[i];
     }
     int32_t *all = malloc(sizeof(int32_t) * start[NSEQ]);
@@ -106,8 +70,8 @@ static void check_model(const golden *g, int packed) {
         double hf_gap = 0, hf_hgap = 0;
         if (g->bf16)
             for (int i = 0; i < NSEQ; i++) {
-                const float *nat = tensor(f, "heads", i, NULL), *f32 = tensor(f, "heads_f32", i, NULL);
-                const float *hn = tensor(f, "final_hidden", i, NULL), *hf = tensor(f, "final_hidden_f32", i, NULL);
+                const float *nat = golden_tensor(f, "heads", i, NULL), *f32 = golden_tensor(f, "heads_f32", i, NULL);
+                const float *hn = golden_tensor(f, "final_hidden", i, NULL), *hf = golden_tensor(f, "final_hidden_f32", i, NULL);
                 float *pooled = malloc(sizeof(float) * (size_t)L * W), *hp = malloc(sizeof(float) * c->hidden);
                 for (int l = 0; l < L; l++)
                     for (int j = 0; j < W; j++) {
@@ -121,8 +85,8 @@ static void check_model(const golden *g, int packed) {
                     for (int t = 0; t < len[i]; t++) acc += hf[(size_t)t * c->hidden + j];
                     hp[j] = (float)(acc / len[i]);
                 }
-                double e = pooled_err(pooled, nat, (int)len[i], L, W, (ch_pool)pool);
-                double h = pooled_err(hp, hn, (int)len[i], 1, c->hidden, CH_POOL_MEAN);
+                double e = golden_err(pooled, nat, (int)len[i], L, W, (ch_pool)pool);
+                double h = golden_err(hp, hn, (int)len[i], 1, c->hidden, CH_POOL_MEAN);
                 hf_gap = e > hf_gap ? e : hf_gap, hf_hgap = h > hf_hgap ? h : hf_hgap;
                 free(pooled), free(hp);
             }
@@ -130,9 +94,9 @@ static void check_model(const golden *g, int packed) {
             if (!refs[r]) continue;
             double worst = 0, hworst = 0;
             for (int i = 0; i < NSEQ; i++) {
-                double e = pooled_err(out + i * width, tensor(f, refs[r], i, NULL), (int)len[i], L, W, (ch_pool)pool);
+                double e = golden_err(out + i * width, golden_tensor(f, refs[r], i, NULL), (int)len[i], L, W, (ch_pool)pool);
                 worst = e > worst ? e : worst;
-                double h = pooled_err(hid + i * c->hidden, tensor(f, hrefs[r], i, NULL), (int)len[i], 1, c->hidden,
+                double h = golden_err(hid + i * c->hidden, golden_tensor(f, hrefs[r], i, NULL), (int)len[i], 1, c->hidden,
                                       CH_POOL_MEAN);
                 hworst = h > hworst ? h : hworst;
             }

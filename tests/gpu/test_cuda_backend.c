@@ -18,6 +18,7 @@
 #include "err.h"
 #include "model.h"
 #include "safetensors.h"
+#include "../golden_ref.h"
 
 static ch_backend *cpu, *gpu;
 static const char *dtn(ch_dtype dt) {
@@ -502,43 +503,6 @@ END_TEST
  * within 2e-2, or - where HF's own bf16 run is further than that from its f32 run - within 1.5x
  * of HF's own bf16 error. */
 #define GOLDEN_NSEQ 6
-static const float *golden_tensor(const ch_st_file *f, const char *name, int i, int64_t *shape0) {
-    char full[64];
-    snprintf(full, sizeof full, "%s.%d", name, i);
-    for (int k = 0; k < ch_st_file_count(f); k++) {
-        const ch_st_tensor *t = ch_st_file_tensor(f, k);
-        if (!strcmp(t->name, full)) {
-            if (shape0) *shape0 = t->shape[0];
-            return t->data;
-        }
-    }
-    ck_abort_msg("expected.safetensors has no tensor %s", full);
-    return NULL;
-}
-/* got is [L][W] pooled; ref is [T][L][W] per token, pooled here in double */
-static double golden_err(const float *got, const float *ref, int T, int L, int W, ch_pool pool) {
-    double worst = 0;
-    for (int l = 0; l < L; l++) {
-        double maxref = 0, maxerr = 0;
-        for (int j = 0; j < W; j++) {
-            double r = 0;
-            if (pool == CH_POOL_LAST)
-                r = ref[((size_t)(T - 1) * L + l) * W + j];
-            else {
-                for (int t = 0; t < T; t++)
-                    r += ref[((size_t)t * L + l) * W + j];
-                r /= T;
-            }
-            double e = fabs(got[(size_t)l * W + j] - r);
-            if (isnan(got[(size_t)l * W + j])) e = INFINITY;
-            maxref = fabs(r) > maxref ? fabs(r) : maxref;
-            maxerr = e > maxerr ? e : maxerr;
-        }
-        double rel = maxerr / (maxref > 0 ? maxref : 1);
-        worst = rel > worst ? rel : worst;
-    }
-    return worst;
-}
 static void golden_forward(const char *name, int bf16) {
     const char *src = getenv("CH_SRC");
     ck_assert_msg(src && *src, "CH_SRC (the source tree) is not set");
