@@ -134,6 +134,10 @@ struct ch_tokenizer {
 };
 
 int tok_load_json(ch_tokenizer *t, const char *json, size_t len);
+/* Parse a JSON document; a malformed one fails naming path, line and column (cJSON forward-
+ * declared by the includer). */
+struct cJSON;
+int tok_parse_json(const char *path, const char *json, size_t len, struct cJSON **root);
 
 /* The model directory's files next to tokenizer.json, read the way transformers'
  * AutoTokenizer.from_pretrained reads them (tok_load.c, tok_chat.c). path names the file in
