@@ -49,7 +49,6 @@ def main():
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--lam", type=float, default=1e-3)
     ap.add_argument("--archive", default="/tmp/bench_probe_archive.h5")
-    ap.add_argument("--memory", default="1024")
     ap.add_argument("--tol", default="1e-4",
                     help="capheads --tol; 1e-4 is sklearn's default tol on the same criterion "
                          "(max |gradient| of the same averaged objective)")
@@ -92,7 +91,7 @@ def main():
         t0 = time.perf_counter()
         subprocess.check_call(["mpirun", "-n", str(ranks), "--oversubscribe", a.capheads, "probe",
                                "--input", a.archive, "--output", out, "--lambda", str(a.lam),
-                               "--memory", a.memory, "--tol", a.tol], env=env, stdout=subprocess.DEVNULL)
+                               "--tol", a.tol], env=env, stdout=subprocess.DEVNULL)
         dt = time.perf_counter() - t0
         with h5py.File(out, "r") as f:
             acc = f["val_accuracy"][()].reshape(-1)

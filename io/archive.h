@@ -106,6 +106,9 @@ int ch_archive_read_acts(ch_archive_reader *r, int64_t row0, int64_t n, float *d
  * a reader of a few layers touches only their [R,1,H,D] chunks. */
 int ch_archive_read_acts_layers(ch_archive_reader *r, int64_t row0, int64_t n, int l0, int nl,
                                 float *dst);
+/* The same rows as the binary16 bits the archive stores, unconverted: dst [n, nl, H, D]. */
+int ch_archive_read_acts_raw(ch_archive_reader *r, int64_t row0, int64_t n, int l0, int nl,
+                             uint16_t *dst);
 /* /hidden rows as f32 into dst [n, hidden_dim]; CH_EARG when the archive has none. */
 int ch_archive_read_hidden(ch_archive_reader *r, int64_t row0, int64_t n, float *dst);
 int ch_archive_read_n_tokens(ch_archive_reader *r, int64_t row0, int64_t n, int32_t *dst);

@@ -3,10 +3,10 @@
  * The file is opened with the MPI-IO driver on the caller's communicator (collective open), and
  * every read after that is an independent hyperslab read, so ranks stream their own row blocks
  * at their own pace. binary16 is read raw (memory type = the file's 16-bit float type, no HDF5
- * conversion) and widened with ch_f16_to_f32. Measured (2026-11-24, 2-core shared box, 131M
- * values, 5 repetitions): HDF5 1.10 converting to H5T_NATIVE_FLOAT took 3.9-5.5 s, the raw read
- * plus ch_f16_to_f32 0.11-0.17 s: about 32x faster (HDF5's soft conversion of a non-native float
- * type works element by element through its generic path). */
+ * conversion) and widened with ch_h5_widen_f16 (io/h5util.h). Measured (2026-11-24, 2-core
+ * shared box, 131M values, 5 repetitions): HDF5 1.10 converting to H5T_NATIVE_FLOAT took
+ * 3.9-5.5 s, the raw read plus the widening 0.11-0.17 s: about 32x faster (HDF5's soft
+ * conversion of a non-native float type works element by element through its generic path). */
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +14,6 @@
 #include "archive.h"
 #include "err.h"
 #include "h5util.h"
-#include "ops_math.h"
 
 #define RD_H5(call)                                                                               \
     do {                                                                                          \
@@ -252,47 +251,27 @@ static int check_rows(ch_archive_reader *r, int64_t row0, int64_t n, const char 
     return 0;
 }
 
-/* Widen binary16 to f32 in place (see the aliasing note at the caller). With F16C (every x86-64-v3
- * CPU) 8 at a time; the conversion is exact either way (NaNs are refused by the probe stage). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#include <immintrin.h>
-__attribute__((target("avx2,f16c"))) static void widen_f16c(const uint16_t *raw, float *dst, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(raw + i)));
-        _mm256_storeu_ps(dst + i, v); /* dst[i..i+8) overlaps raw only below raw + i + 8 */
-    }
-    for (; i < n; i++) dst[i] = ch_f16_to_f32(raw[i]);
-}
-static void widen(const uint16_t *raw, float *dst, size_t n) {
-    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2")) {
-        widen_f16c(raw, dst, n);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) dst[i] = ch_f16_to_f32(raw[i]);
-}
-#else
-static void widen(const uint16_t *raw, float *dst, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = ch_f16_to_f32(raw[i]);
-}
-#endif
-
-int ch_archive_read_acts_layers(ch_archive_reader *r, int64_t row0, int64_t n, int l0, int nl,
-                                float *dst) {
+int ch_archive_read_acts_raw(ch_archive_reader *r, int64_t row0, int64_t n, int l0, int nl,
+                             uint16_t *dst) {
     CH_TRY(check_rows(r, row0, n, "activation"));
     if (l0 < 0 || nl < 0 || l0 + nl > r->L)
         CH_FAIL(CH_EARG, "%s: layers %d..%d outside the archive's %d layers", r->path, l0,
                 l0 + nl, r->L);
     if (n == 0 || nl == 0) return 0;
-    size_t count = (size_t)n * (size_t)nl * (size_t)r->H * (size_t)r->D;
+    hsize_t start[4] = {(hsize_t)row0, (hsize_t)l0, 0, 0};
+    hsize_t cnt[4] = {(hsize_t)n, (hsize_t)nl, (hsize_t)r->H, (hsize_t)r->D};
+    return read_slab(r, r->acts, "activations", 4, start, cnt, r->f16, dst);
+}
+
+int ch_archive_read_acts_layers(ch_archive_reader *r, int64_t row0, int64_t n, int l0, int nl,
+                                float *dst) {
+    size_t count = (size_t)(n > 0 ? n : 0) * (size_t)(nl > 0 ? nl : 0) * (size_t)r->H * (size_t)r->D;
     /* Read the 16-bit values into the tail half of dst, then widen front to back: element i's
      * f32 (bytes 4i..4i+3) never overwrites a half not yet read (at byte 2*count + 2j, j >= i),
      * so no second buffer is needed. */
     uint16_t *raw = (uint16_t *)(dst) + count;
-    hsize_t start[4] = {(hsize_t)row0, (hsize_t)l0, 0, 0};
-    hsize_t cnt[4] = {(hsize_t)n, (hsize_t)nl, (hsize_t)r->H, (hsize_t)r->D};
-    CH_TRY(read_slab(r, r->acts, "activations", 4, start, cnt, r->f16, raw));
-    widen(raw, dst, count);
+    CH_TRY(ch_archive_read_acts_raw(r, row0, n, l0, nl, raw));
+    ch_h5_widen_f16(raw, dst, count);
     return 0;
 }
 
@@ -308,7 +287,7 @@ int ch_archive_read_hidden(ch_archive_reader *r, int64_t row0, int64_t n, float 
     uint16_t *raw = (uint16_t *)dst + count; /* widen in place, as for activations */
     hsize_t start[2] = {(hsize_t)row0, 0}, cnt[2] = {(hsize_t)n, (hsize_t)r->hidden_dim};
     CH_TRY(read_slab(r, r->hidden, "hidden", 2, start, cnt, r->f16, raw));
-    widen(raw, dst, count);
+    ch_h5_widen_f16(raw, dst, count);
     return 0;
 }
 

@@ -125,15 +125,43 @@ __attribute__((target("avx2,f16c"))) static void narrow_f16c(const float *src, u
     }
     for (; i < n; i++) dst[i] = ch_f32_to_f16(src[i]);
 }
+/* Widening is exact for every binary16 value, so F16C and the scalar rule agree bit for bit. */
+__attribute__((target("avx2,f16c"))) static void widen_f16c(const uint16_t *src, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i)));
+        _mm256_storeu_ps(dst + i, v); /* dst[i..i+8) overlaps src only below src + i + 8 */
+    }
+    for (; i < n; i++) dst[i] = ch_f16_to_f32(src[i]);
+}
+#define HAVE_F16C 1
+#endif
+
 void ch_h5_narrow_f16(const float *src, uint16_t *dst, size_t n) {
+#ifdef HAVE_F16C
     if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2")) {
         narrow_f16c(src, dst, n);
         return;
     }
-    for (size_t i = 0; i < n; i++) dst[i] = ch_f32_to_f16(src[i]);
-}
-#else
-void ch_h5_narrow_f16(const float *src, uint16_t *dst, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = ch_f32_to_f16(src[i]);
-}
 #endif
+    for (size_t i = 0; i < n; i++) dst[i] = ch_f32_to_f16(src[i]);
+}
+
+void ch_h5_widen_f16(const uint16_t *src, float *dst, size_t n) {
+#ifdef HAVE_F16C
+    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2")) {
+        widen_f16c(src, dst, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) dst[i] = ch_f16_to_f32(src[i]);
+}
+
+int ch_h5_f16_any_nonfinite(const uint16_t *src, size_t n) {
+    /* (v & 0x7c00) == 0x7c00 exactly when adding 0x0400 to it carries into bit 15: one
+     * branch-free pass that vectorizes, OR-ing the carries */
+    uint16_t any = 0;
+#pragma omp simd reduction(| : any)
+    for (size_t i = 0; i < n; i++) any |= (uint16_t)(((src[i] & 0x7c00u) + 0x0400u) & 0x8000u);
+    return any != 0;
+}

@@ -19,6 +19,12 @@ hid_t ch_h5_f16_type(void);
 /* dst[i] = ch_f32_to_f16(src[i]) for i < n, bit for bit (round to nearest even, overflow to
  * inf, NaN -> sign|0x7e00); with F16C 8 values per instruction. The archive writer's narrowing. */
 void ch_h5_narrow_f16(const float *src, uint16_t *dst, size_t n);
+/* The other way, dst[i] = the value of binary16 bits src[i] (exact; F16C 8 at a time). In place
+ * is allowed when the halves sit in the second half of dst's buffer (src == (uint16_t *)dst + n):
+ * element i's f32 only overwrites halves below src + i + 8, which have been read by then. */
+void ch_h5_widen_f16(const uint16_t *src, float *dst, size_t n);
+/* Nonzero when some src[i], i < n, is an Inf or NaN (exponent bits all ones). */
+int ch_h5_f16_any_nonfinite(const uint16_t *src, size_t n);
 /* Fixed-length NUL-padded string type of len bytes. Caller closes it. */
 hid_t ch_h5_str_type(size_t len);
 /* Scalar string attribute. */

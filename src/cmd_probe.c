@@ -1,15 +1,15 @@
 /* cmd_probe.c - `capheads probe`: fit the per-head probes of an activation archive.
  *
  * Data flow: each rank owns a contiguous run of whole CH_PROBE_BLOCK-row blocks (blocks
- * [B*rank/R, B*(rank+1)/R) of the B blocks) and streams it in reads of 256 rows, one group of
- * layers at a time: the group's activations for the rank's rows are cached in f32 (head-major)
- * so that the solver's many passes never touch the file again.
- * The group is as many layers as fit in --memory MiB (default 1024) on the rank with the most
- * rows, so the whole archive is never in memory unless it fits the budget. Standardization
- * statistics (mean, population std over TRAIN rows) are reduced over ranks, the probes of all
- * heads of the group are fitted in lockstep (src/probe.c), and the validation probabilities are
- * gathered on rank 0, which computes accuracies, one-vs-rest AUCs, the capability-head map and
- * writes the probe file (serially) and the heatmaps. */
+ * [B*rank/R, B*(rank+1)/R) of the B blocks) and streams it in reads of 256 rows, one layer at a
+ * time: the layer's activations for the rank's rows are cached as the archive's binary16,
+ * head-major, so that the solver's many passes never touch the file again. One layer (the
+ * archive's chunks are one layer wide) keeps the cache small and reused: a bigger group made
+ * nothing faster, and its first touch of fresh memory cost more than the copy into it.
+ * Standardization statistics (mean, population std over TRAIN rows) are reduced over ranks, the
+ * probes of the layer's heads are fitted in lockstep (src/probe.c) on cache-sized batches, and
+ * the validation probabilities are gathered on rank 0, which computes accuracies, one-vs-rest
+ * AUCs, the capability-head map and writes the probe file (serially) and the heatmaps. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +18,12 @@
 #include "archive.h"
 #include "cli.h"
 #include "err.h"
+#include "h5util.h"
 #include "probe.h"
 #include "timing.h"
 
 #define RBLOCK 256
+#define TILE 8
 
 #define CH_MPI(call)                                                                              \
     do {                                                                                          \
@@ -31,7 +33,6 @@
 typedef struct {
     const char *input, *output, *heatmap, *timing;
     int top_k, allow_incomplete;
-    double memory_mib;
     ch_probe_opts fit;
 } probe_args;
 
@@ -50,7 +51,7 @@ typedef struct {
 static void usage(FILE *f) {
     fprintf(f, "usage: [mpirun -n R] capheads probe --input PROBESET.h5 --output PROBES.h5\n"
                "         [--top-k 16] [--heatmap DIR] [--lambda 1e-3] [--tol 1e-5] [--max-evals 500]\n"
-               "         [--memory MiB (default 1024)] [--allow-incomplete] [--timing FILE]\n"
+               "         [--allow-incomplete] [--timing FILE]\n"
                "Fits a multinomial logistic-regression probe per (layer, head) over the five\n"
                "capabilities; validation rows are the ids whose FNV-1a 64 hash %% 5 == 0.\n"
                "  --timing FILE  append a JSON timing record (docs/timing.md): records = rows fitted\n"
@@ -60,7 +61,6 @@ static void usage(FILE *f) {
 static int parse(int argc, char **argv, probe_args *a, int *help) {
     memset(a, 0, sizeof *a);
     a->top_k = 16;
-    a->memory_mib = 1024;
     ch_probe_opts_default(&a->fit);
     *help = 0;
     for (int i = 1; i < argc; i++) {
@@ -84,7 +84,6 @@ static int parse(int argc, char **argv, probe_args *a, int *help) {
         else if (!strcmp(o, "--max-evals")) a->fit.max_evals = (int)strtol(v, &end, 10);
         else if (!strcmp(o, "--lambda")) a->fit.lambda = strtod(v, &end);
         else if (!strcmp(o, "--tol")) a->fit.tol = strtod(v, &end);
-        else if (!strcmp(o, "--memory")) a->memory_mib = strtod(v, &end);
         else CH_FAIL(CH_EARG, "unknown option '%s' (see --help)", o);
         if (end && *end) CH_FAIL(CH_EARG, "option %s: '%s' is not a number", o, v);
     }
@@ -92,7 +91,6 @@ static int parse(int argc, char **argv, probe_args *a, int *help) {
     if (a->top_k < 1) CH_FAIL(CH_EARG, "--top-k must be >= 1");
     if (!(a->fit.lambda > 0)) CH_FAIL(CH_EARG, "--lambda must be > 0");
     if (!(a->fit.tol > 0) || a->fit.max_evals < 1) CH_FAIL(CH_EARG, "--tol must be > 0, --max-evals >= 1");
-    if (!(a->memory_mib > 0)) CH_FAIL(CH_EARG, "--memory must be > 0");
     return 0;
 }
 
@@ -150,54 +148,62 @@ out:
 }
 
 /* Read layers [l0, l0+G) of the rank's kept rows into head-major xtr [G*H][ntr][D] and
- * xva [G*H][nva][D], refusing non-finite values; s1, s2 [G*H][D] get the train rows' sums of
- * x and x^2 (double, in row order), the standardization's statistics, in the same pass. */
-CH_PROBE_HOT static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, float *buf,
-                                   float *xtr, float *xva, double *s1, double *s2) {
+ * xva [G*H][nva][D], the archive's binary16 values as they are (half the bytes of f32; the fit
+ * standardizes a cache-sized batch of heads at a time), refusing non-finite values; s1, s2
+ * [G*H][D] get the train rows' sums of x and x^2 (double, in row order), the standardization's
+ * statistics, in the same pass. row [D] is scratch. */
+CH_PROBE_HOT static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, uint16_t *buf,
+                                   float *row, uint16_t *xtr, uint16_t *xva, double *s1, double *s2) {
     const int H = c->H, D = c->D, nh = G * H;
     int64_t it = 0, iv = 0;
     memset(s1, 0, sizeof(double) * (size_t)nh * D);
     memset(s2, 0, sizeof(double) * (size_t)nh * D);
+    /* a read block's kept rows: where in buf, where in head 0's rows of xtr or xva (head h adds
+     * h * stride * D), and whether a training row */
+    int pick[RBLOCK];
+    uint16_t *dst[RBLOCK];
+    int64_t stride[RBLOCK];
+    uint8_t is_train[RBLOCK];
     for (int64_t r0 = 0; r0 < c->nloc; r0 += RBLOCK) {
         int64_t nb = c->nloc - r0 < RBLOCK ? c->nloc - r0 : RBLOCK;
         /* skip blocks with no kept rows (e.g. an unlabeled tail) */
         int64_t next_t = it < c->ntr ? c->train[it] : INT64_MAX,
                 next_v = iv < c->nva ? c->val[iv] : INT64_MAX;
         if ((next_t < next_v ? next_t : next_v) >= r0 + nb) continue;
-        CH_TRY(ch_archive_read_acts_layers(c->ar, c->row0 + r0, nb, l0, G, buf));
+        CH_TRY(ch_archive_read_acts_raw(c->ar, c->row0 + r0, nb, l0, G, buf));
+        int nk = 0;
         for (int64_t i = r0; i < r0 + nb; i++) {
-            float *dst;
-            int64_t j, n;
-            if (it < c->ntr && c->train[it] == i) dst = xtr, j = it++, n = c->ntr;
-            else if (iv < c->nva && c->val[iv] == i) dst = xva, j = iv++, n = c->nva;
-            else continue;
-            const float *src = buf + (size_t)(i - r0) * nh * D;
-            /* v * 0 is 0 for finite v and NaN for NaN/Inf: one vectorizable pass, and the
-             * element-wise search only when something is wrong */
-            float probe0 = 0;
-#pragma omp simd reduction(+ : probe0)
-            for (size_t e = 0; e < (size_t)nh * D; e++) probe0 += src[e] * 0.0f;
-            if (probe0 != 0) {
+            const int is_tr = it < c->ntr && c->train[it] == i;
+            if (!is_tr && !(iv < c->nva && c->val[iv] == i)) continue;
+            const uint16_t *src = buf + (size_t)(i - r0) * nh * D;
+            if (ch_h5_f16_any_nonfinite(src, (size_t)nh * D)) {
                 size_t e = 0;
-                while (isfinite(src[e])) e++;
+                while ((src[e] & 0x7c00u) != 0x7c00u) e++;
                 CH_FAIL(CH_EFORMAT, "%s: row %lld (id '%s'), layer %d, head %d: activation %d is %s",
                         a->input, (long long)(c->row0 + i), c->ids[i], l0 + (int)(e / D) / H,
-                        (int)(e / D) % H, (int)(e % D), isnan(src[e]) ? "NaN" : "Inf");
+                        (int)(e / D) % H, (int)(e % D), src[e] & 0x3ffu ? "NaN" : "Inf");
             }
-            if (dst == xva) {
-                for (int h = 0; h < nh; h++)
-                    memcpy(dst + ((size_t)h * n + j) * D, src + (size_t)h * D, sizeof(float) * D);
-                continue;
-            }
+            pick[nk] = (int)(i - r0);
+            dst[nk] = is_tr ? xtr + (size_t)it++ * D : xva + (size_t)iv++ * D;
+            stride[nk] = is_tr ? c->ntr : c->nva;
+            is_train[nk++] = (uint8_t)is_tr;
+        }
+        /* tiles of TILE rows x all heads: a head's rows of a tile are TILE strided reads and
+         * one contiguous write, and the tile's source pages stay in the TLB across the heads */
+        for (int k0 = 0; k0 < nk; k0 += TILE) {
+            const int k1 = nk - k0 < TILE ? nk : k0 + TILE;
             for (int h = 0; h < nh; h++) {
-                const float *restrict v = src + (size_t)h * D;
-                float *restrict o = dst + ((size_t)h * n + j) * D;
                 double *restrict a1 = s1 + (size_t)h * D, *restrict a2 = s2 + (size_t)h * D;
+                for (int k = k0; k < k1; k++) {
+                    const uint16_t *v = buf + ((size_t)pick[k] * nh + h) * D;
+                    memcpy(dst[k] + (size_t)h * (size_t)stride[k] * D, v, sizeof(uint16_t) * D);
+                    if (!is_train[k]) continue;
+                    ch_h5_widen_f16(v, row, (size_t)D);
 #pragma omp simd
-                for (int k = 0; k < D; k++) {
-                    o[k] = v[k];
-                    a1[k] += v[k];
-                    a2[k] += (double)v[k] * v[k];
+                    for (int j = 0; j < D; j++) {
+                        a1[j] += row[j];
+                        a2[j] += (double)row[j] * row[j];
+                    }
                 }
             }
         }
@@ -206,11 +212,12 @@ CH_PROBE_HOT static int load_group(probe_ctx *c, const probe_args *a, int l0, in
 }
 
 /* Mean and population std per (head, feature) over the TRAIN rows of all ranks, from the rank's
- * sums s1 (x) and s2 (x^2) of load_group; standardize. The sums are double in row order and the
- * reduction is Reduce + Bcast, so every rank gets bit-identical statistics. The variance is
- * E[x^2] - E[x]^2: in double its error is ~1e-16 (mean/std)^2 relative, far below float's. */
-CH_PROBE_HOT static int standardize(probe_ctx *c, int nh, int64_t ntr_global, double *s1, double *s2,
-                                    float *xtr, float *xva, float *mean, float *std) {
+ * sums s1 (x) and s2 (x^2) of load_group. The sums are double in row order and the reduction is
+ * Reduce + Bcast, so every rank gets bit-identical statistics. The variance is E[x^2] - E[x]^2:
+ * in double its error is ~1e-16 (mean/std)^2 relative, far below float's. The data itself is
+ * standardized later, a batch of heads at a time, by the fit (ch_probe_data.x16). */
+static int stats(probe_ctx *c, int nh, int64_t ntr_global, double *s1, double *s2, float *mean,
+                 float *std) {
     const int D = c->D;
     const size_t M = (size_t)nh * D;
     double *g = NULL;
@@ -226,18 +233,6 @@ CH_PROBE_HOT static int standardize(probe_ctx *c, int nh, int64_t ntr_global, do
         const double sd = var > 0 ? sqrt(var) : 0;
         mean[hk] = (float)mu;
         std[hk] = sd > 1e-12 ? (float)sd : 1.0f; /* constant feature: like StandardScaler */
-    }
-#pragma omp parallel for schedule(static)
-    for (int h = 0; h < nh; h++) {
-        const float *restrict mh = mean + (size_t)h * D, *restrict sh = std + (size_t)h * D;
-        for (int part = 0; part < 2; part++) {
-            const int64_t n = part ? c->nva : c->ntr;
-            float *restrict x = (part ? xva : xtr) + (size_t)h * n * D;
-            for (int64_t i = 0; i < n; i++) {
-#pragma omp simd
-                for (int k = 0; k < D; k++) x[(size_t)i * D + k] = (x[(size_t)i * D + k] - mh[k]) / sh[k];
-            }
-        }
     }
 out:
     free(g);
@@ -302,8 +297,8 @@ static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *op
     int rc = 0;
     int64_t counts[4] = {0}, gcounts[4];
     int64_t cls[2 * CH_NCAP] = {0}, gcls[2 * CH_NCAP];
-    float *buf = NULL, *xtr = NULL, *xva = NULL, *ploc = NULL, *vprob = NULL, *rbuf = NULL,
-          *ptr = NULL;
+    uint16_t *buf = NULL, *xtr = NULL, *xva = NULL; /* binary16 as in the archive */
+    float *row = NULL, *ploc = NULL, *vprob = NULL, *rbuf = NULL;
     int32_t *yval = NULL;
     int64_t *trblk = NULL;
     double *s1 = NULL; /* [2][group heads][D]: sums of x, then of x^2 */
@@ -352,14 +347,10 @@ static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *op
     const int L = c->L, H = c->H, D = c->D;
     CH_TRY_GOTO(alloc_result(res, L, H, D, a->top_k < L * H ? a->top_k : L * H), out);
 
-    /* Layers per group: the most-loaded rank's rows must fit the budget. */
-    int64_t kept = c->ntr + c->nva, kmax = 0;
-    CH_MPI(MPI_Allreduce(&kept, &kmax, 1, MPI_INT64_T, MPI_MAX, c->comm));
-    double layer_bytes = (double)(kmax > 0 ? kmax : 1) * H * D * sizeof(float) * 1.0;
-    int G = (int)(a->memory_mib * 1048576.0 / layer_bytes);
-    G = G < 1 ? 1 : (G > L ? L : G);
-    const int nhg = G * H;
+    const int64_t kept = c->ntr + c->nva;
+    const int nhg = H; /* one layer at a time (see the top of the file) */
     CH_TRY_GOTO(CH_ALLOC(buf, (size_t)RBLOCK * nhg * D, "read buffer"), out);
+    CH_TRY_GOTO(CH_ALLOC(row, D, "row scratch"), out);
     CH_TRY_GOTO(CH_ALLOC(s1, 2 * (size_t)nhg * D, "standardization sums"), out);
     CH_TRY_GOTO(CH_ALLOC(xtr, (size_t)nhg * (c->ntr + 1) * D, "train activations"), out);
     CH_TRY_GOTO(CH_ALLOC(xva, (size_t)nhg * (c->nva + 1) * D, "validation activations"), out);
@@ -377,21 +368,21 @@ static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *op
     CH_MPI(MPI_Gatherv(c->yva, nva_i, MPI_INT32_T, yval, nva_all, dsp, MPI_INT32_T, 0, c->comm));
     if (c->rank == 0)
         printf("probe: %lld train + %lld validation rows (%lld unlabeled, %lld incomplete skipped), "
-               "%d x %d heads, D=%d, %d layer(s) per group, %d rank(s)\n",
+               "%d x %d heads, D=%d, %d rank(s)\n",
                (long long)res->n_train, (long long)res->n_val, (long long)res->n_skipped_unlabeled,
-               (long long)res->n_skipped_incomplete, L, H, D, G, c->size);
+               (long long)res->n_skipped_incomplete, L, H, D, c->size);
 
     int64_t *tr_correct = NULL;
     CH_TRY_GOTO(CH_ALLOC(tr_correct, (size_t)L * H, "train accuracy counts"), out);
-    for (int l0 = 0; l0 < L && !rc; l0 += G) {
-        int g = L - l0 < G ? L - l0 : G, nh = g * H, hg0 = l0 * H;
+    for (int l = 0; l < L && !rc; l++) {
+        const int nh = H, hg0 = l * H;
         double *s2 = s1 + (size_t)nh * D;
-        rc = agree(load_group(c, a, l0, g, buf, xtr, xva, s1, s2), c->comm);
+        rc = agree(load_group(c, a, l, 1, buf, row, xtr, xva, s1, s2), c->comm);
         if (rc) break;
-        rc = standardize(c, nh, res->n_train, s1, s2, xtr, xva, res->mean + (size_t)hg0 * D,
-                         res->std + (size_t)hg0 * D);
+        float *mean = res->mean + (size_t)hg0 * D, *std = res->std + (size_t)hg0 * D;
+        rc = stats(c, nh, res->n_train, s1, s2, mean, std);
         if (rc) break;
-        ch_probe_data d = {nh, D, c->ntr, res->n_train, xtr, c->ytr, {0}, trblk, lblk};
+        ch_probe_data d = {nh, D, c->ntr, res->n_train, NULL, c->ytr, {0}, trblk, lblk, xtr, mean, std};
         memcpy(d.present, present, sizeof present);
         int evals = 0, unconv = 0;
         float *W = res->weights + (size_t)hg0 * CH_NCAP * D, *b = res->bias + (size_t)hg0 * CH_NCAP;
@@ -399,11 +390,14 @@ static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *op
         if (rc) break;
         res->evals = evals > res->evals ? evals : res->evals;
         res->unconverged += unconv;
-        ch_probe_predict(nh, D, c->nva, xva, W, b, present, ploc);
+        rc = agree(ch_probe_predict16(nh, D, c->nva, xva, mean, std, W, b, present, ploc), c->comm);
+        if (rc) break;
         rc = gather_val(c, nh, hg0, ploc, nva_all, res->n_val, vprob, rbuf);
-        if (rc == 0 && c->rank == 0)
-            printf("probe: layers %d..%d fitted in %d evaluations (%d head(s) at the cap)\n", l0,
-                   l0 + g - 1, evals, unconv);
+        if (rc == 0 && c->rank == 0) {
+            printf("probe: layer %d of %d fitted in %d evaluations (%d head(s) at the cap)\n", l + 1,
+                   L, evals, unconv);
+            fflush(stdout);
+        }
     }
     if (rc) {
         free(tr_correct);
@@ -438,8 +432,8 @@ static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *op
     }
 out:
     ch_archive_info_free(&info);
-    free(buf), free(xtr), free(xva), free(ploc), free(vprob), free(rbuf), free(yval);
-    free(ptr), free(nva_all), free(dsp), free(trblk), free(s1);
+    free(buf), free(row), free(xtr), free(xva), free(ploc), free(vprob), free(rbuf), free(yval);
+    free(nva_all), free(dsp), free(trblk), free(s1);
     return rc;
 }
 

@@ -52,7 +52,10 @@ int ch_probe_is_validation(const char *id);
 #define CH_PROBE_BLOCK 32
 
 /* Rank-local training data for a group of nh heads: x is head-major [nh][n][D] standardized
- * f32, y [n] labels in 0..4. n_global is the total number of training rows over all ranks.
+ * f32, or NULL when x16 holds the same rows as the archive's binary16 values (head-major
+ * [nh][n][D]) with mean and std [nh][D]: the fit then standardizes a cache-sized batch of heads
+ * at a time (ch_probe_standardize16), so the f32 copy of the whole group never exists.
+ * y [n] labels in 0..4. n_global is the total number of training rows over all ranks.
  * blk (may be NULL: blocks of CH_PROBE_BLOCK rows) holds nblk + 1 offsets: block b is rows
  * [blk[b], blk[b+1]), the unit of f32 summation; for results that do not depend on the rank
  * count, a block must be the same rows on every rank count (cmd_probe: the training rows of
@@ -65,6 +68,8 @@ typedef struct {
     int present[CH_NCAP]; /* 1 when the class has training rows somewhere */
     const int64_t *blk;
     int64_t nblk;
+    const uint16_t *x16;
+    const float *mean, *std;
 } ch_probe_data;
 
 /* Collective. Fits every head; W [nh][5][D] and b [nh][5] (outputs, identical on all ranks).
@@ -77,6 +82,16 @@ int ch_probe_fit(const ch_probe_opts *o, const ch_probe_data *d, MPI_Comm comm, 
 /* Probabilities of n rows x [nh][n][D] for each head: prob [nh][n][5] (absent classes get 0). */
 void ch_probe_predict(int nh, int D, int64_t n, const float *x, const float *W, const float *b,
                       const int present[CH_NCAP], float *prob);
+/* The same from binary16 rows x16 [nh][n][D], standardized with mean, std [nh][D] on the way
+ * (the same f32 values as ch_probe_standardize16's). Returns CH_ENOMEM (message set) or 0. */
+int ch_probe_predict16(int nh, int D, int64_t n, const uint16_t *x16, const float *mean,
+                       const float *std, const float *W, const float *b, const int present[CH_NCAP],
+                       float *prob);
+/* out [n][D] = (x16 - mean) / std in f32, x16 [n][D] binary16 bits, mean and std [D]. */
+void ch_probe_standardize16(int64_t n, int D, const uint16_t *x16, const float *mean,
+                            const float *std, float *out);
+/* 64-byte aligned f32 buffer of n values (free with free()), NULL when out of memory. */
+float *ch_probe_alloc_f32(size_t n);
 
 /* One-vs-rest ROC AUC of score against pos (Mann-Whitney, ties count 1/2). NaN when there are no
  * positives or no negatives. stride: distance between consecutive scores; scratch holds 2n pairs. */

@@ -10,7 +10,9 @@
 
 #include "archive.h"
 #include "err.h"
+#include "ops_math.h"
 #include "probe.h"
+#include "probe_kernel.h"
 
 static char arch[512], dump[512], labdump[512];
 static int rank_, size_;
@@ -176,6 +178,112 @@ START_TEST(test_fit_separable_two_class_single_rank_data) {
 }
 END_TEST
 
+/* Independent double-precision loss and gradient of one head (the objective's unscaled sums). */
+static void ref_sums(int D, int n, const float *x, const int32_t *y, const int present[5],
+                     const double *w, double *out) {
+    memset(out, 0, sizeof(double) * (5 * D + 7));
+    for (int i = 0; i < n; i++) {
+        double z[5], m = -INFINITY, s = 0;
+        for (int c = 0; c < 5; c++) {
+            z[c] = w[5 * D + c];
+            for (int j = 0; j < D; j++) z[c] += w[c * D + j] * x[i * D + j];
+            if (present[c] && z[c] > m) m = z[c];
+        }
+        for (int c = 0; c < 5; c++) s += present[c] ? exp(z[c] - m) : 0;
+        int best = -1;
+        for (int c = 0; c < 5; c++) {
+            if (!present[c]) continue;
+            double g = exp(z[c] - m) / s - (c == y[i]);
+            for (int j = 0; j < D; j++) out[c * D + j] += g * x[i * D + j];
+            out[5 * D + c] += g;
+            if (best < 0 || z[c] > z[best]) best = c;
+        }
+        out[5 * D + 5] += m + log(s) - z[y[i]];
+        out[5 * D + 6] += best == y[i];
+    }
+}
+
+static float urand(unsigned *st) {
+    *st = *st * 1103515245u + 12345u;
+    return (float)((*st >> 8) & 0xffffff) / 16777216.0f;
+}
+
+START_TEST(test_head_sums_match_double_reference) {
+    /* head_dim 128 (the register-blocked paths) and 19 (every tail), 77 rows (a partial block and
+     * a partial tile), class 3 absent; at random weights and at zero (the first evaluation's
+     * shortcut), against ref_sums */
+    const int dims[2] = {128, 19}, n = 77, present[5] = {1, 1, 1, 0, 1};
+    unsigned st = 7;
+    for (int t = 0; t < 2; t++) {
+        const int D = dims[t], P = 5 * D + 5;
+        float *x = malloc(sizeof(float) * n * D);
+        int32_t *y = malloc(sizeof(int32_t) * n);
+        double *w = calloc(P, sizeof(double)), *got = malloc(sizeof(double) * (P + 2)),
+               *want = malloc(sizeof(double) * (P + 2));
+        for (int i = 0; i < n * D; i++) x[i] = 4 * urand(&st) - 2;
+        for (int i = 0; i < n; i++) y[i] = (int32_t)(i * 7 % 4), y[i] += y[i] == 3;
+        ch_probe_data d = {1, D, n, n, x, y, {1, 1, 1, 0, 1}};
+        for (int zero = 1; zero >= 0; zero--) {
+            for (int i = 0; i < P; i++) w[i] = zero ? 0 : (urand(&st) - 0.5) * 0.3;
+            for (int j = 0; j < D; j++) w[3 * D + j] = 0; /* an absent class keeps W = 0, b = 0 */
+            w[5 * D + 3] = 0;
+            ck_assert_int_eq(ch_probe_head_sums(&d, x, w, got), 0);
+            ref_sums(D, n, x, y, present, w, want);
+            for (int i = 0; i < P + 1; i++)
+                ck_assert_msg(fabs(got[i] - want[i]) <= 2e-5 * (1 + fabs(want[i])),
+                              "D=%d zero=%d: sum %d is %.9g, reference %.9g", D, zero, i, got[i], want[i]);
+            ck_assert_double_eq(got[P + 1], want[P + 1]);
+        }
+        free(x), free(y), free(w), free(got), free(want);
+    }
+}
+END_TEST
+
+START_TEST(test_binary16_input_fits_and_predicts_like_f32) {
+    /* The stage hands the fit the archive's binary16 rows with mean and std; that must be the
+     * same problem as the f32 rows standardized beforehand: the same bits out of fit and predict. */
+    enum { NH = 3, N = 77, DD = 19 };
+    unsigned st = 11;
+    uint16_t *x16 = malloc(sizeof(uint16_t) * NH * N * DD);
+    float *x = malloc(sizeof(float) * NH * N * DD), mean[NH * DD], sd[NH * DD];
+    int32_t y[N];
+    for (int i = 0; i < N; i++) y[i] = (int32_t)(i % 5);
+    for (int h = 0; h < NH; h++)
+        for (int j = 0; j < DD; j++) {
+            mean[h * DD + j] = 3 * urand(&st) - 1, sd[h * DD + j] = 0.5f + urand(&st);
+            for (int i = 0; i < N; i++) {
+                float v = mean[h * DD + j] + sd[h * DD + j] * (2 * urand(&st) - 1) + 0.2f * (float)y[i] * (j == h);
+                x16[((size_t)h * N + i) * DD + j] = ch_f32_to_f16(v);
+            }
+        }
+    for (int h = 0; h < NH; h++)
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < DD; j++) {
+                size_t e = ((size_t)h * N + i) * DD + j;
+                x[e] = (ch_f16_to_f32(x16[e]) - mean[h * DD + j]) / sd[h * DD + j];
+            }
+    float got[N * DD];
+    ch_probe_standardize16(N, DD, x16 + N * DD, mean + DD, sd + DD, got);
+    ck_assert_mem_eq(got, x + N * DD, sizeof got);
+    ch_probe_opts o;
+    ch_probe_opts_default(&o);
+    o.cache_mib = 0.01; /* batches of one head: the buffer is reused */
+    ch_probe_data a = {NH, DD, N, N, x, y, {1, 1, 1, 1, 1}}, b = a;
+    b.x = NULL, b.x16 = x16, b.mean = mean, b.std = sd;
+    float Wa[NH * 5 * DD], ba[NH * 5], Wb[NH * 5 * DD], bb[NH * 5], pa[NH * N * 5], pb[NH * N * 5];
+    int64_t ra[NH], rb[NH];
+    ck_assert_int_eq(ch_probe_fit(&o, &a, MPI_COMM_SELF, Wa, ba, ra, NULL, NULL), 0);
+    ck_assert_int_eq(ch_probe_fit(&o, &b, MPI_COMM_SELF, Wb, bb, rb, NULL, NULL), 0);
+    ck_assert_mem_eq(Wa, Wb, sizeof Wa);
+    ck_assert_mem_eq(ba, bb, sizeof ba);
+    ck_assert_mem_eq(ra, rb, sizeof ra);
+    ch_probe_predict(NH, DD, N, x, Wa, ba, a.present, pa);
+    ck_assert_int_eq(ch_probe_predict16(NH, DD, N, x16, mean, sd, Wa, ba, a.present, pb), 0);
+    ck_assert_mem_eq(pa, pb, sizeof pa);
+    free(x16), free(x);
+}
+END_TEST
+
 START_TEST(test_probe_file_roundtrip_and_summary) {
     /* write a tiny probe file (1 layer x 2 heads, D=1, k=1) and read it back through the summary
      * that `capheads inspect` prints; only rank 0 writes (the stage writes serially too) */
@@ -221,6 +329,8 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_auc_counts_ties_as_half);
     tcase_add_test(tc, test_auc_matches_pair_count_with_signs_ties_and_stride);
     tcase_add_test(tc, test_fit_separable_two_class_single_rank_data);
+    tcase_add_test(tc, test_head_sums_match_double_reference);
+    tcase_add_test(tc, test_binary16_input_fits_and_predicts_like_f32);
     tcase_add_test(tc, test_probe_file_roundtrip_and_summary);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
