@@ -19,11 +19,12 @@
 #include "cli.h"
 #include "err.h"
 #include "h5util.h"
+#include "ops_math.h"
 #include "probe.h"
 #include "timing.h"
 
 #define RBLOCK 256
-#define TILE 8
+#define TILE 32
 
 #define CH_MPI(call)                                                                              \
     do {                                                                                          \
@@ -147,14 +148,79 @@ out:
     return rc;
 }
 
+/* a1[j] += x[j], a2[j] += x[j]^2 for the binary16 rows x = base + rows[r] * stride, r < nr, in
+ * double and in row order, exactly like the plain loop below: with F16C the running sums of
+ * sixteen features stay in registers over the rows (the plain loop's memory round trip per row,
+ * or a separate widening pass, cost more than the copy of the rows itself). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+__attribute__((target("avx2,fma,f16c"))) static void stats_f16c(const uint16_t *base, size_t stride,
+                                                                const int *rows, int nr, int D,
+                                                                double *a1, double *a2) {
+    int j = 0;
+    for (; j + 16 <= D; j += 16) {
+        __m256d s0 = _mm256_loadu_pd(a1 + j), s1 = _mm256_loadu_pd(a1 + j + 4);
+        __m256d s2 = _mm256_loadu_pd(a1 + j + 8), s3 = _mm256_loadu_pd(a1 + j + 12);
+        __m256d q0 = _mm256_loadu_pd(a2 + j), q1 = _mm256_loadu_pd(a2 + j + 4);
+        __m256d q2 = _mm256_loadu_pd(a2 + j + 8), q3 = _mm256_loadu_pd(a2 + j + 12);
+        for (int r = 0; r < nr; r++) {
+            const uint16_t *x = base + (size_t)rows[r] * stride + j;
+            const __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x));
+            const __m256 hi = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + 8)));
+            const __m256d v0 = _mm256_cvtps_pd(_mm256_castps256_ps128(lo));
+            const __m256d v1 = _mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1));
+            const __m256d v2 = _mm256_cvtps_pd(_mm256_castps256_ps128(hi));
+            const __m256d v3 = _mm256_cvtps_pd(_mm256_extractf128_ps(hi, 1));
+            /* a2 += v * v as a rounded product then a sum, like the plain loop (no FMA) */
+            s0 = _mm256_add_pd(s0, v0), q0 = _mm256_add_pd(q0, _mm256_mul_pd(v0, v0));
+            s1 = _mm256_add_pd(s1, v1), q1 = _mm256_add_pd(q1, _mm256_mul_pd(v1, v1));
+            s2 = _mm256_add_pd(s2, v2), q2 = _mm256_add_pd(q2, _mm256_mul_pd(v2, v2));
+            s3 = _mm256_add_pd(s3, v3), q3 = _mm256_add_pd(q3, _mm256_mul_pd(v3, v3));
+        }
+        _mm256_storeu_pd(a1 + j, s0), _mm256_storeu_pd(a1 + j + 4, s1);
+        _mm256_storeu_pd(a1 + j + 8, s2), _mm256_storeu_pd(a1 + j + 12, s3);
+        _mm256_storeu_pd(a2 + j, q0), _mm256_storeu_pd(a2 + j + 4, q1);
+        _mm256_storeu_pd(a2 + j + 8, q2), _mm256_storeu_pd(a2 + j + 12, q3);
+    }
+    for (; j < D; j++)
+        for (int r = 0; r < nr; r++) {
+            const double v = ch_f16_to_f32(base[(size_t)rows[r] * stride + j]);
+            a1[j] += v;
+            a2[j] += v * v;
+        }
+}
+#define HAVE_STATS_F16C 1
+#endif
+
+static void add_stats(int f16c, const uint16_t *base, size_t stride, const int *rows, int nr, int D,
+                      double *a1, double *a2) {
+#ifdef HAVE_STATS_F16C
+    if (f16c) {
+        stats_f16c(base, stride, rows, nr, D, a1, a2);
+        return;
+    }
+#endif
+    (void)f16c;
+    for (int j = 0; j < D; j++)
+        for (int r = 0; r < nr; r++) {
+            const double v = ch_f16_to_f32(base[(size_t)rows[r] * stride + j]);
+            a1[j] += v;
+            a2[j] += v * v;
+        }
+}
+
 /* Read layers [l0, l0+G) of the rank's kept rows into head-major xtr [G*H][ntr][D] and
  * xva [G*H][nva][D], the archive's binary16 values as they are (half the bytes of f32; the fit
  * standardizes a cache-sized batch of heads at a time), refusing non-finite values; s1, s2
  * [G*H][D] get the train rows' sums of x and x^2 (double, in row order), the standardization's
- * statistics, in the same pass. row [D] is scratch. */
-CH_PROBE_HOT static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, uint16_t *buf,
-                                   float *row, uint16_t *xtr, uint16_t *xva, double *s1, double *s2) {
+ * statistics, in the same pass. */
+static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, uint16_t *buf, uint16_t *xtr, uint16_t *xva, double *s1, double *s2) {
     const int H = c->H, D = c->D, nh = G * H;
+#ifdef HAVE_STATS_F16C
+    const int f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2");
+#else
+    const int f16c = 0;
+#endif
     int64_t it = 0, iv = 0;
     memset(s1, 0, sizeof(double) * (size_t)nh * D);
     memset(s2, 0, sizeof(double) * (size_t)nh * D);
@@ -171,12 +237,15 @@ CH_PROBE_HOT static int load_group(probe_ctx *c, const probe_args *a, int l0, in
                 next_v = iv < c->nva ? c->val[iv] : INT64_MAX;
         if ((next_t < next_v ? next_t : next_v) >= r0 + nb) continue;
         CH_TRY(ch_archive_read_acts_raw(c->ar, c->row0 + r0, nb, l0, G, buf));
+        /* one scan of the block; a row-by-row search only when it finds something, and only
+         * kept rows count (an incomplete row may hold anything) */
+        const int bad = ch_h5_f16_any_nonfinite(buf, (size_t)nb * nh * D);
         int nk = 0;
         for (int64_t i = r0; i < r0 + nb; i++) {
             const int is_tr = it < c->ntr && c->train[it] == i;
             if (!is_tr && !(iv < c->nva && c->val[iv] == i)) continue;
             const uint16_t *src = buf + (size_t)(i - r0) * nh * D;
-            if (ch_h5_f16_any_nonfinite(src, (size_t)nh * D)) {
+            if (bad && ch_h5_f16_any_nonfinite(src, (size_t)nh * D)) {
                 size_t e = 0;
                 while ((src[e] & 0x7c00u) != 0x7c00u) e++;
                 CH_FAIL(CH_EFORMAT, "%s: row %lld (id '%s'), layer %d, head %d: activation %d is %s",
@@ -189,22 +258,18 @@ CH_PROBE_HOT static int load_group(probe_ctx *c, const probe_args *a, int l0, in
             is_train[nk++] = (uint8_t)is_tr;
         }
         /* tiles of TILE rows x all heads: a head's rows of a tile are TILE strided reads and
-         * one contiguous write, and the tile's source pages stay in the TLB across the heads */
+         * one contiguous write, and the tile's source lines stay in cache across the heads */
         for (int k0 = 0; k0 < nk; k0 += TILE) {
             const int k1 = nk - k0 < TILE ? nk : k0 + TILE;
+            int tr_rows[TILE], nt = 0;
+            for (int k = k0; k < k1; k++)
+                if (is_train[k]) tr_rows[nt++] = pick[k];
             for (int h = 0; h < nh; h++) {
-                double *restrict a1 = s1 + (size_t)h * D, *restrict a2 = s2 + (size_t)h * D;
-                for (int k = k0; k < k1; k++) {
-                    const uint16_t *v = buf + ((size_t)pick[k] * nh + h) * D;
-                    memcpy(dst[k] + (size_t)h * (size_t)stride[k] * D, v, sizeof(uint16_t) * D);
-                    if (!is_train[k]) continue;
-                    ch_h5_widen_f16(v, row, (size_t)D);
-#pragma omp simd
-                    for (int j = 0; j < D; j++) {
-                        a1[j] += row[j];
-                        a2[j] += (double)row[j] * row[j];
-                    }
-                }
+                for (int k = k0; k < k1; k++)
+                    memcpy(dst[k] + (size_t)h * (size_t)stride[k] * D,
+                           buf + ((size_t)pick[k] * nh + h) * D, sizeof(uint16_t) * D);
+                add_stats(f16c, buf + (size_t)h * D, (size_t)nh * D, tr_rows, nt, D, s1 + (size_t)h * D,
+                          s2 + (size_t)h * D);
             }
         }
     }
@@ -298,7 +363,7 @@ static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *op
     int64_t counts[4] = {0}, gcounts[4];
     int64_t cls[2 * CH_NCAP] = {0}, gcls[2 * CH_NCAP];
     uint16_t *buf = NULL, *xtr = NULL, *xva = NULL; /* binary16 as in the archive */
-    float *row = NULL, *ploc = NULL, *vprob = NULL, *rbuf = NULL;
+    float *ploc = NULL, *vprob = NULL, *rbuf = NULL;
     int32_t *yval = NULL;
     int64_t *trblk = NULL;
     double *s1 = NULL; /* [2][group heads][D]: sums of x, then of x^2 */
@@ -350,7 +415,6 @@ static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *op
     const int64_t kept = c->ntr + c->nva;
     const int nhg = H; /* one layer at a time (see the top of the file) */
     CH_TRY_GOTO(CH_ALLOC(buf, (size_t)RBLOCK * nhg * D, "read buffer"), out);
-    CH_TRY_GOTO(CH_ALLOC(row, D, "row scratch"), out);
     CH_TRY_GOTO(CH_ALLOC(s1, 2 * (size_t)nhg * D, "standardization sums"), out);
     CH_TRY_GOTO(CH_ALLOC(xtr, (size_t)nhg * (c->ntr + 1) * D, "train activations"), out);
     CH_TRY_GOTO(CH_ALLOC(xva, (size_t)nhg * (c->nva + 1) * D, "validation activations"), out);
@@ -377,7 +441,7 @@ static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *op
     for (int l = 0; l < L && !rc; l++) {
         const int nh = H, hg0 = l * H;
         double *s2 = s1 + (size_t)nh * D;
-        rc = agree(load_group(c, a, l, 1, buf, row, xtr, xva, s1, s2), c->comm);
+        rc = agree(load_group(c, a, l, 1, buf, xtr, xva, s1, s2), c->comm);
         if (rc) break;
         float *mean = res->mean + (size_t)hg0 * D, *std = res->std + (size_t)hg0 * D;
         rc = stats(c, nh, res->n_train, s1, s2, mean, std);
@@ -432,7 +496,7 @@ static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *op
     }
 out:
     ch_archive_info_free(&info);
-    free(buf), free(row), free(xtr), free(xva), free(ploc), free(vprob), free(rbuf), free(yval);
+    free(buf), free(xtr), free(xva), free(ploc), free(vprob), free(rbuf), free(yval);
     free(nva_all), free(dsp), free(trblk), free(s1);
     return rc;
 }

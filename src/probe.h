@@ -30,7 +30,8 @@ typedef struct {
     double tol;    /* stop when max |grad| <= tol (default 1e-6) */
     int max_evals; /* cap on function evaluations per head (default 500) */
     int history;   /* L-BFGS memory (default 10) */
-    double cache_mib; /* rows of the heads fitted together at most this big (default 16 MiB) */
+    double cache_mib; /* rows of the heads fitted together at most this big (default 4 MiB; at
+                       * least one head) */
 } ch_probe_opts;
 
 void ch_probe_opts_default(ch_probe_opts *o);
