@@ -47,6 +47,7 @@ typedef struct {
     int64_t ntr, nva;            /* local counts */
     int32_t *ytr, *yva;
     char **ids;
+    double io_seconds; /* in activation reads (the timing record's io_seconds) */
 } probe_ctx;
 
 static void usage(FILE *f) {
@@ -236,7 +237,9 @@ static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, uint16_t
         int64_t next_t = it < c->ntr ? c->train[it] : INT64_MAX,
                 next_v = iv < c->nva ? c->val[iv] : INT64_MAX;
         if ((next_t < next_v ? next_t : next_v) >= r0 + nb) continue;
+        const double t0 = MPI_Wtime();
         CH_TRY(ch_archive_read_acts_raw(c->ar, c->row0 + r0, nb, l0, G, buf));
+        c->io_seconds += MPI_Wtime() - t0;
         /* one scan of the block; a row-by-row search only when it finds something, and only
          * kept rows count (an incomplete row may hold anything) */
         const int bad = ch_h5_f16_any_nonfinite(buf, (size_t)nb * nh * D);
@@ -532,6 +535,7 @@ int ch_cmd_probe(int argc, char **argv, MPI_Comm comm) {
     int crc = ch_archive_close_read(c.ar);
     rc = rc ? rc : crc;
     tm.records = res.n_train + res.n_val;
+    tm.io_seconds = c.io_seconds;
     if (!rc) rc = ch_timing_add(&tm, "heads", (int64_t)c.L * c.H);
     if (!rc) rc = ch_timing_add(&tm, "train_rows", res.n_train);
     if (!rc) rc = ch_timing_add(&tm, "val_rows", res.n_val);

@@ -66,6 +66,7 @@ for r, s in ((x1, "probeset"), (x2, "tasks"), (x3, "pool")):
 p = h5py.File(d + "/probes.h5", "r")
 labels = h5py.File(d + "/probeset.h5", "r")["labels"][:]
 assert pr["records"] == pr["train_rows"] + pr["val_rows"] == int((labels >= 0).sum()), pr
+assert num(pr["io_seconds"]) and 0 < pr["io_seconds"] <= pr["seconds"], pr
 acts = h5py.File(d + "/probeset.h5", "r")["activations"]
 assert pr["heads"] == acts.shape[1] * acts.shape[2], pr
 ntask = nlines(d + "/data/tasks.jsonl")
