@@ -20,6 +20,7 @@
 #include "archive.h"
 #include "err.h"
 #include "h5util.h"
+#include "init.h"
 
 static int bench(const char *path, int64_t n, int L, int H, int D, int64_t per_round, MPI_Comm comm) {
     int rank, size, rc = 0;
@@ -89,7 +90,7 @@ static int bench(const char *path, int64_t n, int L, int H, int D, int64_t per_r
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    ch_mpi_init(&argc, &argv); /* the stages' MPI-IO defaults (mpi/init.h) */
     int rc = 0;
     if (argc != 7) {
         fprintf(stderr, "usage: bench_archive_write PATH N_ROWS LAYERS HEADS HEAD_DIM ROWS_PER_ROUND\n");

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "err.h"
+#include "init.h"
 
 static int ch_cmd_version(int argc, char **argv, MPI_Comm comm) {
     int rank = 0;
@@ -61,8 +62,7 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    int provided = 0;
-    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    if (ch_mpi_init(&argc, &argv) != MPI_SUCCESS) {
         fprintf(stderr, "capheads: MPI_Init_thread failed\n");
         return 1;
     }

@@ -19,6 +19,7 @@
 
 #include "archive.h"
 #include "err.h"
+#include "init.h"
 #include "ops_math.h"
 
 enum { N = 37, L = 3, H = 2, D = 5, W = L * H * D };
@@ -306,9 +307,16 @@ static void test_one_rank_failure_reaches_every_rank(const char *dir, const rows
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    char fcoll[64] = "";
+    const char *pre = getenv("OMPI_MCA_fcoll");
+    if (pre) snprintf(fcoll, sizeof fcoll, "%s", pre);
+    ch_mpi_init(&argc, &argv); /* the stages' MPI-IO defaults (mpi/init.h) */
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    /* the collective-write default is set, and a value already there is left alone */
+    const char *now = getenv("OMPI_MCA_fcoll");
+    CHECK(now && !strcmp(now, pre ? fcoll : "dynamic_gen2"), "OMPI_MCA_fcoll is '%s' after ch_mpi_init (was '%s')",
+          now ? now : "(unset)", pre ? fcoll : "(unset)");
     setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
     char dir[256] = "";
     if (rank == 0 && !mkdtemp(strcpy(dir, "/tmp/ch_archive_XXXXXX"))) dir[0] = 0;
