@@ -155,9 +155,9 @@ out:
  * or a separate widening pass, cost more than the copy of the rows itself). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
-__attribute__((target("avx2,fma,f16c"))) static void stats_f16c(const uint16_t *base, size_t stride,
-                                                                const int *rows, int nr, int D,
-                                                                double *a1, double *a2) {
+__attribute__((target("avx2,f16c"))) static void stats_f16c(const uint16_t *base, size_t stride,
+                                                           const int *rows, int nr, int D, double *a1,
+                                                           double *a2) {
     int j = 0;
     for (; j + 16 <= D; j += 16) {
         __m256d s0 = _mm256_loadu_pd(a1 + j), s1 = _mm256_loadu_pd(a1 + j + 4);
@@ -215,7 +215,8 @@ static void add_stats(int f16c, const uint16_t *base, size_t stride, const int *
  * standardizes a cache-sized batch of heads at a time), refusing non-finite values; s1, s2
  * [G*H][D] get the train rows' sums of x and x^2 (double, in row order), the standardization's
  * statistics, in the same pass. */
-static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, uint16_t *buf, uint16_t *xtr, uint16_t *xva, double *s1, double *s2) {
+static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, uint16_t *buf, uint16_t *xtr,
+                      uint16_t *xva, double *s1, double *s2) {
     const int H = c->H, D = c->D, nh = G * H;
 #ifdef HAVE_STATS_F16C
     const int f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2");

@@ -180,13 +180,6 @@ INLINE void block_grad(const float *restrict x, int nb, int D, const float g[CH_
         }
 }
 
-/* Loss sum and gradient sum (unscaled, no penalty) of one head over the rank's rows. out holds
- * [5*D weights grad, 5 bias grad, loss, rows predicted right (the train accuracy for free)].
- * Per block of rows: the logits and softmax tile by tile (TR rows), the residuals g = p - onehot
- * kept for the block, then the gradient update over the whole block. f32 sums run within one
- * block of rows (d->blk: the rank's training rows of CH_PROBE_BLOCK archive rows, which no rank
- * count splits); blocks are added in double. So a block's sum is the same bits on any rank count
- * and only the association of the double block sums changes (~1e-16 relative). */
 #define HOT CH_PROBE_HOT
 
 /* The f32 summation units over d's rows, in order: the blocks of ch_probe_data.blk (or of
@@ -253,6 +246,13 @@ HOT static void zero_sums(const ch_probe_data *d, const float *x, float *acc /* 
     out[CH_NCAP * D + CH_NCAP + 1] = (double)correct;
 }
 
+/* Loss sum and gradient sum (unscaled, no penalty) of one head over the rank's rows. out holds
+ * [5*D weights grad, 5 bias grad, loss, rows predicted right (the train accuracy for free)].
+ * Per block of rows: the logits and softmax tile by tile (TR rows), the residuals g = p - onehot
+ * kept for the block, then the gradient update over the whole block. f32 sums run within one
+ * block of rows (d->blk: the rank's training rows of CH_PROBE_BLOCK archive rows, which no rank
+ * count splits); blocks are added in double. So a block's sum is the same bits on any rank count
+ * and only the association of the double block sums changes (~1e-16 relative). */
 HOT int ch_probe_head_sums(const ch_probe_data *d, const float *x, const double *w, double *out) {
     const int D = d->D, P = CH_NCAP * D + CH_NCAP;
     float *wf = malloc(sizeof(float) * (CH_NCAP + 1) * (size_t)D); /* zero_sums needs 6 x D */

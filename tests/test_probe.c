@@ -252,7 +252,8 @@ START_TEST(test_binary16_input_fits_and_predicts_like_f32) {
         for (int j = 0; j < DD; j++) {
             mean[h * DD + j] = 3 * urand(&st) - 1, sd[h * DD + j] = 0.5f + urand(&st);
             for (int i = 0; i < N; i++) {
-                float v = mean[h * DD + j] + sd[h * DD + j] * (2 * urand(&st) - 1) + 0.2f * (float)y[i] * (j == h);
+                float v = mean[h * DD + j] + sd[h * DD + j] * (2 * urand(&st) - 1) +
+                          0.2f * (float)y[i] * (j == h); /* a little signal in feature h */
                 x16[((size_t)h * N + i) * DD + j] = ch_f32_to_f16(v);
             }
         }
