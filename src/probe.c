@@ -286,7 +286,7 @@ int ch_probe_fit(const ch_probe_opts *o, const ch_probe_data *d, MPI_Comm comm, 
     /* binary16 input: each batch is standardized into one f32 buffer, reused batch to batch */
     const size_t head_vals = (size_t)d->n * d->D;
     float *xb = NULL;
-    if (d->x16 && head_vals > 0) {
+    if (d->x16) { /* (a rank without rows still gets a buffer: no arithmetic on NULL below) */
         xb = ch_probe_alloc_f32((size_t)hb * head_vals);
         if (!xb)
             CH_FAIL(CH_ENOMEM, "out of memory for the probe batch (%d heads x %lld rows x %d)", hb,
