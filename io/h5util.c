@@ -137,9 +137,17 @@ __attribute__((target("avx2,f16c"))) static void widen_f16c(const uint16_t *src,
 #define HAVE_F16C 1
 #endif
 
+int ch_h5_have_f16c(void) {
+#ifdef HAVE_F16C
+    return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2");
+#else
+    return 0;
+#endif
+}
+
 void ch_h5_narrow_f16(const float *src, uint16_t *dst, size_t n) {
 #ifdef HAVE_F16C
-    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2")) {
+    if (ch_h5_have_f16c()) {
         narrow_f16c(src, dst, n);
         return;
     }
@@ -149,7 +157,7 @@ void ch_h5_narrow_f16(const float *src, uint16_t *dst, size_t n) {
 
 void ch_h5_widen_f16(const uint16_t *src, float *dst, size_t n) {
 #ifdef HAVE_F16C
-    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2")) {
+    if (ch_h5_have_f16c()) {
         widen_f16c(src, dst, n);
         return;
     }

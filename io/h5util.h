@@ -16,6 +16,9 @@
 
 /* IEEE binary16, little endian (h5py reads it as float16). Caller closes it. */
 hid_t ch_h5_f16_type(void);
+/* 1 when the CPU has F16C and AVX2 (the binary16 conversions' fast paths, here and in the probe
+ * stage, are built for x86-64 with GCC; elsewhere 0). */
+int ch_h5_have_f16c(void);
 /* dst[i] = ch_f32_to_f16(src[i]) for i < n, bit for bit (round to nearest even, overflow to
  * inf, NaN -> sign|0x7e00); with F16C 8 values per instruction. The archive writer's narrowing. */
 void ch_h5_narrow_f16(const float *src, uint16_t *dst, size_t n);

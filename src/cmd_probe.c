@@ -149,10 +149,21 @@ out:
     return rc;
 }
 
-/* a1[j] += x[j], a2[j] += x[j]^2 for the binary16 rows x = base + rows[r] * stride, r < nr, in
- * double and in row order, exactly like the plain loop below: with F16C the running sums of
- * sixteen features stay in registers over the rows (the plain loop's memory round trip per row,
- * or a separate widening pass, cost more than the copy of the rows itself). */
+/* a1[j] += x[j], a2[j] += x[j]^2 for j in [j0, D) and the binary16 rows x = base + rows[r] *
+ * stride, r < nr, in double and in row order: the rule, one value at a time. */
+static void stats_plain(const uint16_t *base, size_t stride, const int *rows, int nr, int j0, int D,
+                        double *a1, double *a2) {
+    for (int j = j0; j < D; j++)
+        for (int r = 0; r < nr; r++) {
+            const double v = ch_f16_to_f32(base[(size_t)rows[r] * stride + j]);
+            a1[j] += v;
+            a2[j] += v * v;
+        }
+}
+
+/* The same sums exactly (same order, same operations), with F16C: the running sums of sixteen
+ * features stay in registers over the rows (the plain loop's memory round trip per row, or a
+ * separate widening pass, cost more than the copy of the rows itself). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 __attribute__((target("avx2,f16c"))) static void stats_f16c(const uint16_t *base, size_t stride,
@@ -183,12 +194,7 @@ __attribute__((target("avx2,f16c"))) static void stats_f16c(const uint16_t *base
         _mm256_storeu_pd(a2 + j, q0), _mm256_storeu_pd(a2 + j + 4, q1);
         _mm256_storeu_pd(a2 + j + 8, q2), _mm256_storeu_pd(a2 + j + 12, q3);
     }
-    for (; j < D; j++)
-        for (int r = 0; r < nr; r++) {
-            const double v = ch_f16_to_f32(base[(size_t)rows[r] * stride + j]);
-            a1[j] += v;
-            a2[j] += v * v;
-        }
+    stats_plain(base, stride, rows, nr, j, D, a1, a2); /* head_dim not a multiple of 16 */
 }
 #define HAVE_STATS_F16C 1
 #endif
@@ -202,12 +208,7 @@ static void add_stats(int f16c, const uint16_t *base, size_t stride, const int *
     }
 #endif
     (void)f16c;
-    for (int j = 0; j < D; j++)
-        for (int r = 0; r < nr; r++) {
-            const double v = ch_f16_to_f32(base[(size_t)rows[r] * stride + j]);
-            a1[j] += v;
-            a2[j] += v * v;
-        }
+    stats_plain(base, stride, rows, nr, 0, D, a1, a2);
 }
 
 /* Read layers [l0, l0+G) of the rank's kept rows into head-major xtr [G*H][ntr][D] and
@@ -218,19 +219,14 @@ static void add_stats(int f16c, const uint16_t *base, size_t stride, const int *
 static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, uint16_t *buf, uint16_t *xtr,
                       uint16_t *xva, double *s1, double *s2) {
     const int H = c->H, D = c->D, nh = G * H;
-#ifdef HAVE_STATS_F16C
-    const int f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2");
-#else
-    const int f16c = 0;
-#endif
+    const int f16c = ch_h5_have_f16c();
     int64_t it = 0, iv = 0;
     memset(s1, 0, sizeof(double) * (size_t)nh * D);
     memset(s2, 0, sizeof(double) * (size_t)nh * D);
     /* a read block's kept rows: where in buf, where in head 0's rows of xtr or xva (head h adds
-     * h * stride * D), and whether a training row */
+     * h * ntr * D or h * nva * D), and whether a training row */
     int pick[RBLOCK];
     uint16_t *dst[RBLOCK];
-    int64_t stride[RBLOCK];
     uint8_t is_train[RBLOCK];
     for (int64_t r0 = 0; r0 < c->nloc; r0 += RBLOCK) {
         int64_t nb = c->nloc - r0 < RBLOCK ? c->nloc - r0 : RBLOCK;
@@ -258,7 +254,6 @@ static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, uint16_t
             }
             pick[nk] = (int)(i - r0);
             dst[nk] = is_tr ? xtr + (size_t)it++ * D : xva + (size_t)iv++ * D;
-            stride[nk] = is_tr ? c->ntr : c->nva;
             is_train[nk++] = (uint8_t)is_tr;
         }
         /* tiles of TILE rows x all heads: a head's rows of a tile are TILE strided reads and
@@ -270,7 +265,7 @@ static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, uint16_t
                 if (is_train[k]) tr_rows[nt++] = pick[k];
             for (int h = 0; h < nh; h++) {
                 for (int k = k0; k < k1; k++)
-                    memcpy(dst[k] + (size_t)h * (size_t)stride[k] * D,
+                    memcpy(dst[k] + (size_t)h * (size_t)(is_train[k] ? c->ntr : c->nva) * D,
                            buf + ((size_t)pick[k] * nh + h) * D, sizeof(uint16_t) * D);
                 add_stats(f16c, buf + (size_t)h * D, (size_t)nh * D, tr_rows, nt, D, s1 + (size_t)h * D,
                           s2 + (size_t)h * D);

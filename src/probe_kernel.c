@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "h5util.h"
 #include "ops_math.h"
 
 /* ISO C mode turns off contraction of a*b+c into FMA; the fit's products want it (both clones
@@ -332,6 +333,14 @@ float *ch_probe_alloc_f32(size_t n) {
     return p;
 }
 
+/* out[i][k] = (x16[i][k] - mean[k]) / std[k] for k in [k0, D): the rule, one value at a time. */
+static void standardize_plain(int64_t n, int k0, int D, const uint16_t *x16, const float *mean,
+                              const float *std, float *out) {
+    for (int64_t i = 0; i < n; i++)
+        for (int k = k0; k < D; k++)
+            out[(size_t)i * D + k] = (ch_f16_to_f32(x16[(size_t)i * D + k]) - mean[k]) / std[k];
+}
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 /* The F16C path of ch_probe_standardize16: the same operations (exact widening, subtract,
@@ -343,14 +352,13 @@ __attribute__((target("avx2,f16c"))) static void standardize_f16c(int64_t n, int
     for (int64_t i = 0; i < n; i++) {
         const uint16_t *x = x16 + (size_t)i * D;
         float *o = out + (size_t)i * D;
-        int k = 0;
-        for (; k < D8; k += 8) {
+        for (int k = 0; k < D8; k += 8) {
             const __m256 f = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + k)));
             _mm256_storeu_ps(o + k, _mm256_div_ps(_mm256_sub_ps(f, _mm256_loadu_ps(mean + k)),
                                                   _mm256_loadu_ps(std + k)));
         }
-        for (; k < D; k++) o[k] = (ch_f16_to_f32(x[k]) - mean[k]) / std[k];
     }
+    if (D8 < D) standardize_plain(n, D8, D, x16, mean, std, out); /* head_dim not a multiple of 8 */
 }
 #define HAVE_STANDARDIZE_F16C 1
 #endif
@@ -358,14 +366,12 @@ __attribute__((target("avx2,f16c"))) static void standardize_f16c(int64_t n, int
 void ch_probe_standardize16(int64_t n, int D, const uint16_t *x16, const float *mean,
                             const float *std, float *out) {
 #ifdef HAVE_STANDARDIZE_F16C
-    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2")) {
+    if (ch_h5_have_f16c()) {
         standardize_f16c(n, D, x16, mean, std, out);
         return;
     }
 #endif
-    for (int64_t i = 0; i < n; i++)
-        for (int k = 0; k < D; k++)
-            out[(size_t)i * D + k] = (ch_f16_to_f32(x16[(size_t)i * D + k]) - mean[k]) / std[k];
+    standardize_plain(n, 0, D, x16, mean, std, out);
 }
 
 /* ---- prediction -------------------------------------------------------------------------------- */
