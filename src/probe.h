@@ -41,14 +41,6 @@ void ch_probe_opts_default(ch_probe_opts *o);
 uint64_t ch_probe_fnv1a64(const char *s);
 int ch_probe_is_validation(const char *id);
 
-/* The stage's hot loops are built for AVX2+FMA too and picked at load time (ifunc), since the
- * library itself targets baseline x86-64. Each variant is deterministic on its own. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CH_PROBE_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define CH_PROBE_HOT
-#endif
-
 /* Rows per f32 summation block of the fit (see ch_probe_data.blk). */
 #define CH_PROBE_BLOCK 32
 
