@@ -53,6 +53,7 @@ typedef struct {
     const char *input_path;
     const char *input_sha256;
     const char *command_line;
+    const char *backend;          /* "cpu" | "cuda": which one computed the rows */
     int64_t batch_tokens;         /* extract's --batch-tokens: the batch plan, and so the bytes */
     int64_t max_tokens;           /* extract's --max-tokens (recorded, not compared on resume) */
 } ch_archive_meta;
@@ -90,7 +91,7 @@ typedef struct {
     int complete;
     int hidden_dim;     /* 0 when the archive has no /hidden */
     char *pool, *model_config, *tokenizer_sha256, *input_sha256, *input_path, *command_line,
-        *created, *model_dir;
+        *created, *model_dir, *backend;
 } ch_archive_info;
 
 typedef struct ch_archive_reader ch_archive_reader;

@@ -239,6 +239,7 @@ int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm,
     CH_H5(ch_h5_put_str(a->f, "capability_names",
                         "[\"math\",\"reading\",\"commonsense\",\"science\",\"professional\"]"));
     CH_H5(ch_h5_put_str(a->f, "command_line", m->command_line));
+    CH_H5(ch_h5_put_str(a->f, "backend", m->backend));
     CH_H5(ch_h5_put_i64(a->f, "batch_tokens", m->batch_tokens));
     CH_H5(ch_h5_put_i64(a->f, "max_tokens", m->max_tokens));
     CH_H5(ch_h5_put_str(a->f, "created", created));
@@ -257,13 +258,13 @@ fail_early:
 /* Compare a stored attribute with the expected value; CH_EMISMATCH names both. */
 static int expect_attr(ch_archive *a, const char *name, const char *want) {
     char *have = NULL;
+    if (!want) want = ""; /* what ch_h5_put_str stores for NULL */
     CH_TRY(ch_h5_get_str(a->f, name, &have));
-    int same = have && want && !strcmp(have, want);
-    if (!same) {
+    if (!have || strcmp(have, want)) {
         int rc = ch_err_set(CH_EMISMATCH, __FILE__, __LINE__,
                             "%s: cannot resume: its %s is '%.60s%s' but this run's is '%.60s%s'", a->path, name,
-                            have ? have : "(none)", have && strlen(have) > 60 ? "..." : "", want ? want : "(none)",
-                            want && strlen(want) > 60 ? "..." : "");
+                            have ? have : "(none)", have && strlen(have) > 60 ? "..." : "", want,
+                            strlen(want) > 60 ? "..." : "");
         free(have);
         return rc;
     }
@@ -307,6 +308,8 @@ int ch_archive_open_resume(const char *path, const ch_archive_meta *m, MPI_Comm 
     CH_TRY_GOTO(expect_attr(a, "tokenizer_sha256", m->tokenizer_sha256), fail);
     CH_TRY_GOTO(expect_attr(a, "pool", m->pool), fail);
     CH_TRY_GOTO(expect_attr(a, "input_sha256", m->input_sha256), fail);
+    /* the backends agree to rounding, not to the bit: one archive is computed by one of them */
+    CH_TRY_GOTO(expect_attr(a, "backend", m->backend), fail);
     CH_TRY_GOTO(expect_option(a, "batch_tokens", "--batch-tokens", m->batch_tokens), fail);
     /* max_tokens is recorded, not compared: it refuses long records, it never changes a batch */
     if (m->hidden_dim > 0 && H5Lexists(a->f, "hidden", H5P_DEFAULT) <= 0)

@@ -45,8 +45,8 @@ static void usage(FILE *f) {
             "attention output at the last prompt token (--pool last, default) or averaged over the\n"
             "prompt (--pool mean), as float16, in one HDF5 archive written by all ranks.\n"
             "  --batch-tokens N  tokens per forward pass (default 4096); bounds memory\n"
-            "  --resume          continue an interrupted run of the same model, corpus, pooling\n"
-            "                    and --batch-tokens (the archive records them)\n"
+            "  --resume          continue an interrupted run of the same model, corpus, pooling,\n"
+            "                    --batch-tokens and backend (the archive records them)\n"
             "  --hidden          also store the mean final hidden state (for select --method rds)\n"
             "  --max-tokens N    refuse records longer than N tokens (default 8192)\n"
             "  --device          compute backend (default auto: cuda when a GPU is usable)\n"
@@ -241,7 +241,7 @@ static int run(const opts *o, MPI_Comm comm) {
                             .hidden_dim = o->hidden ? cfg->hidden : 0, .model_config = cfg->json,
                             .model_dir = o->model, .tokenizer_sha256 = tok ? ch_tok_hash(tok) : "none",
                             .pool = o->pool == CH_POOL_MEAN ? "mean" : "last", .input_path = o->input,
-                            .input_sha256 = hash, .command_line = o->command_line,
+                            .input_sha256 = hash, .command_line = o->command_line, .backend = be->name,
                             .batch_tokens = o->batch_tokens, .max_tokens = o->max_tokens};
     int exists = access(o->output, F_OK) == 0;
     if (o->resume && exists)

@@ -157,6 +157,12 @@ expect_fail "resume with another corpus" "cannot resume" "$CAPHEADS" extract --m
   --output "$T/r1/acts.h5" --device cpu --resume
 expect_fail "resume with other --batch-tokens" "written with --batch-tokens 700 but this run has --batch-tokens 800" \
   "$CAPHEADS" extract --model "$M" --input "$T/corpus.jsonl" --output "$T/r1/acts.h5" --device cpu --batch-tokens 800 --resume
+"$CAPHEADS" inspect "$T/r1/acts.h5" | grep -q "(backend cpu)" || fail "inspect does not name the backend that computed the rows"
+# an archive begun on the other backend (forged: this machine may have no GPU) is not continued on this one
+cp "$T/r1/acts.h5" "$T/r1/other_backend.h5"
+/usr/bin/python3 -c "import sys, h5py, numpy as np; h5py.File(sys.argv[1], 'a').attrs['backend'] = np.bytes_(b'cuda')" "$T/r1/other_backend.h5"
+expect_fail "resume on another backend" "its backend is 'cuda' but this run's is 'cpu'" \
+  "$CAPHEADS" extract --model "$M" --input "$T/corpus.jsonl" --output "$T/r1/other_backend.h5" --device cpu --resume
 "$CAPHEADS" inspect "$T/r1/acts.h5" --verify >/dev/null || fail "a refused resume damaged the archive"
 cp "$T/r1/acts.h5" "$T/old.h5"
 /usr/bin/python3 -c 'import sys, h5py; del h5py.File(sys.argv[1], "r+").attrs["batch_tokens"]' "$T/old.h5"
