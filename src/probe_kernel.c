@@ -351,8 +351,8 @@ int KFN(ch_probe_head_sums)(const ch_probe_data *d, const float *x, const double
 /* Probabilities ph [n][5] of one head's rows: xh [n][D] f32, or x16 binary16 rows standardized a
  * tile at a time into tile [TR][D]. */
 static void predict_head(int D, int64_t n, const float *xh, const uint16_t *x16, const float *mean,
-                             const float *std, float *tile, const float *Wh, const float *bh,
-                             const int present[CH_NCAP], float *ph) {
+                         const float *std, float *tile, const float *Wh, const float *bh,
+                         const int present[CH_NCAP], float *ph) {
     for (int64_t q = 0; q < n; q += TR) {
         const int nr = n - q < TR ? (int)(n - q) : TR;
         const float *xr[TR];
@@ -373,7 +373,7 @@ static void predict_head(int D, int64_t n, const float *xh, const uint16_t *x16,
 }
 
 void KFN(ch_probe_predict)(int nh, int D, int64_t n, const float *x, const float *W, const float *b,
-                      const int present[CH_NCAP], float *prob) {
+                           const int present[CH_NCAP], float *prob) {
 #pragma omp parallel for schedule(static)
     for (int h = 0; h < nh; h++)
         predict_head(D, n, x + (size_t)h * (size_t)n * D, NULL, NULL, NULL, NULL,
@@ -382,8 +382,8 @@ void KFN(ch_probe_predict)(int nh, int D, int64_t n, const float *x, const float
 }
 
 int KFN(ch_probe_predict16)(int nh, int D, int64_t n, const uint16_t *x16, const float *mean,
-                       const float *std, const float *W, const float *b, const int present[CH_NCAP],
-                       float *prob) {
+                            const float *std, const float *W, const float *b,
+                            const int present[CH_NCAP], float *prob) {
     int bad = 0;
 #pragma omp parallel reduction(| : bad)
     {
@@ -453,9 +453,8 @@ void ch_probe_standardize16(int64_t n, int D, const uint16_t *x16, const float *
     standardize_plain(n, 0, D, x16, mean, std, out);
 }
 
+/* ---- the entry points: the copy for this CPU, AVX2+FMA where it runs ------------------------- */
 
-/* The copy for this CPU: the AVX2+FMA one where it runs (x86-64-v3 includes F16C, which
- * ch_probe_predict16's standardization wants as well). */
 static int use_v3(void) {
 #ifdef CH_PROBE_HAVE_V3
     return __builtin_cpu_supports("x86-64-v3");

@@ -211,11 +211,21 @@ static float urand(unsigned *st) {
 START_TEST(test_head_sums_match_double_reference) {
     /* head_dim 128 (the register-blocked paths) and 19 (every tail), 77 rows (a partial block and
      * a partial tile), class 3 absent; at random weights and at zero (the first evaluation's
-     * shortcut), against ref_sums */
+     * shortcut), against ref_sums; both builds of the kernel (baseline and, where this CPU runs
+     * it, x86-64-v3), whichever the entry point picks */
+    typedef int (*sums_fn)(const ch_probe_data *, const float *, const double *, double *);
+    sums_fn fns[2] = {ch_probe_head_sums_base, NULL};
+    const char *names[2] = {"baseline", "x86-64-v3"};
+#ifdef CH_PROBE_HAVE_V3
+    if (__builtin_cpu_supports("x86-64-v3")) fns[1] = ch_probe_head_sums_v3;
+#endif
+    if (!fns[1]) printf("test_head_sums_match_double_reference: no x86-64-v3 copy here, baseline only\n");
     const int dims[2] = {128, 19}, n = 77, present[5] = {1, 1, 1, 0, 1};
     unsigned st = 7;
-    for (int t = 0; t < 2; t++) {
-        const int D = dims[t], P = 5 * D + 5;
+    for (int t = 0; t < 4; t++) {
+        const sums_fn sums = fns[t / 2];
+        if (!sums) continue;
+        const int D = dims[t % 2], P = 5 * D + 5;
         float *x = malloc(sizeof(float) * n * D);
         int32_t *y = malloc(sizeof(int32_t) * n);
         double *w = calloc(P, sizeof(double)), *got = malloc(sizeof(double) * (P + 2)),
@@ -227,11 +237,18 @@ START_TEST(test_head_sums_match_double_reference) {
             for (int i = 0; i < P; i++) w[i] = zero ? 0 : (urand(&st) - 0.5) * 0.3;
             for (int j = 0; j < D; j++) w[3 * D + j] = 0; /* an absent class keeps W = 0, b = 0 */
             w[5 * D + 3] = 0;
-            ck_assert_int_eq(ch_probe_head_sums(&d, x, w, got), 0);
+            ck_assert_int_eq(sums(&d, x, w, got), 0);
             ref_sums(D, n, x, y, present, w, want);
             for (int i = 0; i < P + 1; i++)
                 ck_assert_msg(fabs(got[i] - want[i]) <= 2e-5 * (1 + fabs(want[i])),
-                              "D=%d zero=%d: sum %d is %.9g, reference %.9g", D, zero, i, got[i], want[i]);
+                              "%s D=%d zero=%d: sum %d is %.9g, reference %.9g", names[t / 2], D, zero, i,
+                              got[i], want[i]);
+            if (sums == (fns[1] ? fns[1] : fns[0])) { /* the copy the entry point picks */
+                double *entry = malloc(sizeof(double) * (P + 2));
+                ck_assert_int_eq(ch_probe_head_sums(&d, x, w, entry), 0);
+                ck_assert(!memcmp(entry, got, sizeof(double) * (P + 2)));
+                free(entry);
+            }
             ck_assert_double_eq(got[P + 1], want[P + 1]);
         }
         free(x), free(y), free(w), free(got), free(want);
