@@ -107,8 +107,24 @@ static int cpu_gemm(ch_backend *be, int transa, int transb, int m, int n, int k,
                     const ch_weight *a, int lda, const float *b, int ldb, float beta, float *c,
                     int ldc) {
     if (a->dtype != CH_DT_F32) CH_FAIL(CH_EINTERNAL, "cpu gemm: weight is not f32");
-    cblas_sgemm(CblasColMajor, transa ? CblasTrans : CblasNoTrans, transb ? CblasTrans : CblasNoTrans,
-                m, n, k, alpha, a->data, lda, b, ldb, beta, c, ldc);
+    /* One thread pool, ours: each OpenMP thread multiplies its own block of op(A)'s rows (the
+     * weight's output features) with a single-threaded OpenBLAS call. Two pools (OpenBLAS's
+     * pthreads for the GEMMs, OpenMP for everything else) fought over the cores: OpenMP's
+     * threads spin after each region while OpenBLAS's wait by sched_yield, and perf put a
+     * quarter of a prefill in libgomp's spin and the scheduler. Blocks start at multiples of
+     * 64 rows, so every element is summed as in one whole call, whatever the thread count. */
+    const float *A = a->data;
+    int nt = omp_get_max_threads();
+    if (nt > m / 64) nt = m / 64 > 0 ? m / 64 : 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int t = omp_get_thread_num(), T = omp_get_num_threads();
+        int m0 = (int)((int64_t)(m / 64) * t / T) * 64, m1 = t + 1 == T ? m : (int)((int64_t)(m / 64) * (t + 1) / T) * 64;
+        if (m1 > m0)
+            cblas_sgemm(CblasColMajor, transa ? CblasTrans : CblasNoTrans, transb ? CblasTrans : CblasNoTrans,
+                        m1 - m0, n, k, alpha, A + (transa ? (size_t)m0 * lda : (size_t)m0), lda, b, ldb, beta,
+                        c + m0, ldc);
+    }
     return 0;
 }
 
@@ -235,11 +251,10 @@ int ch_backend_cpu_create(int threads, ch_backend **out) {
         return CH_ENOMEM;
     }
     impl->threads = threads;
-    if (threads > 0) {
-        /* Both pools are process-wide; the caller asked for this count explicitly. */
-        omp_set_num_threads(threads);
-        openblas_set_num_threads(threads);
-    }
+    /* OpenBLAS runs inside our OpenMP threads (cpu_gemm), one thread per call; the OpenMP pool
+     * is process-wide, and the caller asked for this count explicitly. */
+    openblas_set_num_threads(1);
+    if (threads > 0) omp_set_num_threads(threads);
     *be = (ch_backend){.name = "cpu",
                        .alloc = cpu_alloc,
                        .free = cpu_free,
