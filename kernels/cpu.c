@@ -14,8 +14,6 @@
 #include "backend.h"
 #include "err.h"
 
-#define MAX_HEAD_DIM 512
-
 typedef struct {
     int threads;
 } cpu_impl;
@@ -168,40 +166,55 @@ static int cpu_rope(ch_backend *be, float *x, int ntok, int nheads, int head_dim
     return 0;
 }
 
-/* One (sequence, query head) pair per task: every query row streams its keys once through the
- * online softmax, so memory is O(head_dim) per thread whatever the sequence length. */
+/* One (sequence, query head) pair per task, its queries in blocks of ATT_QB: the block's scores
+ * against every key up to its last query are one GEMM (S = scale * Q K^T), the softmax of each
+ * row (keys past the query's own position weigh 0) is ch_softmax_weight over the row's max, and
+ * the output is a second GEMM (O = P V) divided by the row sums. Against the key-by-key online
+ * softmax this was, it spends its flops in OpenBLAS and calls expf once per (query, key) instead
+ * of twice; scratch per thread is ATT_QB x (longest sequence) floats. */
+#define ATT_QB 64
 static int cpu_attention(ch_backend *be, const float *q, const float *k, const float *v,
                          const ch_seqs *s, int nq, int nkv, int head_dim, float scale, float *out) {
-    if (head_dim > MAX_HEAD_DIM) CH_FAIL(CH_EUNSUPPORTED, "head_dim %d > %d", head_dim, MAX_HEAD_DIM);
-    int group = nq / nkv;
+    int group = nq / nkv, failed = 0;
     size_t qstride = (size_t)nq * head_dim, kstride = (size_t)nkv * head_dim;
-#pragma omp parallel for collapse(2) schedule(dynamic)
-    for (int sq = 0; sq < s->nseq; sq++) {
-        for (int h = 0; h < nq; h++) {
-            int t0 = s->start[sq], t1 = s->start[sq + 1];
-            int kh = h / group;
-            float acc[MAX_HEAD_DIM];
-            for (int t = t0; t < t1; t++) {
-                const float *qr = q + (size_t)t * qstride + (size_t)h * head_dim;
-                float m = -INFINITY, l = 0.0f;
-                for (int d = 0; d < head_dim; d++) acc[d] = 0.0f;
-                for (int j = t0; j <= t; j++) {
-                    const float *kr = k + (size_t)j * kstride + (size_t)kh * head_dim;
-                    const float *vr = v + (size_t)j * kstride + (size_t)kh * head_dim;
-                    float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-                    for (int d = 0; d < head_dim; d++) dot += qr[d] * kr[d];
-                    float so, p;
-                    ch_softmax_step(dot * scale, &m, &l, &so, &p);
-#pragma omp simd
-                    for (int d = 0; d < head_dim; d++) acc[d] = acc[d] * so + p * vr[d];
+#pragma omp parallel reduction(| : failed)
+    {
+        float *sc = malloc(sizeof(float) * ((size_t)ATT_QB * (size_t)(s->max_len > 0 ? s->max_len : 1) + ATT_QB));
+        float *rowsum = sc ? sc + (size_t)ATT_QB * (size_t)(s->max_len > 0 ? s->max_len : 1) : NULL;
+        if (!sc) failed = 1;
+#pragma omp for collapse(2) schedule(dynamic)
+        for (int sq = 0; sq < s->nseq; sq++) {
+            for (int h = 0; h < nq; h++) {
+                if (!sc) continue;
+                int t0 = s->start[sq], len = s->start[sq + 1] - t0, kh = h / group;
+                const float *qh = q + (size_t)t0 * qstride + (size_t)h * head_dim;
+                const float *kr = k + (size_t)t0 * kstride + (size_t)kh * head_dim;
+                const float *vr = v + (size_t)t0 * kstride + (size_t)kh * head_dim;
+                float *oh = out + (size_t)t0 * qstride + (size_t)h * head_dim;
+                for (int i0 = 0; i0 < len; i0 += ATT_QB) {
+                    int nb = len - i0 < ATT_QB ? len - i0 : ATT_QB, nk = i0 + nb; /* keys 0..nk-1 */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, head_dim, scale,
+                                qh + (size_t)i0 * qstride, (int)qstride, kr, (int)kstride, 0.0f, sc, nk);
+                    for (int i = 0; i < nb; i++) {
+                        float *row = sc + (size_t)i * nk, mx = -INFINITY, l = 0.0f;
+                        int last = i0 + i; /* the query's own position: keys after it are masked */
+                        for (int j = 0; j <= last; j++) mx = row[j] > mx ? row[j] : mx;
+                        for (int j = 0; j <= last; j++) l += row[j] = ch_softmax_weight(row[j], mx);
+                        for (int j = last + 1; j < nk; j++) row[j] = 0.0f;
+                        rowsum[i] = l;
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, head_dim, nk, 1.0f, sc, nk, vr,
+                                (int)kstride, 0.0f, oh + (size_t)i0 * qstride, (int)qstride);
+                    for (int i = 0; i < nb; i++) {
+                        float inv = 1.0f / rowsum[i], *o = oh + (size_t)(i0 + i) * qstride;
+                        for (int d = 0; d < head_dim; d++) o[d] *= inv;
+                    }
                 }
-                float *o = out + (size_t)t * qstride + (size_t)h * head_dim;
-                float inv = 1.0f / l;
-                for (int d = 0; d < head_dim; d++) o[d] = acc[d] * inv;
             }
         }
+        free(sc);
     }
+    if (failed) CH_FAIL(CH_ENOMEM, "out of memory for attention scratch (%d x %d floats a thread)", ATT_QB, s->max_len);
     return 0;
 }
 

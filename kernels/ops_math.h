@@ -117,14 +117,18 @@ CH_HD void ch_rope_rotate(float *x0, float *x1, float c, float s) {
     *x1 = b * c + a * s;
 }
 
-/* ---- attention: online softmax -------------------------------------------------------------
- * Attention for one query is accumulated key by key (flash-attention style), so no kernel ever
- * holds a full score matrix. State: running max m, running denominator l, and the output
- * accumulator acc[D] (scaled by the same factor as l). */
+/* ---- attention: softmax ---------------------------------------------------------------------
+ * A key's weight is exp(score - max) over the scores seen; the denominator is their sum. */
+CH_HD float ch_softmax_weight(float score, float max) { return expf(score - max); }
+
+/* Online form: attention for one query accumulated key by key (flash-attention style; the CUDA
+ * kernel), so no kernel holds a full score matrix. State: running max m, running denominator l,
+ * and the output accumulator acc[D] (scaled by the same factor as l). The CPU backend applies
+ * ch_softmax_weight to a block of queries' whole score rows instead (kernels/cpu.c). */
 CH_HD void ch_softmax_step(float score, float *m, float *l, float *scale_old, float *p) {
     float m_new = score > *m ? score : *m;
-    *scale_old = expf(*m - m_new);   /* expf(-inf) = 0 on the first key */
-    *p = expf(score - m_new);
+    *scale_old = ch_softmax_weight(*m, m_new); /* expf(-inf) = 0 on the first key */
+    *p = ch_softmax_weight(score, m_new);
     *l = *l * *scale_old + *p;
     *m = m_new;
 }
