@@ -1,4 +1,5 @@
 /* cpu.c - the CPU backend: OpenBLAS for GEMM, OpenMP loops over the shared math of ops_math.h.
+ * One thread pool: OpenMP's. OpenBLAS is set to one thread and called from inside it.
  *
  * Weights are widened to f32 once at load (OpenBLAS has no mixed-precision GEMM in Debian's
  * build); an f32 checkpoint whose data is 4-byte aligned is used straight from the mapping.

@@ -127,6 +127,63 @@ END_TEST
 START_TEST(test_one_sequence_per_batch_matches_transformers) { check_model(&models[_i], 0); }
 END_TEST
 
+/* The CPU backend splits each GEMM's output features over its threads (blocks of 64) and runs
+ * attention per (sequence, head). The thread count must not change the results beyond rounding:
+ * a block given the wrong rows or offset would be off by the values' own size. Not to the bit:
+ * OpenBLAS may sum an edge tile in another order than a whole one (seen under valgrind, whose
+ * CPU makes OpenBLAS pick other kernels). Packed batch, both poolings, hidden too. */
+static double rel_gap(const float *a, const float *ref, size_t n) {
+    double d = 0, mx = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - ref[i]), r = fabs((double)ref[i]);
+        d = e > d || e != e ? e : d, mx = r > mx ? r : mx;
+    }
+    return mx > 0 ? d / mx : d;
+}
+
+START_TEST(test_thread_count_changes_only_rounding) {
+    const golden *g = &models[_i];
+    char dir[4096], exp[4200];
+    snprintf(dir, sizeof dir, "%s/tests/golden/models/%s", getenv("CH_SRC"), g->name);
+    snprintf(exp, sizeof exp, "%s/expected.safetensors", dir);
+    ch_st_file *f;
+    ck_assert_msg(ch_st_file_open(exp, &f) == 0, "%s", ch_err_msg());
+    int64_t len[NSEQ];
+    int start[NSEQ + 1] = {0};
+    for (int i = 0; i < NSEQ; i++) golden_tensor(f, "tokens", i, &len[i]), start[i + 1] = start[i] + (int)len[i];
+    int32_t *all = malloc(sizeof(int32_t) * start[NSEQ]);
+    for (int i = 0; i < NSEQ; i++) memcpy(all + start[i], golden_tensor(f, "tokens", i, NULL), sizeof(int32_t) * len[i]);
+    float *ref = NULL, *refh = NULL;
+    size_t nout = 0, nhid = 0;
+    const int threads[] = {1, 2, 3};
+    for (int ti = 0; ti < 3; ti++) {
+        ch_backend *be;
+        ch_model *m;
+        ck_assert_int_eq(ch_backend_cpu_create(threads[ti], &be), 0);
+        ck_assert_msg(ch_model_open(dir, be, &m) == 0, "%s: %s", g->name, ch_err_msg());
+        nout = (size_t)ch_model_capture_width(m) * NSEQ, nhid = (size_t)ch_model_config(m)->hidden * NSEQ;
+        float *out = malloc(sizeof(float) * nout * 2), *hid = malloc(sizeof(float) * nhid * 2);
+        ch_batch b = {NSEQ, all, start};
+        for (int pool = 0; pool < 2; pool++)
+            ck_assert_msg(ch_model_capture_ex(m, &b, (ch_pool)pool, out + pool * nout, hid + pool * nhid) == 0, "%s",
+                          ch_err_msg());
+        if (!ref) {
+            ref = out, refh = hid;
+        } else {
+            double e = rel_gap(out, ref, nout * 2), h = rel_gap(hid, refh, nhid * 2);
+            ck_assert_msg(e <= 1e-6, "%s: head outputs with %d threads are %.3g (relative) from 1 thread's", g->name,
+                          threads[ti], e);
+            ck_assert_msg(h <= 1e-6, "%s: hidden with %d threads is %.3g (relative) from 1 thread's", g->name, threads[ti], h);
+            free(out), free(hid);
+        }
+        ch_model_close(m);
+        ch_backend_destroy(be);
+    }
+    free(ref), free(refh), free(all);
+    ch_st_file_close(f);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("model_golden");
     TCase *tc = tcase_create("golden");
@@ -134,6 +191,7 @@ int main(void) {
     int n = (int)(sizeof models / sizeof models[0]);
     tcase_add_loop_test(tc, test_packed_batch_matches_transformers, 0, n);
     tcase_add_loop_test(tc, test_one_sequence_per_batch_matches_transformers, 0, n);
+    tcase_add_loop_test(tc, test_thread_count_changes_only_rounding, 0, n);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
