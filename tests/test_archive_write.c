@@ -315,7 +315,7 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     /* the collective-write default is set, and a value already there is left alone */
     const char *now = getenv("OMPI_MCA_fcoll");
-    CHECK(now && !strcmp(now, pre ? fcoll : "dynamic_gen2"), "OMPI_MCA_fcoll is '%s' after ch_mpi_init (was '%s')",
+    CHECK(now && !strcmp(now, pre ? fcoll : CH_MPI_FCOLL_DEFAULT), "OMPI_MCA_fcoll is '%s' after ch_mpi_init (was '%s')",
           now ? now : "(unset)", pre ? fcoll : "(unset)");
     setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
     char dir[256] = "";

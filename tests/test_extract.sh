@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # extract end to end (issue 4's proof), on the demo model with the real Llama 3.1 tokenizer:
-#  - the archive is byte-identical for 1, 2, 3 and 4 ranks (SOURCE_DATE_EPOCH pins `created`)
+#  - the archive is byte-identical for 1, 2, 3 and 4 ranks (SOURCE_DATE_EPOCH pins `created`),
+#    and for Open MPI's collective-write components dynamic_gen2 and vulcan
 #  - a run killed with SIGKILL part-way and resumed (with another rank count) equals an
 #    uninterrupted run byte for byte; inspect --verify says incomplete before, complete after
 #  - h5py (Debian's python3-h5py) reads float16 values equal to the engine's in-memory outputs
@@ -30,6 +31,13 @@ for r in 1 2 3 4; do
       --batch-tokens 700 2>/dev/null)
 done
 for r in 2 3 4; do cmp "$T/r1/acts.h5" "$T/r$r/acts.h5" || fail "archive of $r ranks differs from 1 rank"; done
+# and for Open MPI's other collective-write components (ch_mpi_init's default is individual)
+for fc in dynamic_gen2 vulcan; do
+  mkdir -p "$T/fc_$fc"
+  (cd "$T/fc_$fc" && OMPI_MCA_fcoll=$fc run 3 extract --model ../model --input ../corpus.jsonl --output acts.h5 \
+      --device cpu --batch-tokens 700 2>/dev/null)
+  cmp "$T/r1/acts.h5" "$T/fc_$fc/acts.h5" || fail "archive written with fcoll $fc differs from the default's"
+done
 "$CAPHEADS" inspect "$T/r1/acts.h5" --verify >/dev/null || fail "verify of a complete archive"
 
 echo "== SIGKILL part-way, then --resume on another rank count"
