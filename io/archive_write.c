@@ -467,8 +467,8 @@ int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const floa
      * by one collective write per layer: a layer's rows are then one contiguous buffer for one
      * contiguous stretch of its chunk, which MPI-IO copies in one piece, where one write of the
      * row-major [i][l] rows had it gather H*D-element pieces. 1 GiB from 1 rank on tmpfs: 1.07 s
-     * -> 0.86 s (dd 0.50 s); L collectives a round instead of one cost 4 ranks oversubscribed on
-     * 2 cores about 10% (benchmarks/bench_archive_results.md). */
+     * -> 0.86 s (dd 0.50 s). Each rank's part of a write being contiguous is also why
+     * ch_mpi_init picks the fcoll that does no aggregation (mpi/init.h). */
     size_t hd = (size_t)a->H * a->D;
 #pragma omp parallel for schedule(static) if (n * (int64_t)width > 65536)
     for (int64_t i = 0; i < n; i++)
