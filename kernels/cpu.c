@@ -170,8 +170,8 @@ static int cpu_rope(ch_backend *be, float *x, int ntok, int nheads, int head_dim
 }
 
 /* One (sequence, query head) pair per task, its queries in blocks of ATT_QB: the block's scores
- * against every key up to its last query are one GEMM (S = scale * Q K^T), the softmax of each
- * row (keys past the query's own position weigh 0) is ch_softmax_weight over the row's max, and
+ * against every key up to its last query are one GEMM (S = scale * Q K^T), each row's softmax is
+ * ch_softmax_row (keys past the query's own position weigh 0), and
  * the output is a second GEMM (O = P V) divided by the row sums. Against the key-by-key online
  * softmax this was, it spends its flops in OpenBLAS and calls expf once per (query, key) instead
  * of twice; scratch per thread is ATT_QB x (longest sequence) floats. */
@@ -182,8 +182,8 @@ static int cpu_attention(ch_backend *be, const float *q, const float *k, const f
     size_t qstride = (size_t)nq * head_dim, kstride = (size_t)nkv * head_dim;
 #pragma omp parallel reduction(| : failed)
     {
-        float *sc = malloc(sizeof(float) * ((size_t)ATT_QB * (size_t)(s->max_len > 0 ? s->max_len : 1) + ATT_QB));
-        float *rowsum = sc ? sc + (size_t)ATT_QB * (size_t)(s->max_len > 0 ? s->max_len : 1) : NULL;
+        const size_t scores = (size_t)ATT_QB * (size_t)(s->max_len > 0 ? s->max_len : 1);
+        float *sc = malloc(sizeof(float) * (scores + ATT_QB)), *rowsum = sc ? sc + scores : NULL;
         if (!sc) failed = 1;
 #pragma omp for collapse(2) schedule(dynamic)
         for (int sq = 0; sq < s->nseq; sq++) {
@@ -198,14 +198,8 @@ static int cpu_attention(ch_backend *be, const float *q, const float *k, const f
                     int nb = len - i0 < ATT_QB ? len - i0 : ATT_QB, nk = i0 + nb; /* keys 0..nk-1 */
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, head_dim, scale,
                                 qh + (size_t)i0 * qstride, (int)qstride, kr, (int)kstride, 0.0f, sc, nk);
-                    for (int i = 0; i < nb; i++) {
-                        float *row = sc + (size_t)i * nk, mx = -INFINITY, l = 0.0f;
-                        int last = i0 + i; /* the query's own position: keys after it are masked */
-                        for (int j = 0; j <= last; j++) mx = row[j] > mx ? row[j] : mx;
-                        for (int j = 0; j <= last; j++) l += row[j] = ch_softmax_weight(row[j], mx);
-                        for (int j = last + 1; j < nk; j++) row[j] = 0.0f;
-                        rowsum[i] = l;
-                    }
+                    /* query i0+i sees keys 0..i0+i (its own position and before) */
+                    for (int i = 0; i < nb; i++) rowsum[i] = ch_softmax_row(sc + (size_t)i * nk, i0 + i + 1, nk);
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, head_dim, nk, 1.0f, sc, nk, vr,
                                 (int)kstride, 0.0f, oh + (size_t)i0 * qstride, (int)qstride);
                     for (int i = 0; i < nb; i++) {

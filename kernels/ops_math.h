@@ -121,10 +121,21 @@ CH_HD void ch_rope_rotate(float *x0, float *x1, float c, float s) {
  * A key's weight is exp(score - max) over the scores seen; the denominator is their sum. */
 CH_HD float ch_softmax_weight(float score, float max) { return expf(score - max); }
 
+/* Whole-row form: row[0..n_valid) are one query's scores, row[n_valid..n) keys it must not see
+ * (causal mask). Replaces the scores with their weights over the row's max, the masked ones with
+ * 0, and returns the denominator (>= 1: the max's own weight is 1). The CPU backend's blocked
+ * attention (kernels/cpu.c) then multiplies the weights with V and divides by it. */
+CH_HD float ch_softmax_row(float *row, int n_valid, int n) {
+    float mx = -INFINITY, l = 0.0f;
+    for (int j = 0; j < n_valid; j++) mx = row[j] > mx ? row[j] : mx;
+    for (int j = 0; j < n_valid; j++) l += row[j] = ch_softmax_weight(row[j], mx);
+    for (int j = n_valid; j < n; j++) row[j] = 0.0f;
+    return l;
+}
+
 /* Online form: attention for one query accumulated key by key (flash-attention style; the CUDA
  * kernel), so no kernel holds a full score matrix. State: running max m, running denominator l,
- * and the output accumulator acc[D] (scaled by the same factor as l). The CPU backend applies
- * ch_softmax_weight to a block of queries' whole score rows instead (kernels/cpu.c). */
+ * and the output accumulator acc[D] (scaled by the same factor as l). */
 CH_HD void ch_softmax_step(float score, float *m, float *l, float *scale_old, float *p) {
     float m_new = score > *m ? score : *m;
     *scale_old = ch_softmax_weight(*m, m_new); /* expf(-inf) = 0 on the first key */
