@@ -38,7 +38,7 @@ int main(int argc, char **argv) {
     fclose(f);
     ch_backend *be;
     ch_model *m;
-    if (ch_backend_create("cpu", 0, &be) || ch_model_open(argv[1], be, &m)) {
+    if (ch_backend_create("cpu", 0, &be) || ch_model_open(argv[1], be, CH_PRECISION_AUTO, &m)) {
         fprintf(stderr, "bench_prefill: %s\n", ch_err_msg());
         return 1;
     }

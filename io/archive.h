@@ -54,6 +54,7 @@ typedef struct {
     const char *input_sha256;
     const char *command_line;
     const char *backend;          /* "cpu" | "cuda": which one computed the rows */
+    const char *precision;        /* "bf16" | "f16" | "f32": what the Linear inputs were rounded to */
     int64_t batch_tokens;         /* extract's --batch-tokens: the batch plan, and so the bytes */
     int64_t max_tokens;           /* extract's --max-tokens (recorded, not compared on resume) */
 } ch_archive_meta;
@@ -66,7 +67,7 @@ typedef struct ch_archive ch_archive;
 int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm, ch_archive **out);
 /* Collective. Reopen an existing archive for --resume: refuses (CH_EMISMATCH, naming the
  * attribute or option and both values) when model_config, tokenizer_sha256, pool, input_sha256,
- * batch_tokens or the shape differ from `expect` (an archive without batch_tokens, from before
+ * backend, precision, batch_tokens or the shape differ from `expect` (an archive without batch_tokens, from before
  * it was recorded, is refused too: its plan is unknown). max_tokens is not compared. */
 int ch_archive_open_resume(const char *path, const ch_archive_meta *expect, MPI_Comm comm,
                            ch_archive **out);
@@ -91,7 +92,7 @@ typedef struct {
     int complete;
     int hidden_dim;     /* 0 when the archive has no /hidden */
     char *pool, *model_config, *tokenizer_sha256, *input_sha256, *input_path, *command_line,
-        *created, *model_dir, *backend;
+        *created, *model_dir, *backend, *precision;
 } ch_archive_info;
 
 typedef struct ch_archive_reader ch_archive_reader;

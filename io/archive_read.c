@@ -192,7 +192,8 @@ int ch_archive_close_read(ch_archive_reader *r) {
 void ch_archive_info_free(ch_archive_info *info) {
     if (!info) return;
     char **s[] = {&info->pool, &info->model_config, &info->tokenizer_sha256, &info->input_sha256,
-                  &info->input_path, &info->command_line, &info->created, &info->model_dir, &info->backend};
+                  &info->input_path, &info->command_line, &info->created, &info->model_dir, &info->backend,
+                  &info->precision};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         free(*s[i]);
         *s[i] = NULL;
@@ -212,7 +213,8 @@ int ch_archive_get_info(ch_archive_reader *r, ch_archive_info *info) {
         {"pool", &info->pool}, {"model_config", &info->model_config},
         {"tokenizer_sha256", &info->tokenizer_sha256}, {"input_sha256", &info->input_sha256},
         {"input_path", &info->input_path}, {"command_line", &info->command_line},
-        {"created", &info->created}, {"model_dir", &info->model_dir}, {"backend", &info->backend}};
+        {"created", &info->created}, {"model_dir", &info->model_dir}, {"backend", &info->backend},
+        {"precision", &info->precision}};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
         CH_TRY_GOTO(attr_string(r, s[i].name, 0, s[i].dst), fail);
     /* n_done counts the done mask in blocks, so a huge archive never needs N bytes at once. */

@@ -245,6 +245,7 @@ int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm,
                         "[\"math\",\"reading\",\"commonsense\",\"science\",\"professional\"]"));
     CH_H5(ch_h5_put_str(a->f, "command_line", m->command_line));
     CH_H5(ch_h5_put_str(a->f, "backend", m->backend));
+    CH_H5(ch_h5_put_str(a->f, "precision", m->precision));
     CH_H5(ch_h5_put_i64(a->f, "batch_tokens", m->batch_tokens));
     CH_H5(ch_h5_put_i64(a->f, "max_tokens", m->max_tokens));
     CH_H5(ch_h5_put_str(a->f, "created", created));
@@ -315,6 +316,8 @@ int ch_archive_open_resume(const char *path, const ch_archive_meta *m, MPI_Comm 
     CH_TRY_GOTO(expect_attr(a, "input_sha256", m->input_sha256), fail);
     /* the backends agree to rounding, not to the bit: one archive is computed by one of them */
     CH_TRY_GOTO(expect_attr(a, "backend", m->backend), fail);
+    /* bf16 and f32 Linear inputs differ by ~1e-2: never mixed in one archive either */
+    CH_TRY_GOTO(expect_attr(a, "precision", m->precision), fail);
     CH_TRY_GOTO(expect_option(a, "batch_tokens", "--batch-tokens", m->batch_tokens), fail);
     /* max_tokens is recorded, not compared: it refuses long records, it never changes a batch */
     if (m->hidden_dim > 0 && H5Lexists(a->f, "hidden", H5P_DEFAULT) <= 0)

@@ -2,8 +2,11 @@
  *
  * src/model.c runs the forward pass by calling only the functions in this table, on buffers the
  * backend allocated ("device" memory: host memory for the CPU backend, GPU memory for CUDA).
- * Activations are always f32. Weights are ch_weight handles whose storage dtype is the
- * backend's choice (the CPU backend widens to f32 at load; the CUDA backend keeps bf16/f16).
+ * Activations are always f32. Weights are ch_weight handles whose storage is the backend's
+ * choice within what the model asks for (ch_weight_use): a Linear weight asked for as
+ * CH_WEIGHT_LINEAR keeps its 16-bit type where the backend multiplies that type (CPU: bf16, on
+ * AMX tiles or widened block by block; CUDA: bf16 and f16), and the GEMM then rounds the
+ * activations to that type and sums in f32 - the same contract on both backends.
  *
  * GEMM follows cuBLAS: column-major, C = alpha * op(A) * op(B) + beta * C, op(A) is m x k.
  * The model stores row-major [rows, cols] matrices, i.e. column-major [cols, rows]; a HF Linear
@@ -26,7 +29,17 @@ typedef struct {
     ch_dtype dtype;   /* storage dtype on the device */
     int64_t rows, cols; /* logical row-major shape; a vector of n is rows = n, cols = 1 */
     int borrowed;     /* data points into the checkpoint mapping (not freed by free_weight) */
+    int packed;       /* data is in a backend-specific layout (CPU: AMX tiles), not row-major */
 } ch_weight;
+
+/* What the model will do with a weight, which bounds how the backend may store it:
+ *   CH_WEIGHT_F32     read as f32 values (norm weights, biases; every Linear at --precision
+ *                     f32): widened at load when stored narrower
+ *   CH_WEIGHT_ROWS    a lookup table (the embedding): any float dtype, rows widened when read
+ *   CH_WEIGHT_LINEAR  the A operand of gemm (a Linear's [out, in] matrix): kept in its 16-bit
+ *                     type where the backend's GEMM takes that type, else widened to f32.
+ *                     w->dtype tells which: the precision of that Linear's inputs. */
+typedef enum { CH_WEIGHT_F32 = 0, CH_WEIGHT_ROWS, CH_WEIGHT_LINEAR } ch_weight_use;
 
 /* A packed batch of variable-length sequences: tokens of sequence s are rows
  * [start[s], start[s+1]) of every activation matrix. Host and device copies of the offsets. */
@@ -43,6 +56,7 @@ typedef enum { CH_POOL_LAST = 0, CH_POOL_MEAN = 1 } ch_pool;
 
 struct ch_backend {
     const char *name; /* "cpu", "cuda" */
+    char info[192];   /* for logs, "" or " (what it runs on)", e.g. the CPU's bf16 kernel */
 
     int (*alloc)(ch_backend *be, size_t bytes, void **p);
     void (*free)(ch_backend *be, void *p);
@@ -79,17 +93,20 @@ struct ch_backend {
      * host's available and physical memory, 0 when unknown). For out-of-memory advice. */
     int (*mem_info)(ch_backend *be, size_t *free_bytes, size_t *total_bytes);
     /* Device bytes the GEMM keeps as workspace for a B operand of b_elems elements against a
-     * weight stored as a_dtype (CUDA: a 16-bit copy of B, with headroom, for bf16/f16 weights;
-     * 0 otherwise). For sizing batches. */
+     * weight stored as a_dtype (a 16-bit copy of B for bf16/f16 weights: CUDA with headroom, the
+     * CPU's AMX kernel padded to 32, its portable kernel as f32; 0 for f32). For sizing batches. */
     size_t (*gemm_workspace)(ch_backend *be, ch_dtype a_dtype, size_t b_elems);
 
     /* Make a device weight from a host tensor (mmap'd checkpoint data, any float dtype). */
-    int (*load_weight)(ch_backend *be, const ch_st_tensor *t, ch_weight *w);
+    int (*load_weight)(ch_backend *be, const ch_st_tensor *t, ch_weight_use use, ch_weight *w);
     void (*free_weight)(ch_backend *be, ch_weight *w);
 
     /* x[t, :] = table[ids[t], :]  (ids on device, table rows = vocab, cols = d) */
     int (*embed)(ch_backend *be, const ch_weight *table, const int32_t *ids, int ntok, float *x);
-    /* Column-major GEMM, A may be a weight of any storage dtype, B and C are f32. */
+    /* Column-major GEMM, B and C are f32. With a 16-bit A (loaded as CH_WEIGHT_LINEAR), op(B)
+     * is rounded to A's type (ch_f32_to_bf16 / ch_f32_to_f16) and the products summed in f32;
+     * the CPU backend multiplies a 16-bit A only as a Linear does (transa = 1, transb = 0,
+     * alpha = 1, beta = 0; anything else is CH_EINTERNAL). */
     int (*gemm)(ch_backend *be, int transa, int transb, int m, int n, int k, float alpha,
                 const ch_weight *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
     /* y[t, j] += bias[j] for t < ntok, j < n */

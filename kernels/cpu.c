@@ -1,23 +1,30 @@
 /* cpu.c - the CPU backend: OpenBLAS for GEMM, OpenMP loops over the shared math of ops_math.h.
  * One thread pool: OpenMP's. OpenBLAS is set to one thread and called from inside it.
  *
- * Weights are widened to f32 once at load (OpenBLAS has no mixed-precision GEMM in Debian's
- * build); an f32 checkpoint whose data is 4-byte aligned is used straight from the mapping.
+ * Weights: a bf16 Linear weight asked for as CH_WEIGHT_LINEAR stays bf16 and goes through
+ * cpu_bf16.h (AMX tiles, or widened block by block); everything else read as numbers is widened
+ * to f32 once at load (an f32 checkpoint whose data is 4-byte aligned is used straight from the
+ * mapping), and the embedding table is read from the mapping row by row.
  * "Device" memory is host memory, so upload/download are memcpy. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "backend.h"
+#include "cpu_bf16.h"
 #include "err.h"
 
 typedef struct {
     int threads;
+    ch_bf16_ctx bf16; /* the bf16 Linear's kernel choice and scratch */
 } cpu_impl;
+
+static cpu_impl *impl_of(ch_backend *be) { return be->impl; }
 
 static int cpu_alloc(ch_backend *be, size_t bytes, void **p) {
     /* 64-byte alignment keeps OpenBLAS and the vectorised loops on their fast paths. */
@@ -61,24 +68,29 @@ static int cpu_mem_info(ch_backend *be, size_t *free_bytes, size_t *total_bytes)
     *total_bytes = page > 0 && phys > 0 ? (size_t)phys * (size_t)page : 0;
     return 0;
 }
-/* OpenBLAS multiplies the f32 operands in place: no workspace of ours. */
-static size_t cpu_gemm_workspace(ch_backend *be, ch_dtype a_dtype, size_t b_elems) { return 0; }
+/* OpenBLAS multiplies f32 operands in place; a bf16 weight's GEMM keeps a rounded copy of B. */
+static size_t cpu_gemm_workspace(ch_backend *be, ch_dtype a_dtype, size_t b_elems) {
+    return a_dtype == CH_DT_BF16 ? ch_bf16_workspace(&impl_of(be)->bf16, b_elems) : 0;
+}
 
-static int cpu_load_weight(ch_backend *be, const ch_st_tensor *t, ch_weight *w) {
+static int cpu_load_weight(ch_backend *be, const ch_st_tensor *t, ch_weight_use use, ch_weight *w) {
+    if (t->dtype != CH_DT_F32 && t->dtype != CH_DT_F16 && t->dtype != CH_DT_BF16)
+        CH_FAIL(CH_EUNSUPPORTED, "%s: tensor '%s' has dtype %s, expected a float type", t->file,
+                t->name, ch_dtype_name(t->dtype));
+    if (use == CH_WEIGHT_LINEAR && t->dtype == CH_DT_BF16 && t->ndim == 2)
+        return ch_bf16_load(&impl_of(be)->bf16, t, w);
     size_t n = 1;
     for (int i = 0; i < t->ndim; i++) n *= (size_t)t->shape[i];
     memset(w, 0, sizeof *w);
     w->rows = t->ndim >= 1 ? t->shape[0] : 1;
     w->cols = t->ndim >= 2 ? (int64_t)(n / (size_t)w->rows) : 1;
     w->dtype = CH_DT_F32;
-    if (t->dtype == CH_DT_F32 && ((uintptr_t)t->data & 3u) == 0) {
+    if ((t->dtype == CH_DT_F32 && ((uintptr_t)t->data & 3u) == 0) || use == CH_WEIGHT_ROWS) {
         w->data = (void *)t->data;
+        w->dtype = t->dtype;
         w->borrowed = 1;
         return 0;
     }
-    if (t->dtype != CH_DT_F32 && t->dtype != CH_DT_F16 && t->dtype != CH_DT_BF16)
-        CH_FAIL(CH_EUNSUPPORTED, "%s: tensor '%s' has dtype %s, expected a float type", t->file,
-                t->name, ch_dtype_name(t->dtype));
     void *p;
     CH_TRY(cpu_alloc(be, n * sizeof(float), &p));
     ch_convert_to_f32(t->data, t->dtype, n, p);
@@ -90,14 +102,17 @@ static void cpu_free_weight(ch_backend *be, ch_weight *w) {
     if (w) w->data = NULL;
 }
 
+/* The table may be any float dtype (a borrowed CH_WEIGHT_ROWS weight): rows widened exactly. */
 static int cpu_embed(ch_backend *be, const ch_weight *table, const int32_t *ids, int ntok, float *x) {
-    const float *tab = table->data;
+    if (table->packed) CH_FAIL(CH_EINTERNAL, "cpu embed: the table is packed for GEMM");
+    const char *tab = table->data;
     int64_t d = table->cols;
+    size_t row_bytes = (size_t)d * ch_dtype_size(table->dtype);
     for (int t = 0; t < ntok; t++) {
         if (ids[t] < 0 || ids[t] >= table->rows)
             CH_FAIL(CH_EARG, "token id %d at packed position %d is outside the vocabulary (%lld)",
                     (int)ids[t], t, (long long)table->rows);
-        memcpy(x + (size_t)t * d, tab + (size_t)ids[t] * d, (size_t)d * sizeof(float));
+        ch_convert_to_f32(tab + (size_t)ids[t] * row_bytes, table->dtype, (size_t)d, x + (size_t)t * d);
     }
     return 0;
 }
@@ -105,7 +120,15 @@ static int cpu_embed(ch_backend *be, const ch_weight *table, const int32_t *ids,
 static int cpu_gemm(ch_backend *be, int transa, int transb, int m, int n, int k, float alpha,
                     const ch_weight *a, int lda, const float *b, int ldb, float beta, float *c,
                     int ldc) {
-    if (a->dtype != CH_DT_F32) CH_FAIL(CH_EINTERNAL, "cpu gemm: weight is not f32");
+    if (a->dtype == CH_DT_BF16) {
+        if (!transa || transb || alpha != 1.0f || beta != 0.0f || lda != k || ldb < k || ldc < m || a->rows != m ||
+            a->cols != k)
+            CH_FAIL(CH_EINTERNAL, "cpu gemm: a bf16 weight is multiplied only as a Linear (got trans %d %d, alpha "
+                    "%g, beta %g, m %d k %d lda %d for a %lld x %lld weight)", transa, transb, alpha, beta, m, k,
+                    lda, (long long)a->rows, (long long)a->cols);
+        return ch_bf16_linear(&impl_of(be)->bf16, a, b, ldb, n, c, ldc);
+    }
+    if (a->dtype != CH_DT_F32) CH_FAIL(CH_EINTERNAL, "cpu gemm: weight is %s", ch_dtype_name(a->dtype));
     /* One thread pool, ours: each OpenMP thread multiplies its own block of op(A)'s rows (the
      * weight's output features) with a single-threaded OpenBLAS call. Two pools (OpenBLAS's
      * pthreads for the GEMMs, OpenMP for everything else) fought over the cores: OpenMP's
@@ -248,6 +271,7 @@ static int cpu_pool(ch_backend *be, const float *x, int width, const ch_seqs *s,
 
 static void cpu_destroy(ch_backend *be) {
     if (!be) return;
+    if (be->impl) ch_bf16_free(&impl_of(be)->bf16);
     free(be->impl);
     free(be);
 }
@@ -261,6 +285,9 @@ int ch_backend_cpu_create(int threads, ch_backend **out) {
         return CH_ENOMEM;
     }
     impl->threads = threads;
+    /* AMX tiles unless CAPHEADS_CPU_AMX=0 asks for the portable kernel */
+    const char *amx = getenv("CAPHEADS_CPU_AMX");
+    ch_bf16_init(&impl->bf16, !(amx && !strcmp(amx, "0")));
     /* OpenBLAS runs inside our OpenMP threads (cpu_gemm), one thread per call; the OpenMP pool
      * is process-wide, and the caller asked for this count explicitly. */
     openblas_set_num_threads(1);
@@ -293,6 +320,8 @@ int ch_backend_cpu_create(int threads, ch_backend **out) {
                        .pool = cpu_pool,
                        .destroy = cpu_destroy,
                        .impl = impl};
+    snprintf(be->info, sizeof be->info, " (%d threads; bf16 Linear on %s%s)", omp_get_max_threads(),
+             impl->bf16.amx ? "AMX tiles" : "OpenBLAS, widened: ", impl->bf16.amx ? "" : impl->bf16.why_not);
     *out = be;
     return 0;
 }

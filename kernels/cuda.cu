@@ -174,7 +174,10 @@ static int cuda_mem_info(ch_backend *be, size_t *free_bytes, size_t *total_bytes
 
 /* ---- weights --------------------------------------------------------------------------------- */
 
-static int cuda_load_weight(ch_backend *be, const ch_st_tensor *t, ch_weight *w) {
+/* CH_WEIGHT_LINEAR and CH_WEIGHT_ROWS keep the stored type (cuBLAS multiplies bf16 and f16, the
+ * kernels read any of the three); CH_WEIGHT_F32 of a 16-bit tensor is widened on the host and
+ * uploaded as f32 (--precision f32: f32 GEMMs throughout). */
+static int cuda_load_weight(ch_backend *be, const ch_st_tensor *t, ch_weight_use use, ch_weight *w) {
     memset(w, 0, sizeof *w);
     if (t->dtype != CH_DT_F32 && t->dtype != CH_DT_F16 && t->dtype != CH_DT_BF16)
         CH_FAIL(CH_EUNSUPPORTED, "%s: tensor %s has dtype %s; the CUDA backend takes F32/F16/BF16",
@@ -184,15 +187,31 @@ static int cuda_load_weight(ch_backend *be, const ch_st_tensor *t, ch_weight *w)
                 t->file ? t->file : "?", t->name ? t->name : "?", t->ndim);
     w->rows = t->shape[0];
     w->cols = t->ndim == 2 ? t->shape[1] : 1;
-    if ((size_t)(w->rows * w->cols) * (t->dtype == CH_DT_F32 ? 4u : 2u) != t->nbytes)
+    size_t n = (size_t)(w->rows * w->cols);
+    if (n * (t->dtype == CH_DT_F32 ? 4u : 2u) != t->nbytes)
         CH_FAIL(CH_EINTERNAL, "%s: tensor %s: shape and byte size disagree",
                 t->file ? t->file : "?", t->name ? t->name : "?");
-    int rc = dev_malloc(cuda_of(be), t->nbytes, &w->data, __LINE__);
-    if (rc) return ch_err_wrap("loading %s: ", t->name ? t->name : "weight");
+    const void *src = t->data;
+    float *wide = NULL;
     w->dtype = t->dtype;
-    rc = cuda_upload(be, w->data, t->data, t->nbytes);
+    if (use == CH_WEIGHT_F32 && t->dtype != CH_DT_F32) {
+        wide = (float *)malloc(n * sizeof(float));
+        if (!wide) CH_FAIL(CH_ENOMEM, "loading %s: out of host memory widening it to f32", t->name ? t->name : "weight");
+        const unsigned char *raw = (const unsigned char *)t->data; /* maybe only 2-byte aligned */
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, raw + 2 * i, 2);
+            wide[i] = t->dtype == CH_DT_BF16 ? ch_bf16_to_f32(h) : ch_f16_to_f32(h);
+        }
+        src = wide;
+        w->dtype = CH_DT_F32;
+    }
+    size_t bytes = n * (w->dtype == CH_DT_F32 ? 4u : 2u);
+    int rc = dev_malloc(cuda_of(be), bytes, &w->data, __LINE__);
+    if (!rc) rc = cuda_upload(be, w->data, src, bytes);
+    free(wide);
     if (rc) {
-        cuda_free(be, w->data);
+        if (w->data) cuda_free(be, w->data);
         w->data = NULL;
         return ch_err_wrap("loading %s: ", t->name ? t->name : "weight");
     }

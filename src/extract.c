@@ -31,6 +31,7 @@
 typedef struct {
     const char *model, *input, *output, *device, *timing;
     ch_pool pool;
+    ch_precision precision;
     int batch_tokens, max_tokens, resume, hidden, threads;
     char *command_line;
 } opts;
@@ -39,17 +40,23 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: [mpirun -n R] capheads extract --model DIR --input CORPUS.jsonl --output ACTS.h5\n"
             "           [--pool last|mean] [--batch-tokens N] [--resume] [--hidden]\n"
-            "           [--device cpu|cuda|auto] [--threads N] [--max-tokens N] [--timing FILE]\n\n"
+            "           [--device cpu|cuda|auto] [--precision auto|f32] [--threads N]\n"
+            "           [--max-tokens N] [--timing FILE]\n\n"
             "Run the model (a Hugging Face directory: config.json, safetensors, tokenizer.json) over\n"
             "every record of the corpus and store, for every layer and query head, the head's\n"
             "attention output at the last prompt token (--pool last, default) or averaged over the\n"
             "prompt (--pool mean), as float16, in one HDF5 archive written by all ranks.\n"
             "  --batch-tokens N  tokens per forward pass (default 4096); bounds memory\n"
             "  --resume          continue an interrupted run of the same model, corpus, pooling,\n"
-            "                    --batch-tokens and backend (the archive records them)\n"
+            "                    --batch-tokens, backend and precision (the archive records them)\n"
             "  --hidden          also store the mean final hidden state (for select --method rds)\n"
             "  --max-tokens N    refuse records longer than N tokens (default 8192)\n"
             "  --device          compute backend (default auto: cuda when a GPU is usable)\n"
+            "  --precision P     auto (default): a bf16 checkpoint's Linear layers multiply bf16\n"
+            "                    weights by activations rounded to bf16, summing in f32, as the\n"
+            "                    model runs in its own dtype (CPU: AMX tiles where the CPU has them;\n"
+            "                    CUDA: also f16); f32: every Linear in f32, weights widened at load\n"
+            "                    (twice the memory; ~1e-2 closer to transformers in float32)\n"
             "  --threads N       CPU backend threads per rank (default: OpenMP's, OMP_NUM_THREADS)\n"
             "  --timing FILE     append a JSON timing record (docs/timing.md)\n"
             "Environment: CAPHEADS_SYNC_MIB (default 256) - rows are marked done, and so skipped by\n"
@@ -73,7 +80,7 @@ static int parse(int argc, char **argv, opts *o) {
         {"model", 1, 0, 'm'},   {"input", 1, 0, 'i'},        {"output", 1, 0, 'o'}, {"pool", 1, 0, 'p'},
         {"batch-tokens", 1, 0, 'b'}, {"resume", 0, 0, 'r'},  {"hidden", 0, 0, 'H'}, {"device", 1, 0, 'd'},
         {"threads", 1, 0, 't'}, {"max-tokens", 1, 0, 'M'},   {"timing", 1, 0, 'T'}, {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"precision", 1, 0, 'P'}, {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->batch_tokens = 4096, o->max_tokens = 8192, o->device = "auto";
     optind = 1;
@@ -92,6 +99,11 @@ static int parse(int argc, char **argv, opts *o) {
         case 'r': o->resume = 1; break;
         case 'H': o->hidden = 1; break;
         case 'd': o->device = optarg; break;
+        case 'P':
+            if (!strcmp(optarg, "auto")) o->precision = CH_PRECISION_AUTO;
+            else if (!strcmp(optarg, "f32")) o->precision = CH_PRECISION_F32;
+            else CH_FAIL(CH_EARG, "--precision must be auto or f32, got '%s'", optarg);
+            break;
         case 't': CH_TRY(parse_int("--threads", optarg, 1, 4096, &o->threads)); break;
         case 'M': CH_TRY(parse_int("--max-tokens", optarg, 1, 1L << 30, &o->max_tokens)); break;
         case 'T': o->timing = optarg; break;
@@ -223,7 +235,7 @@ static int run(const opts *o, MPI_Comm comm) {
     uint8_t *skip = NULL;
 
     rc = ch_backend_create(o->device, o->threads, &be);
-    if (!rc) rc = ch_model_open(o->model, be, &m);
+    if (!rc) rc = ch_model_open(o->model, be, o->precision, &m);
     char tpath[4200];
     snprintf(tpath, sizeof tpath, "%s/tokenizer.json", o->model);
     if (!rc && access(tpath, R_OK) == 0) rc = ch_tok_open_dir(o->model, &tok);
@@ -242,6 +254,7 @@ static int run(const opts *o, MPI_Comm comm) {
                             .model_dir = o->model, .tokenizer_sha256 = tok ? ch_tok_hash(tok) : "none",
                             .pool = o->pool == CH_POOL_MEAN ? "mean" : "last", .input_path = o->input,
                             .input_sha256 = hash, .command_line = o->command_line, .backend = be->name,
+                            .precision = ch_model_precision(m),
                             .batch_tokens = o->batch_tokens, .max_tokens = o->max_tokens};
     int exists = access(o->output, F_OK) == 0;
     if (o->resume && exists)
@@ -277,9 +290,9 @@ static int run(const opts *o, MPI_Comm comm) {
     MPI_Allreduce(MPI_IN_PLACE, &rounds, 1, MPI_INT64_T, MPI_MAX, comm);
     MPI_Allreduce(MPI_IN_PLACE, &tot_already, 1, MPI_INT64_T, MPI_SUM, comm);
     if (rank == 0)
-        fprintf(stderr, "extract: %lld records, %lld tokens, %lld batches on %d rank(s), backend %s%s\n",
+        fprintf(stderr, "extract: %lld records, %lld tokens, %lld batches on %d rank(s), backend %s%s, Linear inputs %s%s\n",
                 (long long)plan.n_records, (long long)plan.total_tokens, (long long)plan.n_batches, size, be->name,
-                tot_already ? " (resuming)" : "");
+                be->info[0] ? be->info : "", ch_model_precision(m), tot_already ? " (resuming)" : "");
 
     size_t width = (size_t)ch_model_capture_width(m);
     int64_t maxn = 1;

@@ -99,7 +99,8 @@ static int inspect_archive(const char *path, int verify) {
            in.n_heads, in.head_dim, gib);
     printf("  pooling    %s\n", in.pool ? in.pool : "?");
     if (in.hidden_dim) printf("  hidden     [%lld, %d] float16 (mean final hidden state)\n", (long long)in.n_rows, in.hidden_dim);
-    printf("  model      %s (backend %s)\n", in.model_dir ? in.model_dir : "?", in.backend && *in.backend ? in.backend : "?");
+    printf("  model      %s (backend %s, Linear inputs %s)\n", in.model_dir ? in.model_dir : "?",
+           in.backend && *in.backend ? in.backend : "?", in.precision && *in.precision ? in.precision : "?");
     printf("  tokenizer  sha256 %s\n", in.tokenizer_sha256 ? in.tokenizer_sha256 : "?");
     printf("  input      %s (sha256 %s)\n", in.input_path ? in.input_path : "?", in.input_sha256 ? in.input_sha256 : "?");
     printf("  created    %s\n  command    %s\n", in.created ? in.created : "?", in.command_line ? in.command_line : "?");

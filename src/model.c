@@ -33,6 +33,7 @@ typedef struct {
 struct ch_model {
     ch_config cfg;
     ch_backend *be;
+    ch_weight_use linear_use; /* CH_WEIGHT_LINEAR (--precision auto) or CH_WEIGHT_F32 */
     ch_st_dir *ckpt;
     ch_weight embed, final_norm;
     layer_weights *layers;
@@ -48,21 +49,22 @@ int64_t ch_model_capture_width(const ch_model *m) {
 
 /* ---- loading --------------------------------------------------------------------------------- */
 
-static int load(ch_model *m, const char *name, int64_t rows, int64_t cols, ch_weight *w) {
+static int load(ch_model *m, const char *name, int64_t rows, int64_t cols, ch_weight_use use, ch_weight *w) {
     const ch_st_tensor *t;
     int64_t shape[2] = {rows, cols};
     CH_TRY(ch_st_get(m->ckpt, name, cols > 0 ? 2 : 1, shape, &t));
-    return m->be->load_weight(m->be, t, w);
+    return m->be->load_weight(m->be, t, use, w);
 }
 
 static int load_layer(ch_model *m, int l, layer_weights *w) {
     const ch_config *c = &m->cfg;
     int64_t qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
     char n[160];
+    /* vectors as f32 values, matrices as the precision says */
 #define LOAD(field, suffix, rows, cols)                                                           \
     do {                                                                                          \
         snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);                                   \
-        CH_TRY(load(m, n, rows, cols, &w->field));                                                \
+        CH_TRY(load(m, n, rows, cols, (cols) ? m->linear_use : CH_WEIGHT_F32, &w->field));        \
     } while (0)
     LOAD(ln1, "input_layernorm.weight", c->hidden, 0);
     LOAD(wq, "self_attn.q_proj.weight", qd, c->hidden);
@@ -83,21 +85,46 @@ static int load_layer(ch_model *m, int l, layer_weights *w) {
     return 0;
 }
 
-int ch_model_open(const char *dir, ch_backend *be, ch_model **out) {
+/* Every Linear weight must have come out in one type: that type is the model's precision. */
+static int check_precision(const ch_model *m) {
+    const ch_dtype want = m->layers[0].wq.dtype;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const layer_weights *w = &m->layers[l];
+        const ch_weight *lin[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->wgate, &w->wup, &w->wdown};
+        for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++)
+            if (lin[i]->dtype != want)
+                CH_FAIL(CH_EUNSUPPORTED, "layer %d: a Linear weight is stored as %s while layer 0's q_proj is %s: "
+                        "a checkpoint with mixed Linear dtypes runs only with --precision f32",
+                        l, ch_dtype_name(lin[i]->dtype), ch_dtype_name(want));
+    }
+    return 0;
+}
+
+const char *ch_model_precision(const ch_model *m) {
+    switch (m->layers[0].wq.dtype) {
+    case CH_DT_BF16: return "bf16";
+    case CH_DT_F16: return "f16";
+    default: return "f32";
+    }
+}
+
+int ch_model_open(const char *dir, ch_backend *be, ch_precision prec, ch_model **out) {
     *out = NULL;
     ch_model *m = NULL;
     CH_TRY(CH_ALLOC(m, 1, "model"));
     m->be = be;
+    m->linear_use = prec == CH_PRECISION_F32 ? CH_WEIGHT_F32 : CH_WEIGHT_LINEAR;
     int rc = 0;
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     CH_TRY_GOTO(ch_config_load(path, &m->cfg), fail);
     CH_TRY_GOTO(ch_st_open_dir(dir, &m->ckpt), fail);
     const ch_config *c = &m->cfg;
-    CH_TRY_GOTO(load(m, "model.embed_tokens.weight", c->vocab, c->hidden, &m->embed), fail);
+    CH_TRY_GOTO(load(m, "model.embed_tokens.weight", c->vocab, c->hidden, CH_WEIGHT_ROWS, &m->embed), fail);
     CH_TRY_GOTO(CH_ALLOC(m->layers, c->n_layers, "layer table"), fail);
     for (int l = 0; l < c->n_layers; l++) CH_TRY_GOTO(load_layer(m, l, &m->layers[l]), fail);
-    CH_TRY_GOTO(load(m, "model.norm.weight", c->hidden, 0, &m->final_norm), fail);
+    CH_TRY_GOTO(check_precision(m), fail);
+    CH_TRY_GOTO(load(m, "model.norm.weight", c->hidden, 0, CH_WEIGHT_F32, &m->final_norm), fail);
 
     int half = c->head_dim / 2;
     float inv[MAX_INV_FREQ_STACK];

@@ -21,10 +21,23 @@ typedef struct {
     const int *start; /* nseq + 1 offsets */
 } ch_batch;
 
+/* What the Linear layers (q, k, v, o, gate, up, down) multiply:
+ *   CH_PRECISION_AUTO  a bf16 (f16) checkpoint's Linear weights stay bf16 (f16) where the backend
+ *                      multiplies that type - CPU: bf16; CUDA: bf16 and f16 - and their inputs
+ *                      are rounded to it, the sums f32: how the model runs in its own dtype
+ *                      (transformers' dtype="auto"), at half the weight memory of f32. Other
+ *                      weights (f32, or f16 on the CPU): f32.
+ *   CH_PRECISION_F32   every Linear in f32, the weights widened at load: the reference, ~1e-2
+ *                      (relative) closer to transformers run in float32, at twice the memory.
+ * Everything else (norms, RoPE, attention, SwiGLU, the residual stream) is f32 in both. */
+typedef enum { CH_PRECISION_AUTO = 0, CH_PRECISION_F32 = 1 } ch_precision;
+
 /* Open a Hugging Face model directory (config.json + model.safetensors or an index + shards),
  * check every tensor's presence and shape, and load the weights into the backend. The model
  * borrows the backend (the caller destroys it after ch_model_close). */
-int ch_model_open(const char *dir, ch_backend *be, ch_model **out);
+int ch_model_open(const char *dir, ch_backend *be, ch_precision prec, ch_model **out);
+/* The type the Linear inputs are rounded to: "bf16", "f16" or "f32" (archives record it). */
+const char *ch_model_precision(const ch_model *m);
 void ch_model_close(ch_model *m);
 const ch_config *ch_model_config(const ch_model *m);
 

@@ -131,6 +131,22 @@ assert f.attrs["pool"] in (b"last", "last") and int(f.attrs["complete"]) == 1
 print("h5py: %d rows bit-equal to the engine's outputs" % a.shape[0])
 PY
 
+echo "== --precision f32: the engine's f32 outputs, recorded as f32, not the bf16 rows"
+(cd "$T/r1" && "$CAPHEADS" extract --model ../model --input ../corpus.jsonl --output single_f32.h5 --device cpu \
+    --batch-tokens 1 --precision f32 2>/dev/null)
+"$CAPHEADS" inspect "$T/r1/single_f32.h5" | grep -q "(backend cpu, Linear inputs f32)" || fail "inspect does not say f32"
+"$CH_BIN/tests/capture_dump" "$M" "$T/corpus.jsonl" "$T/ref_f32.f32" last f32
+/usr/bin/python3 - "$T/r1/single_f32.h5" "$T/ref_f32.f32" "$T/r1/single.h5" <<'PY' || fail "--precision f32 rows are not the engine's f32 outputs"
+import sys, h5py, numpy as np
+a = h5py.File(sys.argv[1], "r")["activations"][:]
+want = np.fromfile(sys.argv[2], dtype="<f4").reshape(a.shape).astype(np.float16)
+assert (a.view(np.uint16) == want.view(np.uint16)).all(), "f32 archive differs from capture_dump at f32"
+b16 = h5py.File(sys.argv[3], "r")["activations"][:].astype(np.float64)
+gap = np.abs(b16 - a).max() / np.abs(a).max()
+assert gap > 1e-3, gap  # the bf16 rounding is there in one and not in the other
+print("  f32 rows bit-equal to the engine's; bf16 rows differ by up to %.2e of the largest value" % gap)
+PY
+
 echo "== bad input"
 printf '{"id":"a","text":"fine"}\n{"id":"b","text":"broken\n' >"$T/bad.jsonl"
 expect_fail "malformed JSON" "bad.jsonl:2" "$CAPHEADS" extract --model "$M" --input "$T/bad.jsonl" --output "$T/bad.h5" --device cpu
@@ -165,12 +181,16 @@ expect_fail "resume with another corpus" "cannot resume" "$CAPHEADS" extract --m
   --output "$T/r1/acts.h5" --device cpu --resume
 expect_fail "resume with other --batch-tokens" "written with --batch-tokens 700 but this run has --batch-tokens 800" \
   "$CAPHEADS" extract --model "$M" --input "$T/corpus.jsonl" --output "$T/r1/acts.h5" --device cpu --batch-tokens 800 --resume
-"$CAPHEADS" inspect "$T/r1/acts.h5" | grep -q "(backend cpu)" || fail "inspect does not name the backend that computed the rows"
+"$CAPHEADS" inspect "$T/r1/acts.h5" | grep -q "(backend cpu, Linear inputs bf16)" || fail "inspect does not name the backend and precision that computed the rows"
 # an archive begun on the other backend (forged: this machine may have no GPU) is not continued on this one
 cp "$T/r1/acts.h5" "$T/r1/other_backend.h5"
 /usr/bin/python3 -c "import sys, h5py, numpy as np; h5py.File(sys.argv[1], 'a').attrs['backend'] = np.bytes_(b'cuda')" "$T/r1/other_backend.h5"
 expect_fail "resume on another backend" "its backend is 'cuda' but this run's is 'cpu'" \
   "$CAPHEADS" extract --model "$M" --input "$T/corpus.jsonl" --output "$T/r1/other_backend.h5" --device cpu --resume
+# nor one computed at another precision (bf16 and f32 Linear inputs differ by ~1e-2)
+expect_fail "resume at another precision" "its precision is 'bf16' but this run's is 'f32'" \
+  "$CAPHEADS" extract --model "$M" --input "$T/corpus.jsonl" --output "$T/r1/acts.h5" --device cpu --batch-tokens 700 \
+  --precision f32 --resume
 "$CAPHEADS" inspect "$T/r1/acts.h5" --verify >/dev/null || fail "a refused resume damaged the archive"
 cp "$T/r1/acts.h5" "$T/old.h5"
 /usr/bin/python3 -c 'import sys, h5py; del h5py.File(sys.argv[1], "r+").attrs["batch_tokens"]' "$T/old.h5"
@@ -191,6 +211,8 @@ for bad in "--batch-tokens 12x" "--batch-tokens 0" "--batch-tokens -3" "--batch-
   grep -q -- "$opt must be a whole number" "$T/out.txt" || { cat "$T/out.txt"; fail "extract $bad: the message does not name $opt"; }
 done
 echo "  bad numeric options: exit 2: $(head -n1 "$T/out.txt")"
+expect_fail "an unknown --precision" "--precision must be auto or f32, got 'f16'" \
+  "$CAPHEADS" extract --model "$M" --input "$T/corpus.jsonl" --output "$T/p.h5" --device cpu --precision f16
 [ ! -e "$T/p.h5" ] || fail "an archive was left for a bad option"
 "$CAPHEADS" extract --help | grep -q -- "--threads N" || fail "extract --help does not document --threads"
 echo "test_extract: all checks passed"

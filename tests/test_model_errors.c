@@ -109,7 +109,7 @@ static int open_model(void) {
     ch_backend *be;
     ck_assert_int_eq(ch_backend_cpu_create(1, &be), 0);
     ch_model *m = NULL;
-    int rc = ch_model_open(dir, be, &m);
+    int rc = ch_model_open(dir, be, CH_PRECISION_AUTO, &m);
     if (!rc) {
         /* a valid model must also run */
         int32_t toks[] = {1, 2, 3};

@@ -15,7 +15,10 @@ captured with a forward pre-hook) at every position, and the final norm's output
 tests/golden/models/<name>/expected.safetensors holds "tokens.<i>" (I32 [T]), "heads.<i>" (F32
 [T, L, H, D]) and "final_hidden.<i>" (F32 [T, hidden]); bf16 models also "heads_f32.<i>" and
 "final_hidden_f32.<i>": the same bf16 weights upcast to float32 and run in float32, which an
-f32-computing engine must match tightly. Runs use attn_implementation="eager", one sequence at a
+f32-computing engine must match tightly, and "heads_bf16in.<i>", "final_hidden_bf16in.<i>": that
+float32 run with every Linear's input rounded to bfloat16 first (a forward pre-hook on each
+nn.Linear of the decoder), the contract of capheads' default precision for bf16 weights (bf16
+weights times bf16-rounded activations, summed in f32; everything else f32). Runs use attn_implementation="eager", one sequence at a
 time, no padding.
 """
 import os
@@ -59,11 +62,18 @@ def randomize(model, seed):
                 p.copy_(0.15 * torch.randn(p.shape, generator=g))
 
 
-def capture(model, ids):
+def capture(model, ids, bf16_inputs=False):
+    """Every layer's o_proj input and the final norm's output, per token. bf16_inputs: every
+    decoder Linear's input is rounded to bfloat16 (and back to float32) before it multiplies; the
+    rounding hooks come after the capturing ones, so the captured o_proj input is unrounded, as
+    capheads captures it."""
     heads, final = [], []
     hooks = [layer.self_attn.o_proj.register_forward_pre_hook(lambda m, a: heads.append(a[0][0].float().clone()))
              for layer in model.model.layers]
     hooks.append(model.model.norm.register_forward_hook(lambda m, a, o: final.append(o[0].float().clone())))
+    if bf16_inputs:
+        hooks += [m.register_forward_pre_hook(lambda m, a: (a[0].to(torch.bfloat16).to(torch.float32),) + a[1:])
+                  for m in model.model.modules() if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
         model(torch.tensor([ids]))
     for h in hooks:
@@ -102,6 +112,7 @@ def build(name, cls, cfg, seed, dtype, shards=0):
         out["heads.%d" % i], out["final_hidden.%d" % i] = capture(native, ids)
         if ref32 is not None:
             out["heads_f32.%d" % i], out["final_hidden_f32.%d" % i] = capture(ref32, ids)
+            out["heads_bf16in.%d" % i], out["final_hidden_bf16in.%d" % i] = capture(ref32, ids, bf16_inputs=True)
     save_file(out, os.path.join(d, "expected.safetensors"))
     files = sorted(os.listdir(d))
     print(name, files, sum(os.path.getsize(os.path.join(d, f)) for f in files), "bytes")

@@ -75,7 +75,9 @@ static void make_weight(ch_backend *be, ch_dtype dt, int64_t rows, int64_t cols,
     t.shape[1] = cols;
     t.nbytes = n * es;
     t.data = dt == CH_DT_F32 ? (const void *)vals : (const void *)h16;
-    OK(be->load_weight(be, &t, w));
+    /* kept in dt either way on CUDA: GEMM operands as Linear weights, vectors as rows (the
+     * kernels read any float type) */
+    OK(be->load_weight(be, &t, cols ? CH_WEIGHT_LINEAR : CH_WEIGHT_ROWS, w));
     free(h16);
 }
 
@@ -511,7 +513,7 @@ static void golden_forward(const char *name, int bf16) {
     snprintf(exp, sizeof exp, "%s/expected.safetensors", dir);
     ch_model *m = NULL;
     ch_st_file *f = NULL;
-    ck_assert_msg(ch_model_open(dir, gpu, &m) == 0, "%s on cuda: %s", name, ch_err_msg());
+    ck_assert_msg(ch_model_open(dir, gpu, CH_PRECISION_AUTO, &m) == 0, "%s on cuda: %s", name, ch_err_msg());
     ck_assert_msg(ch_st_file_open(exp, &f) == 0, "%s", ch_err_msg());
     const ch_config *c = ch_model_config(m);
     const int L = c->n_layers, W = c->n_heads * c->head_dim;
@@ -653,8 +655,8 @@ START_TEST(test_async_capture_two_batches_in_flight_match_sync) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/data/demo/model", src);
     ch_model *m = NULL, *ref_m = NULL;
-    ck_assert_msg(ch_model_open(dir, gpu, &m) == 0, "%s", ch_err_msg());
-    ck_assert_msg(ch_model_open(dir, gpu, &ref_m) == 0, "%s", ch_err_msg());
+    ck_assert_msg(ch_model_open(dir, gpu, CH_PRECISION_AUTO, &m) == 0, "%s", ch_err_msg());
+    ck_assert_msg(ch_model_open(dir, gpu, CH_PRECISION_AUTO, &ref_m) == 0, "%s", ch_err_msg());
     const ch_config *c = ch_model_config(m);
     const size_t W = (size_t)ch_model_capture_width(m), Hd = (size_t)c->hidden;
     int nseq[2] = {7, 40};
@@ -718,7 +720,7 @@ START_TEST(test_forward_out_of_memory_suggests_batch_tokens) {
     char dir[4096], msg[2048];
     snprintf(dir, sizeof dir, "%s/data/demo/model", src);
     ch_model *m = NULL;
-    ck_assert_msg(ch_model_open(dir, gpu, &m) == 0, "%s", ch_err_msg());
+    ck_assert_msg(ch_model_open(dir, gpu, CH_PRECISION_AUTO, &m) == 0, "%s", ch_err_msg());
     int32_t tok[1024];
     int start[65];
     for (int i = 0; i < 1024; i++) tok[i] = (int32_t)(i * 31 % 128000);

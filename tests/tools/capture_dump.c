@@ -1,7 +1,7 @@
 /* capture_dump.c - run the engine over a corpus, one record at a time, and write the captured
  * heads as raw little-endian f32 [N, L, H, D]: the in-memory reference the archive test compares
  * the HDF5 archive (read by h5py) against.
- * usage: capture_dump MODEL_DIR CORPUS.jsonl OUT.f32 [last|mean] */
+ * usage: capture_dump MODEL_DIR CORPUS.jsonl OUT.f32 [last|mean] [auto|f32]  (pooling, precision) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +13,11 @@
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: capture_dump MODEL_DIR CORPUS.jsonl OUT.f32 [last|mean]\n");
+        fprintf(stderr, "usage: capture_dump MODEL_DIR CORPUS.jsonl OUT.f32 [last|mean] [auto|f32]\n");
         return 2;
     }
     ch_pool pool = argc > 4 && !strcmp(argv[4], "mean") ? CH_POOL_MEAN : CH_POOL_LAST;
+    ch_precision prec = argc > 5 && !strcmp(argv[5], "f32") ? CH_PRECISION_F32 : CH_PRECISION_AUTO;
     ch_backend *be = NULL;
     ch_model *m = NULL;
     ch_tokenizer *tok = NULL;
@@ -25,7 +26,7 @@ int main(int argc, char **argv) {
     snprintf(tp, sizeof tp, "%s/tokenizer.json", argv[1]);
     FILE *probe = fopen(tp, "r");
     int rc = ch_backend_cpu_create(1, &be);
-    if (!rc) rc = ch_model_open(argv[1], be, &m);
+    if (!rc) rc = ch_model_open(argv[1], be, prec, &m);
     if (!rc && probe) rc = ch_tok_open_dir(argv[1], &tok);
     if (probe) fclose(probe);
     if (!rc) rc = ch_jsonl_open(&r, argv[2]);

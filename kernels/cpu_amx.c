@@ -1,0 +1,226 @@
+/* cpu_amx.c - bf16 Linear on AMX tiles (see cpu_amx.h for the contract and the layouts).
+ *
+ * The file is compiled with the project's flags; only the functions marked AMX_FN use AMX and
+ * AVX-512 instructions, so the feature check itself runs on any x86-64 CPU. Tile use:
+ *   tmm0..3  the f32 sums of a 32-token x 32-output block (2 x 2 tiles of 16 x 16)
+ *   tmm4, 5  two 16-token input tiles (16 rows x 32 bf16)
+ *   tmm6, 7  two 16-output weight tiles (16 k-pairs x 16 outputs x 2 bf16)
+ * Each k-step of 32 loads 4 KiB and runs 4 TDPBF16PS: every tile loaded is used twice. */
+#define _DEFAULT_SOURCE /* syscall() */
+#include "cpu_amx.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ops_math.h"
+
+#define TILE_ELEMS 512 /* uint16 in one 16 x 32 bf16 tile (1 KiB) */
+#define OUT_BLOCK 128  /* outputs a task covers: 4 weight-tile pairs, 128 x 2048 x 2 B = 512 KiB of L2 */
+#define TOK_BLOCK 256  /* tokens a task covers */
+#define K_BLOCKS 64    /* k-blocks of 32 summed before moving on (2048 k): bounds the L2 footprint */
+
+static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+size_t ch_amx_weight_elems(int64_t rows, int64_t cols) {
+    return (size_t)round_up(rows, 32) * (size_t)round_up(cols, 32);
+}
+size_t ch_amx_input_elems(int64_t ntok, int64_t cols) {
+    return (size_t)round_up(ntok, 32) * (size_t)round_up(cols, 32);
+}
+
+void ch_amx_pack_weight(const void *w, int64_t rows, int64_t cols, uint16_t *dst) {
+    const unsigned char *src = w;
+    int64_t kbs = round_up(cols, 32) / 32, obs = round_up(rows, 32) / 16;
+#pragma omp parallel for schedule(static)
+    for (int64_t ob = 0; ob < obs; ob++)
+        for (int64_t kb = 0; kb < kbs; kb++) {
+            uint16_t *t = dst + (size_t)(ob * kbs + kb) * TILE_ELEMS;
+            for (int r = 0; r < 16; r++)
+                for (int n = 0; n < 16; n++)
+                    for (int e = 0; e < 2; e++) {
+                        int64_t o = ob * 16 + n, k = kb * 32 + 2 * r + e;
+                        uint16_t v = 0;
+                        if (o < rows && k < cols) memcpy(&v, src + ((size_t)o * cols + k) * 2, 2);
+                        t[(r * 16 + n) * 2 + e] = v;
+                    }
+        }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_include)
+#if __has_include(<amxtileintrin.h>)
+#define CH_AMX_BUILT 1
+#endif
+#endif
+
+#ifdef CH_AMX_BUILT
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define AMX_FN __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl")))
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+
+int ch_amx_usable(char *why, size_t why_len) {
+    unsigned a, b, c, d;
+    const char *no = NULL;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) no = "the OS does not enable XSAVE";
+    else if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) no = "CPUID leaf 7 is missing";
+    else if (!(d & (1u << 24)) || !(d & (1u << 22))) no = "the CPU has no AMX-BF16";
+    else if (!(b & (1u << 16)) || !(b & (1u << 30)) || !(b & (1u << 31))) no = "the CPU has no AVX-512 F/BW/VL";
+    else {
+        unsigned lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        (void)hi;
+        /* XCR0: SSE, AVX, the three AVX-512 states, and the two tile states */
+        unsigned need = (1u << 1) | (1u << 2) | (7u << 5) | (3u << 17);
+        if ((lo & need) != need) no = "the OS does not enable the AVX-512 and tile register states";
+        else if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0)
+            no = "the kernel refused this process the AMX tile state (arch_prctl)";
+    }
+    if (why && why_len) snprintf(why, why_len, "%s", no ? no : "");
+    return no == NULL;
+}
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+AMX_FN static void tiles_begin(void) {
+    tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) cfg.colsb[i] = 64, cfg.rows[i] = 16;
+    _tile_loadconfig(&cfg);
+}
+
+/* 16 floats -> 16 bf16 by ch_f32_to_bf16's rule (round to nearest even, NaN kept quiet), bit for
+ * bit: the same integer steps on 16 lanes. */
+AMX_FN static __m256i round16(__m512 v) {
+    __m512i u = _mm512_castps_si512(v);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    __m512i q = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, r, q));
+}
+
+/* Input tile (tb, kb): rows 16 tb.., k 32 kb.., rounded; zeros past ntok and cols. */
+AMX_FN static void pack_input_tile(const float *x, int64_t ldx, int64_t ntok, int64_t cols, int64_t tb,
+                                   int64_t kb, uint16_t *t) {
+    int64_t k0 = kb * 32;
+    for (int r = 0; r < 16; r++) {
+        int64_t tok = tb * 16 + r;
+        uint16_t *o = t + r * 32;
+        if (tok >= ntok) {
+            memset(o, 0, 64);
+            continue;
+        }
+        const float *xr = x + (size_t)tok * ldx + k0;
+        if (k0 + 32 <= cols) {
+            _mm256_storeu_si256((__m256i *)o, round16(_mm512_loadu_ps(xr)));
+            _mm256_storeu_si256((__m256i *)(o + 16), round16(_mm512_loadu_ps(xr + 16)));
+        } else
+            for (int c = 0; c < 32; c++) o[c] = k0 + c < cols ? ch_f32_to_bf16(xr[c]) : 0;
+    }
+}
+
+/* The 32 x 32 block whose input tiles start at a (16 tokens) and a + a_pair (the next 16), and
+ * whose weight tiles start at b and b + b_pair, summed over nk k-blocks into c (row pitch ldc
+ * floats), starting from c's contents when load is set, else from zero. */
+AMX_FN static void block32(const uint16_t *a, size_t a_pair, const uint16_t *b, size_t b_pair, int64_t nk, float *c,
+                           int64_t ldc, int load) {
+    const size_t ld = (size_t)ldc * sizeof(float);
+    if (load) {
+        _tile_loadd(0, c, ld);
+        _tile_loadd(1, c + 16, ld);
+        _tile_loadd(2, c + 16 * ldc, ld);
+        _tile_loadd(3, c + 16 * ldc + 16, ld);
+    } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
+    for (int64_t kb = 0; kb < nk; kb++) {
+        _tile_loadd(4, a + kb * TILE_ELEMS, 64);
+        _tile_loadd(5, a + a_pair + kb * TILE_ELEMS, 64);
+        _tile_loadd(6, b + kb * TILE_ELEMS, 64);
+        _tile_loadd(7, b + b_pair + kb * TILE_ELEMS, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, c, ld);
+    _tile_stored(1, c + 16, ld);
+    _tile_stored(2, c + 16 * ldc, ld);
+    _tile_stored(3, c + 16 * ldc + 16, ld);
+}
+
+/* One task: outputs [o0, o1) x tokens [t0, t1), both 32-aligned ranges of the padded sizes. */
+AMX_FN static void task(const uint16_t *w, int64_t rows, int64_t kbs, const uint16_t *xp, int64_t ntok, float *y,
+                        int64_t ldy, int64_t o0, int64_t o1, int64_t t0, int64_t t1) {
+    const size_t pair = (size_t)kbs * TILE_ELEMS; /* from one 16-row tile strip to the next */
+    for (int64_t kc = 0; kc < kbs; kc += K_BLOCKS) {
+        int64_t nk = kbs - kc < K_BLOCKS ? kbs - kc : K_BLOCKS;
+        for (int64_t t = t0; t < t1; t += 32) {
+            const uint16_t *a = xp + (size_t)(t / 16) * pair;
+            for (int64_t o = o0; o < o1; o += 32) {
+                const uint16_t *b = w + (size_t)(o / 16) * pair;
+                if (t + 32 <= ntok && o + 32 <= rows) {
+                    block32(a + kc * TILE_ELEMS, pair, b + kc * TILE_ELEMS, pair, nk, y + t * ldy + o, ldy, kc > 0);
+                    continue;
+                }
+                /* an edge block, all of k at once, through a full-size buffer */
+                if (kc > 0) continue;
+                float tmp[32 * 32];
+                block32(a, pair, b, pair, kbs, tmp, 32, 0);
+                for (int64_t i = 0; i < 32 && t + i < ntok; i++)
+                    for (int64_t j = 0; j < 32 && o + j < rows; j++) y[(t + i) * ldy + o + j] = tmp[i * 32 + j];
+            }
+        }
+    }
+}
+
+AMX_FN void ch_amx_linear(const uint16_t *w, int64_t rows, int64_t cols, const float *x, int64_t ldx, int64_t ntok,
+                          uint16_t *xpack, float *y, int64_t ldy) {
+    const int64_t kbs = round_up(cols, 32) / 32, tbs = round_up(ntok, 32) / 16;
+    const int64_t rows_p = round_up(rows, 32), ntok_p = round_up(ntok, 32);
+    const int64_t n_ob = (rows_p + OUT_BLOCK - 1) / OUT_BLOCK, n_tb = (ntok_p + TOK_BLOCK - 1) / TOK_BLOCK;
+#pragma omp parallel
+    {
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t tb = 0; tb < tbs; tb++)
+            for (int64_t kb = 0; kb < kbs; kb++)
+                pack_input_tile(x, ldx, ntok, cols, tb, kb, xpack + (size_t)(tb * kbs + kb) * TILE_ELEMS);
+        /* the implicit barrier: every input tile is packed before any thread multiplies */
+        tiles_begin();
+#pragma omp for collapse(2) schedule(dynamic, 1)
+        for (int64_t i = 0; i < n_ob; i++)
+            for (int64_t j = 0; j < n_tb; j++) {
+                int64_t o0 = i * OUT_BLOCK, t0 = j * TOK_BLOCK;
+                int64_t o1 = o0 + OUT_BLOCK < rows_p ? o0 + OUT_BLOCK : rows_p;
+                int64_t t1 = t0 + TOK_BLOCK < ntok_p ? t0 + TOK_BLOCK : ntok_p;
+                task(w, rows, kbs, xpack, ntok, y, ldy, o0, o1, t0, t1);
+            }
+        _tile_release();
+    }
+}
+
+#else /* no AMX in this build */
+
+int ch_amx_usable(char *why, size_t why_len) {
+    if (why && why_len) snprintf(why, why_len, "this build has no AMX code (not x86-64 GCC/clang with AMX headers)");
+    return 0;
+}
+void ch_amx_linear(const uint16_t *w, int64_t rows, int64_t cols, const float *x, int64_t ldx, int64_t ntok,
+                   uint16_t *xpack, float *y, int64_t ldy) {
+    (void)w, (void)rows, (void)cols, (void)x, (void)ldx, (void)ntok, (void)xpack, (void)y, (void)ldy;
+}
+
+#endif

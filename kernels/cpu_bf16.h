@@ -1,0 +1,42 @@
+/* cpu_bf16.h - the CPU backend's Linear for bf16 weights: y = bf16(x) W^T, summed in f32.
+ *
+ * The weight stays bf16 (half the memory of the f32 widening) and every activation is rounded to
+ * bf16 by ch_f32_to_bf16 before it is multiplied: the CUDA backend's contract for 16-bit weights
+ * (kernels/cuda.cu cuda_gemm). Two kernels, one result up to the order of the f32 sums:
+ *   AMX       the weight packed into tiles at load (cpu_amx.h), TDPBF16PS; where the CPU has
+ *             AMX-BF16 and the kernel grants the tile state;
+ *   portable  the weight borrowed from the checkpoint mapping, widened 128 rows at a time into a
+ *             per-thread buffer, the rounded activations multiplied by OpenBLAS SGEMM (bf16
+ *             products are exact in f32, so this is the same arithmetic).
+ * Both split the work into blocks fixed by the shapes alone, so the bits do not depend on the
+ * thread count. */
+#ifndef CH_CPU_BF16_H
+#define CH_CPU_BF16_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+typedef struct {
+    int amx;             /* 1: AMX kernel */
+    char why_not[96];    /* why AMX is not used, when it is not */
+    void *scratch;       /* the rounded input of the current call, grown as needed */
+    size_t scratch_bytes;
+} ch_bf16_ctx;
+
+/* allow_amx 0 forces the portable kernel (CAPHEADS_CPU_AMX=0, and tests of both kernels). */
+void ch_bf16_init(ch_bf16_ctx *c, int allow_amx);
+void ch_bf16_free(ch_bf16_ctx *c);
+
+/* A bf16 [rows, cols] tensor as a CH_WEIGHT_LINEAR weight: packed (w->packed) or borrowed. */
+int ch_bf16_load(const ch_bf16_ctx *c, const ch_st_tensor *t, ch_weight *w);
+
+/* Scratch bytes per token for inputs of `in` features. */
+size_t ch_bf16_workspace(const ch_bf16_ctx *c, size_t in);
+
+/* y[t * ldy + o] = sum_k bf16(x[t * ldx + k]) * w[o, k], t < ntok, o < w->rows, k < w->cols. */
+int ch_bf16_linear(ch_bf16_ctx *c, const ch_weight *w, const float *x, int64_t ldx, int64_t ntok, float *y,
+                   int64_t ldy);
+
+#endif
