@@ -1,10 +1,11 @@
 /* bench_prefill.c - prefill throughput of the engine (capture of every head at the last token).
- * usage: bench_prefill MODEL_DIR TOKENS.bin RUNS [BATCH_TOKENS]
+ * usage: bench_prefill MODEL_DIR TOKENS.bin RUNS [BATCH_TOKENS [auto|f32]]
  * TOKENS.bin: int32 nseq, int32 len[nseq], int32 tokens[sum(len)] (written by bench_prefill.py).
  * Prints one line per run: "tokens_per_s <value>". Batches are cut from the sequences in order
- * under BATCH_TOKENS (default 4096), as extract does. */
+ * under BATCH_TOKENS (default 4096), as extract does; the last argument is extract's --precision. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "err.h"
@@ -18,10 +19,11 @@ static double now(void) {
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: bench_prefill MODEL_DIR TOKENS.bin RUNS [BATCH_TOKENS]\n");
+        fprintf(stderr, "usage: bench_prefill MODEL_DIR TOKENS.bin RUNS [BATCH_TOKENS [auto|f32]]\n");
         return 2;
     }
     int runs = atoi(argv[3]), budget = argc > 4 ? atoi(argv[4]) : 4096;
+    ch_precision prec = argc > 5 && !strcmp(argv[5], "f32") ? CH_PRECISION_F32 : CH_PRECISION_AUTO;
     FILE *f = fopen(argv[2], "rb");
     int32_t nseq = 0;
     if (!f || fread(&nseq, 4, 1, f) != 1 || nseq < 1) {
@@ -38,7 +40,7 @@ int main(int argc, char **argv) {
     fclose(f);
     ch_backend *be;
     ch_model *m;
-    if (ch_backend_create("cpu", 0, &be) || ch_model_open(argv[1], be, CH_PRECISION_AUTO, &m)) {
+    if (ch_backend_create("cpu", 0, &be) || ch_model_open(argv[1], be, prec, &m)) {
         fprintf(stderr, "bench_prefill: %s\n", ch_err_msg());
         return 1;
     }

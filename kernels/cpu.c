@@ -17,11 +17,13 @@
 
 #include "backend.h"
 #include "cpu_bf16.h"
+#include "cpu_ops.h"
 #include "err.h"
 
 typedef struct {
     int threads;
-    ch_bf16_ctx bf16; /* the bf16 Linear's kernel choice and scratch */
+    const ch_cpu_ops *ops; /* the row loops, built for this CPU's widest ISA */
+    ch_bf16_ctx bf16;      /* the bf16 Linear's kernel choice and scratch */
 } cpu_impl;
 
 static cpu_impl *impl_of(ch_backend *be) { return be->impl; }
@@ -152,101 +154,42 @@ static int cpu_gemm(ch_backend *be, int transa, int transb, int m, int n, int k,
     return 0;
 }
 
+/* AMX-packed bf16 weights: one fused pass (cpu_amx.h); others: the three calls it stands for. */
+static int cpu_gate_up_swiglu(ch_backend *be, const ch_weight *gate, const ch_weight *up, const float *x, int ntok,
+                              float *h, float *up_scratch) {
+    cpu_impl *im = impl_of(be);
+    if (ch_bf16_can_fuse(&im->bf16, gate, up)) return ch_bf16_gate_up_swiglu(&im->bf16, gate, up, x, ntok, h);
+    int n = (int)gate->rows, k = (int)gate->cols;
+    CH_TRY(cpu_gemm(be, 1, 0, n, ntok, k, 1.0f, gate, k, x, k, 0.0f, h, n));
+    CH_TRY(cpu_gemm(be, 1, 0, n, ntok, k, 1.0f, up, k, x, k, 0.0f, up_scratch, n));
+    im->ops->swiglu(h, up_scratch, (size_t)ntok * (size_t)n);
+    return 0;
+}
+
+/* The row loops live in cpu_ops.c, built per ISA; the seam's functions pass through. */
 static int cpu_add_bias(ch_backend *be, float *y, const ch_weight *bias, int ntok, int n) {
-    const float *bv = bias->data;
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < ntok; t++)
-        for (int j = 0; j < n; j++) y[(size_t)t * n + j] += bv[j];
+    impl_of(be)->ops->add_bias(y, bias->data, ntok, n);
     return 0;
 }
-
-static int cpu_rmsnorm(ch_backend *be, const float *x, const ch_weight *w, int ntok, int d,
-                       float eps, float *out) {
-    const float *wv = w->data;
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < ntok; t++) {
-        const float *xr = x + (size_t)t * d;
-        float *o = out + (size_t)t * d;
-        double ss = 0; /* double: the mean of squares is the one reduction that loses precision */
-        for (int j = 0; j < d; j++) ss += (double)xr[j] * xr[j];
-        float inv = ch_rms_inv((float)ss, d, eps);
-        for (int j = 0; j < d; j++) o[j] = ch_rms_apply(xr[j], inv, wv[j]);
-    }
+static int cpu_rmsnorm(ch_backend *be, const float *x, const ch_weight *w, int ntok, int d, float eps, float *out) {
+    impl_of(be)->ops->rmsnorm(x, w->data, ntok, d, eps, out);
     return 0;
 }
-
-static int cpu_rope(ch_backend *be, float *x, int ntok, int nheads, int head_dim,
-                    const int32_t *pos, const float *inv_freq) {
-    int half = head_dim / 2;
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < ntok; t++) {
-        for (int i = 0; i < half; i++) {
-            float ang = (float)pos[t] * inv_freq[i];
-            float c = cosf(ang), s = sinf(ang);
-            for (int h = 0; h < nheads; h++) {
-                float *v = x + ((size_t)t * nheads + h) * head_dim;
-                ch_rope_rotate(&v[i], &v[i + half], c, s);
-            }
-        }
-    }
+static int cpu_rope(ch_backend *be, float *x, int ntok, int nheads, int head_dim, const int32_t *pos,
+                    const float *inv_freq) {
+    impl_of(be)->ops->rope(x, ntok, nheads, head_dim, pos, inv_freq);
     return 0;
 }
-
-/* One (sequence, query head) pair per task, its queries in blocks of ATT_QB: the block's scores
- * against every key up to its last query are one GEMM (S = scale * Q K^T), each row's softmax is
- * ch_softmax_row (keys past the query's own position weigh 0), and
- * the output is a second GEMM (O = P V) divided by the row sums. Against the key-by-key online
- * softmax this was, it spends its flops in OpenBLAS and calls expf once per (query, key) instead
- * of twice; scratch per thread is ATT_QB x (longest sequence) floats. */
-#define ATT_QB 64
-static int cpu_attention(ch_backend *be, const float *q, const float *k, const float *v,
-                         const ch_seqs *s, int nq, int nkv, int head_dim, float scale, float *out) {
-    int group = nq / nkv, failed = 0;
-    size_t qstride = (size_t)nq * head_dim, kstride = (size_t)nkv * head_dim;
-#pragma omp parallel reduction(| : failed)
-    {
-        const size_t scores = (size_t)ATT_QB * (size_t)(s->max_len > 0 ? s->max_len : 1);
-        float *sc = malloc(sizeof(float) * (scores + ATT_QB)), *rowsum = sc ? sc + scores : NULL;
-        if (!sc) failed = 1;
-#pragma omp for collapse(2) schedule(dynamic)
-        for (int sq = 0; sq < s->nseq; sq++) {
-            for (int h = 0; h < nq; h++) {
-                if (!sc) continue;
-                int t0 = s->start[sq], len = s->start[sq + 1] - t0, kh = h / group;
-                const float *qh = q + (size_t)t0 * qstride + (size_t)h * head_dim;
-                const float *kr = k + (size_t)t0 * kstride + (size_t)kh * head_dim;
-                const float *vr = v + (size_t)t0 * kstride + (size_t)kh * head_dim;
-                float *oh = out + (size_t)t0 * qstride + (size_t)h * head_dim;
-                for (int i0 = 0; i0 < len; i0 += ATT_QB) {
-                    int nb = len - i0 < ATT_QB ? len - i0 : ATT_QB, nk = i0 + nb; /* keys 0..nk-1 */
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, head_dim, scale,
-                                qh + (size_t)i0 * qstride, (int)qstride, kr, (int)kstride, 0.0f, sc, nk);
-                    /* query i0+i sees keys 0..i0+i (its own position and before) */
-                    for (int i = 0; i < nb; i++) rowsum[i] = ch_softmax_row(sc + (size_t)i * nk, i0 + i + 1, nk);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, head_dim, nk, 1.0f, sc, nk, vr,
-                                (int)kstride, 0.0f, oh + (size_t)i0 * qstride, (int)qstride);
-                    for (int i = 0; i < nb; i++) {
-                        float inv = 1.0f / rowsum[i], *o = oh + (size_t)(i0 + i) * qstride;
-                        for (int d = 0; d < head_dim; d++) o[d] *= inv;
-                    }
-                }
-            }
-        }
-        free(sc);
-    }
-    if (failed) CH_FAIL(CH_ENOMEM, "out of memory for attention scratch (%d x %d floats a thread)", ATT_QB, s->max_len);
-    return 0;
+static int cpu_attention(ch_backend *be, const float *q, const float *k, const float *v, const ch_seqs *s, int nq,
+                         int nkv, int head_dim, float scale, float *out) {
+    return impl_of(be)->ops->attention(q, k, v, s, nq, nkv, head_dim, scale, out);
 }
-
 static int cpu_swiglu(ch_backend *be, float *gate, const float *up, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) gate[i] = ch_swiglu(gate[i], up[i]);
+    impl_of(be)->ops->swiglu(gate, up, n);
     return 0;
 }
-
 static int cpu_add(ch_backend *be, float *x, const float *y, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
+    impl_of(be)->ops->add(x, y, n);
     return 0;
 }
 
@@ -288,6 +231,7 @@ int ch_backend_cpu_create(int threads, ch_backend **out) {
     /* AMX tiles unless CAPHEADS_CPU_AMX=0 asks for the portable kernel */
     const char *amx = getenv("CAPHEADS_CPU_AMX");
     ch_bf16_init(&impl->bf16, !(amx && !strcmp(amx, "0")));
+    impl->ops = ch_cpu_ops_pick();
     /* OpenBLAS runs inside our OpenMP threads (cpu_gemm), one thread per call; the OpenMP pool
      * is process-wide, and the caller asked for this count explicitly. */
     openblas_set_num_threads(1);
@@ -316,12 +260,14 @@ int ch_backend_cpu_create(int threads, ch_backend **out) {
                        .rope = cpu_rope,
                        .attention = cpu_attention,
                        .swiglu = cpu_swiglu,
+                       .gate_up_swiglu = cpu_gate_up_swiglu,
                        .add = cpu_add,
                        .pool = cpu_pool,
                        .destroy = cpu_destroy,
                        .impl = impl};
-    snprintf(be->info, sizeof be->info, " (%d threads; bf16 Linear on %s%s)", omp_get_max_threads(),
-             impl->bf16.amx ? "AMX tiles" : "OpenBLAS, widened: ", impl->bf16.amx ? "" : impl->bf16.why_not);
+    snprintf(be->info, sizeof be->info, " (%d threads, %s loops; bf16 Linear on %s%s)", omp_get_max_threads(),
+             impl->ops->isa, impl->bf16.amx ? "AMX tiles" : "OpenBLAS, widened: ",
+             impl->bf16.amx ? "" : impl->bf16.why_not);
     *out = be;
     return 0;
 }

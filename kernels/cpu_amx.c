@@ -18,6 +18,7 @@
 #define OUT_BLOCK 128  /* outputs a task covers: 4 weight-tile pairs, 128 x 2048 x 2 B = 512 KiB of L2 */
 #define TOK_BLOCK 256  /* tokens a task covers */
 #define K_BLOCKS 64    /* k-blocks of 32 summed before moving on (2048 k): bounds the L2 footprint */
+#define GU_BLOCK 64    /* gate/up outputs a fused task covers: 2 x 64 x K x 2 B = 1 MiB of L2 at K = 4096 */
 
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -187,18 +188,82 @@ AMX_FN static void task(const uint16_t *w, int64_t rows, int64_t kbs, const uint
     }
 }
 
+/* The fused MLP input: 32 tokens x 16 outputs of gate (weight tiles bg) and of up (bu), all of k,
+ * summed into tmp [32][32] (gate in columns 0..15, up in 16..31); then h = silu(gate) * up for the
+ * valid tokens and outputs. The sums are block32's, in the same order: the fused result equals
+ * two ch_amx_linear calls followed by ch_swiglu, bit for bit. */
+AMX_FN static void block_gate_up(const uint16_t *a, size_t a_pair, const uint16_t *bg, const uint16_t *bu, int64_t nk,
+                                 float *h, int64_t ldh, int64_t nt, int64_t no) {
+    float tmp[32 * 32];
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int64_t kb = 0; kb < nk; kb++) {
+        _tile_loadd(4, a + kb * TILE_ELEMS, 64);
+        _tile_loadd(5, a + a_pair + kb * TILE_ELEMS, 64);
+        _tile_loadd(6, bg + kb * TILE_ELEMS, 64);
+        _tile_loadd(7, bu + kb * TILE_ELEMS, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, tmp, 128);
+    _tile_stored(1, tmp + 16, 128);
+    _tile_stored(2, tmp + 16 * 32, 128);
+    _tile_stored(3, tmp + 16 * 32 + 16, 128);
+    for (int64_t i = 0; i < nt; i++) {
+        float *hr = h + i * ldh;
+        const float *g = tmp + i * 32;
+        if (no == 16) {
+#pragma omp simd
+            for (int j = 0; j < 16; j++) hr[j] = ch_swiglu(g[j], g[16 + j]);
+        } else
+            for (int64_t j = 0; j < no; j++) hr[j] = ch_swiglu(g[j], g[16 + j]);
+    }
+}
+
+/* Round and pack x into tiles, all threads; the barrier after the loop orders it before use. */
+AMX_FN static void pack_input(const float *x, int64_t ldx, int64_t ntok, int64_t cols, uint16_t *xpack) {
+    const int64_t kbs = round_up(cols, 32) / 32, tbs = round_up(ntok, 32) / 16;
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t tb = 0; tb < tbs; tb++)
+        for (int64_t kb = 0; kb < kbs; kb++)
+            pack_input_tile(x, ldx, ntok, cols, tb, kb, xpack + (size_t)(tb * kbs + kb) * TILE_ELEMS);
+}
+
+AMX_FN void ch_amx_gate_up_swiglu(const uint16_t *wg, const uint16_t *wu, int64_t rows, int64_t cols, const float *x,
+                                  int64_t ldx, int64_t ntok, uint16_t *xpack, float *h, int64_t ldh) {
+    const int64_t kbs = round_up(cols, 32) / 32, pair = kbs * TILE_ELEMS;
+    const int64_t ntok_p = round_up(ntok, 32);
+    const int64_t n_ob = (rows + GU_BLOCK - 1) / GU_BLOCK, n_tb = (ntok_p + TOK_BLOCK - 1) / TOK_BLOCK;
+#pragma omp parallel
+    {
+        pack_input(x, ldx, ntok, cols, xpack);
+        tiles_begin();
+#pragma omp for collapse(2) schedule(dynamic, 1)
+        for (int64_t i = 0; i < n_ob; i++)
+            for (int64_t j = 0; j < n_tb; j++) {
+                int64_t o1 = (i + 1) * GU_BLOCK < rows ? (i + 1) * GU_BLOCK : rows;
+                int64_t t1 = (j + 1) * TOK_BLOCK < ntok_p ? (j + 1) * TOK_BLOCK : ntok_p;
+                for (int64_t t = j * TOK_BLOCK; t < t1; t += 32)
+                    for (int64_t o = i * GU_BLOCK; o < o1; o += 16)
+                        block_gate_up(xpack + (t / 16) * pair, (size_t)pair, wg + (o / 16) * pair, wu + (o / 16) * pair,
+                                      kbs, h + t * ldh + o, ldh, ntok - t < 32 ? ntok - t : 32, o1 - o < 16 ? o1 - o : 16);
+            }
+        _tile_release();
+    }
+}
+
 AMX_FN void ch_amx_linear(const uint16_t *w, int64_t rows, int64_t cols, const float *x, int64_t ldx, int64_t ntok,
                           uint16_t *xpack, float *y, int64_t ldy) {
-    const int64_t kbs = round_up(cols, 32) / 32, tbs = round_up(ntok, 32) / 16;
+    const int64_t kbs = round_up(cols, 32) / 32;
     const int64_t rows_p = round_up(rows, 32), ntok_p = round_up(ntok, 32);
     const int64_t n_ob = (rows_p + OUT_BLOCK - 1) / OUT_BLOCK, n_tb = (ntok_p + TOK_BLOCK - 1) / TOK_BLOCK;
 #pragma omp parallel
     {
-#pragma omp for collapse(2) schedule(static)
-        for (int64_t tb = 0; tb < tbs; tb++)
-            for (int64_t kb = 0; kb < kbs; kb++)
-                pack_input_tile(x, ldx, ntok, cols, tb, kb, xpack + (size_t)(tb * kbs + kb) * TILE_ELEMS);
-        /* the implicit barrier: every input tile is packed before any thread multiplies */
+        pack_input(x, ldx, ntok, cols, xpack);
         tiles_begin();
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int64_t i = 0; i < n_ob; i++)
@@ -221,6 +286,10 @@ int ch_amx_usable(char *why, size_t why_len) {
 void ch_amx_linear(const uint16_t *w, int64_t rows, int64_t cols, const float *x, int64_t ldx, int64_t ntok,
                    uint16_t *xpack, float *y, int64_t ldy) {
     (void)w, (void)rows, (void)cols, (void)x, (void)ldx, (void)ntok, (void)xpack, (void)y, (void)ldy;
+}
+void ch_amx_gate_up_swiglu(const uint16_t *wg, const uint16_t *wu, int64_t rows, int64_t cols, const float *x,
+                           int64_t ldx, int64_t ntok, uint16_t *xpack, float *h, int64_t ldh) {
+    (void)wg, (void)wu, (void)rows, (void)cols, (void)x, (void)ldx, (void)ntok, (void)xpack, (void)h, (void)ldh;
 }
 
 #endif

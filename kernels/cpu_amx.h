@@ -36,4 +36,10 @@ void ch_amx_pack_weight(const void *w, int64_t rows, int64_t cols, uint16_t *dst
 void ch_amx_linear(const uint16_t *w, int64_t rows, int64_t cols, const float *x, int64_t ldx, int64_t ntok,
                    uint16_t *xpack, float *y, int64_t ldy);
 
+/* The MLP's input side fused: h[t * ldh + j] = silu(gate[t, j]) * up[t, j] (ch_swiglu), where gate
+ * and up are ch_amx_linear of x by wg and wu (both packed, rows x cols) - bit for bit the same as
+ * those two calls and ch_swiglu, without writing gate and up out. */
+void ch_amx_gate_up_swiglu(const uint16_t *wg, const uint16_t *wu, int64_t rows, int64_t cols, const float *x,
+                           int64_t ldx, int64_t ntok, uint16_t *xpack, float *h, int64_t ldh);
+
 #endif

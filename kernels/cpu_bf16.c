@@ -83,6 +83,19 @@ static int linear_portable(ch_bf16_ctx *c, const ch_weight *w, const float *x, i
     return 0;
 }
 
+int ch_bf16_can_fuse(const ch_bf16_ctx *c, const ch_weight *gate, const ch_weight *up) {
+    return c->amx && gate->packed && up->packed && gate->rows == up->rows && gate->cols == up->cols;
+}
+
+int ch_bf16_gate_up_swiglu(ch_bf16_ctx *c, const ch_weight *gate, const ch_weight *up, const float *x, int64_t ntok,
+                           float *h) {
+    if (!ch_bf16_can_fuse(c, gate, up)) CH_FAIL(CH_EINTERNAL, "cpu backend: no fused kernel for these weights");
+    if (ntok <= 0) return 0;
+    CH_TRY(grow(c, ch_amx_input_elems(ntok, gate->cols) * sizeof(uint16_t)));
+    ch_amx_gate_up_swiglu(gate->data, up->data, gate->rows, gate->cols, x, gate->cols, ntok, c->scratch, h, gate->rows);
+    return 0;
+}
+
 int ch_bf16_linear(ch_bf16_ctx *c, const ch_weight *w, const float *x, int64_t ldx, int64_t ntok, float *y,
                    int64_t ldy) {
     if (ntok <= 0 || w->rows <= 0) return 0;

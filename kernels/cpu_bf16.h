@@ -39,4 +39,11 @@ size_t ch_bf16_workspace(const ch_bf16_ctx *c, size_t in);
 int ch_bf16_linear(ch_bf16_ctx *c, const ch_weight *w, const float *x, int64_t ldx, int64_t ntok, float *y,
                    int64_t ldy);
 
+/* 1 when ch_bf16_gate_up_swiglu has a fused kernel for these two weights (both AMX-packed). */
+int ch_bf16_can_fuse(const ch_bf16_ctx *c, const ch_weight *gate, const ch_weight *up);
+/* h [ntok, gate->rows] = silu(x gate^T) * (x up^T), fused (ch_bf16_can_fuse): bit for bit two
+ * ch_bf16_linear calls and ch_swiglu. */
+int ch_bf16_gate_up_swiglu(ch_bf16_ctx *c, const ch_weight *gate, const ch_weight *up, const float *x, int64_t ntok,
+                           float *h);
+
 #endif

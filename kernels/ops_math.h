@@ -14,8 +14,16 @@
 
 #ifdef __CUDACC__
 #define CH_HD __host__ __device__ __forceinline__
+#define CH_SIMD
+#define CH_SIMD_MAX(v)
+#define CH_SIMD_SUM(v)
 #else
 #define CH_HD static inline
+/* Loops over a row (the CPU's): vectorize, with a max / sum reduction in vector lanes */
+#define CH_SIMD _Pragma("omp simd")
+#define CH_PRAGMA_(x) _Pragma(#x)
+#define CH_SIMD_MAX(v) CH_PRAGMA_(omp simd reduction(max : v))
+#define CH_SIMD_SUM(v) CH_PRAGMA_(omp simd reduction(+ : v))
 #endif
 
 /* ---- number formats ------------------------------------------------------------------------ */
@@ -69,9 +77,39 @@ CH_HD uint16_t ch_f32_to_f16(float f) {
     return (uint16_t)(sign | (uint16_t)((mant_rounded - 0x38000000u) >> 13));
 }
 
+/* ---- exp ----------------------------------------------------------------------------------- */
+
+/* e^x in plain float arithmetic: no libm call and no branch, so a loop over it vectorizes (glibc's
+ * expf goes one element at a time; CUDA's expf is its own approximation anyway). Cody-Waite
+ * reduction x = n ln2 + r with n rounded by the 1.5 * 2^23 trick - the sum's low bits are n as an
+ * integer, so no float-to-int conversion (undefined on NaN) - the Cephes expf polynomial for e^r
+ * on [-ln2/2, ln2/2], and 2^n as the product of two powers of two built from exponent bits (each
+ * in range for every n in [-126, 128]). Within 2 ulp of e^x on [-87.33, 88.72]; below that 0 (the
+ * true value is subnormal), above it inf, and NaN stays NaN. tests/test_cpu_backend.c sweeps it
+ * against double-precision exp. */
+CH_HD float ch_expf(float x) {
+    const float lo = -87.33654022216797f, hi = 88.72283935546875f; /* ln 2^-126, ln FLT_MAX */
+    float xc = x < lo ? lo : x; /* comparisons are false for NaN: it passes through */
+    xc = xc > hi ? hi : xc;
+    const float t = xc * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23 + n */
+    const float n = t - 12582912.0f;
+    const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f; /* x - n ln2, ln2 in two parts */
+    float q = 1.9875691500e-4f;
+    q = q * r + 1.3981999507e-3f;
+    q = q * r + 8.3334519073e-3f;
+    q = q * r + 4.1665795894e-2f;
+    q = q * r + 1.6666665459e-1f;
+    q = q * r + 5.0000001201e-1f;
+    q = q * r * r + r + 1.0f;
+    const uint32_t nb = ch_f32_to_bits(t) - 0x4b400000u + 128u; /* n + 128, in [2, 256] */
+    const uint32_t a = nb >> 1, b = nb - a;                      /* 2^n = 2^(a-64) 2^(b-64) */
+    const float v = q * ch_bits_to_f32((a + 63u) << 23) * ch_bits_to_f32((b + 63u) << 23);
+    return x > hi ? INFINITY : x < lo ? 0.0f : v;
+}
+
 /* ---- activations --------------------------------------------------------------------------- */
 
-CH_HD float ch_silu(float x) { return x / (1.0f + expf(-x)); }
+CH_HD float ch_silu(float x) { return x / (1.0f + ch_expf(-x)); }
 /* SwiGLU as in Llama/Qwen2 MLP: down(silu(gate(x)) * up(x)) - this is the middle part. */
 CH_HD float ch_swiglu(float gate, float up) { return ch_silu(gate) * up; }
 
@@ -119,7 +157,7 @@ CH_HD void ch_rope_rotate(float *x0, float *x1, float c, float s) {
 
 /* ---- attention: softmax ---------------------------------------------------------------------
  * A key's weight is exp(score - max) over the scores seen; the denominator is their sum. */
-CH_HD float ch_softmax_weight(float score, float max) { return expf(score - max); }
+CH_HD float ch_softmax_weight(float score, float max) { return ch_expf(score - max); }
 
 /* Whole-row form: row[0..n_valid) are one query's scores, row[n_valid..n) keys it must not see
  * (causal mask). Replaces the scores with their weights over the row's max, the masked ones with
@@ -127,7 +165,9 @@ CH_HD float ch_softmax_weight(float score, float max) { return expf(score - max)
  * attention (kernels/cpu.c) then multiplies the weights with V and divides by it. */
 CH_HD float ch_softmax_row(float *row, int n_valid, int n) {
     float mx = -INFINITY, l = 0.0f;
+    CH_SIMD_MAX(mx)
     for (int j = 0; j < n_valid; j++) mx = row[j] > mx ? row[j] : mx;
+    CH_SIMD_SUM(l)
     for (int j = 0; j < n_valid; j++) l += row[j] = ch_softmax_weight(row[j], mx);
     for (int j = n_valid; j < n; j++) row[j] = 0.0f;
     return l;
@@ -138,7 +178,7 @@ CH_HD float ch_softmax_row(float *row, int n_valid, int n) {
  * and the output accumulator acc[D] (scaled by the same factor as l). */
 CH_HD void ch_softmax_step(float score, float *m, float *l, float *scale_old, float *p) {
     float m_new = score > *m ? score : *m;
-    *scale_old = ch_softmax_weight(*m, m_new); /* expf(-inf) = 0 on the first key */
+    *scale_old = ch_softmax_weight(*m, m_new); /* e^-inf = 0 on the first key */
     *p = ch_softmax_weight(score, m_new);
     *l = *l * *scale_old + *p;
     *m = m_new;

@@ -300,6 +300,14 @@ static int linear(ch_backend *be, const ch_weight *w, const ch_weight *b, const 
     return 0;
 }
 
+/* gate <- silu(xn Wgate^T) * (xn Wup^T), up as scratch: in one pass where the backend fuses it. */
+static int mlp_in(ch_backend *be, const layer_weights *w, const float *xn, int ntok, float *gate, float *up) {
+    if (be->gate_up_swiglu) return be->gate_up_swiglu(be, &w->wgate, &w->wup, xn, ntok, gate, up);
+    CH_TRY(linear(be, &w->wgate, NULL, xn, ntok, gate));
+    CH_TRY(linear(be, &w->wup, NULL, xn, ntok, up));
+    return be->swiglu(be, gate, up, (size_t)ntok * (size_t)w->wgate.rows);
+}
+
 /* ---- the forward pass ------------------------------------------------------------------------ */
 
 static int check_batch(const ch_model *m, const ch_batch *b, int *ntok, int *max_len) {
@@ -362,9 +370,7 @@ static int forward(ch_model *m, const ch_batch *b, const int32_t *pos, int ntok,
         CH_TRY(be->add(be, s->x, s->tmp, (size_t)ntok * c->hidden));
         /* MLP block */
         CH_TRY(be->rmsnorm(be, s->x, &w->ln2, ntok, c->hidden, c->rms_eps, s->xn));
-        CH_TRY(linear(be, &w->wgate, NULL, s->xn, ntok, s->gate));
-        CH_TRY(linear(be, &w->wup, NULL, s->xn, ntok, s->up));
-        CH_TRY(be->swiglu(be, s->gate, s->up, (size_t)ntok * c->intermediate));
+        CH_TRY(mlp_in(be, w, s->xn, ntok, s->gate, s->up));
         CH_TRY(linear(be, &w->wdown, NULL, s->gate, ntok, s->tmp));
         CH_TRY(be->add(be, s->x, s->tmp, (size_t)ntok * c->hidden));
     }

@@ -3,6 +3,7 @@
  * references written independently here: textbook softmax attention, RMSNorm, SwiGLU, RoPE. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,6 +159,30 @@ START_TEST(test_embed_rejects_out_of_vocab) {
 }
 END_TEST
 
+/* ch_expf (the exponential of SwiGLU and softmax on both backends) against double exp: every
+ * 997th float of its range (by bit pattern, both signs) within 2 ulp, and the edges. */
+START_TEST(test_expf_within_2_ulp_of_exp) {
+    double worst = 0;
+    float at = 0;
+    long n = 0;
+    const uint32_t top[2] = {ch_f32_to_bits(88.7228f), ch_f32_to_bits(-87.3365f)}, sign[2] = {0, 0x80000000u};
+    for (int sg = 0; sg < 2; sg++)
+        for (uint32_t u = sign[sg]; u <= top[sg]; u += 997, n++) {
+            float x = ch_bits_to_f32(u);
+            double r = exp((double)x), ulp = ldexp(1.0, ilogb(r) - 23), e = fabs(ch_expf(x) - r) / ulp;
+            if (e > worst) worst = e, at = x;
+        }
+    printf("ch_expf: worst %.3f ulp (at %.9g) over %ld floats checked\n", worst, at, n);
+    ck_assert_msg(worst <= 2.0, "ch_expf(%.9g) is %.3f ulp from exp", at, worst);
+    ck_assert(ch_expf(0.0f) == 1.0f);
+    ck_assert(ch_expf(-INFINITY) == 0.0f && ch_expf(-88.0f) == 0.0f && ch_expf(-1e30f) == 0.0f);
+    ck_assert(isinf(ch_expf(INFINITY)) && isinf(ch_expf(89.0f)) && ch_expf(88.72f) > 3.3e38f);
+    ck_assert(isnan(ch_expf(NAN)));
+    /* SwiGLU's silu at the ends: x / (1 + e^-x) with e^-x = inf is -0, not NaN */
+    ck_assert(ch_silu(-100.0f) == 0.0f && ch_silu(100.0f) == 100.0f && isnan(ch_silu(NAN)));
+}
+END_TEST
+
 START_TEST(test_softmax_step_is_stable_for_large_scores) {
     /* online softmax over scores that would overflow expf if not max-shifted */
     float scores[] = {1000.0f, 999.0f, -5.0f, 1001.0f};
@@ -186,6 +211,7 @@ int main(void) {
     tcase_add_test(tc, test_pool_last_and_mean);
     tcase_add_test(tc, test_embed_rejects_out_of_vocab);
     tcase_add_test(tc, test_softmax_step_is_stable_for_large_scores);
+    tcase_add_test(tc, test_expf_within_2_ulp_of_exp);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
