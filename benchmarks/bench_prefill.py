@@ -8,8 +8,12 @@ Model: a random checkpoint with Qwen2.5-0.5B's exact config (bf16, 494M paramete
 in $CAPHEADS_BENCH_CACHE (default /tmp/capheads-bench). Work: 16 sequences of 64..256 tokens
 (seeded), every head's attention output at the last token (the o_proj input, captured with
 forward pre-hooks in the peer: the same work, no LM head: transformers' base AutoModel).
-Peer variants: float32 compute, and bfloat16 compute; the peer pads each batch (attention mask)
-as batched transformers inference does; ours packs sequences without padding.
+Two precisions, each against the peer at the same one: capheads --precision auto (bf16 weights
+times bf16-rounded activations, f32 sums: AMX where the CPU has it) against transformers in
+bfloat16, and capheads --precision f32 against transformers in float32. The peer pads each batch
+(attention mask) as batched transformers inference does; ours packs sequences without padding.
+Both sides are timed after one untimed pass over the batches (the peer's warm-up; ours: a first
+run in the same process, so page faults of fresh buffers are not timed on either side).
 """
 import argparse, os, statistics, struct, subprocess, time
 
@@ -77,31 +81,34 @@ def peer(model):
     return ntok / dt
 
 
-def ours():
+def ours(precision):
+    """tokens/s of the second of two runs in one process (the first is the warm-up)"""
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
-    out = subprocess.run([os.path.join(args.build, "benchmarks", "bench_prefill"), mdir, tokfile, "1",
-                          str(BATCH_TOKENS)], capture_output=True, text=True, env=env, check=True).stdout
+    out = subprocess.run([os.path.join(args.build, "benchmarks", "bench_prefill"), mdir, tokfile, "2",
+                          str(BATCH_TOKENS), precision], capture_output=True, text=True, env=env, check=True).stdout
     return float(out.split()[-1])
 
 
 models = {"fp32": AutoModel.from_pretrained(mdir, dtype=torch.float32, attn_implementation="sdpa").eval(),
           "bf16": AutoModel.from_pretrained(mdir, dtype=torch.bfloat16, attn_implementation="sdpa").eval()}
 peer(models["fp32"]), peer(models["bf16"])  # warm-up
-rows = {"ours": [], "fp32": [], "bf16": []}
-for p in range(args.pairs):
-    rows["ours"].append(ours())
-    rows["fp32"].append(peer(models["fp32"]))
-    rows["ours"].append(ours())
+rows = {"ours_bf16": [], "bf16": [], "ours_f32": [], "fp32": []}
+for p in range(args.pairs):  # A B A B: each of ours right before its peer
+    rows["ours_bf16"].append(ours("auto"))
     rows["bf16"].append(peer(models["bf16"]))
-    print("pair %d: ours %.0f / %.0f tok/s, transformers fp32 %.0f, bf16 %.0f" % (
-        p + 1, rows["ours"][-2], rows["ours"][-1], rows["fp32"][-1], rows["bf16"][-1]), flush=True)
-r32 = statistics.median(a / b for a, b in zip(rows["ours"][0::2], rows["fp32"]))
-r16 = statistics.median(a / b for a, b in zip(rows["ours"][1::2], rows["bf16"]))
+    rows["ours_f32"].append(ours("f32"))
+    rows["fp32"].append(peer(models["fp32"]))
+    print("pair %d: ours bf16 %.0f tok/s, transformers bf16 %.0f; ours f32 %.0f, transformers fp32 %.0f" % (
+        p + 1, rows["ours_bf16"][-1], rows["bf16"][-1], rows["ours_f32"][-1], rows["fp32"][-1]), flush=True)
+r16 = statistics.median(a / b for a, b in zip(rows["ours_bf16"], rows["bf16"]))
+r32 = statistics.median(a / b for a, b in zip(rows["ours_f32"], rows["fp32"]))
 print()
 print("Prefill, Qwen2.5-0.5B shape (random bf16 weights), %d sequences / %d tokens, %d threads, %d pairs" % (
     len(seqs), ntok, args.threads, args.pairs))
-print("| engine | median tokens/s | ours / peer (median of pairs) |")
+print("| engine | median tokens/s | ours / peer at the same precision (median of pairs) |")
 print("| --- | --- | --- |")
-print("| capheads CPU (packed, f32 compute) | %.0f | |" % statistics.median(rows["ours"]))
-print("| transformers fp32 (padded, sdpa) | %.0f | %.2f |" % (statistics.median(rows["fp32"]), r32))
-print("| transformers bf16 (padded, sdpa) | %.0f | %.2f |" % (statistics.median(rows["bf16"]), r16))
+print("| capheads CPU, --precision auto (bf16 Linear inputs, packed) | %.0f | %.2f |" % (
+    statistics.median(rows["ours_bf16"]), r16))
+print("| transformers bf16 (padded, sdpa) | %.0f | |" % statistics.median(rows["bf16"]))
+print("| capheads CPU, --precision f32 (packed) | %.0f | %.2f |" % (statistics.median(rows["ours_f32"]), r32))
+print("| transformers fp32 (padded, sdpa) | %.0f | |" % statistics.median(rows["fp32"]))

@@ -124,12 +124,12 @@ struct ch_backend {
                      const ch_seqs *s, int nq, int nkv, int head_dim, float scale, float *out);
     /* gate[i] = silu(gate[i]) * up[i] */
     int (*swiglu)(ch_backend *be, float *gate, const float *up, size_t n);
-    /* Optional (NULL: the model runs gemm, gemm, swiglu): h [ntok, I] = silu(x Wg^T) * (x Wu^T) for
-     * the MLP's gate and up weights [I, in] and x [ntok, in] - the same values as those three
-     * calls, where the backend can skip writing both products out. up_scratch [ntok, I] is the
-     * backend's to use. */
-    int (*gate_up_swiglu)(ch_backend *be, const ch_weight *gate, const ch_weight *up, const float *x, int ntok,
-                          float *h, float *up_scratch);
+    /* Optional (NULL: the model runs gemm, gemm, swiglu, gemm): the MLP, out [ntok, hidden] =
+     * (silu(x Wg^T) * (x Wu^T)) Wd^T for gate and up [I, hidden], down [hidden, I], x [ntok,
+     * hidden] - the values of those four calls, where the backend can keep the products and h
+     * out of memory. gate_s and up_s [ntok, I] are the backend's scratch. */
+    int (*mlp)(ch_backend *be, const ch_weight *gate, const ch_weight *up, const ch_weight *down, const float *x,
+               int ntok, float *out, float *gate_s, float *up_s);
     /* x[i] += y[i] */
     int (*add)(ch_backend *be, float *x, const float *y, size_t n);
     /* out[s, :] = x[last token of s, :] (CH_POOL_LAST) or the mean over s's tokens (CH_POOL_MEAN);

@@ -154,16 +154,16 @@ static int cpu_gemm(ch_backend *be, int transa, int transb, int m, int n, int k,
     return 0;
 }
 
-/* AMX-packed bf16 weights: one fused pass (cpu_amx.h); others: the three calls it stands for. */
-static int cpu_gate_up_swiglu(ch_backend *be, const ch_weight *gate, const ch_weight *up, const float *x, int ntok,
-                              float *h, float *up_scratch) {
+/* AMX-packed bf16 weights: one fused pass (cpu_amx.h); others: the four calls it stands for. */
+static int cpu_mlp(ch_backend *be, const ch_weight *gate, const ch_weight *up, const ch_weight *down, const float *x,
+                   int ntok, float *out, float *gate_s, float *up_s) {
     cpu_impl *im = impl_of(be);
-    if (ch_bf16_can_fuse(&im->bf16, gate, up)) return ch_bf16_gate_up_swiglu(&im->bf16, gate, up, x, ntok, h);
-    int n = (int)gate->rows, k = (int)gate->cols;
-    CH_TRY(cpu_gemm(be, 1, 0, n, ntok, k, 1.0f, gate, k, x, k, 0.0f, h, n));
-    CH_TRY(cpu_gemm(be, 1, 0, n, ntok, k, 1.0f, up, k, x, k, 0.0f, up_scratch, n));
-    im->ops->swiglu(h, up_scratch, (size_t)ntok * (size_t)n);
-    return 0;
+    if (ch_bf16_can_fuse(&im->bf16, gate, up, down)) return ch_bf16_mlp(&im->bf16, gate, up, down, x, ntok, out);
+    int inter = (int)gate->rows, hid = (int)gate->cols;
+    CH_TRY(cpu_gemm(be, 1, 0, inter, ntok, hid, 1.0f, gate, hid, x, hid, 0.0f, gate_s, inter));
+    CH_TRY(cpu_gemm(be, 1, 0, inter, ntok, hid, 1.0f, up, hid, x, hid, 0.0f, up_s, inter));
+    im->ops->swiglu(gate_s, up_s, (size_t)ntok * (size_t)inter);
+    return cpu_gemm(be, 1, 0, hid, ntok, inter, 1.0f, down, inter, gate_s, inter, 0.0f, out, hid);
 }
 
 /* The row loops live in cpu_ops.c, built per ISA; the seam's functions pass through. */
@@ -260,7 +260,7 @@ int ch_backend_cpu_create(int threads, ch_backend **out) {
                        .rope = cpu_rope,
                        .attention = cpu_attention,
                        .swiglu = cpu_swiglu,
-                       .gate_up_swiglu = cpu_gate_up_swiglu,
+                       .mlp = cpu_mlp,
                        .add = cpu_add,
                        .pool = cpu_pool,
                        .destroy = cpu_destroy,

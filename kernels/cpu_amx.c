@@ -18,7 +18,7 @@
 #define OUT_BLOCK 128  /* outputs a task covers: 4 weight-tile pairs, 128 x 2048 x 2 B = 512 KiB of L2 */
 #define TOK_BLOCK 256  /* tokens a task covers */
 #define K_BLOCKS 64    /* k-blocks of 32 summed before moving on (2048 k): bounds the L2 footprint */
-#define GU_BLOCK 64    /* gate/up outputs a fused task covers: 2 x 64 x K x 2 B = 1 MiB of L2 at K = 4096 */
+#define GU_BLOCK 64    /* gate and up outputs an MLP task covers: 2 x 64 x K x 2 B = 1 MiB of L2 at K = 4096 */
 
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -131,12 +131,15 @@ AMX_FN static void pack_input_tile(const float *x, int64_t ldx, int64_t ntok, in
 }
 
 /* The 32 x 32 block whose input tiles start at a (16 tokens) and a + a_pair (the next 16), and
- * whose weight tiles start at b and b + b_pair, summed over nk k-blocks into c (row pitch ldc
- * floats), starting from c's contents when load is set, else from zero. */
+ * whose weight tiles start at b and b + b_pair, summed over nk k-blocks, starting from c's
+ * contents when load is set (a later k-chunk of a whole block), else from zero; the nt x no valid
+ * part is written to c (row pitch ldc floats). The tiles go out through an L1 buffer, so whole
+ * and edge blocks take one path (storing the tiles straight into c measured the same). */
 AMX_FN static void block32(const uint16_t *a, size_t a_pair, const uint16_t *b, size_t b_pair, int64_t nk, float *c,
-                           int64_t ldc, int load) {
-    const size_t ld = (size_t)ldc * sizeof(float);
+                           int64_t ldc, int64_t nt, int64_t no, int load) {
+    float tmp[32 * 32] __attribute__((aligned(64)));
     if (load) {
+        const size_t ld = (size_t)ldc * sizeof(float);
         _tile_loadd(0, c, ld);
         _tile_loadd(1, c + 16, ld);
         _tile_loadd(2, c + 16 * ldc, ld);
@@ -157,10 +160,17 @@ AMX_FN static void block32(const uint16_t *a, size_t a_pair, const uint16_t *b, 
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
-    _tile_stored(0, c, ld);
-    _tile_stored(1, c + 16, ld);
-    _tile_stored(2, c + 16 * ldc, ld);
-    _tile_stored(3, c + 16 * ldc + 16, ld);
+    _tile_stored(0, tmp, 128);
+    _tile_stored(1, tmp + 16, 128);
+    _tile_stored(2, tmp + 16 * 32, 128);
+    _tile_stored(3, tmp + 16 * 32 + 16, 128);
+    for (int64_t i = 0; i < nt; i++) {
+        if (no == 32) {
+            _mm512_storeu_ps(c + i * ldc, _mm512_load_ps(tmp + i * 32));
+            _mm512_storeu_ps(c + i * ldc + 16, _mm512_load_ps(tmp + i * 32 + 16));
+        } else
+            memcpy(c + i * ldc, tmp + i * 32, (size_t)no * sizeof(float));
+    }
 }
 
 /* One task: outputs [o0, o1) x tokens [t0, t1), both 32-aligned ranges of the padded sizes. */
@@ -173,28 +183,26 @@ AMX_FN static void task(const uint16_t *w, int64_t rows, int64_t kbs, const uint
             const uint16_t *a = xp + (size_t)(t / 16) * pair;
             for (int64_t o = o0; o < o1; o += 32) {
                 const uint16_t *b = w + (size_t)(o / 16) * pair;
-                if (t + 32 <= ntok && o + 32 <= rows) {
-                    block32(a + kc * TILE_ELEMS, pair, b + kc * TILE_ELEMS, pair, nk, y + t * ldy + o, ldy, kc > 0);
-                    continue;
-                }
-                /* an edge block, all of k at once, through a full-size buffer */
-                if (kc > 0) continue;
-                float tmp[32 * 32];
-                block32(a, pair, b, pair, kbs, tmp, 32, 0);
-                for (int64_t i = 0; i < 32 && t + i < ntok; i++)
-                    for (int64_t j = 0; j < 32 && o + j < rows; j++) y[(t + i) * ldy + o + j] = tmp[i * 32 + j];
+                int64_t nt = ntok - t < 32 ? ntok - t : 32, no = rows - o < 32 ? rows - o : 32;
+                if (nt == 32 && no == 32) /* whole: k by chunks, later ones adding to the output */
+                    block32(a + kc * TILE_ELEMS, pair, b + kc * TILE_ELEMS, pair, nk, y + t * ldy + o, ldy, 32, 32,
+                            kc > 0);
+                else if (kc == 0 && nt > 0 && no > 0) /* an edge: all of k at once */
+                    block32(a, pair, b, pair, kbs, y + t * ldy + o, ldy, nt, no, 0);
             }
         }
     }
 }
 
-/* The fused MLP input: 32 tokens x 16 outputs of gate (weight tiles bg) and of up (bu), all of k,
- * summed into tmp [32][32] (gate in columns 0..15, up in 16..31); then h = silu(gate) * up for the
- * valid tokens and outputs. The sums are block32's, in the same order: the fused result equals
- * two ch_amx_linear calls followed by ch_swiglu, bit for bit. */
+/* The MLP's middle for 32 tokens x 16 intermediate features: gate (weight tiles bg) and up (bu)
+ * summed over all of k into tmp [32][32] (gate in columns 0..15, up in 16..31), as block32 sums
+ * them; h = ch_swiglu(gate, up), rounded to bf16 (round16: ch_f32_to_bf16's rule) straight into
+ * the 16 columns of the down projection's packed input h16 (row pitch 32, the next 16 tokens'
+ * tile `h_pair` further). Padded tokens and features have zero inputs and weights, so their h is
+ * silu(0) * 0 = 0: the padding down needs. */
 AMX_FN static void block_gate_up(const uint16_t *a, size_t a_pair, const uint16_t *bg, const uint16_t *bu, int64_t nk,
-                                 float *h, int64_t ldh, int64_t nt, int64_t no) {
-    float tmp[32 * 32];
+                                 uint16_t *h16, size_t h_pair) {
+    float tmp[32 * 32] __attribute__((aligned(64)));
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
@@ -213,14 +221,13 @@ AMX_FN static void block_gate_up(const uint16_t *a, size_t a_pair, const uint16_
     _tile_stored(1, tmp + 16, 128);
     _tile_stored(2, tmp + 16 * 32, 128);
     _tile_stored(3, tmp + 16 * 32 + 16, 128);
-    for (int64_t i = 0; i < nt; i++) {
-        float *hr = h + i * ldh;
+    for (int i = 0; i < 32; i++) {
+        float h[16] __attribute__((aligned(64)));
         const float *g = tmp + i * 32;
-        if (no == 16) {
 #pragma omp simd
-            for (int j = 0; j < 16; j++) hr[j] = ch_swiglu(g[j], g[16 + j]);
-        } else
-            for (int64_t j = 0; j < no; j++) hr[j] = ch_swiglu(g[j], g[16 + j]);
+        for (int j = 0; j < 16; j++) h[j] = ch_swiglu(g[j], g[16 + j]);
+        uint16_t *row = h16 + (i >= 16 ? h_pair : 0) + (i % 16) * 32;
+        _mm256_storeu_si256((__m256i *)row, round16(_mm512_load_ps(h)));
     }
 }
 
@@ -233,46 +240,54 @@ AMX_FN static void pack_input(const float *x, int64_t ldx, int64_t ntok, int64_t
             pack_input_tile(x, ldx, ntok, cols, tb, kb, xpack + (size_t)(tb * kbs + kb) * TILE_ELEMS);
 }
 
-AMX_FN void ch_amx_gate_up_swiglu(const uint16_t *wg, const uint16_t *wu, int64_t rows, int64_t cols, const float *x,
-                                  int64_t ldx, int64_t ntok, uint16_t *xpack, float *h, int64_t ldh) {
-    const int64_t kbs = round_up(cols, 32) / 32, pair = kbs * TILE_ELEMS;
-    const int64_t ntok_p = round_up(ntok, 32);
-    const int64_t n_ob = (rows + GU_BLOCK - 1) / GU_BLOCK, n_tb = (ntok_p + TOK_BLOCK - 1) / TOK_BLOCK;
+/* Tasks of OUT_BLOCK outputs x TOK_BLOCK tokens of a Linear whose input is packed in xp. */
+AMX_FN static void linear_tasks(const uint16_t *w, int64_t rows, int64_t cols, const uint16_t *xp, int64_t ntok,
+                                float *y, int64_t ldy) {
+    const int64_t kbs = round_up(cols, 32) / 32, rows_p = round_up(rows, 32), ntok_p = round_up(ntok, 32);
+    const int64_t n_ob = (rows_p + OUT_BLOCK - 1) / OUT_BLOCK, n_tb = (ntok_p + TOK_BLOCK - 1) / TOK_BLOCK;
+#pragma omp for collapse(2) schedule(dynamic, 1)
+    for (int64_t i = 0; i < n_ob; i++)
+        for (int64_t j = 0; j < n_tb; j++) {
+            int64_t o0 = i * OUT_BLOCK, t0 = j * TOK_BLOCK;
+            int64_t o1 = o0 + OUT_BLOCK < rows_p ? o0 + OUT_BLOCK : rows_p;
+            int64_t t1 = t0 + TOK_BLOCK < ntok_p ? t0 + TOK_BLOCK : ntok_p;
+            task(w, rows, kbs, xp, ntok, y, ldy, o0, o1, t0, t1);
+        }
+}
+
+AMX_FN void ch_amx_mlp(const uint16_t *wg, const uint16_t *wu, const uint16_t *wd, int64_t inter, int64_t hidden,
+                       const float *x, int64_t ntok, uint16_t *xpack, uint16_t *hpack, float *out) {
+    const int64_t kbs = round_up(hidden, 32) / 32, pair = kbs * TILE_ELEMS;           /* x's tiles */
+    const int64_t hkbs = round_up(inter, 32) / 32, h_pair = hkbs * TILE_ELEMS;        /* h's tiles */
+    const int64_t inter_p = round_up(inter, 32), ntok_p = round_up(ntok, 32);
+    const int64_t n_ob = (inter_p + GU_BLOCK - 1) / GU_BLOCK, n_tb = (ntok_p + TOK_BLOCK - 1) / TOK_BLOCK;
 #pragma omp parallel
     {
-        pack_input(x, ldx, ntok, cols, xpack);
+        pack_input(x, hidden, ntok, hidden, xpack);
         tiles_begin();
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int64_t i = 0; i < n_ob; i++)
             for (int64_t j = 0; j < n_tb; j++) {
-                int64_t o1 = (i + 1) * GU_BLOCK < rows ? (i + 1) * GU_BLOCK : rows;
+                int64_t o1 = (i + 1) * GU_BLOCK < inter_p ? (i + 1) * GU_BLOCK : inter_p;
                 int64_t t1 = (j + 1) * TOK_BLOCK < ntok_p ? (j + 1) * TOK_BLOCK : ntok_p;
                 for (int64_t t = j * TOK_BLOCK; t < t1; t += 32)
                     for (int64_t o = i * GU_BLOCK; o < o1; o += 16)
                         block_gate_up(xpack + (t / 16) * pair, (size_t)pair, wg + (o / 16) * pair, wu + (o / 16) * pair,
-                                      kbs, h + t * ldh + o, ldh, ntok - t < 32 ? ntok - t : 32, o1 - o < 16 ? o1 - o : 16);
+                                      kbs, hpack + (t / 16) * h_pair + (o / 32) * TILE_ELEMS + o % 32, (size_t)h_pair);
             }
+        /* the barrier: h is whole before down reads it */
+        linear_tasks(wd, hidden, inter, hpack, ntok, out, hidden);
         _tile_release();
     }
 }
 
 AMX_FN void ch_amx_linear(const uint16_t *w, int64_t rows, int64_t cols, const float *x, int64_t ldx, int64_t ntok,
                           uint16_t *xpack, float *y, int64_t ldy) {
-    const int64_t kbs = round_up(cols, 32) / 32;
-    const int64_t rows_p = round_up(rows, 32), ntok_p = round_up(ntok, 32);
-    const int64_t n_ob = (rows_p + OUT_BLOCK - 1) / OUT_BLOCK, n_tb = (ntok_p + TOK_BLOCK - 1) / TOK_BLOCK;
 #pragma omp parallel
     {
         pack_input(x, ldx, ntok, cols, xpack);
         tiles_begin();
-#pragma omp for collapse(2) schedule(dynamic, 1)
-        for (int64_t i = 0; i < n_ob; i++)
-            for (int64_t j = 0; j < n_tb; j++) {
-                int64_t o0 = i * OUT_BLOCK, t0 = j * TOK_BLOCK;
-                int64_t o1 = o0 + OUT_BLOCK < rows_p ? o0 + OUT_BLOCK : rows_p;
-                int64_t t1 = t0 + TOK_BLOCK < ntok_p ? t0 + TOK_BLOCK : ntok_p;
-                task(w, rows, kbs, xpack, ntok, y, ldy, o0, o1, t0, t1);
-            }
+        linear_tasks(w, rows, cols, xpack, ntok, y, ldy);
         _tile_release();
     }
 }
@@ -287,9 +302,9 @@ void ch_amx_linear(const uint16_t *w, int64_t rows, int64_t cols, const float *x
                    uint16_t *xpack, float *y, int64_t ldy) {
     (void)w, (void)rows, (void)cols, (void)x, (void)ldx, (void)ntok, (void)xpack, (void)y, (void)ldy;
 }
-void ch_amx_gate_up_swiglu(const uint16_t *wg, const uint16_t *wu, int64_t rows, int64_t cols, const float *x,
-                           int64_t ldx, int64_t ntok, uint16_t *xpack, float *h, int64_t ldh) {
-    (void)wg, (void)wu, (void)rows, (void)cols, (void)x, (void)ldx, (void)ntok, (void)xpack, (void)h, (void)ldh;
+void ch_amx_mlp(const uint16_t *wg, const uint16_t *wu, const uint16_t *wd, int64_t inter, int64_t hidden,
+                const float *x, int64_t ntok, uint16_t *xpack, uint16_t *hpack, float *out) {
+    (void)wg, (void)wu, (void)wd, (void)inter, (void)hidden, (void)x, (void)ntok, (void)xpack, (void)hpack, (void)out;
 }
 
 #endif

@@ -36,10 +36,12 @@ void ch_amx_pack_weight(const void *w, int64_t rows, int64_t cols, uint16_t *dst
 void ch_amx_linear(const uint16_t *w, int64_t rows, int64_t cols, const float *x, int64_t ldx, int64_t ntok,
                    uint16_t *xpack, float *y, int64_t ldy);
 
-/* The MLP's input side fused: h[t * ldh + j] = silu(gate[t, j]) * up[t, j] (ch_swiglu), where gate
- * and up are ch_amx_linear of x by wg and wu (both packed, rows x cols) - bit for bit the same as
- * those two calls and ch_swiglu, without writing gate and up out. */
-void ch_amx_gate_up_swiglu(const uint16_t *wg, const uint16_t *wu, int64_t rows, int64_t cols, const float *x,
-                           int64_t ldx, int64_t ntok, uint16_t *xpack, float *h, int64_t ldh);
+/* The MLP: out [ntok, hidden] = (silu(x wg^T) * (x wu^T)) wd^T, with wg, wu [inter, hidden] and wd
+ * [hidden, inter] packed, x [ntok, hidden] - bit for bit ch_amx_linear of gate and up, ch_swiglu,
+ * and ch_amx_linear of down, without the two products or h ever in memory as f32: h is rounded to
+ * bf16 into down's packed input hpack (ch_amx_input_elems(ntok, inter)) as it is made. xpack:
+ * ch_amx_input_elems(ntok, hidden). */
+void ch_amx_mlp(const uint16_t *wg, const uint16_t *wu, const uint16_t *wd, int64_t inter, int64_t hidden,
+                const float *x, int64_t ntok, uint16_t *xpack, uint16_t *hpack, float *out);
 
 #endif

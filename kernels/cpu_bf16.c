@@ -18,7 +18,7 @@ void ch_bf16_init(ch_bf16_ctx *c, int allow_amx) {
 }
 
 void ch_bf16_free(ch_bf16_ctx *c) {
-    free(c->scratch);
+    free(c->scratch[0]), free(c->scratch[1]);
     memset(c, 0, sizeof *c);
 }
 
@@ -41,25 +41,26 @@ int ch_bf16_load(const ch_bf16_ctx *c, const ch_st_tensor *t, ch_weight *w) {
     return 0;
 }
 
+/* The MLP holds its input and its intermediate at once: callers ask for hidden + intermediate. */
 size_t ch_bf16_workspace(const ch_bf16_ctx *c, size_t in) {
     return c->amx ? (in + 31) / 32 * 32 * sizeof(uint16_t) : in * sizeof(float);
 }
 
-static int grow(ch_bf16_ctx *c, size_t bytes) {
-    if (bytes <= c->scratch_bytes) return 0;
-    free(c->scratch);
-    c->scratch_bytes = 0;
-    c->scratch = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-    if (!c->scratch) CH_FAIL(CH_ENOMEM, "cpu backend: out of memory for a bf16 GEMM input (%zu bytes)", bytes);
-    c->scratch_bytes = bytes;
+static int grow(ch_bf16_ctx *c, int i, size_t bytes) {
+    if (bytes <= c->scratch_bytes[i]) return 0;
+    free(c->scratch[i]);
+    c->scratch_bytes[i] = 0;
+    c->scratch[i] = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!c->scratch[i]) CH_FAIL(CH_ENOMEM, "cpu backend: out of memory for a bf16 GEMM input (%zu bytes)", bytes);
+    c->scratch_bytes[i] = bytes;
     return 0;
 }
 
 static int linear_portable(ch_bf16_ctx *c, const ch_weight *w, const float *x, int64_t ldx, int64_t ntok, float *y,
                            int64_t ldy) {
     const int64_t in = w->cols, out = w->rows, nblk = (out + PORTABLE_ROWS - 1) / PORTABLE_ROWS;
-    CH_TRY(grow(c, (size_t)ntok * (size_t)in * sizeof(float)));
-    float *xr = c->scratch;
+    CH_TRY(grow(c, 0, (size_t)ntok * (size_t)in * sizeof(float)));
+    float *xr = c->scratch[0];
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < ntok; t++)
         for (int64_t k = 0; k < in; k++) xr[t * in + k] = ch_bf16_to_f32(ch_f32_to_bf16(x[t * ldx + k]));
@@ -83,16 +84,18 @@ static int linear_portable(ch_bf16_ctx *c, const ch_weight *w, const float *x, i
     return 0;
 }
 
-int ch_bf16_can_fuse(const ch_bf16_ctx *c, const ch_weight *gate, const ch_weight *up) {
-    return c->amx && gate->packed && up->packed && gate->rows == up->rows && gate->cols == up->cols;
+int ch_bf16_can_fuse(const ch_bf16_ctx *c, const ch_weight *gate, const ch_weight *up, const ch_weight *down) {
+    return c->amx && gate->packed && up->packed && down->packed && gate->rows == up->rows &&
+           gate->cols == up->cols && down->cols == gate->rows && down->rows == gate->cols;
 }
 
-int ch_bf16_gate_up_swiglu(ch_bf16_ctx *c, const ch_weight *gate, const ch_weight *up, const float *x, int64_t ntok,
-                           float *h) {
-    if (!ch_bf16_can_fuse(c, gate, up)) CH_FAIL(CH_EINTERNAL, "cpu backend: no fused kernel for these weights");
+int ch_bf16_mlp(ch_bf16_ctx *c, const ch_weight *gate, const ch_weight *up, const ch_weight *down, const float *x,
+                int64_t ntok, float *out) {
+    if (!ch_bf16_can_fuse(c, gate, up, down)) CH_FAIL(CH_EINTERNAL, "cpu backend: no fused MLP kernel for these weights");
     if (ntok <= 0) return 0;
-    CH_TRY(grow(c, ch_amx_input_elems(ntok, gate->cols) * sizeof(uint16_t)));
-    ch_amx_gate_up_swiglu(gate->data, up->data, gate->rows, gate->cols, x, gate->cols, ntok, c->scratch, h, gate->rows);
+    CH_TRY(grow(c, 0, ch_amx_input_elems(ntok, gate->cols) * sizeof(uint16_t)));
+    CH_TRY(grow(c, 1, ch_amx_input_elems(ntok, gate->rows) * sizeof(uint16_t)));
+    ch_amx_mlp(gate->data, up->data, down->data, gate->rows, gate->cols, x, ntok, c->scratch[0], c->scratch[1], out);
     return 0;
 }
 
@@ -101,7 +104,7 @@ int ch_bf16_linear(ch_bf16_ctx *c, const ch_weight *w, const float *x, int64_t l
     if (ntok <= 0 || w->rows <= 0) return 0;
     if (!w->packed) return linear_portable(c, w, x, ldx, ntok, y, ldy);
     if (!c->amx) CH_FAIL(CH_EINTERNAL, "cpu backend: an AMX-packed weight without AMX");
-    CH_TRY(grow(c, ch_amx_input_elems(ntok, w->cols) * sizeof(uint16_t)));
-    ch_amx_linear(w->data, w->rows, w->cols, x, ldx, ntok, c->scratch, y, ldy);
+    CH_TRY(grow(c, 0, ch_amx_input_elems(ntok, w->cols) * sizeof(uint16_t)));
+    ch_amx_linear(w->data, w->rows, w->cols, x, ldx, ntok, c->scratch[0], y, ldy);
     return 0;
 }

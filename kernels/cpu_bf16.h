@@ -21,8 +21,8 @@
 typedef struct {
     int amx;             /* 1: AMX kernel */
     char why_not[96];    /* why AMX is not used, when it is not */
-    void *scratch;       /* the rounded input of the current call, grown as needed */
-    size_t scratch_bytes;
+    void *scratch[2];    /* the rounded inputs of the current call (the MLP's two), grown as needed */
+    size_t scratch_bytes[2];
 } ch_bf16_ctx;
 
 /* allow_amx 0 forces the portable kernel (CAPHEADS_CPU_AMX=0, and tests of both kernels). */
@@ -39,11 +39,11 @@ size_t ch_bf16_workspace(const ch_bf16_ctx *c, size_t in);
 int ch_bf16_linear(ch_bf16_ctx *c, const ch_weight *w, const float *x, int64_t ldx, int64_t ntok, float *y,
                    int64_t ldy);
 
-/* 1 when ch_bf16_gate_up_swiglu has a fused kernel for these two weights (both AMX-packed). */
-int ch_bf16_can_fuse(const ch_bf16_ctx *c, const ch_weight *gate, const ch_weight *up);
-/* h [ntok, gate->rows] = silu(x gate^T) * (x up^T), fused (ch_bf16_can_fuse): bit for bit two
- * ch_bf16_linear calls and ch_swiglu. */
-int ch_bf16_gate_up_swiglu(ch_bf16_ctx *c, const ch_weight *gate, const ch_weight *up, const float *x, int64_t ntok,
-                           float *h);
+/* 1 when ch_bf16_mlp has a fused kernel for these weights (all three AMX-packed). */
+int ch_bf16_can_fuse(const ch_bf16_ctx *c, const ch_weight *gate, const ch_weight *up, const ch_weight *down);
+/* out [ntok, down->rows] = (silu(x gate^T) * (x up^T)) down^T in one pass (ch_bf16_can_fuse): bit
+ * for bit three ch_bf16_linear calls around ch_swiglu (cpu_amx.h ch_amx_mlp). */
+int ch_bf16_mlp(ch_bf16_ctx *c, const ch_weight *gate, const ch_weight *up, const ch_weight *down, const float *x,
+                int64_t ntok, float *out);
 
 #endif

@@ -213,12 +213,12 @@ int64_t ch_model_fit_batch_tokens(const ch_config *c, size_t avail, double seqs_
 }
 
 /* Workspace bytes per token of the backend's GEMM: its widest B operand is one token's row of
- * the widest Linear input (hidden, H*D or intermediate). */
+ * the widest Linear input (H*D, or hidden + intermediate: a fused MLP holds its input and its
+ * intermediate at once). */
 static size_t gemm_ws_per_token(const ch_model *m) {
     const ch_config *c = &m->cfg;
-    size_t in = (size_t)c->hidden;
+    size_t in = (size_t)c->hidden + (size_t)c->intermediate;
     if ((size_t)c->n_heads * c->head_dim > in) in = (size_t)c->n_heads * c->head_dim;
-    if ((size_t)c->intermediate > in) in = (size_t)c->intermediate;
     return m->be->gemm_workspace && m->layers ? m->be->gemm_workspace(m->be, m->layers[0].wq.dtype, in) : 0;
 }
 
@@ -300,12 +300,14 @@ static int linear(ch_backend *be, const ch_weight *w, const ch_weight *b, const 
     return 0;
 }
 
-/* gate <- silu(xn Wgate^T) * (xn Wup^T), up as scratch: in one pass where the backend fuses it. */
-static int mlp_in(ch_backend *be, const layer_weights *w, const float *xn, int ntok, float *gate, float *up) {
-    if (be->gate_up_swiglu) return be->gate_up_swiglu(be, &w->wgate, &w->wup, xn, ntok, gate, up);
+/* out = down(silu(gate(xn)) * up(xn)), gate and up as scratch: in one pass where the backend
+ * fuses it (the CPU on AMX). */
+static int mlp(ch_backend *be, const layer_weights *w, const float *xn, int ntok, float *out, float *gate, float *up) {
+    if (be->mlp) return be->mlp(be, &w->wgate, &w->wup, &w->wdown, xn, ntok, out, gate, up);
     CH_TRY(linear(be, &w->wgate, NULL, xn, ntok, gate));
     CH_TRY(linear(be, &w->wup, NULL, xn, ntok, up));
-    return be->swiglu(be, gate, up, (size_t)ntok * (size_t)w->wgate.rows);
+    CH_TRY(be->swiglu(be, gate, up, (size_t)ntok * (size_t)w->wgate.rows));
+    return linear(be, &w->wdown, NULL, gate, ntok, out);
 }
 
 /* ---- the forward pass ------------------------------------------------------------------------ */
@@ -370,8 +372,7 @@ static int forward(ch_model *m, const ch_batch *b, const int32_t *pos, int ntok,
         CH_TRY(be->add(be, s->x, s->tmp, (size_t)ntok * c->hidden));
         /* MLP block */
         CH_TRY(be->rmsnorm(be, s->x, &w->ln2, ntok, c->hidden, c->rms_eps, s->xn));
-        CH_TRY(mlp_in(be, w, s->xn, ntok, s->gate, s->up));
-        CH_TRY(linear(be, &w->wdown, NULL, s->gate, ntok, s->tmp));
+        CH_TRY(mlp(be, w, s->xn, ntok, s->tmp, s->gate, s->up));
         CH_TRY(be->add(be, s->x, s->tmp, (size_t)ntok * c->hidden));
     }
 

@@ -6,7 +6,7 @@
  *   - the rounding of the activations is ch_f32_to_bf16's, bit for bit (ties to even, carries,
  *     overflow to inf, NaN), seen through an identity weight;
  *   - 1, 2 and 3 threads give the same bits;
- *   - the MLP's fused gate/up/SwiGLU pass equals two Linears and swiglu, bit for bit;
+ *   - the fused MLP (gate, up, SwiGLU, down) equals three Linears and swiglu, bit for bit;
  *   - what load_weight keeps for each use, and the GEMM arguments a bf16 weight refuses. */
 #include <check.h>
 #include <math.h>
@@ -171,31 +171,40 @@ START_TEST(test_thread_count_does_not_change_a_bit) {
 }
 END_TEST
 
-START_TEST(test_fused_gate_up_swiglu_is_two_linears_and_swiglu) {
+START_TEST(test_fused_mlp_is_three_linears_and_swiglu) {
     ch_backend *be = make_backend(_i, 2);
     if (!be) return;
-    static const int shapes[][3] = {{160, 64, 70}, {48, 96, 33}, {37, 40, 5}, {64, 2112, 20}}; /* I, in, ntok */
+    /* I, hidden, ntok: ragged in each; 2112 = a hidden past one k-chunk of down's input */
+    static const int shapes[][3] = {{160, 64, 70}, {48, 96, 33}, {37, 40, 5}, {64, 2112, 20}, {2100, 48, 40}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        int I = shapes[si][0], in = shapes[si][1], ntok = shapes[si][2];
-        uint16_t *g16 = malloc(sizeof(uint16_t) * I * in), *u16 = malloc(sizeof(uint16_t) * I * in);
-        float *x = malloc(sizeof(float) * ntok * in), *h = malloc(sizeof(float) * ntok * I);
+        int I = shapes[si][0], hid = shapes[si][1], ntok = shapes[si][2];
+        uint16_t *g16 = malloc(sizeof(uint16_t) * I * hid), *u16 = malloc(sizeof(uint16_t) * I * hid);
+        uint16_t *d16 = malloc(sizeof(uint16_t) * I * hid);
+        float *x = malloc(sizeof(float) * ntok * hid), *out = malloc(sizeof(float) * ntok * hid);
+        float *ref = malloc(sizeof(float) * ntok * hid);
         float *g = malloc(sizeof(float) * ntok * I), *u = malloc(sizeof(float) * ntok * I);
-        for (int i = 0; i < I * in; i++) g16[i] = ch_f32_to_bf16(0.3f * frand()), u16[i] = ch_f32_to_bf16(0.3f * frand());
-        for (int i = 0; i < ntok * in; i++) x[i] = 3.0f * frand();
-        ch_st_tensor tg = tensor(g16, CH_DT_BF16, I, in), tu = tensor(u16, CH_DT_BF16, I, in);
-        ch_weight wg, wu;
+        for (int i = 0; i < I * hid; i++) {
+            g16[i] = ch_f32_to_bf16(0.3f * frand()), u16[i] = ch_f32_to_bf16(0.3f * frand());
+            d16[i] = ch_f32_to_bf16(0.3f * frand());
+        }
+        for (int i = 0; i < ntok * hid; i++) x[i] = 3.0f * frand();
+        ch_st_tensor tg = tensor(g16, CH_DT_BF16, I, hid), tu = tensor(u16, CH_DT_BF16, I, hid);
+        ch_st_tensor td = tensor(d16, CH_DT_BF16, hid, I);
+        ch_weight wg, wu, wd;
         ck_assert_int_eq(be->load_weight(be, &tg, CH_WEIGHT_LINEAR, &wg), 0);
         ck_assert_int_eq(be->load_weight(be, &tu, CH_WEIGHT_LINEAR, &wu), 0);
-        for (int i = 0; i < ntok * I; i++) h[i] = NAN;
-        ck_assert_msg(be->gate_up_swiglu(be, &wg, &wu, x, ntok, h, u) == 0, "%s", ch_err_msg());
+        ck_assert_int_eq(be->load_weight(be, &td, CH_WEIGHT_LINEAR, &wd), 0);
+        for (int i = 0; i < ntok * hid; i++) out[i] = NAN;
+        ck_assert_msg(be->mlp(be, &wg, &wu, &wd, x, ntok, out, g, u) == 0, "%s", ch_err_msg());
         linear(be, &wg, x, ntok, g);
         linear(be, &wu, x, ntok, u);
         ck_assert_int_eq(be->swiglu(be, g, u, (size_t)ntok * I), 0);
-        for (int i = 0; i < ntok * I; i++)
-            ck_assert_msg(ch_f32_to_bits(h[i]) == ch_f32_to_bits(g[i]), "kernel %d, I %d in %d: h[%d] %.9g, unfused %.9g",
-                          _i, I, in, i, h[i], g[i]);
-        be->free_weight(be, &wg), be->free_weight(be, &wu);
-        free(g16), free(u16), free(x), free(h), free(g), free(u);
+        linear(be, &wd, g, ntok, ref);
+        for (int i = 0; i < ntok * hid; i++)
+            ck_assert_msg(ch_f32_to_bits(out[i]) == ch_f32_to_bits(ref[i]),
+                          "kernel %d, I %d hidden %d: out[%d] %.9g, unfused %.9g", _i, I, hid, i, out[i], ref[i]);
+        be->free_weight(be, &wg), be->free_weight(be, &wu), be->free_weight(be, &wd);
+        free(g16), free(u16), free(d16), free(x), free(out), free(ref), free(g), free(u);
     }
     ch_backend_destroy(be);
 }
@@ -250,7 +259,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_linear_matches_double_reference, 0, 2);
     tcase_add_loop_test(tc, test_activation_rounding_is_ch_f32_to_bf16, 0, 2);
     tcase_add_loop_test(tc, test_thread_count_does_not_change_a_bit, 0, 2);
-    tcase_add_loop_test(tc, test_fused_gate_up_swiglu_is_two_linears_and_swiglu, 0, 2);
+    tcase_add_loop_test(tc, test_fused_mlp_is_three_linears_and_swiglu, 0, 2);
     tcase_add_loop_test(tc, test_what_load_weight_keeps, 0, 2);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
