@@ -57,50 +57,58 @@ static void OPS(rope)(float *x, int ntok, int nheads, int head_dim, const int32_
     }
 }
 
-/* One (sequence, query head) pair per task, its queries in blocks of ATT_QB: the block's scores
- * against every key up to its last query are one GEMM (S = scale * Q K^T), each row's softmax is
- * ch_softmax_row (keys past the query's own position weigh 0), and the output is a second GEMM
- * (O = P V) divided by the row sums. Against the key-by-key online softmax this was, it spends
- * its flops in OpenBLAS and takes one exponential per (query, key) instead of two; scratch per
- * thread is ATT_QB x (longest sequence) floats. */
-#define ATT_QB 64
+/* Attention by (sequence, kv head, block of queries): the group of query heads that share the kv
+ * head are stacked, head after head, into one matrix Q of ATT_ROWS rows at most (ATT_ROWS / group
+ * queries of each), so that their scores against every key up to the block's last query are one
+ * GEMM (S = scale Q K^T, K packed once for the group), each row's softmax is ch_softmax_row (keys
+ * past the query's own position weigh 0), and the output is a second GEMM (O = P V), divided by
+ * the row sums as it is copied back. The flops are OpenBLAS's and there is one exponential per
+ * (query, key). Scratch per thread: ATT_ROWS x (longest sequence + 2 head_dim + 1) floats. */
+#define ATT_ROWS 128
 static int OPS(attention)(const float *q, const float *k, const float *v, const ch_seqs *s, int nq, int nkv,
                           int head_dim, float scale, float *out) {
-    int group = nq / nkv, failed = 0;
-    size_t qstride = (size_t)nq * head_dim, kstride = (size_t)nkv * head_dim;
+    const int group = nq / nkv, qb = ATT_ROWS / group > 0 ? ATT_ROWS / group : 1, D = head_dim;
+    const size_t qstride = (size_t)nq * D, kstride = (size_t)nkv * D;
+    const size_t rows = (size_t)group * qb, longest = (size_t)(s->max_len > 0 ? s->max_len : 1);
+    int failed = 0, nblk_max = (int)((longest + qb - 1) / qb);
 #pragma omp parallel reduction(| : failed)
     {
-        const size_t scores = (size_t)ATT_QB * (size_t)(s->max_len > 0 ? s->max_len : 1);
-        float *sc = malloc(sizeof(float) * (scores + ATT_QB)), *rowsum = sc ? sc + scores : NULL;
+        float *sc = malloc(sizeof(float) * rows * (longest + 2 * (size_t)D + 1));
+        float *qg = sc ? sc + rows * longest : NULL, *og = sc ? qg + rows * D : NULL, *rowsum = sc ? og + rows * D : NULL;
         if (!sc) failed = 1;
-#pragma omp for collapse(2) schedule(dynamic)
-        for (int sq = 0; sq < s->nseq; sq++) {
-            for (int h = 0; h < nq; h++) {
-                if (!sc) continue;
-                int t0 = s->start[sq], len = s->start[sq + 1] - t0, kh = h / group;
-                const float *qh = q + (size_t)t0 * qstride + (size_t)h * head_dim;
-                const float *kr = k + (size_t)t0 * kstride + (size_t)kh * head_dim;
-                const float *vr = v + (size_t)t0 * kstride + (size_t)kh * head_dim;
-                float *oh = out + (size_t)t0 * qstride + (size_t)h * head_dim;
-                for (int i0 = 0; i0 < len; i0 += ATT_QB) {
-                    int nb = len - i0 < ATT_QB ? len - i0 : ATT_QB, nk = i0 + nb; /* keys 0..nk-1 */
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, head_dim, scale,
-                                qh + (size_t)i0 * qstride, (int)qstride, kr, (int)kstride, 0.0f, sc, nk);
-                    /* query i0+i sees keys 0..i0+i (its own position and before) */
-                    for (int i = 0; i < nb; i++) rowsum[i] = ch_softmax_row(sc + (size_t)i * nk, i0 + i + 1, nk);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, head_dim, nk, 1.0f, sc, nk, vr,
-                                (int)kstride, 0.0f, oh + (size_t)i0 * qstride, (int)qstride);
-                    for (int i = 0; i < nb; i++) {
-                        float inv = 1.0f / rowsum[i], *o = oh + (size_t)(i0 + i) * qstride;
-                        CH_SIMD
-                        for (int d = 0; d < head_dim; d++) o[d] *= inv;
-                    }
+#pragma omp for collapse(3) schedule(dynamic)
+        for (int sq = 0; sq < s->nseq; sq++)
+            for (int kh = 0; kh < nkv; kh++)
+                for (int blk = 0; blk < nblk_max; blk++) {
+                    int t0 = s->start[sq], len = s->start[sq + 1] - t0, i0 = blk * qb;
+                    if (!sc || i0 >= len) continue;
+                    int nb = len - i0 < qb ? len - i0 : qb, nk = i0 + nb, m = group * nb; /* keys 0..nk-1 */
+                    const float *kr = k + (size_t)t0 * kstride + (size_t)kh * D;
+                    const float *vr = v + (size_t)t0 * kstride + (size_t)kh * D;
+                    /* row g * nb + i of Q: query i0 + i of head kh * group + g */
+                    for (int g = 0; g < group; g++)
+                        for (int i = 0; i < nb; i++)
+                            memcpy(qg + ((size_t)g * nb + i) * D,
+                                   q + (size_t)(t0 + i0 + i) * qstride + (size_t)(kh * group + g) * D, sizeof(float) * D);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nk, D, scale, qg, D, kr, (int)kstride, 0.0f,
+                                sc, nk);
+                    /* query i0 + i sees keys 0..i0 + i (its own position and before) */
+                    for (int r = 0; r < m; r++) rowsum[r] = ch_softmax_row(sc + (size_t)r * nk, i0 + r % nb + 1, nk);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, nk, 1.0f, sc, nk, vr, (int)kstride, 0.0f,
+                                og, D);
+                    for (int g = 0; g < group; g++)
+                        for (int i = 0; i < nb; i++) {
+                            const float inv = 1.0f / rowsum[g * nb + i], *src = og + ((size_t)g * nb + i) * D;
+                            float *o = out + (size_t)(t0 + i0 + i) * qstride + (size_t)(kh * group + g) * D;
+                            CH_SIMD
+                            for (int d = 0; d < D; d++) o[d] = src[d] * inv;
+                        }
                 }
-            }
-        }
         free(sc);
     }
-    if (failed) CH_FAIL(CH_ENOMEM, "out of memory for attention scratch (%d x %d floats a thread)", ATT_QB, s->max_len);
+    if (failed)
+        CH_FAIL(CH_ENOMEM, "out of memory for attention scratch (%zu x %zu floats a thread)", rows,
+                longest + 2 * (size_t)D + 1);
     return 0;
 }
 

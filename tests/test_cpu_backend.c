@@ -22,15 +22,25 @@ static ch_backend *be;
 static void setup(void) { ck_assert_int_eq(ch_backend_cpu_create(2, &be), 0); }
 static void teardown(void) { ch_backend_destroy(be); }
 
+/* Packed sequences of several lengths; with the backend's blocks of 128 / group queries, the
+ * longer ones take several blocks (group 3: 42 queries; group 1: 128). */
 START_TEST(test_attention_matches_textbook_softmax_gqa_packed) {
-    enum { NQ = 6, NKV = 2, D = 12 };
-    int start[] = {0, 1, 6, 19}; /* three sequences of lengths 1, 5, 13 packed together */
-    int nseq = 3, ntok = 19;
+    static const struct { int nq, nkv, d, nseq, len[4]; } cases[] = {
+        {6, 2, 12, 3, {1, 5, 13}}, {6, 2, 12, 4, {130, 1, 43, 84}}, {4, 4, 8, 2, {300, 129}}, {8, 1, 16, 1, {70}}};
+    const int c = _i;
+    const int NQ = cases[c].nq, NKV = cases[c].nkv, D = cases[c].d, nseq = cases[c].nseq;
+    int start[5] = {0}, max_len = 0;
+    for (int i = 0; i < nseq; i++) {
+        start[i + 1] = start[i] + cases[c].len[i];
+        max_len = cases[c].len[i] > max_len ? cases[c].len[i] : max_len;
+    }
+    int ntok = start[nseq];
     float *q = malloc(sizeof(float) * ntok * NQ * D), *k = malloc(sizeof(float) * ntok * NKV * D);
     float *v = malloc(sizeof(float) * ntok * NKV * D), *out = malloc(sizeof(float) * ntok * NQ * D);
+    double *sc = malloc(sizeof(double) * max_len);
     for (int i = 0; i < ntok * NQ * D; i++) q[i] = 3 * frand();
     for (int i = 0; i < ntok * NKV * D; i++) k[i] = 3 * frand(), v[i] = frand();
-    ch_seqs s = {.nseq = nseq, .ntok = ntok, .max_len = 13, .start = start, .start_dev = start};
+    ch_seqs s = {.nseq = nseq, .ntok = ntok, .max_len = max_len, .start = start, .start_dev = start};
     float scale = 1.0f / sqrtf((float)D);
     ck_assert_int_eq(be->attention(be, q, k, v, &s, NQ, NKV, D, scale, out), 0);
     double maxerr = 0;
@@ -38,7 +48,7 @@ START_TEST(test_attention_matches_textbook_softmax_gqa_packed) {
         for (int h = 0; h < NQ; h++)
             for (int t = start[sq]; t < start[sq + 1]; t++) {
                 int kh = h / (NQ / NKV), n = t - start[sq] + 1;
-                double sc[32], mx = -1e300, den = 0;
+                double mx = -1e300, den = 0;
                 for (int j = 0; j < n; j++) {
                     double dot = 0;
                     for (int d = 0; d < D; d++)
@@ -54,8 +64,8 @@ START_TEST(test_attention_matches_textbook_softmax_gqa_packed) {
                     if (e > maxerr) maxerr = e;
                 }
             }
-    ck_assert_msg(maxerr < 1e-5, "attention max error %g", maxerr);
-    free(q), free(k), free(v), free(out);
+    ck_assert_msg(maxerr < 1e-5, "case %d: attention max error %g", c, maxerr);
+    free(q), free(k), free(v), free(out), free(sc);
 }
 END_TEST
 
@@ -203,7 +213,7 @@ int main(void) {
     Suite *s = suite_create("cpu_backend");
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, test_attention_matches_textbook_softmax_gqa_packed);
+    tcase_add_loop_test(tc, test_attention_matches_textbook_softmax_gqa_packed, 0, 4);
     tcase_add_test(tc, test_rmsnorm_matches_reference);
     tcase_add_test(tc, test_gemm_is_hf_linear);
     tcase_add_test(tc, test_swiglu_and_add);
