@@ -122,15 +122,17 @@ static int cpu_embed(ch_backend *be, const ch_weight *table, const int32_t *ids,
 static int cpu_gemm(ch_backend *be, int transa, int transb, int m, int n, int k, float alpha,
                     const ch_weight *a, int lda, const float *b, int ldb, float beta, float *c,
                     int ldc) {
-    if (a->dtype == CH_DT_BF16) {
+    if (a->dtype == CH_DT_BF16) { /* cpu_bf16.h: AMX tiles, or f32 data times rounded inputs */
         if (!transa || transb || alpha != 1.0f || beta != 0.0f || lda != k || ldb < k || ldc < m || a->rows != m ||
             a->cols != k)
             CH_FAIL(CH_EINTERNAL, "cpu gemm: a bf16 weight is multiplied only as a Linear (got trans %d %d, alpha "
                     "%g, beta %g, m %d k %d lda %d for a %lld x %lld weight)", transa, transb, alpha, beta, m, k,
                     lda, (long long)a->rows, (long long)a->cols);
-        return ch_bf16_linear(&impl_of(be)->bf16, a, b, ldb, n, c, ldc);
-    }
-    if (a->dtype != CH_DT_F32) CH_FAIL(CH_EINTERNAL, "cpu gemm: weight is %s", ch_dtype_name(a->dtype));
+        if (a->packed == CH_BF16_AMX) return ch_bf16_linear(&impl_of(be)->bf16, a, b, ldb, n, c, ldc);
+        CH_TRY(ch_bf16_round_input(&impl_of(be)->bf16, b, ldb, n, k, &b));
+        ldb = k;
+    } else if (a->dtype != CH_DT_F32)
+        CH_FAIL(CH_EINTERNAL, "cpu gemm: weight is %s", ch_dtype_name(a->dtype));
     /* One thread pool, ours: each OpenMP thread multiplies its own block of op(A)'s rows (the
      * weight's output features) with a single-threaded OpenBLAS call. Two pools (OpenBLAS's
      * pthreads for the GEMMs, OpenMP for everything else) fought over the cores: OpenMP's

@@ -1,13 +1,14 @@
 /* cpu_bf16.h - the CPU backend's Linear for bf16 weights: y = bf16(x) W^T, summed in f32.
  *
- * The weight stays bf16 (half the memory of the f32 widening) and every activation is rounded to
- * bf16 by ch_f32_to_bf16 before it is multiplied: the CUDA backend's contract for 16-bit weights
- * (kernels/cuda.cu cuda_gemm). Two kernels, one result up to the order of the f32 sums:
- *   AMX       the weight packed into tiles at load (cpu_amx.h), TDPBF16PS; where the CPU has
- *             AMX-BF16 and the kernel grants the tile state;
- *   portable  the weight borrowed from the checkpoint mapping, widened 128 rows at a time into a
- *             per-thread buffer, the rounded activations multiplied by OpenBLAS SGEMM (bf16
- *             products are exact in f32, so this is the same arithmetic).
+ * Every activation is rounded to bf16 by ch_f32_to_bf16 before it is multiplied: the CUDA
+ * backend's contract for 16-bit weights (kernels/cuda.cu cuda_gemm). Two kernels, one result up
+ * to the order of the f32 sums:
+ *   AMX       the weight packed into tiles at load (cpu_amx.h), half the memory of f32, summed
+ *             by TDPBF16PS; where the CPU has AMX-BF16 and the kernel grants the tile state;
+ *   portable  the weight widened to f32 at load (exact), the rounded activations multiplied by
+ *             OpenBLAS SGEMM - bf16 products are exact in f32, so this is the same arithmetic, at
+ *             the speed and the memory of --precision f32 (widening block by block at each call
+ *             instead cost 30% of the speed: every block repacked the activations).
  * Both split the work into blocks fixed by the shapes alone, so the bits do not depend on the
  * thread count. */
 #ifndef CH_CPU_BF16_H
@@ -17,6 +18,9 @@
 #include <stdint.h>
 
 #include "backend.h"
+
+/* ch_weight.packed of a bf16 Linear weight on the CPU */
+enum { CH_BF16_AMX = 1, CH_BF16_WIDE = 2 };
 
 typedef struct {
     int amx;             /* 1: AMX kernel */
@@ -29,15 +33,20 @@ typedef struct {
 void ch_bf16_init(ch_bf16_ctx *c, int allow_amx);
 void ch_bf16_free(ch_bf16_ctx *c);
 
-/* A bf16 [rows, cols] tensor as a CH_WEIGHT_LINEAR weight: packed (w->packed) or borrowed. */
+/* A bf16 [rows, cols] tensor as a CH_WEIGHT_LINEAR weight: dtype bf16 (the contract), stored as
+ * AMX tiles (packed CH_BF16_AMX) or as f32 row-major (CH_BF16_WIDE). */
 int ch_bf16_load(const ch_bf16_ctx *c, const ch_st_tensor *t, ch_weight *w);
 
 /* Scratch bytes per token for inputs of `in` features. */
 size_t ch_bf16_workspace(const ch_bf16_ctx *c, size_t in);
 
-/* y[t * ldy + o] = sum_k bf16(x[t * ldx + k]) * w[o, k], t < ntok, o < w->rows, k < w->cols. */
+/* AMX weights: y[t * ldy + o] = sum_k bf16(x[t * ldx + k]) * w[o, k], t < ntok, o < w->rows. */
 int ch_bf16_linear(ch_bf16_ctx *c, const ch_weight *w, const float *x, int64_t ldx, int64_t ntok, float *y,
                    int64_t ldy);
+
+/* Portable weights: x [ntok, in] (row pitch ldx) rounded to bf16 values as f32, into scratch that
+ * *xr points to (row pitch in) until the next call; the caller multiplies it by the f32 data. */
+int ch_bf16_round_input(ch_bf16_ctx *c, const float *x, int64_t ldx, int64_t ntok, int64_t in, const float **xr);
 
 /* 1 when ch_bf16_mlp has a fused kernel for these weights (all three AMX-packed). */
 int ch_bf16_can_fuse(const ch_bf16_ctx *c, const ch_weight *gate, const ch_weight *up, const ch_weight *down);
