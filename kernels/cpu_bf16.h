@@ -9,8 +9,9 @@
  *             OpenBLAS SGEMM - bf16 products are exact in f32, so this is the same arithmetic, at
  *             the speed and the memory of --precision f32 (widening block by block at each call
  *             instead cost 30% of the speed: every block repacked the activations).
- * Both split the work into blocks fixed by the shapes alone, so the bits do not depend on the
- * thread count. */
+ * The AMX kernel splits the work into blocks fixed by the shapes alone, so its bits do not depend
+ * on the thread count; the portable one splits the outputs over the threads as --precision f32
+ * does (the thread count may change last bits there). */
 #ifndef CH_CPU_BF16_H
 #define CH_CPU_BF16_H
 

@@ -5,7 +5,7 @@
  *     n u sum|products|, on shapes with ragged edges and a K long enough to be summed in chunks;
  *   - the rounding of the activations is ch_f32_to_bf16's, bit for bit (ties to even, carries,
  *     overflow to inf, NaN), seen through an identity weight;
- *   - 1, 2 and 3 threads give the same bits;
+ *   - 1, 2 and 3 threads give the same bits on AMX, the same values to rounding on the portable one;
  *   - the fused MLP (gate, up, SwiGLU, down) equals three Linears and swiglu, bit for bit;
  *   - what load_weight keeps for each use, and the GEMM arguments a bf16 weight refuses. */
 #include <check.h>
@@ -165,8 +165,21 @@ START_TEST(test_thread_count_does_not_change_a_bit) {
         be->free_weight(be, &w);
         ch_backend_destroy(be);
     }
-    for (int n = 1; n < 3; n++)
-        ck_assert_msg(!memcmp(y[0], y[n], sizeof(float) * NTOK * ROWS), "kernel %d: %d threads differ from 1", _i, n + 1);
+    /* AMX: the blocks do not depend on the thread count, nor do the bits. Portable: the threads
+     * split the outputs as at --precision f32, and OpenBLAS may sum an edge tile in another order
+     * (seen under valgrind, whose CPU makes it pick other kernels): rounding only. */
+    for (int n = 1; n < 3; n++) {
+        if (_i == 1) {
+            ck_assert_msg(!memcmp(y[0], y[n], sizeof(float) * NTOK * ROWS), "AMX: %d threads differ from 1", n + 1);
+            continue;
+        }
+        double d = 0, mx = 0;
+        for (int i = 0; i < NTOK * ROWS; i++) {
+            double e = fabs((double)y[n][i] - y[0][i]);
+            d = e > d || e != e ? e : d, mx = fabs(y[0][i]) > mx ? fabs(y[0][i]) : mx;
+        }
+        ck_assert_msg(d <= 1e-6 * mx, "portable: %d threads are %.3g (relative) from 1 thread's", n + 1, d / mx);
+    }
     for (int n = 0; n < 3; n++) free(y[n]);
     free(w16), free(x);
 }
