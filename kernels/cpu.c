@@ -267,7 +267,8 @@ int ch_backend_cpu_create(int threads, ch_backend **out) {
                        .pool = cpu_pool,
                        .destroy = cpu_destroy,
                        .impl = impl};
-    snprintf(be->info, sizeof be->info, " (%d threads, %s loops; bf16 Linear on %s%s)", omp_get_max_threads(),
+    int nt = omp_get_max_threads();
+    snprintf(be->info, sizeof be->info, " (%d thread%s, %s loops; bf16 Linear on %s%s)", nt, nt == 1 ? "" : "s",
              impl->ops->isa, impl->bf16.amx ? "AMX tiles" : "OpenBLAS, widened: ",
              impl->bf16.amx ? "" : impl->bf16.why_not);
     *out = be;

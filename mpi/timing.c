@@ -11,7 +11,7 @@
 #include "err.h"
 
 static const char *const std_keys[] = {"stage", "ranks", "records", "tokens", "seconds", "io_seconds",
-                                       "backend", "nodes", "source", "job", "label", "rc", NULL};
+                                       "backend", "precision", "nodes", "source", "job", "label", "rc", NULL};
 
 void ch_timing_start(ch_timing *t, const char *stage) {
     memset(t, 0, sizeof *t);
@@ -34,7 +34,7 @@ int ch_timing_add(ch_timing *t, const char *key, int64_t value) {
     return 0;
 }
 
-/* append s to buf as a JSON string (the values are stage and backend names) */
+/* append s to buf as a JSON string (the values are stage, backend and precision names) */
 static size_t put_str(char *buf, size_t cap, size_t n, const char *s) {
     if (n < cap) buf[n] = '"';
     n++;
@@ -66,6 +66,10 @@ static int append(const ch_timing *t, const char *path, int ranks, double second
     if (t->backend) {
         PUT(",\"backend\":");
         n = put_str(line, sizeof line, n, t->backend);
+    }
+    if (t->precision) {
+        PUT(",\"precision\":");
+        n = put_str(line, sizeof line, n, t->precision);
     }
     for (int i = 0; i < t->nextra; i++) PUT(",\"%s\":%lld", t->extra_key[i], (long long)t->extra_val[i]);
     PUT("}\n");

@@ -1,7 +1,7 @@
 /* timing.h - the stages' machine-readable timing record (`--timing FILE`, docs/timing.md).
  *
  * A stage calls ch_timing_start right after parsing its arguments, fills in what it measured
- * (records, tokens, io_seconds, backend, stage-specific counts with ch_timing_add) and ends with
+ * (records, tokens, io_seconds, backend, precision, stage-specific counts with ch_timing_add) and ends with
  * ch_timing_finish, after its last collective. That call is collective: the ranks agree on the
  * stage's status first, the wall time and I/O time are reduced as the max over ranks, and rank 0
  * appends ONE JSON line to the file (a single write(2) on an O_APPEND descriptor, so array jobs
@@ -20,6 +20,7 @@ typedef struct {
     int64_t records, tokens;  /* < 0: not measured (written as null) */
     double io_seconds;        /* this rank's seconds in file I/O; < 0: not measured (null) */
     const char *backend;      /* NULL: the key is left out */
+    const char *precision;    /* the Linear inputs' type (extract); NULL: left out */
     int nextra;
     const char *extra_key[CH_TIMING_MAX_EXTRA]; /* stage-specific integer fields, in order */
     int64_t extra_val[CH_TIMING_MAX_EXTRA];

@@ -370,6 +370,7 @@ static int run(const opts *o, MPI_Comm comm) {
                 seconds > 0 ? 100.0 * io_max / seconds : 0.0, seconds);
     }
     tm.records = plan.n_records, tm.tokens = plan.total_tokens, tm.io_seconds = io_seconds, tm.backend = be->name;
+    tm.precision = ch_model_precision(m);
     rc = ch_timing_finish(&tm, o->timing, rc, comm); /* one JSON line (docs/timing.md) */
 done:
     if (a) ch_archive_close(a);

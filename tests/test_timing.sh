@@ -50,7 +50,7 @@ for r in recs:
     for k in ("records", "tokens", "io_seconds"):       # present, a number or null (not measured)
         assert k in r and (r[k] is None or num(r[k])), (k, r)
     assert isinstance(r["records"], int) and r["records"] >= 0, r
-own = {"prepare": ["sources"], "extract": ["backend"], "probe": ["heads", "train_rows", "val_rows"],
+own = {"prepare": ["sources"], "extract": ["backend", "precision"], "probe": ["heads", "train_rows", "val_rows"],
        "decompose": ["tasks"], "select": ["tasks", "selected"]}
 for r in recs:
     keys = list(r)
@@ -62,6 +62,7 @@ for r, s in ((x1, "probeset"), (x2, "tasks"), (x3, "pool")):
     a = h5py.File("%s/%s.h5" % (d, s), "r")
     assert r["ranks"] == 2 and r["records"] == nlines("%s/data/%s.jsonl" % (d, s)) == a["ids"].shape[0], r
     assert r["tokens"] == int(a["n_tokens"][:].sum()) and num(r["io_seconds"]) and r["backend"] == "cpu", r
+    assert r["precision"] == "bf16", r  # the demo model is bf16, extract's default precision auto
     assert r["io_seconds"] <= r["seconds"], r
 p = h5py.File(d + "/probes.h5", "r")
 labels = h5py.File(d + "/probeset.h5", "r")["labels"][:]
