@@ -10,8 +10,9 @@ in $CAPHEADS_BENCH_CACHE (default /tmp/capheads-bench). Work: 16 sequences of 64
 forward pre-hooks in the peer: the same work, no LM head: transformers' base AutoModel).
 Two precisions, each against the peer at the same one: capheads --precision auto (bf16 weights
 times bf16-rounded activations, f32 sums: AMX where the CPU has it) against transformers in
-bfloat16, and capheads --precision f32 against transformers in float32. The peer pads each batch
-(attention mask) as batched transformers inference does; ours packs sequences without padding.
+bfloat16, and capheads --precision f32 against transformers in float32. The peer runs twice per
+pair: padding each batch (attention mask) as batched transformers inference does - ours packs
+sequences without padding - and one sequence per call, where nothing is padded.
 Both sides are timed after one untimed pass over the batches (the peer's warm-up; ours: a first
 run in the same process, so page faults of fresh buffers are not timed on either side).
 """
@@ -59,12 +60,12 @@ def batches():
     return out + [cur]
 
 
-def peer(model):
+def peer(model, padded=True):
     caps = []
     hooks = [l.self_attn.o_proj.register_forward_pre_hook(lambda m, a: caps.append(a[0])) for l in model.layers]
     t0 = time.perf_counter()
     with torch.inference_mode():
-        for b in batches():
+        for b in batches() if padded else [[s] for s in seqs]:
             T = max(len(s) for s in b)
             ids = torch.zeros((len(b), T), dtype=torch.long)
             mask = torch.zeros((len(b), T), dtype=torch.long)
@@ -91,24 +92,29 @@ def ours(precision):
 
 models = {"fp32": AutoModel.from_pretrained(mdir, dtype=torch.float32, attn_implementation="sdpa").eval(),
           "bf16": AutoModel.from_pretrained(mdir, dtype=torch.bfloat16, attn_implementation="sdpa").eval()}
-peer(models["fp32"]), peer(models["bf16"])  # warm-up
-rows = {"ours_bf16": [], "bf16": [], "ours_f32": [], "fp32": []}
-for p in range(args.pairs):  # A B A B: each of ours right before its peer
+for m in models.values():  # warm-up
+    peer(m), peer(m, padded=False)
+rows = {k: [] for k in ("ours_bf16", "bf16", "bf16_1", "ours_f32", "fp32", "fp32_1")}
+for p in range(args.pairs):  # A B C A B C: each of ours right before its peers
     rows["ours_bf16"].append(ours("auto"))
     rows["bf16"].append(peer(models["bf16"]))
+    rows["bf16_1"].append(peer(models["bf16"], padded=False))
     rows["ours_f32"].append(ours("f32"))
     rows["fp32"].append(peer(models["fp32"]))
-    print("pair %d: ours bf16 %.0f tok/s, transformers bf16 %.0f; ours f32 %.0f, transformers fp32 %.0f" % (
-        p + 1, rows["ours_bf16"][-1], rows["bf16"][-1], rows["ours_f32"][-1], rows["fp32"][-1]), flush=True)
-r16 = statistics.median(a / b for a, b in zip(rows["ours_bf16"], rows["bf16"]))
-r32 = statistics.median(a / b for a, b in zip(rows["ours_f32"], rows["fp32"]))
+    rows["fp32_1"].append(peer(models["fp32"], padded=False))
+    print("pair %d: ours bf16 %.0f tok/s, transformers bf16 %.0f (one by one %.0f); ours f32 %.0f, transformers "
+          "fp32 %.0f (one by one %.0f)" % (p + 1, rows["ours_bf16"][-1], rows["bf16"][-1], rows["bf16_1"][-1],
+                                           rows["ours_f32"][-1], rows["fp32"][-1], rows["fp32_1"][-1]), flush=True)
+ratio = lambda ours, peer: statistics.median(a / b for a, b in zip(rows[ours], rows[peer]))
 print()
 print("Prefill, Qwen2.5-0.5B shape (random bf16 weights), %d sequences / %d tokens, %d threads, %d pairs" % (
     len(seqs), ntok, args.threads, args.pairs))
-print("| engine | median tokens/s | ours / peer at the same precision (median of pairs) |")
+print("| engine | median tokens/s | capheads / this (median of pairs) |")
 print("| --- | --- | --- |")
-print("| capheads CPU, --precision auto (bf16 Linear inputs, packed) | %.0f | %.2f |" % (
-    statistics.median(rows["ours_bf16"]), r16))
-print("| transformers bf16 (padded, sdpa) | %.0f | |" % statistics.median(rows["bf16"]))
-print("| capheads CPU, --precision f32 (packed) | %.0f | %.2f |" % (statistics.median(rows["ours_f32"]), r32))
-print("| transformers fp32 (padded, sdpa) | %.0f | |" % statistics.median(rows["fp32"]))
+med = lambda k: statistics.median(rows[k])
+print("| capheads CPU, --precision auto (bf16 Linear inputs, packed) | %.0f | |" % med("ours_bf16"))
+print("| transformers bf16, padded batches (sdpa) | %.0f | %.2f |" % (med("bf16"), ratio("ours_bf16", "bf16")))
+print("| transformers bf16, one sequence per call | %.0f | %.2f |" % (med("bf16_1"), ratio("ours_bf16", "bf16_1")))
+print("| capheads CPU, --precision f32 (packed) | %.0f | |" % med("ours_f32"))
+print("| transformers fp32, padded batches (sdpa) | %.0f | %.2f |" % (med("fp32"), ratio("ours_f32", "fp32")))
+print("| transformers fp32, one sequence per call | %.0f | %.2f |" % (med("fp32_1"), ratio("ours_f32", "fp32_1")))

@@ -20,10 +20,22 @@
 #include "cpu_ops.h"
 #include "err.h"
 
+/* RoPE's cos and sin for the positions of the current batch: the same for every layer and for q
+ * and k, so made once a batch (48 times fewer sincos for a 24-layer model). Kept with a copy of
+ * the positions and frequencies they were made for, and remade when a call brings others. */
+typedef struct {
+    float *cs;       /* [ntok][2][half] */
+    int32_t *pos;    /* the positions they are for */
+    const float *inv_freq;
+    int ntok, half;  /* ntok 0: none */
+    size_t cs_cap, pos_cap; /* elements allocated */
+} rope_cache;
+
 typedef struct {
     int threads;
     const ch_cpu_ops *ops; /* the row loops, built for this CPU's widest ISA */
     ch_bf16_ctx bf16;      /* the bf16 Linear's kernel choice and scratch */
+    rope_cache rope;
 } cpu_impl;
 
 static cpu_impl *impl_of(ch_backend *be) { return be->impl; }
@@ -179,7 +191,26 @@ static int cpu_rmsnorm(ch_backend *be, const float *x, const ch_weight *w, int n
 }
 static int cpu_rope(ch_backend *be, float *x, int ntok, int nheads, int head_dim, const int32_t *pos,
                     const float *inv_freq) {
-    impl_of(be)->ops->rope(x, ntok, nheads, head_dim, pos, inv_freq);
+    cpu_impl *im = impl_of(be);
+    rope_cache *rc = &im->rope;
+    int half = head_dim / 2;
+    if (ntok <= 0) return 0;
+    if (rc->ntok != ntok || rc->half != half || rc->inv_freq != inv_freq || memcmp(rc->pos, pos, sizeof(int32_t) * ntok)) {
+        size_t ncs = 2 * (size_t)ntok * (size_t)half;
+        rc->ntok = 0; /* until remade */
+        if (ncs > rc->cs_cap || (size_t)ntok > rc->pos_cap) {
+            free(rc->cs), free(rc->pos);
+            rc->cs = malloc(sizeof(float) * ncs);
+            rc->pos = malloc(sizeof(int32_t) * (size_t)ntok);
+            rc->cs_cap = rc->cs && rc->pos ? ncs : 0;
+            rc->pos_cap = rc->cs && rc->pos ? (size_t)ntok : 0;
+            if (!rc->cs_cap) CH_FAIL(CH_ENOMEM, "cpu backend: out of memory for the RoPE table of %d tokens", ntok);
+        }
+        im->ops->rope_table(pos, ntok, half, inv_freq, rc->cs);
+        memcpy(rc->pos, pos, sizeof(int32_t) * ntok);
+        rc->ntok = ntok, rc->half = half, rc->inv_freq = inv_freq;
+    }
+    im->ops->rope(x, ntok, nheads, head_dim, rc->cs);
     return 0;
 }
 static int cpu_attention(ch_backend *be, const float *q, const float *k, const float *v, const ch_seqs *s, int nq,
@@ -216,7 +247,10 @@ static int cpu_pool(ch_backend *be, const float *x, int width, const ch_seqs *s,
 
 static void cpu_destroy(ch_backend *be) {
     if (!be) return;
-    if (be->impl) ch_bf16_free(&impl_of(be)->bf16);
+    if (be->impl) {
+        ch_bf16_free(&impl_of(be)->bf16);
+        free(impl_of(be)->rope.cs), free(impl_of(be)->rope.pos);
+    }
     free(be->impl);
     free(be);
 }

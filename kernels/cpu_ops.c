@@ -42,17 +42,25 @@ static void OPS(rmsnorm)(const float *x, const float *w, int ntok, int d, float 
     }
 }
 
-static void OPS(rope)(float *x, int ntok, int nheads, int head_dim, const int32_t *pos, const float *inv_freq) {
+static void OPS(rope_table)(const int32_t *pos, int ntok, int half, const float *inv_freq, float *cs) {
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < ntok; t++)
+        for (int i = 0; i < half; i++) {
+            float ang = (float)pos[t] * inv_freq[i];
+            cs[(size_t)t * 2 * half + i] = cosf(ang);
+            cs[(size_t)t * 2 * half + half + i] = sinf(ang);
+        }
+}
+
+static void OPS(rope)(float *x, int ntok, int nheads, int head_dim, const float *cs) {
     int half = head_dim / 2;
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < ntok; t++) {
-        for (int i = 0; i < half; i++) {
-            float ang = (float)pos[t] * inv_freq[i];
-            float c = cosf(ang), s = sinf(ang);
-            for (int h = 0; h < nheads; h++) {
-                float *v = x + ((size_t)t * nheads + h) * head_dim;
-                ch_rope_rotate(&v[i], &v[i + half], c, s);
-            }
+        const float *c = cs + (size_t)t * 2 * half, *s = c + half;
+        for (int h = 0; h < nheads; h++) {
+            float *v = x + ((size_t)t * nheads + h) * head_dim;
+            CH_SIMD
+            for (int i = 0; i < half; i++) ch_rope_rotate(&v[i], &v[i + half], c[i], s[i]);
         }
     }
 }
@@ -125,6 +133,7 @@ static void OPS(add)(float *x, const float *y, size_t n) {
 const ch_cpu_ops OPS_TABLE = {.isa = OPS_ISA,
                               .add_bias = OPS(add_bias),
                               .rmsnorm = OPS(rmsnorm),
+                              .rope_table = OPS(rope_table),
                               .rope = OPS(rope),
                               .attention = OPS(attention),
                               .swiglu = OPS(swiglu),

@@ -20,8 +20,10 @@ typedef struct {
     void (*add_bias)(float *y, const float *b, int ntok, int n);
     /* out[t, :] = rmsnorm(x[t, :]) * w; out may equal x */
     void (*rmsnorm)(const float *x, const float *w, int ntok, int d, float eps, float *out);
-    /* x [ntok, nheads, head_dim] rotated at the positions; inv_freq [head_dim / 2] */
-    void (*rope)(float *x, int ntok, int nheads, int head_dim, const int32_t *pos, const float *inv_freq);
+    /* cs [ntok][2][half] = cos, sin of pos[t] * inv_freq[i], i < half */
+    void (*rope_table)(const int32_t *pos, int ntok, int half, const float *inv_freq, float *cs);
+    /* x [ntok, nheads, head_dim] rotated by the angles of cs (rope_table, half = head_dim / 2) */
+    void (*rope)(float *x, int ntok, int nheads, int head_dim, const float *cs);
     /* the backend's attention (backend.h); CH_ENOMEM when the per-thread scratch fails */
     int (*attention)(const float *q, const float *k, const float *v, const ch_seqs *s, int nq, int nkv,
                      int head_dim, float scale, float *out);

@@ -123,22 +123,32 @@ START_TEST(test_swiglu_and_add) {
 END_TEST
 
 START_TEST(test_rope_rotate_half_convention) {
-    /* HF: out = x*cos + rotate_half(x)*sin, rotate_half(x) = cat(-x2, x1) */
-    enum { H = 2, D = 8 };
-    float x[3 * H * D], x0[3 * H * D], inv[D / 2];
-    int32_t pos[3] = {0, 5, 17};
-    for (int i = 0; i < 3 * H * D; i++) x[i] = x0[i] = frand();
-    for (int i = 0; i < D / 2; i++) inv[i] = powf(10000.0f, -2.0f * i / D);
-    ck_assert_int_eq(be->rope(be, x, 3, H, D, pos, inv), 0);
-    for (int t = 0; t < 3; t++)
-        for (int h = 0; h < H; h++)
-            for (int j = 0; j < D; j++) {
-                const float *r = x0 + (t * H + h) * D;
-                double ang = (double)pos[t] * inv[j % (D / 2)];
-                double rot = j < D / 2 ? -r[j + D / 2] : r[j - D / 2];
-                double ref = r[j] * cos(ang) + rot * sin(ang);
-                ck_assert_double_eq_tol(x[(t * H + h) * D + j], ref, 1e-5);
-            }
+    /* HF: out = x*cos + rotate_half(x)*sin, rotate_half(x) = cat(-x2, x1). The backend keeps the
+     * angles of the last positions it saw: calls with other positions, other frequencies, more
+     * tokens or another head_dim must not be served the old ones. */
+    enum { H = 2, DMAX = 16, T = 5 };
+    static const struct { int ntok, d, freq; int32_t pos[T]; } calls[] = {
+        {3, 8, 0, {0, 5, 17}}, {3, 8, 0, {0, 5, 17}}, {3, 8, 0, {0, 6, 17}}, {3, 8, 1, {0, 6, 17}},
+        {5, 8, 1, {0, 6, 17, 2, 3}}, {2, 16, 1, {4, 1}}, {5, 8, 1, {0, 6, 17, 2, 3}}};
+    float inv[2][DMAX / 2];
+    for (size_t c = 0; c < sizeof calls / sizeof calls[0]; c++) {
+        const int D = calls[c].d, n = calls[c].ntok;
+        float x[T * H * DMAX], x0[T * H * DMAX];
+        for (int i = 0; i < D / 2; i++) inv[0][i] = powf(10000.0f, -2.0f * i / D), inv[1][i] = powf(500000.0f, -2.0f * i / D);
+        for (int i = 0; i < n * H * D; i++) x[i] = x0[i] = frand();
+        const float *f = inv[calls[c].freq];
+        ck_assert_int_eq(be->rope(be, x, n, H, D, calls[c].pos, f), 0);
+        for (int t = 0; t < n; t++)
+            for (int h = 0; h < H; h++)
+                for (int j = 0; j < D; j++) {
+                    const float *r = x0 + (t * H + h) * D;
+                    double ang = (double)calls[c].pos[t] * f[j % (D / 2)];
+                    double rot = j < D / 2 ? -r[j + D / 2] : r[j - D / 2];
+                    double ref = r[j] * cos(ang) + rot * sin(ang);
+                    ck_assert_msg(fabs(x[(t * H + h) * D + j] - ref) <= 1e-5, "call %zu, token %d, head %d, dim %d: %g vs %g",
+                                  c, t, h, j, x[(t * H + h) * D + j], ref);
+                }
+    }
 }
 END_TEST
 
