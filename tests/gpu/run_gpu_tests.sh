@@ -4,7 +4,7 @@
 #   2. test_cuda_backend: each CUDA primitive against the CPU backend, and the whole forward pass
 #      on the CUDA backend against the golden files (tests/golden/models); a skip is a failure
 #   3. the demo extraction with --device cpu and --device cuda; the archives must agree within
-#      bf16 bounds
+#      bf16 bounds at the default precision, and within f32's at --precision f32
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -55,8 +55,10 @@ if [ -z "$corpus" ]; then # 60 prepared demo records (as tests/test_extract.sh)
 fi
 # --device, not CAPHEADS_BACKEND: extract's --device defaults to auto, which ignores the variable
 for be in cpu cuda; do
-  "$build/capheads" extract --model "$model" --input "$corpus" --output "$out/$be.h5" \
-    --device "$be" --batch-tokens 700
+  for prec in auto f32; do
+    "$build/capheads" extract --model "$model" --input "$corpus" --output "$out/${be}_$prec.h5" \
+      --device "$be" --batch-tokens 700 --precision "$prec"
+  done
 done
 py=${CH_PYTHON:-}
 if [ -z "$py" ]; then
@@ -65,9 +67,15 @@ if [ -z "$py" ]; then
   done
 fi
 [ -n "$py" ] || { echo "run_gpu_tests: no python3 with h5py and numpy (set CH_PYTHON)" >&2; exit 1; }
-"$py" - "$out/cpu.h5" "$out/cuda.h5" <<'PY'
+for prec in auto f32; do
+"$py" - "$out/cpu_$prec.h5" "$out/cuda_$prec.h5" "$prec" <<'PY'
 import sys, h5py, numpy as np
 a, b = (h5py.File(p, "r") for p in sys.argv[1:3])
+prec = sys.argv[3]
+want = "bf16" if prec == "auto" else "f32"  # the demo model is bf16
+for f in (a, b):
+    got = f.attrs["precision"]
+    assert (got.decode() if isinstance(got, bytes) else got) == want, (prec, got)
 for name in ("ids", "n_tokens", "done", "labels"):
     assert np.array_equal(a[name][()], b[name][()]), f"/{name} differs between cpu and cuda"
 x = a["activations"][()].astype(np.float32)
@@ -80,8 +88,12 @@ n, L = x.shape[0], x.shape[1]
 d = (x - y).reshape(n, L, -1)
 rel = np.linalg.norm(d, axis=2) / (np.linalg.norm(x.reshape(n, L, -1), axis=2) + 1e-6)
 hrel = np.linalg.norm(x - y, axis=3) / (np.linalg.norm(x, axis=3) + 1e-6)
-print(f"cpu vs cuda: {x.shape}; relative L2 per (row, layer) median {np.median(rel):.2e} "
+print(f"cpu vs cuda, --precision {prec}: {x.shape}; relative L2 per (row, layer) median {np.median(rel):.2e} "
       f"max {rel.max():.2e}; per head median {np.median(hrel):.2e} max {hrel.max():.2e}")
-assert rel.max() < 5e-2, "cuda extraction differs from cpu beyond bf16 bounds"
+# auto: both round the Linear inputs to bf16, so they differ by the order of f32 sums and the
+# roundings that flips; f32: f32 throughout (no TF32). The bounds were set before any GPU ran
+# the f32 comparison (2026-12-03): loosen them only with the printed figures in hand.
+assert rel.max() < (5e-2 if prec == "auto" else 1e-3), f"cuda extraction differs from cpu beyond {prec} bounds"
 PY
+done
 echo "run_gpu_tests: all GPU checks passed"

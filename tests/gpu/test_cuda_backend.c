@@ -543,7 +543,7 @@ static void golden_forward(const char *name, int bf16) {
                     OK(ch_model_capture_ex(m, &b, (ch_pool)pool, out + i * width,
                                            hid + (size_t)i * c->hidden));
                 }
-            double worst = 0, hworst = 0, gap = 0, hgap = 0;
+            double worst = 0, hworst = 0, gap = 0, hgap = 0, bf16in = 0;
             for (int i = 0; i < GOLDEN_NSEQ; i++) {
                 int T = (int)len[i];
                 double e = golden_err(out + i * width, golden_tensor(f, ref, i, NULL), T, L, W,
@@ -552,6 +552,10 @@ static void golden_forward(const char *name, int bf16) {
                                       T, 1, c->hidden, CH_POOL_MEAN);
                 worst = e > worst ? e : worst, hworst = h > hworst ? h : hworst;
                 if (!bf16) continue;
+                /* HF in f32 with bf16-rounded Linear inputs: this backend's contract, which the CPU
+                 * meets within 1e-3 (test_model_golden); printed, not yet asserted on a GPU */
+                double e16 = golden_err(out + i * width, golden_tensor(f, "heads_bf16in", i, NULL), T, L, W, (ch_pool)pool);
+                bf16in = e16 > bf16in ? e16 : bf16in;
                 /* HF's own bf16 run against its f32 run, pooled the same way */
                 const float *nat = golden_tensor(f, "heads", i, NULL);
                 const float *f32 = golden_tensor(f, "heads_f32", i, NULL);
@@ -583,6 +587,7 @@ static void golden_forward(const char *name, int bf16) {
             printf("cuda %-22s %-4s %-6s vs HF %-9s heads %.2e (limit %.2e) hidden %.2e (limit %.2e)\n",
                    name, pool ? "mean" : "last", packed ? "packed" : "single", ref, worst, lim, hworst,
                    hlim);
+            if (bf16) printf("    vs HF heads_bf16in (f32 with bf16 Linear inputs): heads %.2e\n", bf16in);
             ck_assert_msg(worst <= lim, "cuda %s %s %s vs %s: head outputs relative error %.3g > %.2e",
                           name, pool ? "mean" : "last", packed ? "packed" : "single", ref, worst, lim);
             ck_assert_msg(hworst <= hlim, "cuda %s vs %s: final hidden relative error %.3g > %.2e",
