@@ -9,14 +9,10 @@
 
 #include "backend.h"
 #include "err.h"
+#include "test_rand.h"
 
 static unsigned long long rng = 88172645463325252ull;
-static float frand(void) { /* xorshift64, uniform in [-1, 1) */
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((rng >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
-}
+static float frand(void) { return ch_test_frand(&rng); }
 
 static ch_backend *be;
 static void setup(void) { ck_assert_int_eq(ch_backend_cpu_create(2, &be), 0); }

@@ -18,14 +18,10 @@
 #include "cpu_amx.h"
 #include "cpu_bf16.h"
 #include "err.h"
+#include "test_rand.h"
 
 static unsigned long long rng = 0x9e3779b97f4a7c15ull;
-static float frand(void) { /* xorshift64, uniform in [-1, 1) */
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((rng >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
-}
+static float frand(void) { return ch_test_frand(&rng); }
 
 /* kernel 0: portable, 1: AMX. NULL (and a printed reason) when AMX is not usable here. */
 static ch_backend *make_backend(int kernel, int threads) {
