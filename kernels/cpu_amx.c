@@ -2,7 +2,8 @@
  *
  * The file is compiled with the project's flags; only the functions marked AMX_FN use AMX and
  * AVX-512 instructions, so the feature check itself runs on any x86-64 CPU. Tile use:
- *   tmm0..3  the f32 sums of a 32-token x 32-output block (2 x 2 tiles of 16 x 16)
+ *   tmm0..3  the f32 sums of a 32-token x 32-output block (2 x 2 tiles of 16 x 16; in the MLP,
+ *            16 gate and 16 up outputs)
  *   tmm4, 5  two 16-token input tiles (16 rows x 32 bf16)
  *   tmm6, 7  two 16-output weight tiles (16 k-pairs x 16 outputs x 2 bf16)
  * Each k-step of 32 loads 4 KiB and runs 4 TDPBF16PS: every tile loaded is used twice. */
@@ -36,14 +37,12 @@ void ch_amx_pack_weight(const void *w, int64_t rows, int64_t cols, uint16_t *dst
     for (int64_t ob = 0; ob < obs; ob++)
         for (int64_t kb = 0; kb < kbs; kb++) {
             uint16_t *t = dst + (size_t)(ob * kbs + kb) * TILE_ELEMS;
-            for (int r = 0; r < 16; r++)
-                for (int n = 0; n < 16; n++)
-                    for (int e = 0; e < 2; e++) {
-                        int64_t o = ob * 16 + n, k = kb * 32 + 2 * r + e;
-                        uint16_t v = 0;
-                        if (o < rows && k < cols) memcpy(&v, src + ((size_t)o * cols + k) * 2, 2);
-                        t[(r * 16 + n) * 2 + e] = v;
-                    }
+            for (int n = 0; n < 16; n++) { /* output row o's 32 k, zeros past the matrix */
+                int64_t o = ob * 16 + n, k0 = kb * 32, nk = cols - k0 < 32 ? cols - k0 : 32;
+                uint16_t seg[32] = {0};
+                if (o < rows) memcpy(seg, src + ((size_t)o * cols + k0) * 2, (size_t)nk * 2);
+                for (int j = 0; j < 32; j++) t[((j / 2) * 16 + n) * 2 + j % 2] = seg[j];
+            }
         }
 }
 
