@@ -4,9 +4,9 @@
  * backend allocated ("device" memory: host memory for the CPU backend, GPU memory for CUDA).
  * Activations are always f32. Weights are ch_weight handles whose storage is the backend's
  * choice within what the model asks for (ch_weight_use): a Linear weight asked for as
- * CH_WEIGHT_LINEAR keeps its 16-bit type where the backend multiplies that type (CPU: bf16, on
- * AMX tiles or widened block by block; CUDA: bf16 and f16), and the GEMM then rounds the
- * activations to that type and sums in f32 - the same contract on both backends.
+ * CH_WEIGHT_LINEAR keeps its 16-bit type where the backend multiplies that type (CPU: bf16, in
+ * AMX tiles, or widened at load where the CPU has no AMX; CUDA: bf16 and f16), and the GEMM then
+ * rounds the activations to that type and sums in f32 - the same contract on both backends.
  *
  * GEMM follows cuBLAS: column-major, C = alpha * op(A) * op(B) + beta * C, op(A) is m x k.
  * The model stores row-major [rows, cols] matrices, i.e. column-major [cols, rows]; a HF Linear
@@ -29,7 +29,8 @@ typedef struct {
     ch_dtype dtype;   /* storage dtype on the device */
     int64_t rows, cols; /* logical row-major shape; a vector of n is rows = n, cols = 1 */
     int borrowed;     /* data points into the checkpoint mapping (not freed by free_weight) */
-    int packed;       /* data is in a backend-specific layout (CPU: AMX tiles), not row-major */
+    int packed;       /* nonzero: backend-specific storage, not dtype row-major (CPU: a bf16
+                       * weight in AMX tiles, or widened to f32 values; cpu_bf16.h) */
 } ch_weight;
 
 /* What the model will do with a weight, which bounds how the backend may store it:

@@ -1,8 +1,9 @@
 /* cpu.c - the CPU backend: OpenBLAS for GEMM, OpenMP loops over the shared math of ops_math.h.
  * One thread pool: OpenMP's. OpenBLAS is set to one thread and called from inside it.
  *
- * Weights: a bf16 Linear weight asked for as CH_WEIGHT_LINEAR stays bf16 and goes through
- * cpu_bf16.h (AMX tiles, or widened block by block); everything else read as numbers is widened
+ * Weights: a bf16 Linear weight asked for as CH_WEIGHT_LINEAR keeps the bf16 contract through
+ * cpu_bf16.h (AMX tiles; or widened at load, the inputs rounded per call); everything else read
+ * as numbers is widened
  * to f32 once at load (an f32 checkpoint whose data is 4-byte aligned is used straight from the
  * mapping), and the embedding table is read from the mapping row by row.
  * "Device" memory is host memory, so upload/download are memcpy. */
