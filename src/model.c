@@ -86,16 +86,18 @@ static int load_layer(ch_model *m, int l, layer_weights *w) {
 }
 
 /* Every Linear weight must have come out in one type: that type is the model's precision. */
-static int check_precision(const ch_model *m) {
+static int check_precision(const ch_model *m, const char *dir) {
+    static const char *const names[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                        "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
     const ch_dtype want = m->layers[0].wq.dtype;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const layer_weights *w = &m->layers[l];
         const ch_weight *lin[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->wgate, &w->wup, &w->wdown};
         for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++)
             if (lin[i]->dtype != want)
-                CH_FAIL(CH_EUNSUPPORTED, "layer %d: a Linear weight is stored as %s while layer 0's q_proj is %s: "
-                        "a checkpoint with mixed Linear dtypes runs only with --precision f32",
-                        l, ch_dtype_name(lin[i]->dtype), ch_dtype_name(want));
+                CH_FAIL(CH_EUNSUPPORTED, "%s: model.layers.%d.%s.weight is stored as %s but model.layers.0.self_attn."
+                        "q_proj.weight as %s: a checkpoint with mixed Linear dtypes runs only with --precision f32",
+                        dir, l, names[i], ch_dtype_name(lin[i]->dtype), ch_dtype_name(want));
     }
     return 0;
 }
@@ -123,7 +125,7 @@ int ch_model_open(const char *dir, ch_backend *be, ch_precision prec, ch_model *
     CH_TRY_GOTO(load(m, "model.embed_tokens.weight", c->vocab, c->hidden, CH_WEIGHT_ROWS, &m->embed), fail);
     CH_TRY_GOTO(CH_ALLOC(m->layers, c->n_layers, "layer table"), fail);
     for (int l = 0; l < c->n_layers; l++) CH_TRY_GOTO(load_layer(m, l, &m->layers[l]), fail);
-    CH_TRY_GOTO(check_precision(m), fail);
+    CH_TRY_GOTO(check_precision(m, dir), fail);
     CH_TRY_GOTO(load(m, "model.norm.weight", c->hidden, 0, CH_WEIGHT_F32, &m->final_norm), fail);
 
     int half = c->head_dim / 2;

@@ -1,6 +1,7 @@
 /* test_model_errors.c - bad checkpoints are refused with a message that names the file and the
  * tensor, never a crash: wrong shape for the config, missing tensor, unsupported architecture,
- * truncated file, missing shard. The checkpoints are written here, byte by byte. */
+ * truncated file, missing shard, Linear weights of mixed dtypes. The checkpoints are written here,
+ * byte by byte. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,8 +54,9 @@ static void write_text(const char *name, const char *text) {
     fclose(f);
 }
 
-/* Write tensors [from, to) of the spec list as f32 into dir/name; `skip` (may be NULL) omitted. */
-static void write_st(const char *name, int from, int to, const char *skip, int inter) {
+/* Write tensors [from, to) of the spec list as f32 into dir/name; `skip` (may be NULL) omitted;
+ * the tensor named by bf16_one (may be NULL) as bf16 instead. */
+static void write_st_dt(const char *name, int from, int to, const char *skip, int inter, const char *bf16_one) {
     char hdr[8192] = "{", p[512];
     size_t off = 0, n = 1;
     for (int i = from; i < to; i++) {
@@ -67,10 +69,11 @@ static void write_st(const char *name, int from, int to, const char *skip, int i
             snprintf(shape, sizeof shape, "[%d,%d]", rows, cols);
         else
             snprintf(shape, sizeof shape, "[%d]", rows);
+        int b16 = bf16_one && !strcmp(bf16_one, s->name);
         n += snprintf(hdr + strlen(hdr), sizeof hdr - strlen(hdr),
-                      "%s\"%s\":{\"dtype\":\"F32\",\"shape\":%s,\"data_offsets\":[%zu,%zu]}",
-                      strlen(hdr) > 1 ? "," : "", s->name, shape, off, off + cnt * 4);
-        off += cnt * 4;
+                      "%s\"%s\":{\"dtype\":\"%s\",\"shape\":%s,\"data_offsets\":[%zu,%zu]}",
+                      strlen(hdr) > 1 ? "," : "", s->name, b16 ? "BF16" : "F32", shape, off, off + cnt * (b16 ? 2 : 4));
+        off += cnt * (b16 ? 2 : 4);
     }
     strcat(hdr, "}");
     while (strlen(hdr) % 8) strcat(hdr, " ");
@@ -80,11 +83,25 @@ static void write_st(const char *name, int from, int to, const char *skip, int i
     unsigned long long hl = strlen(hdr);
     fwrite(&hl, 8, 1, f);
     fwrite(hdr, 1, hl, f);
-    for (size_t i = 0; i < off / 4; i++) {
-        float v = 0.01f * (float)(i % 17);
-        fwrite(&v, 4, 1, f);
+    size_t i = 0; /* values 0.01 x (i mod 17) over the whole buffer, in each tensor's dtype */
+    for (int t = from; t < to; t++) {
+        const spec *s = &llama_tensors[t];
+        if (skip && !strcmp(skip, s->name)) continue;
+        int rows = s->rows == INTER ? inter : s->rows, cols = s->cols == INTER ? inter : s->cols;
+        int b16 = bf16_one && !strcmp(bf16_one, s->name);
+        for (size_t e = 0; e < (size_t)rows * (cols ? cols : 1); e++, i++) {
+            float v = 0.01f * (float)(i % 17);
+            unsigned int u;
+            memcpy(&u, &v, 4);
+            unsigned short h = (unsigned short)(u >> 16);
+            if (b16) fwrite(&h, 2, 1, f);
+            else fwrite(&v, 4, 1, f);
+        }
     }
     fclose(f);
+}
+static void write_st(const char *name, int from, int to, const char *skip, int inter) {
+    write_st_dt(name, from, to, skip, inter, NULL);
 }
 
 static void fresh_dir(void) {
@@ -105,11 +122,11 @@ static void write_config(const char *arch, int inter) {
     write_text("config.json", cfg);
 }
 
-static int open_model(void) {
+static int open_model_at(ch_precision prec) {
     ch_backend *be;
     ck_assert_int_eq(ch_backend_cpu_create(1, &be), 0);
     ch_model *m = NULL;
-    int rc = ch_model_open(dir, be, CH_PRECISION_AUTO, &m);
+    int rc = ch_model_open(dir, be, prec, &m);
     if (!rc) {
         /* a valid model must also run */
         int32_t toks[] = {1, 2, 3};
@@ -128,6 +145,7 @@ static int open_model(void) {
     ch_backend_destroy(be);
     return rc;
 }
+static int open_model(void) { return open_model_at(CH_PRECISION_AUTO); }
 
 static void assert_msg_has(const char *a, const char *b) {
     ck_assert_msg(strstr(ch_err_msg(), a) && (!b || strstr(ch_err_msg(), b)), "message '%s' lacks '%s'/'%s'",
@@ -149,6 +167,19 @@ START_TEST(test_wrong_shape_for_config_names_tensor) {
     write_st("model.safetensors", 0, NT, NULL, INTER);
     ck_assert_int_ne(open_model(), 0);
     assert_msg_has("model.layers.0.mlp.gate_proj.weight", "model.safetensors");
+    cleanup();
+}
+END_TEST
+
+/* one bf16 Linear among f32 ones: refused at the default precision (naming it and the advice),
+ * loaded at --precision f32 */
+START_TEST(test_mixed_linear_dtypes_need_f32) {
+    fresh_dir();
+    write_config("LlamaForCausalLM", INTER);
+    write_st_dt("model.safetensors", 0, NT, NULL, INTER, "model.layers.0.mlp.up_proj.weight");
+    ck_assert_int_eq(open_model(), CH_EUNSUPPORTED);
+    assert_msg_has("model.layers.0.mlp.up_proj.weight is stored as BF16", "--precision f32");
+    ck_assert_int_eq(open_model_at(CH_PRECISION_F32), 0);
     cleanup();
 }
 END_TEST
@@ -214,6 +245,7 @@ int main(void) {
     tcase_add_test(tc, test_valid_handmade_checkpoint_loads_and_runs);
     tcase_add_test(tc, test_wrong_shape_for_config_names_tensor);
     tcase_add_test(tc, test_missing_tensor_names_tensor);
+    tcase_add_test(tc, test_mixed_linear_dtypes_need_f32);
     tcase_add_test(tc, test_unsupported_architecture_refused);
     tcase_add_test(tc, test_truncated_checkpoint_names_file);
     tcase_add_test(tc, test_missing_shard_names_shard);
