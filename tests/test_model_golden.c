@@ -31,9 +31,11 @@ typedef struct {
 
 /* bf16-rounded Linear inputs against the reference that rounds the same inputs: what is left is
  * the order of the f32 sums (~3e-7), and the rare input that lands on the other side of a bf16
- * rounding boundary because of it (one bf16 step on one element of a sum: up to 3.3e-4 seen).
- * The gap between that reference and the unrounded f32 run is 2.9e-3 to 1e-2 on these models. */
-#define BF16IN_TOL 1e-3
+ * rounding boundary because of it (one bf16 step on one element of a sum: up to 5.1e-4 seen, on
+ * the portable kernel's final hidden state). The worst gap over the six sequences between that
+ * reference and the unrounded f32 run - what an engine that skipped the rounding would show - is
+ * 5.0e-3 to 1e-2 on these models, pooled either way: the limit sits between. */
+#define BF16IN_TOL 2e-3
 
 static const golden models[] = {{"llama31_f32", 0},  {"llama31_bf16", 1}, {"llama31_bf16_sharded", 1},
                                 {"llama32_tied", 0}, {"qwen25_f32", 0},  {"qwen25_bf16", 1}};
