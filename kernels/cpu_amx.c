@@ -97,18 +97,6 @@ AMX_FN static void tiles_begin(void) {
     _tile_loadconfig(&cfg);
 }
 
-/* 16 floats -> 16 bf16 by ch_f32_to_bf16's rule (round to nearest even, NaN kept quiet), bit for
- * bit: the same integer steps on 16 lanes. */
-AMX_FN static __m256i round16(__m512 v) {
-    __m512i u = _mm512_castps_si512(v);
-    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                            _mm512_set1_epi32(0x7f800000));
-    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
-    __m512i q = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, r, q));
-}
-
 /* Input tile (tb, kb): rows 16 tb.., k 32 kb.., rounded; zeros past ntok and cols. */
 AMX_FN static void pack_input_tile(const float *x, int64_t ldx, int64_t ntok, int64_t cols, int64_t tb,
                                    int64_t kb, uint16_t *t) {
@@ -122,8 +110,8 @@ AMX_FN static void pack_input_tile(const float *x, int64_t ldx, int64_t ntok, in
         }
         const float *xr = x + (size_t)tok * ldx + k0;
         if (k0 + 32 <= cols) {
-            _mm256_storeu_si256((__m256i *)o, round16(_mm512_loadu_ps(xr)));
-            _mm256_storeu_si256((__m256i *)(o + 16), round16(_mm512_loadu_ps(xr + 16)));
+#pragma omp simd
+            for (int c = 0; c < 32; c++) o[c] = ch_f32_to_bf16(xr[c]);
         } else
             for (int c = 0; c < 32; c++) o[c] = k0 + c < cols ? ch_f32_to_bf16(xr[c]) : 0;
     }
@@ -132,7 +120,7 @@ AMX_FN static void pack_input_tile(const float *x, int64_t ldx, int64_t ntok, in
 /* What becomes of a block's f32 sums once its tiles are stored (tmp [32][32], 32 tokens x 32
  * columns): a Linear copies the nt x no valid part to its output c (row pitch ldc floats); the
  * MLP takes gate from columns 0..15 and up from 16..31 and writes h = ch_swiglu(gate, up), rounded
- * to bf16 (round16: ch_f32_to_bf16's rule), straight into the 16 columns of the down projection's
+ * by ch_f32_to_bf16, straight into the 16 columns of the down projection's
  * packed input h16 (row pitch 32; the next 16 tokens' tile h_pair further). Either is done a few
  * rows at a time between the tile products of the next block: the two use different units, and
  * the MLP's division and exponential cost a fifth of its AMX time when they ran after it (15.1 ->
@@ -153,11 +141,9 @@ AMX_FN static void epilogue_rows(epilogue *e, int upto) {
         const int i = e->next;
         const float *s = e->tmp + i * 32;
         if (e->mlp) {
-            float h[16] __attribute__((aligned(64)));
-#pragma omp simd
-            for (int j = 0; j < 16; j++) h[j] = ch_swiglu(s[j], s[16 + j]);
             uint16_t *row = e->h16 + (i >= 16 ? e->h_pair : 0) + (i % 16) * 32;
-            _mm256_storeu_si256((__m256i *)row, round16(_mm512_load_ps(h)));
+#pragma omp simd
+            for (int j = 0; j < 16; j++) row[j] = ch_f32_to_bf16(ch_swiglu(s[j], s[16 + j]));
         } else if (i < e->nt && e->no == 32) {
             _mm512_storeu_ps(e->c + i * e->ldc, _mm512_load_ps(s));
             _mm512_storeu_ps(e->c + i * e->ldc + 16, _mm512_load_ps(s + 16));
