@@ -11,8 +11,10 @@
  *           (r, n, e) of tile (ob, kb) is w[16 ob + n, 32 kb + 2 r + e]. Packed once at load.
  *   input   [ntok/16][KP/32] tiles of 16 tokens x 32 k: packed (and rounded) per call, so every
  *           tile load is 1 KiB contiguous whatever the row length (no cache-set conflicts).
- * Everything here runs only after ch_amx_usable() said yes: the file is compiled for AMX and
- * AVX-512 and would fault on another CPU. */
+ * TDPBF16PS treats subnormal inputs and results as zero (the portable kernel keeps them): a
+ * difference only below 1.2e-38. ch_amx_linear and ch_amx_mlp use AMX and AVX-512 instructions
+ * and fault on another CPU: call them only after ch_amx_usable() said yes (the check and the
+ * packing of weights run anywhere). */
 #ifndef CH_CPU_AMX_H
 #define CH_CPU_AMX_H
 
