@@ -132,6 +132,9 @@ static int cpu_embed(ch_backend *be, const ch_weight *table, const int32_t *ids,
     return 0;
 }
 
+static void gemm_f32(int transa, int transb, int m, int n, int k, float alpha, const float *A, int lda,
+                     const float *b, int ldb, float beta, float *c, int ldc);
+
 static int cpu_gemm(ch_backend *be, int transa, int transb, int m, int n, int k, float alpha,
                     const ch_weight *a, int lda, const float *b, int ldb, float beta, float *c,
                     int ldc) {
@@ -146,6 +149,12 @@ static int cpu_gemm(ch_backend *be, int transa, int transb, int m, int n, int k,
         ldb = k;
     } else if (a->dtype != CH_DT_F32)
         CH_FAIL(CH_EINTERNAL, "cpu gemm: weight is %s", ch_dtype_name(a->dtype));
+    gemm_f32(transa, transb, m, n, k, alpha, a->data, lda, b, ldb, beta, c, ldc);
+    return 0;
+}
+
+static void gemm_f32(int transa, int transb, int m, int n, int k, float alpha, const float *A, int lda,
+                     const float *b, int ldb, float beta, float *c, int ldc) {
     /* One thread pool, ours: each OpenMP thread multiplies its own block of op(A)'s rows (the
      * weight's output features) with a single-threaded OpenBLAS call. Two pools (OpenBLAS's
      * pthreads for the GEMMs, OpenMP for everything else) fought over the cores: OpenMP's
@@ -154,7 +163,6 @@ static int cpu_gemm(ch_backend *be, int transa, int transb, int m, int n, int k,
      * 64 rows, to line up with OpenBLAS's tiles; the thread count may still change last bits
      * (seen under valgrind, where OpenBLAS picks other kernels): test_model_golden bounds the
      * difference at 1e-6 relative. */
-    const float *A = a->data;
     int nt = omp_get_max_threads();
     if (nt > m / 64) nt = m / 64 > 0 ? m / 64 : 1;
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -166,17 +174,24 @@ static int cpu_gemm(ch_backend *be, int transa, int transb, int m, int n, int k,
                         m1 - m0, n, k, alpha, A + (transa ? (size_t)m0 * lda : (size_t)m0), lda, b, ldb, beta,
                         c + m0, ldc);
     }
-    return 0;
 }
 
-/* AMX-packed bf16 weights: one fused pass (cpu_amx.h); others: the four calls it stands for. */
+/* AMX-packed bf16 weights: one fused pass (cpu_amx.h); others: the four calls it stands for
+ * (widened bf16 weights: gate and up share one rounding of x). */
 static int cpu_mlp(ch_backend *be, const ch_weight *gate, const ch_weight *up, const ch_weight *down, const float *x,
                    int ntok, float *out, float *gate_s, float *up_s) {
     cpu_impl *im = impl_of(be);
     if (ch_bf16_can_fuse(&im->bf16, gate, up, down)) return ch_bf16_mlp(&im->bf16, gate, up, down, x, ntok, out);
     int inter = (int)gate->rows, hid = (int)gate->cols;
-    CH_TRY(cpu_gemm(be, 1, 0, inter, ntok, hid, 1.0f, gate, hid, x, hid, 0.0f, gate_s, inter));
-    CH_TRY(cpu_gemm(be, 1, 0, inter, ntok, hid, 1.0f, up, hid, x, hid, 0.0f, up_s, inter));
+    if (gate->packed == CH_BF16_WIDE && up->packed == CH_BF16_WIDE) {
+        const float *xr;
+        CH_TRY(ch_bf16_round_input(&im->bf16, x, hid, ntok, hid, &xr));
+        gemm_f32(1, 0, inter, ntok, hid, 1.0f, gate->data, hid, xr, hid, 0.0f, gate_s, inter);
+        gemm_f32(1, 0, inter, ntok, hid, 1.0f, up->data, hid, xr, hid, 0.0f, up_s, inter);
+    } else {
+        CH_TRY(cpu_gemm(be, 1, 0, inter, ntok, hid, 1.0f, gate, hid, x, hid, 0.0f, gate_s, inter));
+        CH_TRY(cpu_gemm(be, 1, 0, inter, ntok, hid, 1.0f, up, hid, x, hid, 0.0f, up_s, inter));
+    }
     im->ops->swiglu(gate_s, up_s, (size_t)ntok * (size_t)inter);
     return cpu_gemm(be, 1, 0, hid, ntok, inter, 1.0f, down, inter, gate_s, inter, 0.0f, out, hid);
 }
