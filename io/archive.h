@@ -32,14 +32,12 @@
 #include <mpi.h>
 #include <stdint.h>
 
+#include "capability.h"
+
 #define CH_ARCHIVE_FORMAT "capheads-activations"
 #define CH_ARCHIVE_VERSION 1
 
-/* The five capabilities of the method, in archive label order. */
-#define CH_NCAP 5
-extern const char *const ch_capability_names[CH_NCAP]; /* math reading commonsense science professional */
-/* Index of a capability name, -1 if it is not one of the five. */
-int ch_capability_index(const char *name);
+/* The five capabilities of the method, in archive label order: base/capability.h. */
 
 typedef struct {
     int64_t n_rows;

@@ -19,7 +19,7 @@
 #include "err.h"
 #include "h5util.h"
 #include <hdf5_hl.h>
-#include "ops_math.h"
+#include "numfmt.h"
 
 struct ch_archive {
     hid_t f, acts, ids, tasks, labels, ntok, done, hidden;
@@ -241,8 +241,7 @@ int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm,
     CH_H5(ch_h5_put_str(a->f, "input_path", m->input_path));
     CH_H5(ch_h5_put_str(a->f, "input_sha256", m->input_sha256));
     CH_H5(ch_h5_put_i64(a->f, "n_records", m->n_rows));
-    CH_H5(ch_h5_put_str(a->f, "capability_names",
-                        "[\"math\",\"reading\",\"commonsense\",\"science\",\"professional\"]"));
+    CH_H5(ch_h5_put_str(a->f, "capability_names", CH_CAP_JSON));
     CH_H5(ch_h5_put_str(a->f, "command_line", m->command_line));
     CH_H5(ch_h5_put_str(a->f, "backend", m->backend));
     CH_H5(ch_h5_put_str(a->f, "precision", m->precision));

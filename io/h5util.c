@@ -1,7 +1,7 @@
 /* h5util.c - see h5util.h. */
 #include "h5util.h"
 
-#include "ops_math.h"
+#include "numfmt.h"
 
 #include <stdlib.h>
 #include <string.h>

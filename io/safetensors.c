@@ -19,7 +19,7 @@
 
 #include "err.h"
 #include "fsutil.h"
-#include "ops_math.h"
+#include "dtype.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian; this reader assumes a little-endian host"
@@ -43,57 +43,8 @@ struct ch_st_dir {
     const ch_st_tensor **byname; /* sorted by name */
 };
 
-/* ---- dtypes -------------------------------------------------------------------------------- */
 
-static const struct {
-    const char *name;
-    size_t size;
-} dtypes[] = {{"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I32", 4}, {"I64", 8}, {"U8", 1}};
-#define NDTYPES ((int)(sizeof dtypes / sizeof dtypes[0]))
 
-size_t ch_dtype_size(ch_dtype dt) { return (int)dt >= 0 && (int)dt < NDTYPES ? dtypes[dt].size : 0; }
-const char *ch_dtype_name(ch_dtype dt) { return (int)dt >= 0 && (int)dt < NDTYPES ? dtypes[dt].name : "?"; }
-
-void ch_convert_to_f32(const void *src, ch_dtype dt, size_t n, float *dst) {
-    /* memcpy per element: the data may sit at any byte offset of the mapping. */
-    const uint8_t *s = src;
-    switch (dt) {
-    case CH_DT_F32:
-        memcpy(dst, src, n * 4);
-        break;
-    case CH_DT_F16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, s + 2 * i, 2);
-            dst[i] = ch_f16_to_f32(h);
-        }
-        break;
-    case CH_DT_BF16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, s + 2 * i, 2);
-            dst[i] = ch_bf16_to_f32(h);
-        }
-        break;
-    case CH_DT_I32:
-        for (size_t i = 0; i < n; i++) {
-            int32_t v;
-            memcpy(&v, s + 4 * i, 4);
-            dst[i] = (float)v;
-        }
-        break;
-    case CH_DT_I64:
-        for (size_t i = 0; i < n; i++) {
-            int64_t v;
-            memcpy(&v, s + 8 * i, 8);
-            dst[i] = (float)v;
-        }
-        break;
-    case CH_DT_U8:
-        for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];
-        break;
-    }
-}
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
@@ -144,20 +95,17 @@ static int parse_entry(const ch_st_file *f, const cJSON *e, ch_st_tensor *t) {
     if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
         CH_FAIL(CH_EFORMAT, "%s: tensor '%s': \"data_offsets\" must be an array [begin, end]", p, name);
 
-    int k = 0;
-    while (k < NDTYPES && strcmp(dtypes[k].name, dt->valuestring) != 0) k++;
-    if (k == NDTYPES)
+    if (!ch_dtype_parse(dt->valuestring, &t->dtype))
         CH_FAIL(CH_EUNSUPPORTED,
                 "%s: tensor '%s': dtype '%s' is not supported (capheads reads F32, F16, BF16, I32, I64, U8)",
                 p, name, dt->valuestring);
-    t->dtype = (ch_dtype)k;
 
     int ndim = cJSON_GetArraySize(sh);
     if (ndim > CH_ST_MAXDIM)
         CH_FAIL(CH_EUNSUPPORTED, "%s: tensor '%s': %d dimensions (at most %d supported)", p, name, ndim,
                 CH_ST_MAXDIM);
     t->ndim = ndim;
-    size_t nbytes = dtypes[k].size;
+    size_t nbytes = ch_dtype_size(t->dtype);
     int zero = 0, overflow = 0;
     for (int i = 0; i < ndim; i++) {
         uint64_t d;
@@ -192,7 +140,7 @@ static int parse_entry(const ch_st_file *f, const cJSON *e, ch_st_tensor *t) {
         format_shape(s, sizeof s, ndim, t->shape);
         CH_FAIL(CH_EFORMAT,
                 "%s: tensor '%s': shape %s of %s needs %zu bytes but data_offsets [%llu, %llu] hold %llu", p,
-                name, s, dtypes[k].name, nbytes, (unsigned long long)b, (unsigned long long)en,
+                name, s, ch_dtype_name(t->dtype), nbytes, (unsigned long long)b, (unsigned long long)en,
                 (unsigned long long)(en - b));
     }
     t->nbytes = nbytes;

@@ -14,10 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { CH_DT_F32 = 0, CH_DT_F16, CH_DT_BF16, CH_DT_I32, CH_DT_I64, CH_DT_U8 } ch_dtype;
-
-size_t ch_dtype_size(ch_dtype dt);
-const char *ch_dtype_name(ch_dtype dt); /* "F32", "BF16", ... as in safetensors */
+#include "dtype.h"
 
 #define CH_ST_MAXDIM 8
 
@@ -53,10 +50,5 @@ const ch_st_tensor *ch_st_tensor_at(const ch_st_dir *d, int i);
 int ch_st_get(const ch_st_dir *d, const char *name, int ndim, const int64_t *shape,
               const ch_st_tensor **out);
 
-/* The scalar conversions (ch_bf16_to_f32, ch_f16_to_f32, ch_f32_to_f16, ch_f32_to_bf16) are the
- * inline functions of kernels/ops_math.h, shared with the CUDA kernels. */
-/* Convert n elements of a float tensor (F32/F16/BF16) to f32. src need not be aligned (tensor
- * data in a mapping is only as aligned as the header length makes it). */
-void ch_convert_to_f32(const void *src, ch_dtype dt, size_t n, float *dst);
 
 #endif

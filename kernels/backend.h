@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../io/safetensors.h"
+#include "safetensors.h"
 #include "ops_math.h"
 
 typedef struct ch_backend ch_backend;

@@ -15,7 +15,7 @@
 #include <cuda_runtime.h>
 
 extern "C" {
-#include "../src/err.h"
+#include "err.h"
 #include "backend.h"
 }
 

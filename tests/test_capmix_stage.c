@@ -16,7 +16,7 @@
 #include "archive.h"
 #include "capmix.h"
 #include "capmix_fixture.h"
-#include "cli.h"
+#include "stage.h"
 #include "err.h"
 #include "fsutil.h"
 #include "mixfile.h"

@@ -7,7 +7,7 @@
 #ifndef CH_CONFIG_H
 #define CH_CONFIG_H
 
-#include "../kernels/ops_math.h"
+#include "ops_math.h"
 
 typedef enum { CH_ARCH_LLAMA = 0, CH_ARCH_QWEN2 = 1 } ch_arch;
 

@@ -20,7 +20,7 @@
 #include "agree.h"
 #include "archive.h"
 #include "capmix.h"
-#include "cli.h"
+#include "stage.h"
 #include "err.h"
 #include "fsutil.h"
 #include "lines.h"
@@ -134,7 +134,7 @@ static int check_capabilities(const char *json, const char *where) {
     }
     cJSON_Delete(a);
     if (!ok)
-        CH_FAIL(CH_EMISMATCH, "%s is for capabilities %s, expected [math, reading, commonsense, science, professional]",
+        CH_FAIL(CH_EMISMATCH, "%s is for capabilities %s, expected [" CH_CAP_LIST "]",
                 where, json ? json : "(none recorded)");
     return 0;
 }

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "../kernels/backend.h"
+#include "backend.h"
 #include "config.h"
 
 typedef struct ch_model ch_model;

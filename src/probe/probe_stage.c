@@ -16,10 +16,10 @@
 #include <string.h>
 
 #include "archive.h"
-#include "cli.h"
+#include "stage.h"
 #include "err.h"
 #include "h5util.h"
-#include "ops_math.h"
+#include "numfmt.h"
 #include "probe.h"
 #include "timing.h"
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "archive.h"
-#include "cli.h"
+#include "stage.h"
 #include "err.h"
 #include "h5util.h"
 #include "mixfile.h"

@@ -13,14 +13,14 @@
 #include "agree.h"
 #include "archive.h"
 #include "capmix.h"
-#include "cli.h"
+#include "stage.h"
 #include "err.h"
 #include "mixfile.h"
 #include "timing.h"
 
 #define FIX_SCALE 1099511627776.0 /* 2^40: mixes are in [0, 1] */
 #define FIX_HIDDEN 16777216.0     /* 2^24: hidden states are stored as binary16 anyway */
-#define BUILD_CAPS "[\"math\",\"reading\",\"commonsense\",\"science\",\"professional\"]"
+#define BUILD_CAPS CH_CAP_JSON
 
 typedef struct {
     const char *probes, *input, *output, *tasks, *timing;

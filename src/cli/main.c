@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "stage.h"
 #include "err.h"
 #include "init.h"
 

@@ -15,7 +15,7 @@
 #include <mpi.h>
 
 #include "archive.h"
-#include "cli.h"
+#include "stage.h"
 #include "err.h"
 #include "jsonl.h"
 #include "timing.h"
@@ -99,8 +99,7 @@ int ch_prep_emit(ch_prep_out *w, cJSON *rec) {
         CH_FAIL_GOTO(done, CH_EINTERNAL, "record without an id");
     if (label && (!cJSON_IsString(label) || ch_capability_index(label->valuestring) < 0))
         CH_FAIL_GOTO(done, CH_EARG,
-                     "label '%s' of %s is not a capability (math, reading, commonsense, science, "
-                     "professional)",
+                     "label '%s' of %s is not a capability (" CH_CAP_LIST ")",
                      cJSON_IsString(label) ? label->valuestring : "?", id->valuestring);
     if (w->n == w->cap) {
         long cap = w->cap ? w->cap * 2 : 1024;
@@ -300,8 +299,7 @@ static int run_probeset(const ch_prepare_opts *o, long *written, long *per_class
         int c = ch_capability_index(cap);
         if (c < 0)
             CH_FAIL_GOTO(done, CH_EARG,
-                         "probeset: '%s' is not a capability (math, reading, commonsense, science, "
-                         "professional)",
+                         "probeset: '%s' is not a capability (" CH_CAP_LIST ")",
                          cap);
         present[c] = 1;
         CH_TRY_GOTO(read_probe_file(o, eq + 1, c, &items, &n, &capacity), done);
@@ -469,8 +467,7 @@ int ch_cmd_prepare(int argc, char **argv, MPI_Comm comm) {
     if (!o.output) CH_FAIL_GOTO(done, CH_EARG, "missing --output FILE");
     if (o.label && *o.label && ch_capability_index(o.label) < 0)
         CH_FAIL_GOTO(done, CH_EARG,
-                     "--label '%s' is not a capability (math, reading, commonsense, science, "
-                     "professional)",
+                     "--label '%s' is not a capability (" CH_CAP_LIST ")",
                      o.label);
 
     /* A serial stage: rank 0 converts, the others learn the outcome. */

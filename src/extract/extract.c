@@ -19,7 +19,7 @@
 
 #include "agree.h"
 #include "archive.h"
-#include "cli.h"
+#include "stage.h"
 #include "corpus.h"
 #include "err.h"
 #include "fsutil.h"

@@ -53,7 +53,7 @@ int ch_corpus_record(const char *text, size_t len, const char *where, int64_t li
                      (long long)line, id->valuestring);
     if (label && !cJSON_IsNull(label)) {
         if (!cJSON_IsString(label) || (r->label = ch_capability_index(label->valuestring)) < 0)
-            CH_FAIL_GOTO(out, CH_EFORMAT, "%s:%lld: label of '%s' is not one of math, reading, commonsense, science, professional",
+            CH_FAIL_GOTO(out, CH_EFORMAT, "%s:%lld: label of '%s' is not one of " CH_CAP_LIST,
                          where, (long long)line, id->valuestring);
     }
     if (task && !cJSON_IsNull(task) && !cJSON_IsString(task))

@@ -17,7 +17,7 @@
 
 #include "err.h"
 #include "h5util.h"
-#include "ops_math.h"
+#include "numfmt.h"
 
 #ifdef CH_PROBE_KERNEL_V3
 #define KFN(name) name##_v3
