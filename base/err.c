@@ -54,8 +54,8 @@ void ch_err_clear(void) {
 const char *ch_err_name(int code) {
     static const char *names[] = {"ok",      "argument", "io",       "format",
                                   "unsupported", "memory", "mpi",   "hdf5",
-                                  "cuda",    "mismatch", "incomplete", "internal"};
-    if (code < 0 || code > CH_EINTERNAL) return "unknown";
+                                  "cuda",    "mismatch", "incomplete", "internal", "busy"};
+    if (code < 0 || code > CH_EBUSY) return "unknown";
     return names[code];
 }
 
@@ -70,6 +70,7 @@ int ch_err_exit_status(int code) {
     case CH_EUNSUPPORTED: return 4;
     case CH_EIO:
     case CH_ENOMEM: return 5;
+    case CH_EBUSY: return 6;
     default: return 1;
     }
 }

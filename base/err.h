@@ -22,7 +22,8 @@ typedef enum {
     CH_ECUDA,        /* a CUDA / cuBLAS call failed */
     CH_EMISMATCH,    /* inputs that must agree do not (resume into another model's archive, ...) */
     CH_EINCOMPLETE,  /* data is missing (incomplete archive rows, missing shard) */
-    CH_EINTERNAL     /* a bug: an invariant did not hold */
+    CH_EINTERNAL,    /* a bug: an invariant did not hold */
+    CH_EBUSY         /* another run holds the output (its lock is live or stale) */
 } ch_errcode;
 
 /* Record a message (printf format) for the calling thread and return code. file/line are kept

@@ -1,0 +1,22 @@
+/* outpath.h - a stage's outputs may never land on its inputs, nor on each other.
+ *
+ * A stage names every path it reads and every path it will write, each with the option that
+ * gave it, and calls ch_paths_check before it opens anything for writing. An output is refused
+ * (CH_EARG, naming both paths and both options) when it
+ *   - is an input (the same file, however spelt: links and "./a/../a" resolve to one identity),
+ *   - is a file inside an input directory (a model directory: its weights, config, tokenizer),
+ *   - is a directory that holds an input (select --output DIR over the pool it reads),
+ *   - or is another output of the same run.
+ * Paths that do not exist yet are compared by their resolved parent directory and name. */
+#ifndef CH_OUTPATH_H
+#define CH_OUTPATH_H
+
+typedef struct {
+    const char *path;   /* NULL or "": skipped */
+    const char *option; /* "--input", "--model", ... (for the message) */
+    int is_dir;         /* an output that is a directory the stage writes files into */
+} ch_path_role;
+
+int ch_paths_check(const ch_path_role *inputs, int nin, const ch_path_role *outputs, int nout);
+
+#endif
