@@ -409,6 +409,9 @@ const ch_st_tensor *ch_st_find(const ch_st_dir *d, const char *name) {
     return hit ? *hit : NULL;
 }
 
+int ch_st_dir_nfiles(const ch_st_dir *d) { return d->nfiles; }
+const char *ch_st_dir_file(const ch_st_dir *d, int i) { return d->files[i]->path; }
+
 int ch_st_count(const ch_st_dir *d) { return d->n; }
 const ch_st_tensor *ch_st_tensor_at(const ch_st_dir *d, int i) {
     return i >= 0 && i < d->n ? d->byname[i] : NULL;

@@ -44,6 +44,9 @@ void ch_st_close_dir(ch_st_dir *d);
 /* NULL when absent (no error set). */
 const ch_st_tensor *ch_st_find(const ch_st_dir *d, const char *name);
 int ch_st_count(const ch_st_dir *d);
+/* The checkpoint files the directory was opened from, in the order opened (one, or the shards). */
+int ch_st_dir_nfiles(const ch_st_dir *d);
+const char *ch_st_dir_file(const ch_st_dir *d, int i);
 const ch_st_tensor *ch_st_tensor_at(const ch_st_dir *d, int i);
 /* Look up a tensor and check its dtype is a float type and its shape equals the expected one;
  * errors name the file, the tensor, and both shapes. ndim <= 2 in practice. */
