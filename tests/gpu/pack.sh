@@ -27,4 +27,4 @@ mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
 echo "pack: gpu-bundle.tar.xz $(mib "$tarb"); working tree $(mib "$tree"); together $(mib $((tree + tarb))) of $(mib $limit)"
 [ $((tree + tarb)) -lt $limit ] || { echo "pack: over the 64 MiB that can travel" >&2; exit 1; }
 echo "pack: carry [\"gpu-bundle.tar.xz\"] and run in the repository root on the GPU machine:"
-echo '  tar -xJf gpu-bundle.tar.xz && bash tests/gpu/run_gpu_tests.sh --bundle gpu-bundle --out "$OUT"'
+echo '  bash tests/gpu/run_gpu_tests.sh --bundle gpu-bundle.tar.xz --out "$OUT"'

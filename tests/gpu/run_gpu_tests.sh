@@ -7,6 +7,8 @@
 #   (default)     build with -DCAPHEADS_CUDA=ON in $CH_GPU_BUILD (default build-gpu); needs cmake
 #                 and the Debian packages of scripts/install-deps.sh
 #   --bundle DIR  (CH_GPU_BUNDLE=DIR) a build packed by tests/gpu/pack.sh: DIR/env.sh, DIR/bin/...
+#                 or its tarball DIR.tar.xz, unpacked next to itself first (with python's tarfile
+#                 where the machine has no xz)
 #                 The lent GPU machine has the driver, nvcc and a python with torch, transformers,
 #                 h5py, numpy, but no cmake, Open MPI or parallel HDF5 and no network to get them.
 # --out DIR (CH_GPU_OUT, default gpu-out): run.log, one log per step and results.json (every step's
@@ -46,6 +48,14 @@ echo "run_gpu_tests: $(date -u +%FT%TZ) on $(uname -n); device $dev; output in $
 # python keeps the library path it was started with: a bundle's env.sh puts Debian's libraries
 # first, which the GPU machine's torch and h5py wheels were not built against
 py_ld=${LD_LIBRARY_PATH:-}
+if [ -n "$bundle" ] && [ -f "$bundle" ]; then
+  case $bundle in *.tar.xz) ;; *) echo "run_gpu_tests: --bundle takes a folder or a .tar.xz, got $bundle" >&2; exit 2;; esac
+  tarball=$bundle bundle=${bundle%.tar.xz}
+  echo "== unpack $tarball"
+  rm -rf "$bundle"
+  tar -C "$(dirname "$tarball")" -xJf "$tarball" 2>/dev/null ||
+    python3 -c 'import sys, tarfile as t; t.open(sys.argv[1]).extractall(sys.argv[2], **({"filter": "fully_trusted"} if hasattr(t, "fully_trusted_filter") else {}))' "$tarball" "$(dirname "$tarball")"
+fi
 if [ -n "$bundle" ]; then
   bundle=$(cd "$bundle" && pwd)
   [ -f "$bundle/env.sh" ] && [ -x "$bundle/bin/capheads" ] ||
@@ -64,6 +74,9 @@ else
   mode="build $bin"
 fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# shared-memory transport without cross-process memory attach, which containers often forbid
+# (ptrace); the archive's bytes do not depend on the transport
+export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
 export SOURCE_DATE_EPOCH=1700000000 # pins the archives' `created`: runs compare byte for byte
 work=$(mktemp -d "${TMPDIR:-/tmp}/ch_gpu_XXXXXX")
 [ "${CH_GPU_KEEP:-0}" = 1 ] && echo "run_gpu_tests: scratch kept in $work" || trap 'rm -rf "$work"' EXIT
@@ -86,7 +99,12 @@ fi
 [ -n "$py" ] || { echo "run_gpu_tests: no python3 with h5py and numpy (set CH_PYTHON)" >&2; exit 1; }
 export root bin dev work out py py_ld capheads_py
 pyrun() { LD_LIBRARY_PATH=$py_ld "$py" "$@"; }
-export -f pyrun
+# byte comparison; python where the machine has no cmp (diffutils)
+same_bytes() {
+  if command -v cmp >/dev/null; then cmp "$1" "$2"
+  else pyrun -c 'import filecmp, sys; sys.exit(0 if filecmp.cmp(sys.argv[1], sys.argv[2], shallow=False) else 1)' "$1" "$2"; fi
+}
+export -f pyrun same_bytes
 
 # results.json: every step's status and seconds and every figure, also when the run stops early
 finish() {
@@ -213,7 +231,7 @@ step_mpi2() {
   done
   pyrun "$root/tests/gpu/compare_archives.py" same "$work/np1/acts.h5" "$work/np2/acts.h5" \
     --json "$out/figures.json" --key "mpi_1_vs_2_ranks_$dev" || return 1
-  cmp "$work/np1/acts.h5" "$work/np2/acts.h5" || { echo "FAIL: the 2-rank archive is not byte-identical to 1 rank's"; return 1; }
+  same_bytes "$work/np1/acts.h5" "$work/np2/acts.h5" || { echo "FAIL: the 2-rank archive is not byte-identical to 1 rank's"; return 1; }
   echo "2 ranks on one device: byte-identical to 1 rank"
 }
 
@@ -239,7 +257,7 @@ step_resume() {
   "$bin/capheads" inspect "$work/killed/acts.h5" --verify | tail -n 1
   pyrun "$root/tests/gpu/compare_archives.py" same "$work/uninterrupted/acts.h5" "$work/killed/acts.h5" \
     --json "$out/figures.json" --key "resume_vs_uninterrupted_$dev" || return 1
-  cmp "$work/uninterrupted/acts.h5" "$work/killed/acts.h5" ||
+  same_bytes "$work/uninterrupted/acts.h5" "$work/killed/acts.h5" ||
     { echo "FAIL: killed + resumed archive is not byte-identical to an uninterrupted run"; return 1; }
   echo "killed + resumed: byte-identical to an uninterrupted run"
 }
