@@ -23,10 +23,19 @@ context x q width). The last layer's o_proj and MLP feed nothing that is capture
 is never needed, so capheads skips them and they are not counted; HF's LlamaModel still runs the
 last layer's o_proj and MLP (and pads its batches), work that shows up as lower MFU for it.
 
-Needs: a GPU, the capheads binary built with CUDA, /opt/oracle/bin/python-style environment with
-torch (CUDA build), transformers, tokenizers, h5py, numpy. Example:
+Needs: a GPU, the capheads binary built with CUDA, a python with torch (CUDA build),
+transformers, tokenizers, h5py, numpy. Examples:
     python benchmarks/bench_extract_gpu.py --capheads build-gpu/capheads --layers 8
+    python3 benchmarks/bench_extract_gpu.py --bundle gpu-bundle --layers 8
+--bundle DIR takes capheads from a build packed by tests/gpu/pack.sh (the lent GPU machine has no
+Open MPI or HDF5 of its own): each capheads run sources DIR/env.sh first, while this script keeps
+its own library path (the bundle's Debian libraries are not what torch was built against).
 The checkpoint (about 16 GB for 32 layers) is written once under --workdir and reused.
+
+--device cpu --tiny is the self-test of this script on a machine without a GPU (capheads and HF on
+the CPU, a tiny model of the same structure); it prints no GPU name, MFU or GPU figures:
+    python3 benchmarks/bench_extract_gpu.py --bundle gpu-bundle --device cpu --tiny \
+        --layers 2 --records 32 --seq-len 48 --batch-tokens 512
 """
 import argparse
 import json
@@ -46,6 +55,10 @@ LLAMA31_8B = dict(hidden_size=4096, intermediate_size=14336, num_attention_heads
                                 "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
                   tie_word_embeddings=False, attention_bias=False, mlp_bias=False,
                   bos_token_id=0, eos_token_id=1)
+# --tiny: the same structure (GQA, llama3 rope scaling, untied) at toy size, for the CPU self-test;
+# the vocabulary is the trained tokenizer's 8192
+TINY = dict(LLAMA31_8B, hidden_size=64, intermediate_size=160, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=16, vocab_size=8192)
 
 # Llama-3's pre-tokenizer split pattern (tokenizer.json of Meta-Llama-3.1-8B).
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+"
@@ -62,7 +75,11 @@ def make_tokenizer(path, words):
         pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=8192, special_tokens=["<|begin_of_text|>", "<|end_of_text|>"],
+    # the header tokens too: capheads opens a LlamaForCausalLM directory with the Llama 3 chat
+    # template and refuses a tokenizer that lacks that template's tokens
+    trainer = trainers.BpeTrainer(vocab_size=8192, special_tokens=["<|begin_of_text|>", "<|end_of_text|>",
+                                                                   "<|start_header_id|>", "<|end_header_id|>",
+                                                                   "<|eot_id|>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator((" ".join(random.choices(words, k=64)) for _ in range(4000)), trainer)
     tok.post_processor = processors.TemplateProcessing(
@@ -71,10 +88,10 @@ def make_tokenizer(path, words):
     return tok
 
 
-def make_model(d, layers, device):
+def make_model(d, layers, device, shape):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
-    cfg = LlamaConfig(num_hidden_layers=layers, **LLAMA31_8B)
+    cfg = LlamaConfig(num_hidden_layers=layers, **shape)
     torch.manual_seed(0)
     with torch.device(device):
         m = LlamaForCausalLM(cfg).to(torch.bfloat16)
@@ -111,11 +128,19 @@ def batches(lengths, budget):
     return out
 
 
-def run_capheads(exe, model, corpus, out, budget):
-    # --device cuda: extract's default (auto) does not read CAPHEADS_BACKEND, and a CUDA failure
-    # must stop the benchmark rather than fall back to the CPU
-    cmd = [exe, "extract", "--model", model, "--input", corpus, "--output", out,
-           "--batch-tokens", str(budget), "--pool", "last", "--device", "cuda"]
+def capheads_cmd(exe, bundle):
+    """The command prefix that runs capheads: from a bundle, through bash sourcing its env.sh."""
+    if not bundle:
+        return [exe]
+    b = os.path.abspath(bundle)
+    return ["bash", "-c", 'source "$1/env.sh" && shift && exec "$0" "$@"', os.path.join(b, "bin", "capheads"), b]
+
+
+def run_capheads(exe, model, corpus, out, budget, device):
+    # an explicit --device: extract's default (auto) does not read CAPHEADS_BACKEND, and a CUDA
+    # failure must stop the benchmark rather than fall back to the CPU
+    cmd = exe + ["extract", "--model", model, "--input", corpus, "--output", out,
+                 "--batch-tokens", str(budget), "--pool", "last", "--device", device]
     if os.path.exists(out):
         os.remove(out)
     t = time.perf_counter()
@@ -173,6 +198,10 @@ def needed_params(model, n_layers):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--capheads", default="build-gpu/capheads")
+    ap.add_argument("--bundle", help="a tests/gpu/pack.sh bundle: its bin/capheads, run with its env.sh")
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
+                    help="cuda (the benchmark); cpu: self-test without a GPU, no GPU figures")
+    ap.add_argument("--tiny", action="store_true", help="a toy model of the same structure (self-test)")
     ap.add_argument("--workdir", default="bench-gpu-work")
     ap.add_argument("--layers", type=int, default=32)
     ap.add_argument("--records", type=int, default=512)
@@ -186,17 +215,22 @@ def main():
 
     import torch
     from transformers import LlamaForCausalLM
-    device = "cuda"
-    gpu = torch.cuda.get_device_name(0)
-    peak = a.peak_tflops * 1e12 or next((v for k, v in PEAK_BF16.items() if k in gpu), 0)
+    device = a.device
+    exe = capheads_cmd(a.capheads, a.bundle)
+    if device == "cuda":
+        gpu = torch.cuda.get_device_name(0)
+        peak = a.peak_tflops * 1e12 or next((v for k, v in PEAK_BF16.items() if k in gpu), 0)
+    else:  # no GPU figures from a CPU run: no GPU name, no peak, so no MFU
+        gpu, peak = None, 0
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     random.seed(1234)
     os.makedirs(a.workdir, exist_ok=True)
-    mdir = os.path.join(a.workdir, f"llama31-8b-shape-{a.layers}L")
+    mdir = os.path.join(a.workdir, f"{'tiny' if a.tiny else 'llama31-8b-shape'}-{a.layers}L")
     words = ["".join(random.choices("abcdefghijklmnopqrstuvwxyz", k=random.randint(2, 9)))
              for _ in range(3000)]
     if not os.path.exists(os.path.join(mdir, "config.json")):
-        make_model(mdir, a.layers, device)
+        make_model(mdir, a.layers, device, TINY if a.tiny else LLAMA31_8B)
     from tokenizers import Tokenizer
     tpath = os.path.join(mdir, "tokenizer.json")
     tok = Tokenizer.from_file(tpath) if os.path.exists(tpath) else make_tokenizer(tpath, words)
@@ -223,13 +257,13 @@ def main():
     out = os.path.join(a.workdir, "out.h5")
     rows = []
     for p in range(a.pairs):
-        t_small = run_capheads(a.capheads, mdir, small, out, a.batch_tokens)
-        t_all = run_capheads(a.capheads, mdir, corpus, out, a.batch_tokens)
+        t_small = run_capheads(exe, mdir, small, out, a.batch_tokens, device)
+        t_all = run_capheads(exe, mdir, corpus, out, a.batch_tokens, device)
         ch_tps = ntok / max(t_all - t_small, 1e-9)
-        torch.cuda.synchronize()
+        sync()
         t = time.perf_counter()
         caps, hf_ntok = hf_extract(hf, tok, texts, a.batch_tokens, device)
-        torch.cuda.synchronize()
+        sync()
         hf_tps = hf_ntok / (time.perf_counter() - t)
         rows.append((ch_tps, hf_tps))
         print(f"pair {p + 1}: capheads {ch_tps:10.0f} tok/s   HF {hf_tps:10.0f} tok/s", flush=True)
@@ -245,14 +279,17 @@ def main():
     ch = statistics.median(r[0] for r in rows)
     hfm = statistics.median(r[1] for r in rows)
     ratio = statistics.median(r[0] / r[1] for r in rows)
-    print(f"\nGPU: {gpu}; model: Llama-3.1-8B shape, {cfg.num_hidden_layers} layers, bf16; "
+    if device == "cpu":
+        print("\nCPU SELF-TEST (--device cpu): capheads and HF both on the CPU; these are not GPU figures")
+    shape = "tiny Llama-3.1 structure" if a.tiny else "Llama-3.1-8B shape"
+    print(f"\n{'GPU: ' + gpu if gpu else 'device: cpu'}; model: {shape}, {cfg.num_hidden_layers} layers, bf16; "
           f"{len(texts)} records, {sum(lens)} tokens, batch budget {a.batch_tokens} tokens; "
           f"{a.pairs} interleaved pairs")
     print(f"MFU numerator: {flops_tok / 1e9:.2f} GFLOP per token ({p_needed / 1e9:.2f} B weights the capture "
           f"needs: q/k/v of all {cfg.num_hidden_layers} layers, o_proj + MLP of the first "
           f"{cfg.num_hidden_layers - 1}; causal attention at mean context {ctx:.0f})")
     print(f"{'system':<28}{'tokens/s (median)':>20}{'MFU':>10}")
-    for name, v in (("capheads extract (cuda)", ch), ("HF transformers + hooks", hfm)):
+    for name, v in ((f"capheads extract ({device})", ch), ("HF transformers + hooks", hfm)):
         mfu = f"{100 * v * flops_tok / peak:.1f}%" if peak else "n/a"
         print(f"{name:<28}{v:>20.0f}{mfu:>10}")
     print(f"median ratio capheads/HF: {ratio:.2f}x")
