@@ -100,3 +100,28 @@ int ch_paths_check(const ch_path_role *inputs, int nin, const ch_path_role *outp
     }
     return 0;
 }
+
+int ch_out_may_replace(const char *path, const char *option, int force) {
+    struct stat sb;
+    if (force || !path || !*path || stat(path, &sb)) return 0;
+    if (S_ISDIR(sb.st_mode)) {
+        DIR *d = opendir(path);
+        int empty = 1;
+        for (struct dirent *e; d && empty && (e = readdir(d));)
+            empty = e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]));
+        if (d) closedir(d);
+        if (empty) return 0;
+    }
+    CH_FAIL(CH_EARG, "%s %s exists: add --force to replace it", option, path);
+}
+
+int ch_out_partial_name(const char *path, char *out, size_t outsz) {
+    if (snprintf(out, outsz, "%s.partial", path) >= (int)outsz) CH_FAIL(CH_EARG, "path too long: %s", path);
+    return 0;
+}
+
+int ch_out_publish(const char *partial, const char *path) {
+    if (rename(partial, path))
+        CH_FAIL(CH_EIO, "%s: cannot rename the finished output onto %s: %s", partial, path, strerror(errno));
+    return 0;
+}

@@ -11,6 +11,8 @@
 #ifndef CH_OUTPATH_H
 #define CH_OUTPATH_H
 
+#include <stddef.h>
+
 typedef struct {
     const char *path;   /* NULL or "": skipped */
     const char *option; /* "--input", "--model", ... (for the message) */
@@ -18,5 +20,14 @@ typedef struct {
 } ch_path_role;
 
 int ch_paths_check(const ch_path_role *inputs, int nin, const ch_path_role *outputs, int nout);
+
+/* An existing output is replaced only when the user asked (--force): CH_EARG naming the path and
+ * the option otherwise. A directory output counts as existing when it holds anything. */
+int ch_out_may_replace(const char *path, const char *option, int force);
+
+/* The name an output is written under until it is complete: PATH.partial (the same on every
+ * rank and in every run, so a resumed run finds it). Renamed onto PATH by ch_out_publish. */
+int ch_out_partial_name(const char *path, char *out, size_t outsz);
+int ch_out_publish(const char *partial, const char *path);
 
 #endif

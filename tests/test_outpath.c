@@ -109,6 +109,27 @@ START_TEST(test_two_outputs_in_one_place) {
 }
 END_TEST
 
+START_TEST(test_existing_output_replaced_only_when_asked) {
+    ck_assert_int_eq(ch_out_may_replace(at("new.h5"), "--output", 0), 0);
+    touch("old.h5");
+    ck_assert_int_eq(ch_out_may_replace(at("old.h5"), "--output", 0), CH_EARG);
+    ck_assert_msg(strstr(ch_err_msg(), "old.h5") && strstr(ch_err_msg(), "--force"), "%s", ch_err_msg());
+    ch_err_clear();
+    ck_assert_int_eq(ch_out_may_replace(at("old.h5"), "--output", 1), 0);
+    mkdir(at("sel"), 0755);
+    ck_assert_int_eq(ch_out_may_replace(at("sel"), "--output", 0), 0); /* empty directory */
+    touch("sel/a.jsonl");
+    ck_assert_int_eq(ch_out_may_replace(at("sel"), "--output", 0), CH_EARG);
+    ch_err_clear();
+    char part[512];
+    ck_assert_int_eq(ch_out_partial_name(at("old.h5"), part, sizeof part), 0);
+    ck_assert_str_eq(part + strlen(part) - 15, "/old.h5.partial");
+    touch("old.h5.partial");
+    ck_assert_int_eq(ch_out_publish(part, at("old.h5")), 0);
+    ck_assert_int_ne(access(part, F_OK), 0);
+}
+END_TEST
+
 START_TEST(test_lock_refuses_a_live_holder_and_names_it) {
     ch_lock *a = NULL, *b = NULL;
     ck_assert_int_eq(ch_lock_take(at("acts.h5"), 0, &a), 0);
@@ -175,6 +196,7 @@ int main(void) {
     tcase_add_test(tc, test_output_on_a_file_of_an_input_directory);
     tcase_add_test(tc, test_output_directory_holding_an_input);
     tcase_add_test(tc, test_two_outputs_in_one_place);
+    tcase_add_test(tc, test_existing_output_replaced_only_when_asked);
     tcase_add_test(tc, test_lock_refuses_a_live_holder_and_names_it);
     tcase_add_test(tc, test_stale_lock_reported_and_taken_over_only_when_asked);
     suite_add_tcase(s, tc);
