@@ -243,7 +243,7 @@ static int run(const opts *o, MPI_Comm comm) {
     CH_TRY_GOTO(ch_mpi_agree(comm, rc), done);
     const ch_config *cfg = ch_model_config(m);
     ch_chat_style style = tok ? ch_tok_chat_style(tok) : CH_CHAT_NONE;
-    CH_TRY_GOTO(ch_extract_plan_make(o->input, tok, style, cfg->vocab, o->max_tokens, o->batch_tokens, comm, &plan), done);
+    CH_TRY_GOTO(ch_extract_plan_make(o->input, tok, style, cfg->vocab, cfg->max_pos, o->max_tokens, o->batch_tokens, comm, &plan), done);
 
     char hash[65] = {0};
     if (rank == 0) rc = ch_fs_sha256(o->input, hash);

@@ -14,14 +14,36 @@
 typedef struct {
     ch_lines lines;
     int32_t *n_tokens; /* per own record */
+    uint64_t *id_hash; /* per own record: FNV-1a of the id, to find duplicates across ranks */
+    char **ids;        /* per own record, until the duplicate check has run */
     int id_len, task_len;
 } own_records;
 
-static int first_pass(const char *input, int max_tokens, const ch_tokenizer *tok, ch_chat_style style, int vocab,
-                      own_records *own, MPI_Comm comm) {
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* A record longer than the model's window would be computed at positions the model never saw
+ * (and past a RoPE table sized for the window): refused by name, as one over --max-tokens. */
+static int check_length(const char *input, int64_t line, const ch_record *r, int max_tokens, int window) {
+    if (window > 0 && r->n_tokens > window)
+        CH_FAIL(CH_EFORMAT, "%s:%lld: record '%s' has %d tokens, more than the model's window "
+                "(max_position_embeddings %d in config.json)", input, (long long)line, r->id, r->n_tokens, window);
+    if (r->n_tokens > max_tokens)
+        CH_FAIL(CH_EFORMAT, "%s:%lld: record '%s' has %d tokens, more than --max-tokens %d", input,
+                (long long)line, r->id, r->n_tokens, max_tokens);
+    return 0;
+}
+
+static int first_pass(const char *input, int max_tokens, int window, const ch_tokenizer *tok, ch_chat_style style,
+                      int vocab, own_records *own, MPI_Comm comm) {
     CH_TRY(ch_lines_plan(input, comm, &own->lines));
     ch_lines *l = &own->lines;
     int rc = CH_ALLOC(own->n_tokens, l->count, "token counts");
+    if (!rc) rc = CH_ALLOC(own->id_hash, l->count, "id hashes");
+    if (!rc) rc = CH_ALLOC(own->ids, l->count, "ids");
     FILE *f = rc ? NULL : fopen(input, "rb");
     if (!rc && !f) rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: cannot open", input);
     char *buf = NULL;
@@ -39,10 +61,10 @@ static int first_pass(const char *input, int max_tokens, const ch_tokenizer *tok
         }
         ch_record r;
         if ((rc = ch_corpus_record(buf, (size_t)l->len[i], input, l->line[i], tok, style, vocab, &r))) break;
-        if (r.n_tokens > max_tokens)
-            rc = ch_err_set(CH_EARG, __FILE__, __LINE__, "%s:%lld: record '%s' has %d tokens, more than --max-tokens %d",
-                            input, (long long)l->line[i], r.id, r.n_tokens, max_tokens);
+        rc = check_length(input, l->line[i], &r, max_tokens, window);
         own->n_tokens[i] = r.n_tokens;
+        own->id_hash[i] = fnv1a(r.id);
+        if (!rc && !(own->ids[i] = strdup(r.id))) rc = ch_err_set(CH_ENOMEM, __FILE__, __LINE__, "out of memory");
         if ((int)strlen(r.id) + 1 > own->id_len) own->id_len = (int)strlen(r.id) + 1;
         if ((int)strlen(r.task) + 1 > own->task_len) own->task_len = (int)strlen(r.task) + 1;
         ch_record_free(&r);
@@ -56,6 +78,51 @@ static int first_pass(const char *input, int max_tokens, const ch_tokenizer *tok
     own->id_len = lens[0], own->task_len = lens[1];
     if (l->total == 0) CH_FAIL(CH_EFORMAT, "%s: the corpus has no records", input);
     return 0;
+}
+
+/* Ids are the rows' names in the archive and what select writes back: two records with one id
+ * would make the archive ambiguous (inspect --verify calls it inconsistent). The hashes and line
+ * numbers of all records are gathered; the rank holding the later record of the first duplicate
+ * names both lines, the other ranks fail with it through the agreement. */
+static const uint64_t *sort_keys;
+static int cmp_by_hash(const void *a, const void *b) {
+    uint64_t x = sort_keys[*(const int64_t *)a], y = sort_keys[*(const int64_t *)b];
+    if (x != y) return x < y ? -1 : 1;
+    return *(const int64_t *)a < *(const int64_t *)b ? -1 : 1;
+}
+
+static int check_unique_ids(const char *input, own_records *own, MPI_Comm comm) {
+    int rank = 0, size = 1, rc = 0;
+    if (MPI_Comm_rank(comm, &rank) != MPI_SUCCESS || MPI_Comm_size(comm, &size) != MPI_SUCCESS)
+        CH_FAIL(CH_EMPI, "MPI_Comm_rank/size failed");
+    const int64_t N = own->lines.total;
+    int *counts = NULL, *displ = NULL, mine = (int)own->lines.count;
+    uint64_t *hash = NULL;
+    int64_t *line = NULL, *order = NULL;
+    CH_TRY_GOTO(CH_ALLOC(counts, size, "counts"), out);
+    CH_TRY_GOTO(CH_ALLOC(displ, size, "displacements"), out);
+    CH_TRY_GOTO(CH_ALLOC(hash, N + 1, "id hashes"), out);
+    CH_TRY_GOTO(CH_ALLOC(line, N + 1, "line numbers"), out);
+    CH_TRY_GOTO(CH_ALLOC(order, N + 1, "id order"), out);
+    if (MPI_Allgather(&mine, 1, MPI_INT, counts, 1, MPI_INT, comm) != MPI_SUCCESS)
+        CH_FAIL_GOTO(out, CH_EMPI, "MPI_Allgather of record counts failed");
+    for (int r = 0, off = 0; r < size; r++) displ[r] = off, off += counts[r];
+    if (MPI_Allgatherv(own->id_hash, mine, MPI_UINT64_T, hash, counts, displ, MPI_UINT64_T, comm) != MPI_SUCCESS ||
+        MPI_Allgatherv(own->lines.line, mine, MPI_INT64_T, line, counts, displ, MPI_INT64_T, comm) != MPI_SUCCESS)
+        CH_FAIL_GOTO(out, CH_EMPI, "MPI_Allgatherv of id hashes failed");
+    for (int64_t g = 0; g < N; g++) order[g] = g;
+    sort_keys = hash;
+    qsort(order, (size_t)N, sizeof *order, cmp_by_hash);
+    int64_t first = -1, second = -1; /* the duplicate whose later record comes first in the file */
+    for (int64_t k = 1; k < N; k++)
+        if (hash[order[k]] == hash[order[k - 1]] && (second < 0 || order[k] < second))
+            first = order[k - 1], second = order[k];
+    if (second >= displ[rank] && second < displ[rank] + mine)
+        rc = ch_err_set(CH_EFORMAT, __FILE__, __LINE__, "%s:%lld: duplicate id '%s' (first at line %lld): ids must be unique",
+                        input, (long long)line[second], own->ids[second - displ[rank]], (long long)line[first]);
+out:
+    free(counts), free(displ), free(hash), free(line), free(order);
+    return ch_mpi_agree(comm, rc);
 }
 
 /* Global batches [bstart[b], bstart[b+1]) of records under the token budget; then this rank's
@@ -125,19 +192,21 @@ out:
     return rc;
 }
 
-int ch_extract_plan_make(const char *input, const ch_tokenizer *tok, ch_chat_style style, int vocab,
+int ch_extract_plan_make(const char *input, const ch_tokenizer *tok, ch_chat_style style, int vocab, int window,
                          int max_tokens, int batch_tokens, MPI_Comm comm, ch_extract_plan *p) {
     memset(p, 0, sizeof *p);
     own_records own;
     memset(&own, 0, sizeof own);
-    int rc = first_pass(input, max_tokens, tok, style, vocab, &own, comm);
+    int rc = first_pass(input, max_tokens, window, tok, style, vocab, &own, comm);
+    if (!rc) rc = check_unique_ids(input, &own, comm);
     if (!rc) rc = plan_batches(batch_tokens, &own, comm, &p->n_tokens, &p->batch_start, &p->n_batches, &p->b0, &p->b1);
     if (!rc) rc = gather_offsets(&own, comm, &p->start, &p->len, &p->line);
     p->n_records = own.lines.total;
     p->id_len = own.id_len, p->task_len = own.task_len;
     for (int64_t i = 0; !rc && i < p->n_records; i++) p->total_tokens += p->n_tokens[i];
+    for (int64_t i = 0; own.ids && i < own.lines.count; i++) free(own.ids[i]);
     ch_lines_free(&own.lines);
-    free(own.n_tokens);
+    free(own.n_tokens), free(own.id_hash), free(own.ids);
     if (rc) ch_extract_plan_free(p);
     return rc;
 }

@@ -26,8 +26,10 @@ typedef struct {
 } ch_extract_plan;
 
 /* Collective. Parses every record (errors name file:line), refuses records longer than
- * max_tokens, plans batches of at most batch_tokens tokens (a longer record is a batch alone). */
-int ch_extract_plan_make(const char *input, const ch_tokenizer *tok, ch_chat_style style, int vocab,
+ * max_tokens or than the model's window (max_position_embeddings; 0: none) and duplicate ids
+ * (naming both lines), plans batches of at most batch_tokens tokens (a longer record is a batch
+ * alone). */
+int ch_extract_plan_make(const char *input, const ch_tokenizer *tok, ch_chat_style style, int vocab, int window,
                          int max_tokens, int batch_tokens, MPI_Comm comm, ch_extract_plan *p);
 void ch_extract_plan_free(ch_extract_plan *p);
 
