@@ -133,10 +133,12 @@ struct ch_backend {
                int ntok, float *out, float *gate_s, float *up_s);
     /* x[i] += y[i] */
     int (*add)(ch_backend *be, float *x, const float *y, size_t n);
-    /* out[s, :] = x[last token of s, :] (CH_POOL_LAST) or the mean over s's tokens (CH_POOL_MEAN);
-     * x is [ntok, width] on the device, out is [nseq, width] on the device. */
+    /* out[s, :] = x[last token of s, :] (CH_POOL_LAST) or the mean over s's tokens (CH_POOL_MEAN)
+     * (ch_pool_value of ops_math.h); x is [ntok, width] on the device, out is [nseq, width] on
+     * the device, of out_dtype: CH_DT_F32, or CH_DT_F16 - the binary16 bits ch_f32_to_f16 makes
+     * of the f32 result, the archive's form (anything else is CH_EINTERNAL). */
     int (*pool)(ch_backend *be, const float *x, int width, const ch_seqs *s, ch_pool mode,
-                float *out);
+                ch_dtype out_dtype, void *out);
 
     void (*destroy)(ch_backend *be);
     void *impl;

@@ -65,7 +65,7 @@ int ch_cuda_rope(ch_backend *be, float *x, int ntok, int nheads, int head_dim, c
 int ch_cuda_swiglu(ch_backend *be, float *gate, const float *up, size_t n);
 int ch_cuda_add(ch_backend *be, float *x, const float *y, size_t n);
 int ch_cuda_pool(ch_backend *be, const float *x, int width, const ch_seqs *s, ch_pool mode,
-                 float *out);
+                 ch_dtype out_dtype, void *out);
 int ch_cuda_attention(ch_backend *be, const float *q, const float *k, const float *v,
                       const ch_seqs *s, int nq, int nkv, int head_dim, float scale, float *out);
 
