@@ -286,6 +286,7 @@ int ch_backend_cpu_create(int threads, ch_backend **out) {
     openblas_set_num_threads(1);
     if (threads > 0) omp_set_num_threads(threads);
     *be = (ch_backend){.name = "cpu",
+                       .mem_name = "host",
                        .alloc = cpu_alloc,
                        .free = cpu_free,
                        .upload = cpu_copy,

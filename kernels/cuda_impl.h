@@ -31,7 +31,7 @@ typedef struct {
 
 static inline ch_cuda *cuda_of(ch_backend *be) { return (ch_cuda *)be->impl; }
 
-/* Record CH_ECUDA "file:line: call: error string" and return it. */
+/* Record CH_EDEVICE "file:line: call: error string" and return it. */
 int ch_cuda_fail(cudaError_t e, const char *file, int line, const char *call);
 int ch_cublas_fail(cublasStatus_t s, const char *file, int line, const char *call);
 

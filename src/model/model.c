@@ -144,7 +144,7 @@ fail: /* messages from config/safetensors already name the file */
     if (rc == CH_ENOMEM) /* before any batch: no token budget helps */
         rc = ch_err_wrap("%s: the weights alone do not fit in %s memory (no --batch-tokens helps; fewer ranks "
                          "per GPU or a larger device does): ",
-                         dir, strcmp(be->name, "cuda") ? "host" : "GPU");
+                         dir, be->mem_name);
     return rc;
 }
 
@@ -275,7 +275,7 @@ static int oom_advice(ch_model *m, int ntok, int nseq, int max_len) {
     snprintf(what, sizeof what,
              "a batch of %d tokens in %d sequences needs %s of %s memory for activations (%zu bytes per "
              "token, %zu per sequence)",
-             ntok, nseq, bytes_text(need, sz[0], sizeof sz[0]), strcmp(be->name, "cuda") ? "host" : "GPU", per_tok,
+             ntok, nseq, bytes_text(need, sz[0], sizeof sz[0]), be->mem_name, per_tok,
              per_seq);
     if (!tot) return ch_err_wrap("%s: ", what);
     bytes_text(fr, sz[1], sizeof sz[1]);
