@@ -54,7 +54,7 @@ void ch_err_clear(void) {
 const char *ch_err_name(int code) {
     static const char *names[] = {"ok",      "argument", "io",       "format",
                                   "unsupported", "memory", "mpi",   "hdf5",
-                                  "cuda",    "mismatch", "incomplete", "internal", "busy"};
+                                  "device",  "mismatch", "incomplete", "internal", "busy"};
     if (code < 0 || code > CH_EBUSY) return "unknown";
     return names[code];
 }

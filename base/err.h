@@ -19,7 +19,7 @@ typedef enum {
     CH_ENOMEM,       /* allocation failed */
     CH_EMPI,         /* an MPI call failed */
     CH_EHDF5,        /* an HDF5 call failed */
-    CH_ECUDA,        /* a CUDA / cuBLAS call failed */
+    CH_EDEVICE,      /* a compute device's runtime call failed (CUDA, cuBLAS, ...) */
     CH_EMISMATCH,    /* inputs that must agree do not (resume into another model's archive, ...) */
     CH_EINCOMPLETE,  /* data is missing (incomplete archive rows, missing shard) */
     CH_EINTERNAL,    /* a bug: an invariant did not hold */

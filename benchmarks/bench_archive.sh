@@ -3,9 +3,10 @@
 #  1. collective write bandwidth of the archive writer (bench_archive_write: create, write rounds,
 #     close, fsync) from 1, 2 and 4 ranks against `dd conv=fsync` of the same number of bytes to
 #     the same directory, interleaved A B A B (PAIRS pairs per rank count), median ratio.
-#     Target: archive >= 80% of dd. "f16 conv share": the writer's f32 -> binary16 narrowing
+#     Target: archive >= 80% of dd. "f16 conv share": the f32 -> binary16 narrowing
 #     (ch_h5_narrow_f16, one thread) of the slowest rank's rows timed alone, as a share of the
-#     archive time (CPU work dd does not do).
+#     archive time: CPU work the writer did until the device took it over (the backend's pool
+#     now hands extract binary16 rows; the writer converts nothing), kept for comparison.
 #  2. share of `capheads extract` wall time spent in the archive writer (extract --timing's
 #     io_seconds / seconds, the slowest rank's write time), on the demo model, interleaved over rank counts.
 #     Target: <= 5%.

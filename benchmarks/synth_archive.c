@@ -69,6 +69,7 @@ int main(int argc, char **argv) {
     int64_t lo = N * rank / size, hi = N * (rank + 1) / size, rounds = (hi - lo + B - 1) / B, maxr;
     MPI_Allreduce(&rounds, &maxr, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
     float *acts = malloc(sizeof(float) * B * width);
+    uint16_t *half = malloc(sizeof(uint16_t) * B * width);
     char (*ids)[24] = malloc(24 * B), (*tasks)[16] = malloc(16 * B);
     const char *idp[64], *tp[64];
     int32_t lab[64], nt[64];
@@ -84,7 +85,9 @@ int main(int argc, char **argv) {
             else tasks[i][0] = 0;
             idp[i] = ids[i], tp[i] = tasks[i], lab[i] = labels ? c : -1, nt[i] = 1;
         }
-        if (ch_archive_write_rows(a, n ? r0 : 0, n, acts, NULL, idp, tp, lab, nt)) {
+        ch_archive_pack_f16(acts, n, L, (size_t)H * D, half); /* the writer's form */
+        ch_archive_rows rw = {.ids = idp, .tasks = tp, .labels = lab, .n_tokens = nt};
+        if (ch_archive_write_rows(a, n ? r0 : 0, n, half, NULL, &rw)) {
             fprintf(stderr, "synth_archive: %s\n", ch_err_msg());
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
@@ -92,7 +95,7 @@ int main(int argc, char **argv) {
     if (ch_archive_close(a)) fprintf(stderr, "synth_archive: %s\n", ch_err_msg());
     if (!rank)
         fprintf(stderr, "synth_archive: %lld rows [%d,%d,%d] in %.1f s\n", (long long)N, L, H, D, MPI_Wtime() - t0);
-    free(pattern), free(acts), free(ids), free(tasks);
+    free(pattern), free(acts), free(half), free(ids), free(tasks);
     MPI_Finalize();
     return 0;
 }

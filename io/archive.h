@@ -69,13 +69,27 @@ int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm,
  * it was recorded, is refused too: its plan is unknown). max_tokens is not compared. */
 int ch_archive_open_resume(const char *path, const ch_archive_meta *expect, MPI_Comm comm,
                            ch_archive **out);
+/* What the archive stores of each row besides its data: ids and tasks NUL-terminated (a NULL
+ * array or entry is ""), labels and n_tokens one per row. */
+typedef struct {
+    const char *const *ids;
+    const char *const *tasks;
+    const int32_t *labels;
+    const int32_t *n_tokens;
+} ch_archive_rows;
+
 /* Collective: every rank calls it once per write round, nrows may be 0. Writes rows
- * [row0, row0+nrows) of this rank: acts is [nrows, L, H, D] f32 (converted to binary16), ids
- * and tasks NUL-terminated, labels/n_tokens per row. Marks the rows done after the data is
- * written and flushed. hidden is [nrows, hidden_dim] f32, or NULL when the archive has none. */
-int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const float *acts,
-                          const float *hidden, const char *const *ids, const char *const *tasks,
-                          const int32_t *labels, const int32_t *n_tokens);
+ * [row0, row0+nrows) of this rank as they come, without converting: acts is one layer-major
+ * block [L][nrows][H*D] of IEEE binary16 bits (ch_model_capture_start's output, narrowed on the
+ * device), hidden [nrows][hidden_dim] binary16 bits or NULL when the archive has none, and rows
+ * their ids, tasks, labels and n_tokens. Marks the rows done after the data is written and
+ * flushed. */
+int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const uint16_t *acts,
+                          const uint16_t *hidden, const ch_archive_rows *rows);
+/* For callers that hold f32 rows (tests, synthetic archives): narrow [n][L][hd] f32 into the
+ * writer's layer-major [L][n][hd] binary16 (ch_f32_to_f16 of every value, F16C where the CPU has
+ * it: the same bits as the device's narrowing). L = 1 narrows a [n][hd] block (hidden). */
+void ch_archive_pack_f16(const float *src, int64_t n, int L, size_t hd, uint16_t *dst);
 /* Read the done mask for rows [row0, row0+n) (independent). */
 int ch_archive_done(ch_archive *a, int64_t row0, int64_t n, uint8_t *mask);
 /* Collective. Sets `complete` when every row is done, closes. Frees a even on error. */

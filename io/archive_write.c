@@ -33,10 +33,6 @@ struct ch_archive {
     int npend, cappend;
     int64_t unsynced;  /* bytes written by all ranks since the last sync (same on every rank) */
     int64_t sync_every; /* bytes between syncs (CAPHEADS_SYNC_MIB, default 256 MiB) */
-    /* the binary16 rows of a round, kept from round to round: a fresh buffer each round costs
-     * a page fault and a page clear per 4 KiB, as much CPU time as the narrowing itself */
-    uint16_t *half;
-    size_t half_cap; /* elements */
 };
 
 /* Rows per chunk: about 4 MiB of one layer ([R, 1, H, D] binary16). */
@@ -60,7 +56,6 @@ static void handles_close(ch_archive *a) {
 static void archive_free(ch_archive *a) {
     if (!a) return;
     free(a->pend0), free(a->pendn);
-    free(a->half);
     handles_close(a);
     if (a->f >= 0) H5Fclose(a->f);
     free(a->path);
@@ -437,59 +432,53 @@ fail:
     return rc;
 }
 
-int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const float *acts, const float *hidden,
-                          const char *const *ids, const char *const *tasks, const int32_t *labels,
-                          const int32_t *n_tokens) {
+void ch_archive_pack_f16(const float *src, int64_t n, int L, size_t hd, uint16_t *dst) {
+    size_t width = (size_t)L * hd;
+#pragma omp parallel for schedule(static) if (n * (int64_t)width > 65536)
+    for (int64_t i = 0; i < n; i++)
+        for (int l = 0; l < L; l++) ch_h5_narrow_f16(src + (size_t)i * width + l * hd, dst + ((size_t)l * n + i) * hd, hd);
+}
+
+int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const uint16_t *acts, const uint16_t *hidden,
+                          const ch_archive_rows *rows) {
     const char *path = a->path;
     int rc = 0;
-    size_t width = (size_t)a->L * a->H * a->D, total = (size_t)nrows * width;
-    uint16_t *half = NULL, *hhalf = NULL;
-    size_t need = total + (size_t)(nrows > 0 ? nrows : 0) * (size_t)(a->hidden_dim > 0 ? a->hidden_dim : 0);
+    static const ch_archive_rows no_rows;
+    if (!rows) rows = &no_rows;
+    size_t width = (size_t)a->L * a->H * a->D;
     char *idbuf = NULL, *taskbuf = NULL;
     /* a bad range is a local failure: still join the collectives below (with nothing to write)
      * so the other ranks learn of it instead of waiting forever */
     if (nrows < 0 || row0 < 0 || row0 + nrows > a->n_rows) {
         rc = ch_err_set(CH_EINTERNAL, __FILE__, __LINE__, "%s: rows %lld..%lld outside the archive", path,
                         (long long)row0, (long long)(row0 + nrows));
-        row0 = 0, nrows = 0, total = 0;
+        row0 = 0, nrows = 0;
     }
-    if (!rc && need > a->half_cap) {
-        uint16_t *p = realloc(a->half, sizeof *p * need);
-        if (p) a->half = p, a->half_cap = need;
-        else rc = ch_err_set(CH_ENOMEM, __FILE__, __LINE__, "out of memory for %zu binary16 values", need);
-    }
-    if (!rc && need) half = a->half, hhalf = a->hidden_dim > 0 ? a->half + total : NULL;
-    if (!rc) rc = pack_strings(ids, nrows, a->id_len, &idbuf);
-    if (!rc) rc = pack_strings(tasks, nrows, a->task_len, &taskbuf);
+    if (!rc && nrows > 0 && (!acts || (a->hidden_dim > 0 && !hidden)))
+        rc = ch_err_set(CH_EINTERNAL, __FILE__, __LINE__, "%s: rows %lld..%lld come without their %s", path,
+                        (long long)row0, (long long)(row0 + nrows), acts ? "hidden states" : "activations");
+    if (!rc) rc = pack_strings(rows->ids, nrows, a->id_len, &idbuf);
+    if (!rc) rc = pack_strings(rows->tasks, nrows, a->task_len, &taskbuf);
     /* a local failure must still join the collectives below: write nothing in that case */
     int64_t n = rc ? 0 : nrows;
-    /* the conversion is the writer's main CPU cost (as long as the kernel's copy of the bytes):
-     * F16C where the CPU has it, and spread over the rank's threads by rows; element-wise, so the
-     * bytes depend on neither. It also reorders the rows layer-major, half[l][i][H*D], written
-     * by one collective write per layer: a layer's rows are then one contiguous buffer for one
-     * contiguous stretch of its chunk, which MPI-IO copies in one piece, where one write of the
-     * row-major [i][l] rows had it gather H*D-element pieces. 1 GiB from 1 rank on tmpfs: 1.07 s
-     * -> 0.86 s (dd 0.50 s). Each rank's part of a write being contiguous is also why
-     * ch_mpi_init picks the fcoll that does no aggregation (mpi/init.h). */
+    /* The rows come narrowed and layer-major, acts[l][i][H*D] (the device made them so): written
+     * by one collective write per layer, a layer's rows are one contiguous buffer for one
+     * contiguous stretch of its chunk, which MPI-IO copies in one piece. Each rank's part of a
+     * write being contiguous is also why ch_mpi_init picks the fcoll that does no aggregation
+     * (mpi/init.h). */
     size_t hd = (size_t)a->H * a->D;
-#pragma omp parallel for schedule(static) if (n * (int64_t)width > 65536)
-    for (int64_t i = 0; i < n; i++)
-        for (int l = 0; l < a->L; l++)
-            ch_h5_narrow_f16(acts + (size_t)i * width + l * hd, half + ((size_t)l * n + i) * hd, hd);
-    if (hhalf && hidden)
-        ch_h5_narrow_f16(hidden, hhalf, (size_t)n * a->hidden_dim);
     /* every collective write is joined whatever happened locally (n is 0 then); a rank whose
      * buffer could not be made hands HDF5 a dummy one for its empty selection */
     static const uint64_t none[1];
 #define BUF(p) ((p) && n ? (const void *)(p) : (const void *)none)
     int failed = rc;
     for (int l = 0; l < a->L; l++) /* L collective writes: every rank makes all of them */
-        failed |= write_slab(a, a->acts, a->f16, row0, n, l, BUF(half ? half + (size_t)l * n * hd : NULL));
-    if (a->hidden_dim > 0) failed |= write_slab(a, a->hidden, a->f16, row0, n, -1, BUF(hhalf));
+        failed |= write_slab(a, a->acts, a->f16, row0, n, l, BUF(acts ? acts + (size_t)l * n * hd : NULL));
+    if (a->hidden_dim > 0) failed |= write_slab(a, a->hidden, a->f16, row0, n, -1, BUF(hidden));
     failed |= write_slab(a, a->ids, a->id_t, row0, n, -1, BUF(idbuf));
     failed |= write_slab(a, a->tasks, a->task_t, row0, n, -1, BUF(taskbuf));
-    failed |= write_slab(a, a->labels, H5T_NATIVE_INT32, row0, n, -1, BUF(labels));
-    failed |= write_slab(a, a->ntok, H5T_NATIVE_INT32, row0, n, -1, BUF(n_tokens));
+    failed |= write_slab(a, a->labels, H5T_NATIVE_INT32, row0, n, -1, BUF(rows->labels));
+    failed |= write_slab(a, a->ntok, H5T_NATIVE_INT32, row0, n, -1, BUF(rows->n_tokens));
 #undef BUF
     /* room to remember the rows (their done flags wait for a sync that made their data durable);
      * made before the round's verdict so that running out of memory is part of it */

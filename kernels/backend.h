@@ -55,9 +55,17 @@ typedef struct {
 
 typedef enum { CH_POOL_LAST = 0, CH_POOL_MEAN = 1 } ch_pool;
 
+/* The table a backend fills. Two sections: the device and its stream (memory, copies, order of
+ * work), and the compute ops the forward pass calls. Every entry is required unless tagged
+ * "optional"; ch_backend_check (run by ch_backend_create) refuses a backend that leaves a
+ * required one NULL. A new backend is its own files, a line in the registry (backend.c) and its
+ * CMake; nothing above kernels/ names a backend. */
 struct ch_backend {
-    const char *name; /* "cpu", "cuda" */
-    char info[192];   /* for logs, "" or " (what it runs on)", e.g. the CPU's bf16 kernel */
+    const char *name;     /* the registry's name: "cpu", "cuda" */
+    const char *mem_name; /* whose memory alloc hands out, for messages: "host", "GPU" */
+    char info[192];       /* for logs, "" or " (what it runs on)", e.g. the CPU's bf16 kernel */
+
+    /* ==== device and stream ==================================================================== */
 
     int (*alloc)(ch_backend *be, size_t bytes, void **p);
     void (*free)(ch_backend *be, void *p);
@@ -90,10 +98,15 @@ struct ch_backend {
     int (*event_record)(ch_backend *be, ch_event *ev);
     int (*event_wait)(ch_backend *be, ch_event *ev);
 
-    /* Device memory free and total, in bytes (cudaMemGetInfo; the CPU backend reports the
-     * host's available and physical memory, 0 when unknown). For out-of-memory advice. */
+    /* optional: NULL means unknown (out-of-memory messages then give no --batch-tokens advice).
+     * Device memory free and total, in bytes (cudaMemGetInfo; the CPU backend reports the
+     * host's available and physical memory, 0 when unknown). */
     int (*mem_info)(ch_backend *be, size_t *free_bytes, size_t *total_bytes);
-    /* Device bytes the GEMM keeps as workspace for a B operand of b_elems elements against a
+
+    /* ==== compute ops ========================================================================== */
+
+    /* optional: NULL means the GEMM keeps no workspace (0 bytes).
+     * Device bytes the GEMM keeps as workspace for a B operand of b_elems elements against a
      * weight stored as a_dtype (a 16-bit copy of B for bf16/f16 weights: CUDA with headroom, the
      * CPU's AMX kernel padded to 32, its portable kernel as f32; 0 for f32). For sizing batches. */
     size_t (*gemm_workspace)(ch_backend *be, ch_dtype a_dtype, size_t b_elems);
@@ -125,7 +138,7 @@ struct ch_backend {
                      const ch_seqs *s, int nq, int nkv, int head_dim, float scale, float *out);
     /* gate[i] = silu(gate[i]) * up[i] */
     int (*swiglu)(ch_backend *be, float *gate, const float *up, size_t n);
-    /* Optional (NULL: the model runs gemm, gemm, swiglu, gemm): the MLP, out [ntok, hidden] =
+    /* optional: NULL means the model runs gemm, gemm, swiglu, gemm. The MLP, out [ntok, hidden] =
      * (silu(x Wg^T) * (x Wu^T)) Wd^T for gate and up [I, hidden], down [hidden, I], x [ntok,
      * hidden] - the values of those four calls, where the backend can keep the products and h
      * out of memory. gate_s and up_s [ntok, I] are the backend's scratch. */
@@ -133,10 +146,14 @@ struct ch_backend {
                int ntok, float *out, float *gate_s, float *up_s);
     /* x[i] += y[i] */
     int (*add)(ch_backend *be, float *x, const float *y, size_t n);
-    /* out[s, :] = x[last token of s, :] (CH_POOL_LAST) or the mean over s's tokens (CH_POOL_MEAN);
-     * x is [ntok, width] on the device, out is [nseq, width] on the device. */
+    /* out[s, :] = x[last token of s, :] (CH_POOL_LAST) or the mean over s's tokens (CH_POOL_MEAN)
+     * (ch_pool_value of ops_math.h); x is [ntok, width] on the device, out is [nseq, width] on
+     * the device, of out_dtype: CH_DT_F32, or CH_DT_F16 - the binary16 bits ch_f32_to_f16 makes
+     * of the f32 result, the archive's form (anything else is CH_EINTERNAL). */
     int (*pool)(ch_backend *be, const float *x, int width, const ch_seqs *s, ch_pool mode,
-                float *out);
+                ch_dtype out_dtype, void *out);
+
+    /* ==== lifetime ============================================================================== */
 
     void (*destroy)(ch_backend *be);
     void *impl;
@@ -147,11 +164,26 @@ int ch_backend_cpu_create(int threads, ch_backend **out);
 /* CH_EUNSUPPORTED with the reason when CUDA support is not compiled in or no GPU is usable.
  * device < 0: pick by node-local rank. */
 int ch_backend_cuda_create(int device, ch_backend **out);
-/* name: "cpu", "cuda" or "auto" (cuda when ch_backend_cuda_create succeeds, cpu when it reports
- * CH_EUNSUPPORTED; any other CUDA failure is returned). NULL or "": $CAPHEADS_BACKEND, else auto.
+
+/* The registry (backend.c): every backend, in the order "auto" tries them. compiled_in is 0 for
+ * a backend whose build left it out (its create then says so, CH_EUNSUPPORTED). */
+typedef struct {
+    const char *name;
+    int (*create)(int threads, ch_backend **out); /* threads: as ch_backend_cpu_create's */
+    int compiled_in;
+} ch_backend_reg;
+/* The registry's entries; *n receives their count. */
+const ch_backend_reg *ch_backend_registry(int *n);
+
+/* name: a registry name or "auto" (the first backend whose create succeeds; one that reports
+ * CH_EUNSUPPORTED is skipped, any other failure is returned: a GPU that exists but fails is
+ * an error to report, not a reason to fall back). NULL or "": $CAPHEADS_BACKEND, else auto.
  * CUDA device choice: the node-local rank from OMPI_COMM_WORLD_LOCAL_RANK / MPI_LOCALRANKID /
- * SLURM_LOCALID modulo the visible devices. upload/download are synchronous on both backends. */
+ * SLURM_LOCALID modulo the visible devices. upload/download are synchronous on all backends.
+ * The backend made is checked with ch_backend_check. */
 int ch_backend_create(const char *name, int threads, ch_backend **out);
+/* CH_EINTERNAL naming the backend and the entry when a required entry of the table is NULL. */
+int ch_backend_check(const ch_backend *be);
 static inline void ch_backend_destroy(ch_backend *be) {
     if (be) be->destroy(be);
 }

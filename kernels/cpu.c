@@ -242,21 +242,18 @@ static int cpu_add(ch_backend *be, float *x, const float *y, size_t n) {
     return 0;
 }
 
-static int cpu_pool(ch_backend *be, const float *x, int width, const ch_seqs *s, ch_pool mode,
-                    float *out) {
+/* One sequence per thread; each value is ch_pool_value, stored as f32 or narrowed to binary16
+ * here, in the op's own loop (the archive's form, without a second pass over the capture). */
+static int cpu_pool(ch_backend *be, const float *x, int width, const ch_seqs *s, ch_pool mode, ch_dtype out_dtype,
+                    void *out) {
+    if (out_dtype != CH_DT_F32 && out_dtype != CH_DT_F16)
+        CH_FAIL(CH_EINTERNAL, "cpu pool: output type %s", ch_dtype_name(out_dtype));
+    const int f16 = out_dtype == CH_DT_F16, mean = mode == CH_POOL_MEAN;
+    const size_t w = (size_t)width;
 #pragma omp parallel for schedule(static)
     for (int sq = 0; sq < s->nseq; sq++) {
         int t0 = s->start[sq], t1 = s->start[sq + 1];
-        float *o = out + (size_t)sq * width;
-        if (mode == CH_POOL_LAST) {
-            memcpy(o, x + (size_t)(t1 - 1) * width, (size_t)width * sizeof(float));
-            continue;
-        }
-        for (int j = 0; j < width; j++) {
-            double sum = 0;
-            for (int t = t0; t < t1; t++) sum += x[(size_t)t * width + j];
-            o[j] = (float)(sum / (t1 - t0));
-        }
+        for (size_t j = 0; j < w; j++) ch_pool_store(out, (size_t)sq * w + j, ch_pool_value(x, w, t0, t1, j, mean), f16);
     }
     return 0;
 }
@@ -289,6 +286,7 @@ int ch_backend_cpu_create(int threads, ch_backend **out) {
     openblas_set_num_threads(1);
     if (threads > 0) omp_set_num_threads(threads);
     *be = (ch_backend){.name = "cpu",
+                       .mem_name = "host",
                        .alloc = cpu_alloc,
                        .free = cpu_free,
                        .upload = cpu_copy,

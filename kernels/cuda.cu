@@ -19,12 +19,12 @@ static const char *base_name(const char *file) {
 
 int ch_cuda_fail(cudaError_t e, const char *file, int line, const char *call) {
     (void)cudaGetLastError(); /* clear a sticky-free error so the next call starts clean */
-    return ch_err_set(CH_ECUDA, file, line, "%s:%d: %s: %s (%s)", base_name(file), line, call,
+    return ch_err_set(CH_EDEVICE, file, line, "%s:%d: %s: %s (%s)", base_name(file), line, call,
                       cudaGetErrorString(e), cudaGetErrorName(e));
 }
 
 int ch_cublas_fail(cublasStatus_t s, const char *file, int line, const char *call) {
-    return ch_err_set(CH_ECUDA, file, line, "%s:%d: %s: %s", base_name(file), line, call,
+    return ch_err_set(CH_EDEVICE, file, line, "%s:%d: %s: %s", base_name(file), line, call,
                       cublasGetStatusString(s));
 }
 
@@ -361,6 +361,7 @@ extern "C" int ch_backend_cuda_create(int device, ch_backend **out) {
     }
     be->impl = c;
     be->name = "cuda";
+    be->mem_name = "GPU";
     be->alloc = cuda_alloc;
     be->free = cuda_free;
     be->upload = cuda_upload;

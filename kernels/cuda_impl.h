@@ -31,7 +31,7 @@ typedef struct {
 
 static inline ch_cuda *cuda_of(ch_backend *be) { return (ch_cuda *)be->impl; }
 
-/* Record CH_ECUDA "file:line: call: error string" and return it. */
+/* Record CH_EDEVICE "file:line: call: error string" and return it. */
 int ch_cuda_fail(cudaError_t e, const char *file, int line, const char *call);
 int ch_cublas_fail(cublasStatus_t s, const char *file, int line, const char *call);
 
@@ -65,7 +65,7 @@ int ch_cuda_rope(ch_backend *be, float *x, int ntok, int nheads, int head_dim, c
 int ch_cuda_swiglu(ch_backend *be, float *gate, const float *up, size_t n);
 int ch_cuda_add(ch_backend *be, float *x, const float *y, size_t n);
 int ch_cuda_pool(ch_backend *be, const float *x, int width, const ch_seqs *s, ch_pool mode,
-                 float *out);
+                 ch_dtype out_dtype, void *out);
 int ch_cuda_attention(ch_backend *be, const float *q, const float *k, const float *v,
                       const ch_seqs *s, int nq, int nkv, int head_dim, float scale, float *out);
 

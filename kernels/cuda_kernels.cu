@@ -154,32 +154,30 @@ int ch_cuda_rope(ch_backend *be, float *x, int ntok, int nheads, int head_dim, c
 
 /* ---- pool: one thread per (sequence, column) ------------------------------------------------- */
 
-__global__ void pool_kernel(const float *x, int width, const int *start, int mean, float *out) {
+__global__ void pool_kernel(const float *x, int width, const int *start, int mean, int f16, void *out) {
     int j = blockIdx.x * blockDim.x + threadIdx.x, s = blockIdx.y;
     if (j >= width) return;
-    int a = start[s], b = start[s + 1];
-    float v;
-    if (!mean) {
-        v = x[(size_t)(b - 1) * width + j];
-    } else {
-        double sum = 0; /* as the CPU backend */
-        for (int t = a; t < b; t++) sum += x[(size_t)t * width + j];
-        v = (float)(sum / (b - a));
-    }
-    out[(size_t)s * width + j] = v;
+    size_t w = (size_t)width;
+    ch_pool_store(out, (size_t)s * w + j, ch_pool_value(x, w, start[s], start[s + 1], (size_t)j, mean), f16);
 }
 
+/* out_dtype f16: the narrowing to the archive's binary16 happens here, by ch_f32_to_f16 (the
+ * same function as the CPU backend's), so the capture is downloaded at half the bytes and the
+ * host writes it as it comes. */
 int ch_cuda_pool(ch_backend *be, const float *x, int width, const ch_seqs *s, ch_pool mode,
-                 float *out) {
+                 ch_dtype out_dtype, void *out) {
     ch_cuda *c = cuda_of(be);
+    if (out_dtype != CH_DT_F32 && out_dtype != CH_DT_F16)
+        CH_FAIL(CH_EINTERNAL, "cuda pool: output type %d", (int)out_dtype);
     if (s->nseq <= 0 || width <= 0) return 0;
+    const int f16 = out_dtype == CH_DT_F16;
+    const size_t esize = f16 ? 2 : 4;
     /* gridDim.y is at most 65535: launch in chunks of sequences (start holds absolute rows) */
     for (int s0 = 0; s0 < s->nseq; s0 += GRID_YZ_MAX) {
         int ns = min(GRID_YZ_MAX, s->nseq - s0);
         dim3 grid((unsigned)((width + THREADS - 1) / THREADS), (unsigned)ns);
-        pool_kernel<<<grid, THREADS, 0, c->stream>>>(x, width, s->start_dev + s0,
-                                                     mode == CH_POOL_MEAN,
-                                                     out + (size_t)s0 * (size_t)width);
+        pool_kernel<<<grid, THREADS, 0, c->stream>>>(x, width, s->start_dev + s0, mode == CH_POOL_MEAN, f16,
+                                                     (char *)out + (size_t)s0 * (size_t)width * esize);
         CH_CUDA_LAUNCHED(c);
     }
     return 0;

@@ -9,6 +9,7 @@
 #define CH_OPS_MATH_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -120,6 +121,26 @@ CH_HD void ch_softmax_step(float score, float *m, float *l, float *scale_old, fl
     *p = ch_softmax_weight(score, m_new);
     *l = *l * *scale_old + *p;
     *m = m_new;
+}
+
+/* ---- pooling over a sequence's tokens -------------------------------------------------------
+ * Column j of x [ntok, width] pooled over one sequence's rows [t0, t1): its last row, or the
+ * mean, summed in double and rounded once (the CPU backend and the CUDA kernel then agree to the
+ * bit for any realistic length). ch_pool_store writes the result as the caller's output type:
+ * f32, or the archive's binary16 bits (ch_f32_to_f16), so the capture leaves the device in the
+ * form the archive stores. */
+CH_HD float ch_pool_last(const float *x, size_t width, int t1, size_t j) { return x[(size_t)(t1 - 1) * width + j]; }
+CH_HD float ch_pool_mean(const float *x, size_t width, int t0, int t1, size_t j) {
+    double sum = 0;
+    for (int t = t0; t < t1; t++) sum += x[(size_t)t * width + j];
+    return (float)(sum / (t1 - t0));
+}
+CH_HD float ch_pool_value(const float *x, size_t width, int t0, int t1, size_t j, int mean) {
+    return mean ? ch_pool_mean(x, width, t0, t1, j) : ch_pool_last(x, width, t1, j);
+}
+CH_HD void ch_pool_store(void *out, size_t i, float v, int f16) {
+    if (f16) ((uint16_t *)out)[i] = ch_f32_to_f16(v);
+    else ((float *)out)[i] = v;
 }
 
 #endif

@@ -1,7 +1,8 @@
 /* test_archive_write.c (MPI, 1..4 ranks) - the collective archive writer, alone (no model):
  *  - rows written in ragged rounds (blocks of 0..3 rows dealt round-robin, ranks running out of
  *    work join with empty selections) land at their index with binary16 values equal to
- *    ch_f32_to_f16 of the input, strings/labels/n_tokens exact, every row done, complete set;
+ *    ch_f32_to_f16 of the input (narrowed and made layer-major by ch_archive_pack_f16, the form
+ *    the device hands extract), strings/labels/n_tokens exact, every row done, complete set;
  *  - the file is byte-identical to one written by a single process in one round;
  *  - a partial run is marked incomplete with exactly its rows done, and resuming it yields the
  *    same bytes as the uninterrupted run;
@@ -61,6 +62,19 @@ static ch_archive_meta meta(const char *pool) {
     return m;
 }
 
+/* The writer takes the rows as the device hands them to extract: binary16, layer-major. The
+ * test's rows are f32 [n][L][H*D]: ch_archive_pack_f16 narrows them (ch_f32_to_f16) first. */
+static int write_f32(ch_archive *a, int64_t row0, int64_t n, const float *acts, const char *const *ids,
+                     const char *const *tasks, const int32_t *labels, const int32_t *ntok) {
+    uint16_t *half = malloc(sizeof(uint16_t) * (size_t)(n > 0 ? n : 1) * W);
+    if (!half) return ch_err_set(CH_ENOMEM, __FILE__, __LINE__, "out of memory");
+    if (acts && n > 0) ch_archive_pack_f16(acts, n, L, H * D, half);
+    ch_archive_rows rw = {.ids = ids, .tasks = tasks, .labels = labels, .n_tokens = ntok};
+    int rc = ch_archive_write_rows(a, row0, n, acts ? half : NULL, NULL, &rw);
+    free(half);
+    return rc;
+}
+
 /* Block b holds b % 4 rows (some blocks empty) and goes to rank b % size. Writes the blocks
  * b with keep(b) true, one block per collective round. */
 static int write_blocks(ch_archive *a, const rows *r, int (*keep)(int), MPI_Comm comm) {
@@ -78,7 +92,7 @@ static int write_blocks(ch_archive *a, const rows *r, int (*keep)(int), MPI_Comm
     MPI_Allreduce(MPI_IN_PLACE, &rounds, 1, MPI_INT, MPI_MAX, comm);
     for (int k = 0; k < rounds; k++) {
         int row0 = k < nmine ? starts[mine[k]] : 0, n = k < nmine ? lens[mine[k]] : 0;
-        CH_TRY(ch_archive_write_rows(a, row0, n, n ? r->acts[row0] : NULL, NULL, r->idp + row0, r->taskp + row0,
+        CH_TRY(write_f32(a, row0, n, n ? r->acts[row0] : NULL, r->idp + row0, r->taskp + row0,
                                      r->label + row0, r->ntok + row0));
     }
     return 0;
@@ -176,7 +190,7 @@ static void test_archive_bytes_do_not_depend_on_ranks(const char *dir, const row
         ch_archive_meta m = meta("last");
         ch_archive *a = NULL;
         int rc = ch_archive_create(q, &m, MPI_COMM_SELF, &a);
-        if (!rc) rc = ch_archive_write_rows(a, 0, N, r->acts[0], NULL, r->idp, r->taskp, r->label, r->ntok);
+        if (!rc) rc = write_f32(a, 0, N, r->acts[0], r->idp, r->taskp, r->label, r->ntok);
         int crc = a ? ch_archive_close(a) : 0;
         CHECK(rc == 0 && crc == 0, "serial write: %s", ch_err_msg());
         CHECK(same_bytes(p, q), "the archive written by the ranks differs from the single-process one");
@@ -281,11 +295,11 @@ static void test_one_rank_failure_reaches_every_rank(const char *dir, const rows
     int last = rank == size - 1;
     /* round 1: the last rank asks for rows past the end; round 2: it passes an id too long */
     int64_t row0 = last ? N - 1 : 2 * rank;
-    rc = ch_archive_write_rows(a, row0, 2, r->acts[0], NULL, r->idp + 2, r->taskp, r->label, r->ntok);
+    rc = write_f32(a, row0, 2, r->acts[0], r->idp + 2, r->taskp, r->label, r->ntok);
     CHECK(rc != 0, "out-of-range rows on rank %d: round did not fail here", size - 1);
     row0 = last ? 10 : 2 * rank;
     const char *const *idp = last ? r->idp + 10 : r->idp + 2;
-    rc = ch_archive_write_rows(a, row0, 1, r->acts[0], NULL, idp, r->taskp, r->label, r->ntok);
+    rc = write_f32(a, row0, 1, r->acts[0], idp, r->taskp, r->label, r->ntok);
     CHECK(rc != 0, "too-long id on rank %d: round did not fail here", size - 1);
     uint8_t done[N];
     CHECK(ch_archive_done(a, 0, N, done) == 0, "done: %s", ch_err_msg());

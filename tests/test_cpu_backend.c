@@ -153,12 +153,23 @@ START_TEST(test_pool_last_and_mean) {
     ch_seqs s = {.nseq = 2, .ntok = 5, .max_len = 3, .start = start, .start_dev = start};
     float x[5 * 3], out[2 * 3];
     for (int i = 0; i < 15; i++) x[i] = (float)i;
-    ck_assert_int_eq(be->pool(be, x, 3, &s, CH_POOL_LAST, out), 0);
+    ck_assert_int_eq(be->pool(be, x, 3, &s, CH_POOL_LAST, CH_DT_F32, out), 0);
     float last[] = {3, 4, 5, 12, 13, 14};
     for (int i = 0; i < 6; i++) ck_assert_float_eq(out[i], last[i]);
-    ck_assert_int_eq(be->pool(be, x, 3, &s, CH_POOL_MEAN, out), 0);
+    ck_assert_int_eq(be->pool(be, x, 3, &s, CH_POOL_MEAN, CH_DT_F32, out), 0);
     float mean[] = {1.5f, 2.5f, 3.5f, 9, 10, 11};
     for (int i = 0; i < 6; i++) ck_assert_float_eq(out[i], mean[i]);
+    /* the archive's form: the same values as binary16 bits (all exact in binary16 here), and
+     * ch_f32_to_f16 of an inexact one */
+    uint16_t h[2 * 3];
+    ck_assert_int_eq(be->pool(be, x, 3, &s, CH_POOL_LAST, CH_DT_F16, h), 0);
+    for (int i = 0; i < 6; i++) ck_assert_float_eq(ch_f16_to_f32(h[i]), last[i]);
+    ck_assert_int_eq(be->pool(be, x, 3, &s, CH_POOL_MEAN, CH_DT_F16, h), 0);
+    for (int i = 0; i < 6; i++) ck_assert_float_eq(ch_f16_to_f32(h[i]), mean[i]);
+    x[14] = 0.1f;
+    ck_assert_int_eq(be->pool(be, x, 3, &s, CH_POOL_LAST, CH_DT_F16, h), 0);
+    ck_assert_uint_eq(h[5], ch_f32_to_f16(0.1f));
+    ck_assert_int_eq(be->pool(be, x, 3, &s, CH_POOL_LAST, CH_DT_BF16, h), CH_EINTERNAL);
 }
 END_TEST
 

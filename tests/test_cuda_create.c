@@ -71,6 +71,39 @@ START_TEST(test_backend_auto_is_cuda_when_usable_else_cpu) {
 }
 END_TEST
 
+START_TEST(test_registry_lists_backends_and_check_finds_unset_entries) {
+    int n = 0, cpu = -1, cuda = -1;
+    const ch_backend_reg *reg = ch_backend_registry(&n);
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(reg[i].name, "cpu")) cpu = i;
+        if (!strcmp(reg[i].name, "cuda")) cuda = i;
+    }
+    ck_assert_int_ge(cpu, 0);
+    ck_assert_int_ge(cuda, 0);
+    ck_assert_int_eq(cpu, n - 1); /* auto's fallback: tried last */
+    ck_assert_int_eq(reg[cpu].compiled_in, 1);
+#ifdef CAPHEADS_HAVE_CUDA
+    ck_assert_int_eq(reg[cuda].compiled_in, 1);
+#else
+    ck_assert_int_eq(reg[cuda].compiled_in, 0);
+#endif
+    ch_backend *be = NULL;
+    ck_assert_msg(ch_backend_create("cpu", 1, &be) == 0, "%s", ch_err_msg());
+    ck_assert_str_eq(be->mem_name, "host");
+    ck_assert_int_eq(ch_backend_check(be), 0);
+    ch_backend copy = *be;
+    copy.mlp = NULL, copy.mem_info = NULL, copy.gemm_workspace = NULL; /* optional */
+    ck_assert_int_eq(ch_backend_check(&copy), 0);
+    copy.pool = NULL; /* required */
+    ck_assert_int_eq(ch_backend_check(&copy), CH_EINTERNAL);
+    ck_assert_msg(strstr(ch_err_msg(), "'cpu'") && strstr(ch_err_msg(), "'pool'"), "message: %s", ch_err_msg());
+    copy = *be, copy.event_wait = NULL;
+    ck_assert_int_eq(ch_backend_check(&copy), CH_EINTERNAL);
+    ck_assert_ptr_nonnull(strstr(ch_err_msg(), "'event_wait'"));
+    ch_backend_destroy(be);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("cuda_create");
     TCase *tc = tcase_create("core");
@@ -78,6 +111,7 @@ int main(void) {
     tcase_add_test(tc, test_cuda_create_out_of_range_device_is_refused);
     tcase_add_test(tc, test_backend_create_unknown_name_is_an_argument_error);
     tcase_add_test(tc, test_backend_auto_is_cuda_when_usable_else_cpu);
+    tcase_add_test(tc, test_registry_lists_backends_and_check_finds_unset_entries);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -4,21 +4,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "stage.h"
 #include "err.h"
 #include "init.h"
 
 static int ch_cmd_version(int argc, char **argv, MPI_Comm comm) {
-    int rank = 0;
+    int rank = 0, n = 0;
     MPI_Comm_rank(comm, &rank);
-    if (rank == 0)
-        printf("capheads %s (backends: cpu%s)\n", CAPHEADS_VERSION,
-#ifdef CAPHEADS_HAVE_CUDA
-               ", cuda"
-#else
-               ""
-#endif
-        );
+    if (rank) return 0;
+    const ch_backend_reg *reg = ch_backend_registry(&n);
+    printf("capheads %s (backends:", CAPHEADS_VERSION);
+    for (int i = 0, first = 1; i < n; i++)
+        if (reg[i].compiled_in) printf("%s %s", first ? "" : ",", reg[i].name), first = 0;
+    printf(")\n");
     return 0;
 }
 

@@ -183,15 +183,15 @@ static int batch_load(const opts *o, const ch_extract_plan *p, int64_t b, FILE *
  * page-locked on CUDA) its captures are copied into while the device computes. */
 typedef struct {
     batch_buf bb;
-    float *out, *hidden; /* [maxn, width], [maxn, hidden] or NULL */
+    uint16_t *out, *hidden; /* binary16 [L][n][H*D] (maxn rows' room), [maxn, hidden] or NULL */
     ch_event *ev;        /* recorded after the copies into out / hidden */
     int64_t row0, n, ntok; /* n > 0: queued, its rows not yet written */
 } slot;
 
 static int slots_make(ch_backend *be, size_t out_floats, size_t hidden_floats, slot sl[2]) {
     for (int i = 0; i < 2; i++) {
-        CH_TRY(be->host_alloc(be, out_floats * sizeof(float), (void **)&sl[i].out));
-        if (hidden_floats) CH_TRY(be->host_alloc(be, hidden_floats * sizeof(float), (void **)&sl[i].hidden));
+        CH_TRY(be->host_alloc(be, out_floats * sizeof(uint16_t), (void **)&sl[i].out));
+        if (hidden_floats) CH_TRY(be->host_alloc(be, hidden_floats * sizeof(uint16_t), (void **)&sl[i].hidden));
         CH_TRY(be->event_create(be, &sl[i].ev));
     }
     return 0;
@@ -345,7 +345,8 @@ static int run(const opts *o, MPI_Comm comm) {
         MPI_Barrier(comm);
         double t0 = MPI_Wtime();
         /* every rank joins the collective write, with nothing when it failed or has no work */
-        int wrc = ch_archive_write_rows(a, row0, rc ? 0 : n, prev->out, prev->hidden, ids, tasks, labels, nt);
+        ch_archive_rows rows = {.ids = ids, .tasks = tasks, .labels = labels, .n_tokens = nt};
+        int wrc = ch_archive_write_rows(a, row0, rc ? 0 : n, prev->out, prev->hidden, &rows);
         io_seconds += MPI_Wtime() - t0;
         if (!rc) rc = wrc;
         free(ids), free(tasks), free(labels), free(nt);

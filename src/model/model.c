@@ -3,9 +3,11 @@
  * Read forward() top to bottom: embed, then per layer: RMSNorm, q/k/v projections (+bias
  * for Qwen2), RoPE, causal GQA attention - whose output, the o_proj input, is what we capture -
  * then o_proj, residual, RMSNorm, SwiGLU MLP, residual. The last layer stops after its attention:
- * nothing after it is captured. The LM head is never computed. The captures are copied to the
- * host by download_async, queued behind the kernels: ch_model_capture_start returns while the
- * device still works (CUDA), and an event tells when the host buffer is filled. */
+ * nothing after it is captured. The LM head is never computed. The captures are pooled into
+ * one [L][nseq][H*D] buffer on the device - narrowed there to the archive's binary16 for
+ * ch_model_capture_start - and copied to the host by download_async, queued behind the kernels:
+ * ch_model_capture_start returns while the device still works (CUDA), and an event tells when
+ * the host buffer is filled. */
 #include "model.h"
 
 #include <limits.h>
@@ -25,7 +27,8 @@ typedef struct {
 /* Scratch activations for a batch of up to `cap` tokens and `seq_cap` sequences. */
 typedef struct {
     int cap, seq_cap;
-    float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up, *captured;
+    float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up;
+    void *captured; /* [L][nseq][H*D] of the capture's type (f32 bytes reserved: either fits) */
     int32_t *ids, *pos;
     int *start;
 } scratch;
@@ -141,7 +144,7 @@ fail: /* messages from config/safetensors already name the file */
     if (rc == CH_ENOMEM) /* before any batch: no token budget helps */
         rc = ch_err_wrap("%s: the weights alone do not fit in %s memory (no --batch-tokens helps; fewer ranks "
                          "per GPU or a larger device does): ",
-                         dir, strcmp(be->name, "cuda") ? "host" : "GPU");
+                         dir, be->mem_name);
     return rc;
 }
 
@@ -272,7 +275,7 @@ static int oom_advice(ch_model *m, int ntok, int nseq, int max_len) {
     snprintf(what, sizeof what,
              "a batch of %d tokens in %d sequences needs %s of %s memory for activations (%zu bytes per "
              "token, %zu per sequence)",
-             ntok, nseq, bytes_text(need, sz[0], sizeof sz[0]), strcmp(be->name, "cuda") ? "host" : "GPU", per_tok,
+             ntok, nseq, bytes_text(need, sz[0], sizeof sz[0]), be->mem_name, per_tok,
              per_seq);
     if (!tot) return ch_err_wrap("%s: ", what);
     bytes_text(fr, sz[1], sizeof sz[1]);
@@ -331,18 +334,10 @@ static int check_batch(const ch_model *m, const ch_batch *b, int *ntok, int *max
     return 0;
 }
 
-int ch_model_capture(ch_model *m, const ch_batch *b, ch_pool pool, float *out) {
-    return ch_model_capture_ex(m, b, pool, out, NULL);
-}
-
-int ch_model_capture_ex(ch_model *m, const ch_batch *b, ch_pool pool, float *out, float *hidden) {
-    return ch_model_capture_start(m, b, pool, out, hidden, NULL);
-}
-
 /* The forward pass of a checked batch whose scratch is reserved: device work only (uploads,
  * kernels, the queued downloads), so that an out-of-memory failure here is the device's. */
 static int forward(ch_model *m, const ch_batch *b, const int32_t *pos, int ntok, int max_len, ch_pool pool,
-                   float *out, float *hidden, ch_event *done) {
+                   ch_dtype dt, void *out, void *hidden, ch_event *done) {
     const ch_config *c = &m->cfg;
     ch_backend *be = m->be;
     scratch *s = &m->s;
@@ -353,7 +348,8 @@ static int forward(ch_model *m, const ch_batch *b, const int32_t *pos, int ntok,
                     .start_dev = s->start, .pos_dev = s->pos};
 
     const int L = c->n_layers, H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, qd = H * D;
-    const size_t layer_cap = (size_t)b->nseq * qd; /* captured floats per layer */
+    const size_t esize = dt == CH_DT_F16 ? 2 : 4;
+    const size_t layer_cap = (size_t)b->nseq * qd * esize; /* captured bytes per layer */
     const float scale = 1.0f / sqrtf((float)D);
 
     CH_TRY(be->embed(be, &m->embed, s->ids, ntok, s->x));
@@ -368,7 +364,7 @@ static int forward(ch_model *m, const ch_batch *b, const int32_t *pos, int ntok,
         CH_TRY(be->rope(be, s->k, ntok, KV, D, s->pos, m->inv_freq));
         CH_TRY(be->attention(be, s->q, s->k, s->v, &seqs, H, KV, D, scale, s->att));
         /* the capture: o_proj's input, per head, pooled per sequence */
-        CH_TRY(be->pool(be, s->att, qd, &seqs, pool, s->captured + (size_t)l * layer_cap));
+        CH_TRY(be->pool(be, s->att, qd, &seqs, pool, dt, (char *)s->captured + (size_t)l * layer_cap));
         if (l == L - 1 && !hidden) break; /* nothing after it is captured */
         CH_TRY(linear(be, &w->wo, &w->bo, s->att, ntok, s->tmp));
         CH_TRY(be->add(be, s->x, s->tmp, (size_t)ntok * c->hidden));
@@ -378,23 +374,29 @@ static int forward(ch_model *m, const ch_batch *b, const int32_t *pos, int ntok,
         CH_TRY(be->add(be, s->x, s->tmp, (size_t)ntok * c->hidden));
     }
 
-    /* captured is [L][nseq][H*D] on the device, out is [nseq][L][H*D] on the host: one strided
-     * copy per layer (rows of H*D floats, host pitch L*H*D), queued behind the kernels */
-    const size_t row = (size_t)qd * sizeof(float);
-    for (int l = 0; l < L; l++)
-        CH_TRY(be->download_async(be, out + (size_t)l * qd, (size_t)L * row, s->captured + (size_t)l * layer_cap, row,
-                                  row, (size_t)b->nseq));
+    /* captured is [L][nseq][H*D] on the device, queued behind the kernels to the host: f16 as
+     * it is, one block (the archive writer's layout); f32 into [nseq][L][H*D], one strided copy
+     * per layer (rows of H*D floats, host pitch L*H*D) */
+    if (dt == CH_DT_F16) {
+        CH_TRY(be->download_async(be, out, (size_t)L * layer_cap, s->captured, (size_t)L * layer_cap,
+                                  (size_t)L * layer_cap, 1));
+    } else {
+        const size_t row = (size_t)qd * esize;
+        for (int l = 0; l < L; l++)
+            CH_TRY(be->download_async(be, (char *)out + (size_t)l * row, (size_t)L * row,
+                                      (char *)s->captured + (size_t)l * layer_cap, row, row, (size_t)b->nseq));
+    }
     if (hidden) { /* final norm, mean over tokens; xn and tmp are free scratch by now */
         CH_TRY(be->rmsnorm(be, s->x, &m->final_norm, ntok, c->hidden, c->rms_eps, s->xn));
-        CH_TRY(be->pool(be, s->xn, c->hidden, &seqs, CH_POOL_MEAN, s->tmp));
-        size_t hb = (size_t)b->nseq * c->hidden * sizeof(float);
+        CH_TRY(be->pool(be, s->xn, c->hidden, &seqs, CH_POOL_MEAN, dt, s->tmp));
+        size_t hb = (size_t)b->nseq * c->hidden * esize;
         CH_TRY(be->download_async(be, hidden, hb, s->tmp, hb, hb, 1));
     }
     return done ? be->event_record(be, done) : be->sync(be);
 }
 
-int ch_model_capture_start(ch_model *m, const ch_batch *b, ch_pool pool, float *out, float *hidden,
-                           ch_event *done) {
+static int capture(ch_model *m, const ch_batch *b, ch_pool pool, ch_dtype dt, void *out, void *hidden,
+                   ch_event *done) {
     int ntok = 0, max_len = 0;
     CH_TRY(check_batch(m, b, &ntok, &max_len));
     /* positions restart at 0 in every packed sequence */
@@ -403,8 +405,21 @@ int ch_model_capture_start(ch_model *m, const ch_batch *b, ch_pool pool, float *
     for (int q = 0; q < b->nseq; q++)
         for (int t = b->start[q]; t < b->start[q + 1]; t++) pos[t] = t - b->start[q];
     int rc = scratch_reserve(m, ntok, b->nseq);
-    if (!rc) rc = forward(m, b, pos, ntok, max_len, pool, out, hidden, done);
+    if (!rc) rc = forward(m, b, pos, ntok, max_len, pool, dt, out, hidden, done);
     free(pos); /* the uploads are synchronous */
     if (rc == CH_ENOMEM) rc = oom_advice(m, ntok, b->nseq, max_len);
     return rc;
+}
+
+int ch_model_capture_start(ch_model *m, const ch_batch *b, ch_pool pool, uint16_t *acts, uint16_t *hidden,
+                           ch_event *done) {
+    return capture(m, b, pool, CH_DT_F16, acts, hidden, done);
+}
+
+int ch_model_capture_ex(ch_model *m, const ch_batch *b, ch_pool pool, float *out, float *hidden) {
+    return capture(m, b, pool, CH_DT_F32, out, hidden, NULL);
+}
+
+int ch_model_capture(ch_model *m, const ch_batch *b, ch_pool pool, float *out) {
+    return ch_model_capture_ex(m, b, pool, out, NULL);
 }

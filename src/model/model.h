@@ -2,8 +2,9 @@
  *
  * ch_model_capture runs one forward pass over a packed batch of token sequences and returns, for
  * every layer l and query head h, the head's attention output softmax(q k^T / sqrt(D)) v - the
- * slice h of the o_proj input - at the last token of each sequence or averaged over its tokens.
- * The LM head is never computed. */
+ * slice h of the o_proj input - at the last token of each sequence or averaged over its tokens:
+ * as f32 (ch_model_capture, ch_model_capture_ex) or in the archive's binary16, layer-major
+ * (ch_model_capture_start). The LM head is never computed. */
 #ifndef CH_MODEL_H
 #define CH_MODEL_H
 
@@ -45,27 +46,30 @@ const ch_config *ch_model_config(const ch_model *m);
 /* Floats per sequence in the capture output: n_layers * n_heads * head_dim. */
 int64_t ch_model_capture_width(const ch_model *m);
 
-/* Forward pass; out (host) receives [nseq][n_layers][n_heads][head_dim] f32.
- * Token ids must be < vocab (CH_EARG otherwise, naming the sequence and position). */
+/* Forward pass, synchronous; out (host) receives [nseq][n_layers][n_heads][head_dim] f32: the
+ * values before the archive's narrowing to binary16 (what the golden tests compare; tools and
+ * benchmarks). Token ids must be < vocab (CH_EARG otherwise, naming the sequence and position). */
 int ch_model_capture(ch_model *m, const ch_batch *b, ch_pool pool, float *out);
 
 /* As ch_model_capture, and when hidden is not NULL also the final hidden state (after the final
  * RMSNorm, the LM head's input) mean-pooled over each sequence's tokens: hidden [nseq][hidden]
- * (the representation the RDS selection baseline compares). Costs the last layer's MLP. */
+ * f32 (the representation the RDS selection baseline compares). Costs the last layer's MLP. */
 int ch_model_capture_ex(ch_model *m, const ch_batch *b, ch_pool pool, float *out, float *hidden);
 
-/* The asynchronous form of ch_model_capture_ex, for overlapping the host's use of one batch's
- * outputs (the archive write) with the device's forward pass of the next. Queues the forward
- * pass of b and the copies of its results into out (and hidden), records `done` (an event of
- * the model's backend) after them, and returns: on CUDA once the work is queued, on the CPU when
- * it is done. out and hidden may be read only after be->event_wait(be, done) returned 0, and
- * should come from be->host_alloc (page-locked on CUDA; other memory makes the copy
- * synchronous). b's arrays may be reused at once. done NULL: wait here (ch_model_capture_ex).
+/* The archive's form, asynchronous: what extract writes. acts receives the captures layer-major,
+ * [n_layers][nseq][n_heads * head_dim], and hidden (when not NULL) [nseq][hidden], both as
+ * IEEE binary16 bits: ch_f32_to_f16 of ch_model_capture_ex's values, narrowed on the device by
+ * the backend's pool, so acts is exactly the block ch_archive_write_rows takes. Queues the
+ * forward pass of b and the copies of its results into acts (and hidden), records `done` (an
+ * event of the model's backend) after them, and returns: on CUDA once the work is queued, on the
+ * CPU when it is done. acts and hidden may be read only after be->event_wait(be, done) returned
+ * 0, and should come from be->host_alloc (page-locked on CUDA; other memory makes the copy
+ * synchronous). b's arrays may be reused at once. done NULL: wait here.
  * The next call may start before the previous batch's event was waited for: the device runs the
  * work in order, so the previous copies read the scratch before this batch overwrites it.
  * Out of device memory (CH_ENOMEM): the message tells the batch's needs per token and per
  * sequence, the free memory and a --batch-tokens budget that would fit. */
-int ch_model_capture_start(ch_model *m, const ch_batch *b, ch_pool pool, float *out, float *hidden,
+int ch_model_capture_start(ch_model *m, const ch_batch *b, ch_pool pool, uint16_t *acts, uint16_t *hidden,
                            ch_event *done);
 
 /* Device bytes of the forward pass for a batch of ntok tokens in nseq sequences: the activation
