@@ -92,9 +92,13 @@ static int archive_new(const char *path, MPI_Comm comm, ch_archive **out) {
 }
 
 static hid_t make_dset(hid_t f, const char *name, hid_t type, int rank, const hsize_t *dims,
-                       const hsize_t *chunk, int fill_zero) {
+                       const hsize_t *chunk, int fill_zero, int checksum) {
     hid_t s = H5Screate_simple(rank, dims, NULL), p = H5Pcreate(H5P_DATASET_CREATE), d = -1;
-    if (s >= 0 && p >= 0 && (!chunk || H5Pset_chunk(p, rank, chunk) >= 0) &&
+    /* Every chunked dataset carries a Fletcher32 checksum per chunk: HDF5 checks it on every
+     * read, so a flipped byte on disk fails the read instead of passing as data. The filter
+     * keeps collective writes (parallel HDF5 writes filtered chunks collectively; measured in
+     * benchmarks/bench_archive_results.md). */
+    if (s >= 0 && p >= 0 && (!chunk || (H5Pset_chunk(p, rank, chunk) >= 0 && (!checksum || H5Pset_fletcher32(p) >= 0))) &&
         H5Pset_alloc_time(p, H5D_ALLOC_TIME_EARLY) >= 0 && H5Pset_obj_track_times(p, 0) >= 0 &&
         H5Pset_fill_time(p, fill_zero ? H5D_FILL_TIME_ALLOC : H5D_FILL_TIME_NEVER) >= 0)
         d = H5Dcreate2(f, name, type, s, H5P_DEFAULT, p, H5P_DEFAULT);
@@ -112,7 +116,7 @@ static int attach_scales(ch_archive *a) {
     int sizes[3] = {a->L, a->H, a->D};
     for (int i = 0; i < 3; i++) {
         hsize_t n = (hsize_t)sizes[i];
-        hid_t d = make_dset(a->f, labels[i + 1], H5T_STD_I32LE, 1, &n, NULL, 1);
+        hid_t d = make_dset(a->f, labels[i + 1], H5T_STD_I32LE, 1, &n, NULL, 1, 0);
         if (d < 0) CH_FAIL_GOTO(fail, CH_EHDF5, "%s: cannot create scale '%s'", path, labels[i + 1]);
         int32_t *idx = malloc(sizeof(int32_t) * n);
         for (hsize_t j = 0; idx && j < n; j++) idx[j] = (int32_t)j;
@@ -214,15 +218,15 @@ int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm,
         if ((expr) < 0) rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: %s failed (file system full?)", path, #expr); \
         CH_TRY_GOTO(ch_mpi_agree(comm, rc), fail);                                               \
     } while (0)
-    STEP(a->acts = make_dset(a->f, "activations", a->f16, 4, dims, chunk, 0));
-    STEP(a->ids = make_dset(a->f, "ids", a->id_t, 1, &N, NULL, 1));
-    STEP(a->tasks = make_dset(a->f, "tasks", a->task_t, 1, &N, NULL, 1));
-    STEP(a->labels = make_dset(a->f, "labels", H5T_STD_I32LE, 1, &N, NULL, 1));
-    STEP(a->ntok = make_dset(a->f, "n_tokens", H5T_STD_I32LE, 1, &N, NULL, 1));
-    STEP(a->done = make_dset(a->f, "done", H5T_STD_U8LE, 1, &N, NULL, 1));
+    STEP(a->acts = make_dset(a->f, "activations", a->f16, 4, dims, chunk, 0, !m->no_checksums));
+    STEP(a->ids = make_dset(a->f, "ids", a->id_t, 1, &N, NULL, 1, 0));
+    STEP(a->tasks = make_dset(a->f, "tasks", a->task_t, 1, &N, NULL, 1, 0));
+    STEP(a->labels = make_dset(a->f, "labels", H5T_STD_I32LE, 1, &N, NULL, 1, 0));
+    STEP(a->ntok = make_dset(a->f, "n_tokens", H5T_STD_I32LE, 1, &N, NULL, 1, 0));
+    STEP(a->done = make_dset(a->f, "done", H5T_STD_U8LE, 1, &N, NULL, 1, 0));
     if (a->hidden_dim > 0) {
-        hsize_t hd[2] = {N, (hsize_t)a->hidden_dim};
-        STEP(a->hidden = make_dset(a->f, "hidden", a->f16, 2, hd, NULL, 0));
+        hsize_t hd[2] = {N, (hsize_t)a->hidden_dim}, hchunk[2] = {chunk_rows(m->n_rows, 1, a->hidden_dim), hd[1]};
+        STEP(a->hidden = make_dset(a->f, "hidden", a->f16, 2, hd, hchunk, 0, !m->no_checksums));
     }
 #undef STEP
     CH_TRY_GOTO(ch_mpi_agree(comm, attach_scales(a)), fail);
@@ -551,7 +555,15 @@ int ch_archive_close(ch_archive *a) {
     free(mask);
     if (MPI_Allreduce(&mine, &all, 1, MPI_INT64_T, MPI_SUM, a->comm) != MPI_SUCCESS) all = -1;
     const char *path = a->path;
-    if (all == a->n_rows && !src) CH_H5(ch_h5_put_i64(a->f, "complete", 1));
+    if (all == a->n_rows && !src) {
+        char hex[65] = "";
+        int drc = rank == 0 ? ch_archive_rows_sha256(a->f, hex) : 0;
+        CH_TRY_GOTO(ch_mpi_agree(a->comm, drc), fail);
+        if (MPI_Bcast(hex, sizeof hex, MPI_CHAR, 0, a->comm) != MPI_SUCCESS)
+            CH_FAIL_GOTO(fail, CH_EMPI, "%s: MPI_Bcast of the rows digest failed", path);
+        CH_H5(ch_h5_put_str(a->f, "rows_sha256", hex));
+        CH_H5(ch_h5_put_i64(a->f, "complete", 1));
+    }
     rc = src;
 fail:
     handles_close(a);
