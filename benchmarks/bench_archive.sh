@@ -53,7 +53,7 @@ for r in $RANKS; do
 done
 
 echo
-echo "# 1b. Fletcher32 chunk checksums (the default) against none: same rows, interleaved, fsync included"
+echo "# 1b. row checksums (/row_crc, the default) against none: same rows, interleaved, fsync included"
 printf "%-6s %18s %18s %14s\n" ranks "checksums MiB/s" "none MiB/s" "ratio(med)"
 for r in $RANKS; do
   : >"$W/s.txt" ; : >"$W/n.txt" ; : >"$W/sr.txt"

@@ -10,7 +10,7 @@
  * "bytes seconds conv_seconds" (bytes = the file's size on disk; conv_seconds = the slowest
  * rank's time for the f32 -> binary16 conversion of its rows alone, measured separately after
  * the run, the CPU part of the writer's work). bench_archive.sh drives it against dd. A last
- * argument `nosum` writes without the Fletcher32 chunk checksums, to measure what they cost. */
+ * argument `nosum` writes without the row checksums (/row_crc), to measure what they cost. */
 #include <fcntl.h>
 #include <mpi.h>
 #include <stdio.h>

@@ -22,7 +22,7 @@
 #include "numfmt.h"
 
 struct ch_archive {
-    hid_t f, acts, ids, tasks, labels, ntok, done, hidden;
+    hid_t f, acts, ids, tasks, labels, ntok, done, hidden, crc; /* crc: -1 with no_checksums */
     hid_t f16, id_t, task_t, xfer;
     int64_t n_rows;
     int L, H, D, hidden_dim, id_len, task_len;
@@ -37,6 +37,8 @@ struct ch_archive {
      * a page fault and a page clear per 4 KiB, as much CPU time as the narrowing itself */
     uint16_t *half;
     size_t half_cap; /* elements */
+    uint32_t *crcbuf; /* the round's row checksums [n][L + 1] */
+    size_t crc_cap;   /* elements */
 };
 
 /* Rows per chunk: about 4 MiB of one layer ([R, 1, H, D] binary16). */
@@ -48,7 +50,7 @@ static hsize_t chunk_rows(int64_t n, int H, int D) {
 }
 
 static void handles_close(ch_archive *a) {
-    hid_t *hs[] = {&a->acts, &a->ids, &a->tasks, &a->labels, &a->ntok, &a->done, &a->hidden};
+    hid_t *hs[] = {&a->acts, &a->ids, &a->tasks, &a->labels, &a->ntok, &a->done, &a->hidden, &a->crc};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
         if (*hs[i] >= 0) H5Dclose(*hs[i]), *hs[i] = -1;
     if (a->f16 >= 0) H5Tclose(a->f16), a->f16 = -1;
@@ -60,7 +62,7 @@ static void handles_close(ch_archive *a) {
 static void archive_free(ch_archive *a) {
     if (!a) return;
     free(a->pend0), free(a->pendn);
-    free(a->half);
+    free(a->half), free(a->crcbuf);
     handles_close(a);
     if (a->f >= 0) H5Fclose(a->f);
     free(a->path);
@@ -70,7 +72,7 @@ static void archive_free(ch_archive *a) {
 static int archive_new(const char *path, MPI_Comm comm, ch_archive **out) {
     ch_archive *a = NULL;
     CH_TRY(CH_ALLOC(a, 1, "archive"));
-    a->f = a->acts = a->ids = a->tasks = a->labels = a->ntok = a->done = a->hidden = -1;
+    a->f = a->acts = a->ids = a->tasks = a->labels = a->ntok = a->done = a->hidden = a->crc = -1;
     a->f16 = a->id_t = a->task_t = a->xfer = -1;
     a->comm = comm;
     /* every rank must decide to sync in the same round (the sync is collective): rank 0's
@@ -92,13 +94,9 @@ static int archive_new(const char *path, MPI_Comm comm, ch_archive **out) {
 }
 
 static hid_t make_dset(hid_t f, const char *name, hid_t type, int rank, const hsize_t *dims,
-                       const hsize_t *chunk, int fill_zero, int checksum) {
+                       const hsize_t *chunk, int fill_zero) {
     hid_t s = H5Screate_simple(rank, dims, NULL), p = H5Pcreate(H5P_DATASET_CREATE), d = -1;
-    /* Every chunked dataset carries a Fletcher32 checksum per chunk: HDF5 checks it on every
-     * read, so a flipped byte on disk fails the read instead of passing as data. The filter
-     * keeps collective writes (parallel HDF5 writes filtered chunks collectively; measured in
-     * benchmarks/bench_archive_results.md). */
-    if (s >= 0 && p >= 0 && (!chunk || (H5Pset_chunk(p, rank, chunk) >= 0 && (!checksum || H5Pset_fletcher32(p) >= 0))) &&
+    if (s >= 0 && p >= 0 && (!chunk || H5Pset_chunk(p, rank, chunk) >= 0) &&
         H5Pset_alloc_time(p, H5D_ALLOC_TIME_EARLY) >= 0 && H5Pset_obj_track_times(p, 0) >= 0 &&
         H5Pset_fill_time(p, fill_zero ? H5D_FILL_TIME_ALLOC : H5D_FILL_TIME_NEVER) >= 0)
         d = H5Dcreate2(f, name, type, s, H5P_DEFAULT, p, H5P_DEFAULT);
@@ -116,7 +114,7 @@ static int attach_scales(ch_archive *a) {
     int sizes[3] = {a->L, a->H, a->D};
     for (int i = 0; i < 3; i++) {
         hsize_t n = (hsize_t)sizes[i];
-        hid_t d = make_dset(a->f, labels[i + 1], H5T_STD_I32LE, 1, &n, NULL, 1, 0);
+        hid_t d = make_dset(a->f, labels[i + 1], H5T_STD_I32LE, 1, &n, NULL, 1);
         if (d < 0) CH_FAIL_GOTO(fail, CH_EHDF5, "%s: cannot create scale '%s'", path, labels[i + 1]);
         int32_t *idx = malloc(sizeof(int32_t) * n);
         for (hsize_t j = 0; idx && j < n; j++) idx[j] = (int32_t)j;
@@ -142,6 +140,7 @@ static int open_handles(ch_archive *a) {
     CH_H5(a->ntok = H5Dopen2(a->f, "n_tokens", H5P_DEFAULT));
     CH_H5(a->done = H5Dopen2(a->f, "done", H5P_DEFAULT));
     if (a->hidden_dim > 0) CH_H5(a->hidden = H5Dopen2(a->f, "hidden", H5P_DEFAULT));
+    if (H5Lexists(a->f, "row_crc", H5P_DEFAULT) > 0) CH_H5(a->crc = H5Dopen2(a->f, "row_crc", H5P_DEFAULT));
 fail:
     return rc;
 }
@@ -218,15 +217,19 @@ int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm,
         if ((expr) < 0) rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: %s failed (file system full?)", path, #expr); \
         CH_TRY_GOTO(ch_mpi_agree(comm, rc), fail);                                               \
     } while (0)
-    STEP(a->acts = make_dset(a->f, "activations", a->f16, 4, dims, chunk, 0, !m->no_checksums));
-    STEP(a->ids = make_dset(a->f, "ids", a->id_t, 1, &N, NULL, 1, 0));
-    STEP(a->tasks = make_dset(a->f, "tasks", a->task_t, 1, &N, NULL, 1, 0));
-    STEP(a->labels = make_dset(a->f, "labels", H5T_STD_I32LE, 1, &N, NULL, 1, 0));
-    STEP(a->ntok = make_dset(a->f, "n_tokens", H5T_STD_I32LE, 1, &N, NULL, 1, 0));
-    STEP(a->done = make_dset(a->f, "done", H5T_STD_U8LE, 1, &N, NULL, 1, 0));
+    STEP(a->acts = make_dset(a->f, "activations", a->f16, 4, dims, chunk, 0));
+    STEP(a->ids = make_dset(a->f, "ids", a->id_t, 1, &N, NULL, 1));
+    STEP(a->tasks = make_dset(a->f, "tasks", a->task_t, 1, &N, NULL, 1));
+    STEP(a->labels = make_dset(a->f, "labels", H5T_STD_I32LE, 1, &N, NULL, 1));
+    STEP(a->ntok = make_dset(a->f, "n_tokens", H5T_STD_I32LE, 1, &N, NULL, 1));
+    STEP(a->done = make_dset(a->f, "done", H5T_STD_U8LE, 1, &N, NULL, 1));
     if (a->hidden_dim > 0) {
-        hsize_t hd[2] = {N, (hsize_t)a->hidden_dim}, hchunk[2] = {chunk_rows(m->n_rows, 1, a->hidden_dim), hd[1]};
-        STEP(a->hidden = make_dset(a->f, "hidden", a->f16, 2, hd, hchunk, 0, !m->no_checksums));
+        hsize_t hd[2] = {N, (hsize_t)a->hidden_dim};
+        STEP(a->hidden = make_dset(a->f, "hidden", a->f16, 2, hd, NULL, 0));
+    }
+    if (!m->no_checksums) {
+        hsize_t cd[2] = {N, (hsize_t)a->L + 1};
+        STEP(a->crc = make_dset(a->f, "row_crc", H5T_STD_U32LE, 2, cd, NULL, 1));
     }
 #undef STEP
     CH_TRY_GOTO(ch_mpi_agree(comm, attach_scales(a)), fail);
@@ -441,6 +444,25 @@ fail:
     return rc;
 }
 
+/* The round's row checksums: CRC-32 of each row's binary16 bytes of each layer, and of its
+ * /hidden row in the last column (0 without --hidden). Stored in /row_crc [N, L + 1] beside the
+ * rows, so that a reader checks exactly the rows and layers it reads (ch_archive_crc_rows). */
+static int row_checksums(ch_archive *a, const uint16_t *half, const uint16_t *hhalf, int64_t n) {
+    const size_t cols = (size_t)a->L + 1, hd = (size_t)a->H * a->D, need = (size_t)n * cols;
+    if (need > a->crc_cap) {
+        uint32_t *p = realloc(a->crcbuf, sizeof *p * need);
+        if (!p) CH_FAIL(CH_ENOMEM, "out of memory for %zu row checksums", need);
+        a->crcbuf = p, a->crc_cap = need;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        for (int l = 0; l < a->L; l++)
+            a->crcbuf[(size_t)i * cols + l] = ch_crc32_f16(half + ((size_t)l * n + i) * hd, hd);
+        a->crcbuf[(size_t)i * cols + a->L] =
+            hhalf ? ch_crc32_f16(hhalf + (size_t)i * a->hidden_dim, (size_t)a->hidden_dim) : 0;
+    }
+    return 0;
+}
+
 int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const float *acts, const float *hidden,
                           const char *const *ids, const char *const *tasks, const int32_t *labels,
                           const int32_t *n_tokens) {
@@ -482,6 +504,8 @@ int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const floa
             ch_h5_narrow_f16(acts + (size_t)i * width + l * hd, half + ((size_t)l * n + i) * hd, hd);
     if (hhalf && hidden)
         ch_h5_narrow_f16(hidden, hhalf, (size_t)n * a->hidden_dim);
+    if (a->crc >= 0 && n > 0 && !rc) rc = row_checksums(a, half, hhalf, n);
+    if (rc) n = 0;
     /* every collective write is joined whatever happened locally (n is 0 then); a rank whose
      * buffer could not be made hands HDF5 a dummy one for its empty selection */
     static const uint64_t none[1];
@@ -490,6 +514,7 @@ int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const floa
     for (int l = 0; l < a->L; l++) /* L collective writes: every rank makes all of them */
         failed |= write_slab(a, a->acts, a->f16, row0, n, l, BUF(half ? half + (size_t)l * n * hd : NULL));
     if (a->hidden_dim > 0) failed |= write_slab(a, a->hidden, a->f16, row0, n, -1, BUF(hhalf));
+    if (a->crc >= 0) failed |= write_slab(a, a->crc, H5T_NATIVE_UINT32, row0, n, -1, BUF(a->crcbuf));
     failed |= write_slab(a, a->ids, a->id_t, row0, n, -1, BUF(idbuf));
     failed |= write_slab(a, a->tasks, a->task_t, row0, n, -1, BUF(taskbuf));
     failed |= write_slab(a, a->labels, H5T_NATIVE_INT32, row0, n, -1, BUF(labels));
