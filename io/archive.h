@@ -120,7 +120,7 @@ int ch_archive_read_ids(ch_archive_reader *r, int64_t row0, int64_t n, char **id
 int ch_archive_read_tasks(ch_archive_reader *r, int64_t row0, int64_t n, char **tasks);
 void ch_archive_free_strings(char **s, int64_t n);
 /* The checks beyond what every read does (each read of /activations and /hidden already checks
- * the rows' CRC-32 against /row_crc): reads /hidden whole and recomputes the SHA-256 of the
+ * the rows' CRC-32C against /row_crc): reads /hidden whole and recomputes the SHA-256 of the
  * per-row datasets against rows_sha256. *what says what was checked ("none": an archive from before
  * checksums). CH_EFORMAT naming the dataset and rows on a mismatch. */
 int ch_archive_verify_checksums(ch_archive_reader *r, const char **what);

@@ -421,7 +421,7 @@ int ch_archive_verify_checksums(ch_archive_reader *r, const char **what) {
         free(buf);
         CH_TRY(rc);
     }
-    *what = "CRC-32 of every row and layer of /activations and /hidden";
+    *what = "CRC-32C of every row and layer of /activations and /hidden";
     char *want = NULL, got[65];
     CH_TRY(attr_string(r, "rows_sha256", 0, &want));
     if (!want) return 0; /* not complete yet: that digest is written at the end */
@@ -432,7 +432,7 @@ int ch_archive_verify_checksums(ch_archive_reader *r, const char **what) {
                         "SHA-256: the file was changed or damaged on disk",
                         r->path);
     free(want);
-    *what = "CRC-32 of every row and layer of /activations and /hidden, SHA-256 of ids, tasks, labels, n_tokens "
+    *what = "CRC-32C of every row and layer of /activations and /hidden, SHA-256 of ids, tasks, labels, n_tokens "
             "and done";
     return rc;
 }

@@ -444,7 +444,7 @@ fail:
     return rc;
 }
 
-/* The round's row checksums: CRC-32 of each row's binary16 bytes of each layer, and of its
+/* The round's row checksums: CRC-32C of each row's binary16 bytes of each layer, and of its
  * /hidden row in the last column (0 without --hidden). Stored in /row_crc [N, L + 1] beside the
  * rows, so that a reader checks exactly the rows and layers it reads (ch_archive_crc_rows). */
 static int row_checksums(ch_archive *a, const uint16_t *half, const uint16_t *hhalf, int64_t n) {
@@ -454,6 +454,7 @@ static int row_checksums(ch_archive *a, const uint16_t *half, const uint16_t *hh
         if (!p) CH_FAIL(CH_ENOMEM, "out of memory for %zu row checksums", need);
         a->crcbuf = p, a->crc_cap = need;
     }
+#pragma omp parallel for schedule(static) if (n * (int64_t)hd * a->L > 65536)
     for (int64_t i = 0; i < n; i++) {
         for (int l = 0; l < a->L; l++)
             a->crcbuf[(size_t)i * cols + l] = ch_crc32_f16(half + ((size_t)l * n + i) * hd, hd);

@@ -2,7 +2,8 @@
 #include "h5util.h"
 
 #include <openssl/evp.h>
-#include <zlib.h>
+
+#include "crc32c.h"
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -179,10 +180,7 @@ int ch_h5_f16_any_nonfinite(const uint16_t *src, size_t n) {
     return any != 0;
 }
 
-uint32_t ch_crc32_f16(const uint16_t *v, size_t n) {
-    /* zlib's crc32 takes at most UINT_MAX bytes a call; rows are far smaller */
-    return (uint32_t)crc32(0L, (const Bytef *)v, (uInt)(n * sizeof *v));
-}
+uint32_t ch_crc32_f16(const uint16_t *v, size_t n) { return ch_crc32c(0, v, n * sizeof *v); }
 
 int ch_archive_rows_sha256(hid_t f, char hex[65]) {
     static const char *const names[] = {"ids", "tasks", "labels", "n_tokens", "done"};

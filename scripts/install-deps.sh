@@ -2,7 +2,7 @@
 # Install every Debian 12 package capheads needs to build, test and run its demo. Idempotent and
 # quiet: packages already present are not touched, so a second run costs a second.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config zlib1g-dev libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
+pkgs=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
       check libsubunit-dev libopenblas-dev libpcre2-dev libutf8proc-dev libcjson-dev libssl-dev
       python3 python3-h5py python3-numpy valgrind
       clang libclang-rt-14-dev   # clang + its libFuzzer runtime: tokenizer fuzz tests (skipped without)
