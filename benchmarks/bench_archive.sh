@@ -54,6 +54,25 @@ for r in $RANKS; do
 done
 
 echo
+echo "# 1b. row checksums (/row_crc, the default) against none: same rows, interleaved, fsync included"
+printf "%-6s %18s %18s %14s\n" ranks "checksums MiB/s" "none MiB/s" "ratio(med)"
+for r in $RANKS; do
+  : >"$W/s.txt" ; : >"$W/n.txt" ; : >"$W/sr.txt"
+  for p in $(seq "$PAIRS"); do
+    for mode in sum nosum; do
+      rm -f "$W/acts.h5"
+      read -r bytes t _ < <("$MPIEXEC" -n "$r" --oversubscribe "$B/benchmarks/bench_archive_write" "$W/acts.h5" \
+                             "$ROWS" "$L" "$H" "$D" $((ROWS / 16)) $([ $mode = nosum ] && echo nosum))
+      awk -v b="$bytes" -v t="$t" 'BEGIN {print b / 1048576 / t}' >>"$W/$([ $mode = sum ] && echo s || echo n).txt"
+    done
+    paste "$W/s.txt" "$W/n.txt" | tail -n 1 | awk '{print $1 / $2}' >>"$W/sr.txt"
+  done
+  printf "%-6s %18.1f %18.1f %13.0f%%\n" "$r" "$(median <"$W/s.txt")" "$(median <"$W/n.txt")" \
+    "$(median <"$W/sr.txt" | awk '{print 100 * $1}')"
+done
+rm -f "$W/acts.h5"
+
+echo
 echo "# 2. share of extract wall time in archive I/O (demo model, CPU backend, llama3.1 tokenizer)"
 M=$W/model
 mkdir -p "$M"

@@ -11,11 +11,13 @@
  * (bytes = the file's size on disk; conv_seconds = the slowest rank's time for the f32 ->
  * binary16 narrowing of its rows alone (ch_h5_narrow_f16, one thread), measured separately
  * after the run: the CPU work the writer did before the device took it over). bench_archive.sh
- * drives it against dd. */
+ * drives it against dd. A last argument `nosum` writes without the row checksums (/row_crc), to
+ * measure what they cost. */
 #include <fcntl.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,7 +26,8 @@
 #include "h5util.h"
 #include "init.h"
 
-static int bench(const char *path, int64_t n, int L, int H, int D, int64_t per_round, MPI_Comm comm) {
+static int bench(const char *path, int64_t n, int L, int H, int D, int64_t per_round, int no_checksums,
+                 MPI_Comm comm) {
     int rank, size, rc = 0;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
@@ -57,7 +60,8 @@ static int bench(const char *path, int64_t n, int L, int H, int D, int64_t per_r
     int64_t rounds = (nb + size - 1) / size;                      /* the largest block */
     ch_archive_meta m = {.n_rows = n, .n_layers = L, .n_heads = H, .head_dim = D, .id_len = 13, .task_len = 5,
                          .model_config = "{}", .model_dir = "bench", .tokenizer_sha256 = "", .pool = "last",
-                         .input_path = "bench", .input_sha256 = "", .command_line = "bench_archive_write"};
+                         .input_path = "bench", .input_sha256 = "", .command_line = "bench_archive_write",
+                         .no_checksums = no_checksums};
     ch_archive *a = NULL;
     MPI_Barrier(comm);
     double t0 = MPI_Wtime();
@@ -102,12 +106,12 @@ static int bench(const char *path, int64_t n, int L, int H, int D, int64_t per_r
 int main(int argc, char **argv) {
     ch_mpi_init(&argc, &argv); /* the stages' MPI-IO defaults (mpi/init.h) */
     int rc = 0;
-    if (argc != 7) {
-        fprintf(stderr, "usage: bench_archive_write PATH N_ROWS LAYERS HEADS HEAD_DIM ROWS_PER_ROUND\n");
+    if (argc != 7 && !(argc == 8 && !strcmp(argv[7], "nosum"))) {
+        fprintf(stderr, "usage: bench_archive_write PATH N_ROWS LAYERS HEADS HEAD_DIM ROWS_PER_ROUND [nosum]\n");
         rc = CH_EARG;
     } else {
         rc = bench(argv[1], atoll(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoll(argv[6]),
-                   MPI_COMM_WORLD);
+                   argc == 8, MPI_COMM_WORLD);
         if (rc) fprintf(stderr, "bench_archive_write: %s\n", ch_err_msg());
     }
     MPI_Finalize();

@@ -55,6 +55,7 @@ typedef struct {
     const char *precision;        /* "bf16" | "f16" | "f32": what the Linear inputs were rounded to */
     int64_t batch_tokens;         /* extract's --batch-tokens: the batch plan, and so the bytes */
     int64_t max_tokens;           /* extract's --max-tokens (recorded, not compared on resume) */
+    int no_checksums;             /* 1: no /row_crc (only bench_archive, to measure what it costs) */
 } ch_archive_meta;
 
 typedef struct ch_archive ch_archive;
@@ -132,6 +133,11 @@ int ch_archive_read_done(ch_archive_reader *r, int64_t row0, int64_t n, uint8_t 
 int ch_archive_read_ids(ch_archive_reader *r, int64_t row0, int64_t n, char **ids);
 int ch_archive_read_tasks(ch_archive_reader *r, int64_t row0, int64_t n, char **tasks);
 void ch_archive_free_strings(char **s, int64_t n);
+/* The checks beyond what every read does (each read of /activations and /hidden already checks
+ * the rows' CRC-32C against /row_crc): reads /hidden whole and recomputes the SHA-256 of the
+ * per-row datasets against rows_sha256. *what says what was checked ("none": an archive from before
+ * checksums). CH_EFORMAT naming the dataset and rows on a mismatch. */
+int ch_archive_verify_checksums(ch_archive_reader *r, const char **what);
 int ch_archive_close_read(ch_archive_reader *r);
 
 #endif

@@ -23,6 +23,9 @@
 struct ch_archive_reader {
     char *path;
     hid_t file, acts, ids, labels, tasks, done, hidden; /* hidden: -1 when absent */
+    hid_t crc;          /* /row_crc [N, L + 1], -1 in archives from before checksums */
+    uint32_t *crcbuf;   /* the checksums of the rows being read */
+    size_t crc_cap;
     hid_t f16; /* memory type for raw binary16 reads */
     int64_t n_rows;
     int L, H, D, hidden_dim;
@@ -135,6 +138,16 @@ static int open_all(ch_archive_reader *r) {
             CH_FAIL(CH_EFORMAT, "%s: /hidden should be [%lld, hidden]", r->path, (long long)r->n_rows);
         r->hidden_dim = (int)hd[1];
     }
+    if (H5Lexists(r->file, "row_crc", H5P_DEFAULT) > 0) {
+        r->crc = H5Dopen2(r->file, "row_crc", H5P_DEFAULT);
+        hid_t cs = r->crc >= 0 ? H5Dget_space(r->crc) : -1;
+        hsize_t cd[2] = {0, 0};
+        int cn = cs >= 0 ? H5Sget_simple_extent_ndims(cs) : -1;
+        if (cn == 2) H5Sget_simple_extent_dims(cs, cd, NULL);
+        if (cs >= 0) H5Sclose(cs);
+        if (cn != 2 || (int64_t)cd[0] != r->n_rows || (int64_t)cd[1] != r->L + 1)
+            CH_FAIL(CH_EFORMAT, "%s: /row_crc should be [%lld, %d]", r->path, (long long)r->n_rows, r->L + 1);
+    }
     return 0;
 }
 
@@ -142,7 +155,7 @@ int ch_archive_open_read(const char *path, MPI_Comm comm, ch_archive_reader **ou
     *out = NULL;
     ch_archive_reader *r;
     CH_TRY(CH_ALLOC(r, 1, "archive reader"));
-    r->file = r->acts = r->ids = r->labels = r->tasks = r->done = r->f16 = r->hidden = -1;
+    r->file = r->acts = r->ids = r->labels = r->tasks = r->done = r->f16 = r->hidden = r->crc = -1;
     size_t n = strlen(path);
     int rc = ch_malloc((void **)&r->path, n + 1, "archive path");
     if (rc) {
@@ -177,10 +190,11 @@ int ch_archive_open_read(const char *path, MPI_Comm comm, ch_archive_reader **ou
 
 int ch_archive_close_read(ch_archive_reader *r) {
     if (!r) return 0;
-    hid_t ds[] = {r->acts, r->ids, r->labels, r->tasks, r->done, r->hidden};
+    hid_t ds[] = {r->acts, r->ids, r->labels, r->tasks, r->done, r->hidden, r->crc};
     int bad = 0;
-    for (int i = 0; i < 6; i++)
+    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++)
         if (ds[i] >= 0 && H5Dclose(ds[i]) < 0) bad = 1;
+    free(r->crcbuf);
     if (r->f16 >= 0) H5Tclose(r->f16);
     if (r->file >= 0 && H5Fclose(r->file) < 0) bad = 1;
     int rc = bad ? ch_err_set(CH_EHDF5, __FILE__, __LINE__, "%s: closing failed", r->path) : 0;
@@ -230,17 +244,21 @@ fail:
     return rc;
 }
 
-/* Independent read of a hyperslab of dataset d into buf with memory type mt. */
-static int read_slab(ch_archive_reader *r, hid_t d, const char *name, int rank,
-                     const hsize_t *start, const hsize_t *count, hid_t mt, void *buf) {
+static herr_t read_box(hid_t d, int rank, const hsize_t *start, const hsize_t *count, hid_t mt, void *buf) {
     hid_t fs = H5Dget_space(d);
-    if (fs < 0) CH_FAIL(CH_EHDF5, "%s: /%s: cannot get its dataspace", r->path, name);
+    if (fs < 0) return -1;
     hid_t ms = H5Screate_simple(rank, count, NULL);
     herr_t e = ms < 0 ? -1 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
     if (e >= 0) e = H5Dread(d, mt, ms, fs, H5P_DEFAULT, buf);
     if (ms >= 0) H5Sclose(ms);
     H5Sclose(fs);
-    if (e < 0)
+    return e;
+}
+
+/* Independent read of a hyperslab of dataset d into buf with memory type mt. */
+static int read_slab(ch_archive_reader *r, hid_t d, const char *name, int rank,
+                     const hsize_t *start, const hsize_t *count, hid_t mt, void *buf) {
+    if (read_box(d, rank, start, count, mt, buf) < 0)
         CH_FAIL(CH_EIO, "%s: reading /%s rows %llu..%llu failed", r->path, name,
                 (unsigned long long)start[0], (unsigned long long)(start[0] + count[0]));
     return 0;
@@ -253,6 +271,33 @@ static int check_rows(ch_archive_reader *r, int64_t row0, int64_t n, const char 
     return 0;
 }
 
+/* Rows [row0, row0+n) as read into v ([n][ncol_read][width] binary16, columns c0..): each
+ * (row, column) against its stored CRC-32. Column L is /hidden. */
+static int check_crc(ch_archive_reader *r, const char *name, int64_t row0, int64_t n, int c0, int nc, size_t width,
+                     const uint16_t *v) {
+    if (r->crc < 0 || n == 0) return 0;
+    const size_t cols = (size_t)r->L + 1, need = (size_t)n * cols;
+    if (need > r->crc_cap) {
+        uint32_t *p = realloc(r->crcbuf, sizeof *p * need);
+        if (!p) CH_FAIL(CH_ENOMEM, "%s: out of memory for %zu row checksums", r->path, need);
+        r->crcbuf = p, r->crc_cap = need;
+    }
+    hsize_t start[2] = {(hsize_t)row0, 0}, cnt[2] = {(hsize_t)n, cols};
+    CH_TRY(read_slab(r, r->crc, "row_crc", 2, start, cnt, H5T_NATIVE_UINT32, r->crcbuf));
+    for (int64_t i = 0; i < n; i++)
+        for (int c = 0; c < nc; c++) {
+            uint32_t want = r->crcbuf[(size_t)i * cols + c0 + c];
+            if (ch_crc32_f16(v + ((size_t)i * nc + c) * width, width) == want) continue;
+            char layer[40] = "";
+            if (c0 + c < r->L) snprintf(layer, sizeof layer, ", layer %d", c0 + c);
+            CH_FAIL(CH_EFORMAT,
+                    "%s: /%s row %lld%s does not match its checksum in /row_crc: the file was changed or damaged "
+                    "on disk",
+                    r->path, name, (long long)(row0 + i), layer);
+        }
+    return 0;
+}
+
 int ch_archive_read_acts_raw(ch_archive_reader *r, int64_t row0, int64_t n, int l0, int nl,
                              uint16_t *dst) {
     CH_TRY(check_rows(r, row0, n, "activation"));
@@ -262,7 +307,8 @@ int ch_archive_read_acts_raw(ch_archive_reader *r, int64_t row0, int64_t n, int 
     if (n == 0 || nl == 0) return 0;
     hsize_t start[4] = {(hsize_t)row0, (hsize_t)l0, 0, 0};
     hsize_t cnt[4] = {(hsize_t)n, (hsize_t)nl, (hsize_t)r->H, (hsize_t)r->D};
-    return read_slab(r, r->acts, "activations", 4, start, cnt, r->f16, dst);
+    CH_TRY(read_slab(r, r->acts, "activations", 4, start, cnt, r->f16, dst));
+    return check_crc(r, "activations", row0, n, l0, nl, (size_t)r->H * r->D, dst);
 }
 
 int ch_archive_read_acts_layers(ch_archive_reader *r, int64_t row0, int64_t n, int l0, int nl,
@@ -289,6 +335,7 @@ int ch_archive_read_hidden(ch_archive_reader *r, int64_t row0, int64_t n, float 
     uint16_t *raw = (uint16_t *)dst + count; /* widen in place, as for activations */
     hsize_t start[2] = {(hsize_t)row0, 0}, cnt[2] = {(hsize_t)n, (hsize_t)r->hidden_dim};
     CH_TRY(read_slab(r, r->hidden, "hidden", 2, start, cnt, r->f16, raw));
+    CH_TRY(check_crc(r, "hidden", row0, n, r->L, 1, (size_t)r->hidden_dim, raw));
     ch_h5_widen_f16(raw, dst, count);
     return 0;
 }
@@ -359,4 +406,33 @@ void ch_archive_free_strings(char **s, int64_t n) {
         free(s[i]);
         s[i] = NULL;
     }
+}
+
+int ch_archive_verify_checksums(ch_archive_reader *r, const char **what) {
+    *what = "none (the archive was written before capheads stored checksums)";
+    if (r->crc < 0) return 0;
+    if (r->hidden >= 0 && r->n_rows > 0) {
+        const int64_t B = 4096;
+        float *buf = malloc((size_t)B * (size_t)r->hidden_dim * sizeof(float) + 1);
+        if (!buf) CH_FAIL(CH_ENOMEM, "%s: out of memory checking /hidden", r->path);
+        int rc = 0;
+        for (int64_t r0 = 0; r0 < r->n_rows && !rc; r0 += B)
+            rc = ch_archive_read_hidden(r, r0, r->n_rows - r0 < B ? r->n_rows - r0 : B, buf);
+        free(buf);
+        CH_TRY(rc);
+    }
+    *what = "CRC-32C of every row and layer of /activations and /hidden";
+    char *want = NULL, got[65];
+    CH_TRY(attr_string(r, "rows_sha256", 0, &want));
+    if (!want) return 0; /* not complete yet: that digest is written at the end */
+    int rc = ch_archive_rows_sha256(r->file, got);
+    if (!rc && strcmp(want, got))
+        rc = ch_err_set(CH_EFORMAT, __FILE__, __LINE__,
+                        "%s: the per-row datasets (ids, tasks, labels, n_tokens, done) do not match their stored "
+                        "SHA-256: the file was changed or damaged on disk",
+                        r->path);
+    free(want);
+    *what = "CRC-32C of every row and layer of /activations and /hidden, SHA-256 of ids, tasks, labels, n_tokens "
+            "and done";
+    return rc;
 }

@@ -22,7 +22,7 @@
 #include "numfmt.h"
 
 struct ch_archive {
-    hid_t f, acts, ids, tasks, labels, ntok, done, hidden;
+    hid_t f, acts, ids, tasks, labels, ntok, done, hidden, crc; /* crc: -1 with no_checksums */
     hid_t f16, id_t, task_t, xfer;
     int64_t n_rows;
     int L, H, D, hidden_dim, id_len, task_len;
@@ -33,6 +33,8 @@ struct ch_archive {
     int npend, cappend;
     int64_t unsynced;  /* bytes written by all ranks since the last sync (same on every rank) */
     int64_t sync_every; /* bytes between syncs (CAPHEADS_SYNC_MIB, default 256 MiB) */
+    uint32_t *crcbuf; /* the round's row checksums [n][L + 1] */
+    size_t crc_cap;   /* elements */
 };
 
 /* Rows per chunk: about 4 MiB of one layer ([R, 1, H, D] binary16). */
@@ -44,7 +46,7 @@ static hsize_t chunk_rows(int64_t n, int H, int D) {
 }
 
 static void handles_close(ch_archive *a) {
-    hid_t *hs[] = {&a->acts, &a->ids, &a->tasks, &a->labels, &a->ntok, &a->done, &a->hidden};
+    hid_t *hs[] = {&a->acts, &a->ids, &a->tasks, &a->labels, &a->ntok, &a->done, &a->hidden, &a->crc};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
         if (*hs[i] >= 0) H5Dclose(*hs[i]), *hs[i] = -1;
     if (a->f16 >= 0) H5Tclose(a->f16), a->f16 = -1;
@@ -56,6 +58,7 @@ static void handles_close(ch_archive *a) {
 static void archive_free(ch_archive *a) {
     if (!a) return;
     free(a->pend0), free(a->pendn);
+    free(a->crcbuf);
     handles_close(a);
     if (a->f >= 0) H5Fclose(a->f);
     free(a->path);
@@ -65,7 +68,7 @@ static void archive_free(ch_archive *a) {
 static int archive_new(const char *path, MPI_Comm comm, ch_archive **out) {
     ch_archive *a = NULL;
     CH_TRY(CH_ALLOC(a, 1, "archive"));
-    a->f = a->acts = a->ids = a->tasks = a->labels = a->ntok = a->done = a->hidden = -1;
+    a->f = a->acts = a->ids = a->tasks = a->labels = a->ntok = a->done = a->hidden = a->crc = -1;
     a->f16 = a->id_t = a->task_t = a->xfer = -1;
     a->comm = comm;
     /* every rank must decide to sync in the same round (the sync is collective): rank 0's
@@ -133,6 +136,7 @@ static int open_handles(ch_archive *a) {
     CH_H5(a->ntok = H5Dopen2(a->f, "n_tokens", H5P_DEFAULT));
     CH_H5(a->done = H5Dopen2(a->f, "done", H5P_DEFAULT));
     if (a->hidden_dim > 0) CH_H5(a->hidden = H5Dopen2(a->f, "hidden", H5P_DEFAULT));
+    if (H5Lexists(a->f, "row_crc", H5P_DEFAULT) > 0) CH_H5(a->crc = H5Dopen2(a->f, "row_crc", H5P_DEFAULT));
 fail:
     return rc;
 }
@@ -218,6 +222,10 @@ int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm,
     if (a->hidden_dim > 0) {
         hsize_t hd[2] = {N, (hsize_t)a->hidden_dim};
         STEP(a->hidden = make_dset(a->f, "hidden", a->f16, 2, hd, NULL, 0));
+    }
+    if (!m->no_checksums) {
+        hsize_t cd[2] = {N, (hsize_t)a->L + 1};
+        STEP(a->crc = make_dset(a->f, "row_crc", H5T_STD_U32LE, 2, cd, NULL, 1));
     }
 #undef STEP
     CH_TRY_GOTO(ch_mpi_agree(comm, attach_scales(a)), fail);
@@ -439,6 +447,26 @@ void ch_archive_pack_f16(const float *src, int64_t n, int L, size_t hd, uint16_t
         for (int l = 0; l < L; l++) ch_h5_narrow_f16(src + (size_t)i * width + l * hd, dst + ((size_t)l * n + i) * hd, hd);
 }
 
+/* The round's row checksums: CRC-32C of each row's binary16 bytes of each layer, and of its
+ * /hidden row in the last column (0 without --hidden). Stored in /row_crc [N, L + 1] beside the
+ * rows, so that a reader checks exactly the rows and layers it reads (ch_archive_crc_rows). */
+static int row_checksums(ch_archive *a, const uint16_t *half, const uint16_t *hhalf, int64_t n) {
+    const size_t cols = (size_t)a->L + 1, hd = (size_t)a->H * a->D, need = (size_t)n * cols;
+    if (need > a->crc_cap) {
+        uint32_t *p = realloc(a->crcbuf, sizeof *p * need);
+        if (!p) CH_FAIL(CH_ENOMEM, "out of memory for %zu row checksums", need);
+        a->crcbuf = p, a->crc_cap = need;
+    }
+#pragma omp parallel for schedule(static) if (n * (int64_t)hd * a->L > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        for (int l = 0; l < a->L; l++)
+            a->crcbuf[(size_t)i * cols + l] = ch_crc32_f16(half + ((size_t)l * n + i) * hd, hd);
+        a->crcbuf[(size_t)i * cols + a->L] =
+            hhalf ? ch_crc32_f16(hhalf + (size_t)i * a->hidden_dim, (size_t)a->hidden_dim) : 0;
+    }
+    return 0;
+}
+
 int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const uint16_t *acts, const uint16_t *hidden,
                           const ch_archive_rows *rows) {
     const char *path = a->path;
@@ -467,6 +495,8 @@ int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const uint
      * write being contiguous is also why ch_mpi_init picks the fcoll that does no aggregation
      * (mpi/init.h). */
     size_t hd = (size_t)a->H * a->D;
+    if (a->crc >= 0 && n > 0 && !rc) rc = row_checksums(a, acts, hidden, n);
+    if (rc) n = 0;
     /* every collective write is joined whatever happened locally (n is 0 then); a rank whose
      * buffer could not be made hands HDF5 a dummy one for its empty selection */
     static const uint64_t none[1];
@@ -475,6 +505,7 @@ int ch_archive_write_rows(ch_archive *a, int64_t row0, int64_t nrows, const uint
     for (int l = 0; l < a->L; l++) /* L collective writes: every rank makes all of them */
         failed |= write_slab(a, a->acts, a->f16, row0, n, l, BUF(acts ? acts + (size_t)l * n * hd : NULL));
     if (a->hidden_dim > 0) failed |= write_slab(a, a->hidden, a->f16, row0, n, -1, BUF(hidden));
+    if (a->crc >= 0) failed |= write_slab(a, a->crc, H5T_NATIVE_UINT32, row0, n, -1, BUF(a->crcbuf));
     failed |= write_slab(a, a->ids, a->id_t, row0, n, -1, BUF(idbuf));
     failed |= write_slab(a, a->tasks, a->task_t, row0, n, -1, BUF(taskbuf));
     failed |= write_slab(a, a->labels, H5T_NATIVE_INT32, row0, n, -1, BUF(rows->labels));
@@ -540,7 +571,15 @@ int ch_archive_close(ch_archive *a) {
     free(mask);
     if (MPI_Allreduce(&mine, &all, 1, MPI_INT64_T, MPI_SUM, a->comm) != MPI_SUCCESS) all = -1;
     const char *path = a->path;
-    if (all == a->n_rows && !src) CH_H5(ch_h5_put_i64(a->f, "complete", 1));
+    if (all == a->n_rows && !src) {
+        char hex[65] = "";
+        int drc = rank == 0 ? ch_archive_rows_sha256(a->f, hex) : 0;
+        CH_TRY_GOTO(ch_mpi_agree(a->comm, drc), fail);
+        if (MPI_Bcast(hex, sizeof hex, MPI_CHAR, 0, a->comm) != MPI_SUCCESS)
+            CH_FAIL_GOTO(fail, CH_EMPI, "%s: MPI_Bcast of the rows digest failed", path);
+        CH_H5(ch_h5_put_str(a->f, "rows_sha256", hex));
+        CH_H5(ch_h5_put_i64(a->f, "complete", 1));
+    }
     rc = src;
 fail:
     handles_close(a);

@@ -1,6 +1,12 @@
 /* h5util.c - see h5util.h. */
 #include "h5util.h"
 
+#include <openssl/evp.h>
+
+#include "crc32c.h"
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "numfmt.h"
 
 #include <stdlib.h>
@@ -172,4 +178,40 @@ int ch_h5_f16_any_nonfinite(const uint16_t *src, size_t n) {
 #pragma omp simd reduction(| : any)
     for (size_t i = 0; i < n; i++) any |= (uint16_t)(((src[i] & 0x7c00u) + 0x0400u) & 0x8000u);
     return any != 0;
+}
+
+uint32_t ch_crc32_f16(const uint16_t *v, size_t n) { return ch_crc32c(0, v, n * sizeof *v); }
+
+int ch_archive_rows_sha256(hid_t f, char hex[65]) {
+    static const char *const names[] = {"ids", "tasks", "labels", "n_tokens", "done"};
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
+        CH_FAIL(CH_EINTERNAL, "OpenSSL SHA-256 unavailable");
+    }
+    int rc = 0;
+    for (size_t k = 0; k < sizeof names / sizeof names[0] && !rc; k++) {
+        hid_t d = H5Dopen2(f, names[k], H5P_DEFAULT), t = d < 0 ? -1 : H5Dget_type(d);
+        hssize_t n = -1;
+        if (t >= 0) {
+            hid_t sp = H5Dget_space(d);
+            n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+            if (sp >= 0) H5Sclose(sp);
+        }
+        size_t bytes = n < 0 ? 0 : (size_t)n * H5Tget_size(t);
+        void *buf = n < 0 ? NULL : malloc(bytes + 1);
+        if (!buf || H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+            rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "reading /%s to hash it failed", names[k]);
+        else
+            EVP_DigestUpdate(ctx, buf, bytes);
+        free(buf);
+        if (t >= 0) H5Tclose(t);
+        if (d >= 0) H5Dclose(d);
+    }
+    unsigned char md[32];
+    unsigned int len = 0;
+    if (!rc) EVP_DigestFinal_ex(ctx, md, &len);
+    for (int i = 0; !rc && i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    EVP_MD_CTX_free(ctx);
+    return rc;
 }

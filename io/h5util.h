@@ -35,6 +35,12 @@ int ch_h5_put_str(hid_t obj, const char *name, const char *value);
 /* A string attribute as a malloc'd string; NULL (no error) when absent. */
 int ch_h5_get_str(hid_t obj, const char *name, char **out);
 int ch_h5_put_i64(hid_t obj, const char *name, int64_t v);
+/* SHA-256 (hex) of the per-row datasets ids, tasks, labels, n_tokens and done of an archive, read
+ * whole in their file types (the bytes as stored). Independent reads: one process calls it. The
+ * archive stores it as rows_sha256 when complete; inspect --verify recomputes it. */
+int ch_archive_rows_sha256(hid_t f, char hex[65]);
+/* CRC-32C of n binary16 values (their bytes): the archive's per-row, per-layer checksum. */
+uint32_t ch_crc32_f16(const uint16_t *v, size_t n);
 int ch_h5_get_i64(hid_t obj, const char *name, int64_t *v, int *found);
 
 #endif

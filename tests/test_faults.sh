@@ -3,6 +3,9 @@
 # with a clear error and the documented exit code, or with outputs equal to an uninterrupted
 # run's - never with a destroyed input or a file that claims to be complete and is not.
 #  - records: longer than the model's window, duplicate ids (both lines named)
+#  - flipped bytes: one bit flipped at random offsets of /activations, /hidden, /row_crc and the
+#    per-row datasets: inspect --verify and every stage that reads the rows fail naming the row
+#    (and layer); none runs on silently
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/ch_faults_XXXXXX)
@@ -41,4 +44,44 @@ for r in 1 2 3; do
   expect_code "duplicate id ($r ranks)" 3 "dup.jsonl:13: duplicate id '$dupid' (first at line 3)" \
     run $r "${X[@]}" --input "$T/dup.jsonl" --output "$T/dup.h5"
 done
+echo "== flipped bytes in an archive"
+run 2 "${X[@]}" --input "$T/corpus.jsonl" --output "$T/acts.h5" --hidden 2>/dev/null
+run 2 "${X[@]}" --input "$D/tasks.jsonl" --output "$T/tasks.h5" 2>/dev/null
+run 2 probe --input "$T/acts.h5" --output "$T/probes.h5" --top-k 4 >/dev/null 2>&1
+# byte ranges of each dataset's data in the file, from h5py (Debian's python3-h5py)
+/usr/bin/python3 - "$T/acts.h5" >"$T/ranges.txt" <<'PY'
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+for name in ("activations", "hidden", "row_crc", "ids", "n_tokens"):
+    d = f[name]
+    if d.chunks:
+        for i in range(d.id.get_num_chunks()):
+            c = d.id.get_chunk_info(i)
+            print(name, c.byte_offset, c.size)
+    else:
+        print(name, d.id.get_offset(), d.id.get_storage_size())
+PY
+RANDOM=7
+while read -r -u 3 name off size; do
+  for k in 1 2; do
+    at=$((off + (RANDOM * 32768 + RANDOM) % size))
+    cp "$T/acts.h5" "$T/flip.h5"
+    /usr/bin/python3 -c "
+import sys; p, at = sys.argv[1], int(sys.argv[2])
+with open(p, 'r+b') as f:
+    f.seek(at); b = f.read(1); f.seek(at); f.write(bytes([b[0] ^ 0x10]))" "$T/flip.h5" "$at"
+    case $name in
+      ids|n_tokens) pat="do not match their stored SHA-256" ;;
+      hidden) pat="/hidden row [0-9]* does not match its checksum" ;;
+      *) pat="/activations row [0-9]*, layer [0-9]* does not match its checksum\|/hidden row [0-9]* does not match" ;;
+    esac
+    expect_code "flip in /$name at byte $at: inspect --verify" 3 "$pat" "$CAPHEADS" inspect "$T/flip.h5" --verify
+    # probe reads every row of every layer (a stage reading fewer layers checks those it reads)
+    if [ "$name" = activations ]; then
+      expect_code "flip in /$name at byte $at: probe" 3 "does not match its checksum" \
+        run 2 probe --input "$T/flip.h5" --output "$T/p_flip_$at.h5"
+      [ ! -e "$T/p_flip_$at.h5" ] || fail "probe left an output after reading a damaged archive"
+    fi
+  done
+done 3<"$T/ranges.txt"
 echo "faults: all cases ended as documented"

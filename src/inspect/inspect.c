@@ -64,6 +64,9 @@ static int verify_archive(ch_archive_reader *r, const ch_archive_info *in, const
     if (ids) ch_archive_free_strings(ids, N);
     free(ids), free(acts), free(done), free(nt), free(lab);
     CH_TRY(rc);
+    const char *sums = NULL;
+    CH_TRY(ch_archive_verify_checksums(r, &sums));
+    printf("verify: checksums: %s\n", sums);
     printf("verify: %lld/%lld rows done", (long long)(N - bad_done), (long long)N);
     if (bad_done) printf(" (first missing row %lld)", (long long)first_bad);
     printf("; complete flag %s\n", in->complete ? "set" : "not set");
