@@ -563,6 +563,19 @@ START_TEST(test_hash_folds_tokenizer_config_so_a_changed_config_differs) {
 }
 END_TEST
 
+/* The directory opens and encodes text; ch_tok_encode_chat with the chosen style is refused. */
+static void assert_chat_refused(const char *family, const char *model_config, const char *a, const char *b) {
+    ch_tokenizer *t;
+    ck_assert_msg(open_dir(family, NULL, model_config, &t) == 0, "%s", ch_err_msg());
+    int32_t *ids;
+    size_t n;
+    ck_assert_int_eq(ch_tok_encode(t, "plain text", 10, 1, &ids, &n), 0);
+    free(ids);
+    ch_message m = {"user", "hi"};
+    assert_refused(ch_tok_encode_chat(t, ch_tok_chat_style(t), &m, 1, 0, &ids, &n), CH_EMISMATCH, a, b);
+    ch_tok_free(t);
+}
+
 START_TEST(test_chat_template_chosen_by_model_config) {
     ch_tokenizer *t, *tq;
     ck_assert_msg(open_dir("llama3_1", NULL, LLAMA_CONFIG, &t) == 0, "%s", ch_err_msg());
@@ -571,11 +584,11 @@ START_TEST(test_chat_template_chosen_by_model_config) {
     ck_assert_int_eq(ch_tok_chat_style(tq), CH_CHAT_CHATML);
     check_chat_golden(t, tq, 1); /* the chosen templates give transformers' apply_chat_template ids */
     ch_tok_free(t), ch_tok_free(tq);
-    /* a tokenizer lacking the template's tokens is not the model's tokenizer */
-    assert_refused(open_dir("qwen3", NULL, LLAMA_CONFIG, NULL), CH_EMISMATCH, "config.json: architecture 'LlamaForCausalLM'",
-                   "no added token <|begin_of_text|>");
-    assert_refused(open_dir("llama3_1", NULL, "{\"architectures\":[\"Qwen2ForCausalLM\"]}", NULL), CH_EMISMATCH,
-                   "ChatML", "no added token <|im_start|>");
+    /* a tokenizer lacking the template's tokens cannot render it: refused when a chat is encoded
+     * (a text-only corpus needs no chat tokens), with the message naming config.json */
+    assert_chat_refused("qwen3", LLAMA_CONFIG, "config.json: architecture 'LlamaForCausalLM'",
+                        "no added token <|begin_of_text|>");
+    assert_chat_refused("llama3_1", "{\"architectures\":[\"Qwen2ForCausalLM\"]}", "ChatML", "no added token <|im_start|>");
     assert_refused(open_dir("llama3_1", NULL, "{\"model_type\":\"llama\",\"architectures\":[\"Qwen2ForCausalLM\"]}", NULL),
                    CH_EMISMATCH, "disagree", NULL);
     assert_refused(open_dir("llama3_1", NULL, "{\"architectures\":[\"MistralForCausalLM\"],\"model_type\":\"mistral\"}", NULL),
