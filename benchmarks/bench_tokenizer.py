@@ -2,7 +2,13 @@
 """Single-thread encode throughput: capheads' ch_tok_encode vs Hugging Face `tokenizers`.
 
     RAYON_NUM_THREADS=1 /opt/oracle/bin/python benchmarks/bench_tokenizer.py \
-        --bin build/benchmarks/bench_tokenizer [--data /work/shared/data] [--pairs 5] [--mb 2]
+        --bin build/benchmarks/bench_tokenizer [--data /work/shared/data] [--pairs 5] [--mb 2] \
+        [--families llama3_1,qwen3,stories260k,stories260k_legacy]
+
+A family is DATA/tokenizers/<family>/tokenizer.json, or else the committed
+tests/data/tokenizers/<family>/tokenizer.json.gz (the SentencePiece ones: stories260k is
+transformers' LlamaTokenizer conversion, Metaspace + byte_fallback; stories260k_legacy the
+Llama-2 layout, Prepend + Replace normalizers and no pre-tokenizer, so a whole record is one word).
 
 Same records for both (GSM8K questions+answers, then MMLU test questions, up to --mb MB), one
 encode per record without special tokens. HF runs Tokenizer.encode_batch in-process with one
@@ -13,6 +19,7 @@ table shows each pair and the median ratio. The total id count of both is compar
 import argparse
 import csv
 import glob
+import gzip
 import json
 import os
 import statistics
@@ -52,7 +59,7 @@ def main():
     ap.add_argument("--data", default="/work/shared/data")
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--mb", type=float, default=2.0)
-    ap.add_argument("--families", default="llama3_1,qwen3")
+    ap.add_argument("--families", default="llama3_1,qwen3,stories260k,stories260k_legacy")
     a = ap.parse_args()
     recs = corpus(a.data, a.mb * 1e6)
     raw = "\0".join(recs).encode()
@@ -66,6 +73,12 @@ def main():
     summary = []
     for fam in a.families.split(","):
         tj = os.path.join(a.data, "tokenizers", fam, "tokenizer.json")
+        if not os.path.exists(tj):
+            repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            with gzip.open(os.path.join(repo, "tests/data/tokenizers", fam, "tokenizer.json.gz")) as g, \
+                    tempfile.NamedTemporaryFile(delete=False, suffix=".json") as f:
+                f.write(g.read())
+                tj = f.name
         hf = Tokenizer.from_file(tj)
         ratios = []
         for p in range(a.pairs):

@@ -392,6 +392,8 @@ static int open_dir(const char *family, const char *edit, const char *model_conf
     return rc;
 }
 
+static void assert_chat_refused(const char *family, const char *model_config, const char *a, const char *b);
+
 static void assert_refused(int rc, int code, const char *a, const char *b) {
     ck_assert_msg(rc == code, "status %d, want %d: %s", rc, code, rc ? ch_err_msg() : "(none)");
     ck_assert_msg(strstr(ch_err_msg(), a) && (!b || strstr(ch_err_msg(), b)), "'%s' / '%s' not in: %s", a, b ? b : "",
@@ -411,10 +413,12 @@ END_TEST
 /* tests/golden/tokenizer_config_variants.jsonl.gz: transformers' AutoTokenizer ids for edited
  * tokenizer_config.json files (add_prefix_space honoured by Qwen2Tokenizer and ignored by
  * TokenizersBackend, add_bos_token / add_eos_token dropped, tokenizer_class, no added_tokens_decoder) */
-START_TEST(test_tokenizer_config_keys_equal_transformers_autotokenizer) {
+/* Every variant of a tests/golden/<file> written by make_tokenizer_golden.py's write_config_variants
+ * (or make_sp_tokenizer_golden.py's config_variants): AutoTokenizer's ids for edited directories. */
+static void check_config_variants(const char *file, int min_variants, int min_prefix_space, int min_checked) {
     char gz[4096], *buf;
     size_t len;
-    snprintf(gz, sizeof gz, "%s/tests/golden/tokenizer_config_variants.jsonl.gz", td_env("CH_SRC", "."));
+    snprintf(gz, sizeof gz, "%s/tests/golden/%s", td_env("CH_SRC", "."), file);
     ck_assert_msg(td_gunzip(gz, &buf, &len) == 0, "cannot read %s", gz);
     unsigned char *raw = malloc(len + 1);
     ch_tokenizer *t = NULL;
@@ -449,10 +453,104 @@ START_TEST(test_tokenizer_config_keys_equal_transformers_autotokenizer) {
     }
     ch_tok_free(t);
     free(raw), free(buf);
-    ck_assert_int_ge(variants, 8);
-    ck_assert_int_ge(prefix_space_seen, 2);
-    ck_assert_int_ge(checked, 8 * 2 * 400);
-    ck_assert_msg(bad == 0, "%d of %d encodings differ from transformers' AutoTokenizer", bad, checked);
+    ck_assert_int_ge(variants, min_variants);
+    ck_assert_int_ge(prefix_space_seen, min_prefix_space);
+    ck_assert_int_ge(checked, min_checked);
+    ck_assert_msg(bad == 0, "%s: %d of %d encodings differ from transformers' AutoTokenizer", file, bad, checked);
+}
+
+START_TEST(test_tokenizer_config_keys_equal_transformers_autotokenizer) {
+    check_config_variants("tokenizer_config_variants.jsonl.gz", 8, 2, 8 * 2 * 400);
+}
+END_TEST
+
+/* LlamaTokenizer (tokenizer_class) on a SentencePiece tokenizer.json: transformers rebuilds the
+ * pipeline (Metaspace first / always by legacy / never by add_prefix_space false, no normalizer);
+ * TokenizersBackend or no tokenizer_class runs the file as it is. */
+START_TEST(test_sp_tokenizer_config_equal_transformers_autotokenizer) {
+    check_config_variants("tokenizer_sp_config_variants.jsonl.gz", 7, 1, 7 * 2 * 250);
+}
+END_TEST
+
+/* ---- SentencePiece-style BPE ---------------------------------------------------------------------- */
+/* stories260K's tokenizer.model converted and saved by transformers' LlamaTokenizer: Metaspace
+ * (prepend_scheme first), byte_fallback <0xNN> tokens; the directory also through ch_tok_open_dir */
+START_TEST(test_stories260k_sp_ids_equal_hf) {
+    check_golden(load_family("stories260k"), "stories260k", 4000);
+    ch_tokenizer *t;
+    ck_assert_msg(ch_tok_open_dir(td_tokenizer_dir("stories260k"), &t) == 0, "%s", ch_err_msg());
+    check_golden(t, "stories260k", 4000);
+}
+END_TEST
+
+/* the same vocabulary in the Llama-2 / TinyLlama layout of transformers 4.x: Prepend + Replace
+ * normalizers, no pre-tokenizer (a whole piece is one word), unk, "<s> $A" */
+START_TEST(test_stories260k_llama2_layout_ids_equal_hf) {
+    check_golden(load_family("stories260k_legacy"), "stories260k_legacy", 2000);
+}
+END_TEST
+
+START_TEST(test_sp_minis_equal_hf) {
+    /* first_split: Metaspace first + split, NFC, lstrip/rstrip/normalized added tokens, BOS+EOS;
+     * never_unk: no prefix, byte tokens only for ASCII so other characters give one fused <unk>;
+     * always_nofuse: always + split, no byte_fallback, unk not fused, ignore_merges, "a b" merges;
+     * gemma: Replace(" ", "▁") only; legacy: Prepend + Replace; spm: transformers' generic
+     * SentencePiece conversion (Replace regexes for SentencePiece's whitespace rules, Metaspace always) */
+    static const char *const names[] = {"sp_first_split", "sp_never_unk", "sp_always_nofuse", "sp_gemma", "sp_legacy", "sp_spm"};
+    for (int i = 0; i < 6; i++) check_golden(load_mini(names[i]), names[i], 2000);
+}
+END_TEST
+
+/* A LlamaForCausalLM directory with a SentencePiece tokenizer (no Llama 3 chat tokens) opens and
+ * encodes text; only a chat is refused, naming config.json. */
+START_TEST(test_text_only_llama_sp_directory_opens) {
+    assert_chat_refused("stories260k", LLAMA_CONFIG, "config.json: architecture 'LlamaForCausalLM'",
+                        "no added token <|begin_of_text|>");
+    ch_tokenizer *t;
+    ck_assert_msg(open_dir("stories260k", NULL, LLAMA_CONFIG, &t) == 0, "%s", ch_err_msg());
+    ck_assert_int_eq(ch_tok_chat_style(t), CH_CHAT_LLAMA3);
+    ck_assert_int_eq(ch_tok_vocab_size(t), 512);
+    int32_t *ids;
+    size_t n;
+    ck_assert_int_eq(ch_tok_encode(t, "Once upon a time", 16, 1, &ids, &n), 0);
+    ck_assert(n > 2);
+    free(ids);
+    ch_tok_free(t);
+}
+END_TEST
+
+/* tokenizer_config.json as transformers 5.x save_pretrained writes it for the real Llama 3.1 and
+ * Qwen3 tokenizers (backend, is_local, local_files_only, ...): accepted, ids unchanged. */
+START_TEST(test_saved_by_transformers5_config_accepted) {
+    static const char *const fams[] = {"llama3_1", "qwen3"}, *const mc[] = {LLAMA_CONFIG, QWEN2_CONFIG};
+    for (int i = 0; i < 2; i++) {
+        char path[4200], *buf, edit[1 << 16];
+        size_t len;
+        snprintf(path, sizeof path, "%s/tests/data/tokenizers/%s/tokenizer_config.saved5.json", td_env("CH_SRC", "."), fams[i]);
+        FILE *f = fopen(path, "rb");
+        ck_assert_msg(f != NULL, "%s", path);
+        buf = malloc(1 << 16);
+        len = fread(buf, 1, (1 << 16) - 1, f);
+        fclose(f);
+        buf[len] = 0;
+        ck_assert_msg(strstr(buf, "\"is_local\"") && strstr(buf, "\"backend\"") && strstr(buf, "\"local_files_only\""),
+                      "%s lacks the 5.x keys", path);
+        snprintf(edit, sizeof edit, "!%s", buf);
+        free(buf);
+        ch_tokenizer *t;
+        ck_assert_msg(open_dir(fams[i], edit, mc[i], &t) == 0, "%s: %s", fams[i], ch_err_msg());
+        check_golden(t, fams[i], 2000);
+    }
+    /* keys that could change ids are still refused by name */
+    assert_refused(open_dir("mini_a", "!{\"backend\":\"sentencepiece\"}", NULL, NULL), CH_EUNSUPPORTED,
+                   "tokenizer_config.json: backend", "tokenizers");
+    assert_refused(open_dir("mini_a", "!{\"from_slow\":true}", NULL, NULL), CH_EUNSUPPORTED, "from_slow", NULL);
+    ck_assert_msg(open_dir("mini_a", "!{\"backend\":\"tokenizers\",\"is_local\":true,\"local_files_only\":false,"
+                           "\"from_slow\":false,\"sp_model_kwargs\":{}}", NULL, NULL) == 0, "%s", ch_err_msg());
+    /* LlamaTokenizer's default <s> / <unk> (added as new tokens were they not the file's): here they are */
+    ck_assert_msg(open_dir("stories260k", "{\"bos_token\":\"<delete>\",\"unk_token\":\"<delete>\"}", NULL, NULL) == 0, "%s",
+                  ch_err_msg());
+    assert_refused(open_dir("stories260k", "{\"eos_token\":\"<eos>\"}", NULL, NULL), CH_EUNSUPPORTED, "eos_token", "'<eos>'");
 }
 END_TEST
 
@@ -563,6 +661,19 @@ START_TEST(test_hash_folds_tokenizer_config_so_a_changed_config_differs) {
 }
 END_TEST
 
+/* The directory opens and encodes text; ch_tok_encode_chat with the chosen style is refused. */
+static void assert_chat_refused(const char *family, const char *model_config, const char *a, const char *b) {
+    ch_tokenizer *t;
+    ck_assert_msg(open_dir(family, NULL, model_config, &t) == 0, "%s", ch_err_msg());
+    int32_t *ids;
+    size_t n;
+    ck_assert_int_eq(ch_tok_encode(t, "plain text", 10, 1, &ids, &n), 0);
+    free(ids);
+    ch_message m = {"user", "hi"};
+    assert_refused(ch_tok_encode_chat(t, ch_tok_chat_style(t), &m, 1, 0, &ids, &n), CH_EMISMATCH, a, b);
+    ch_tok_free(t);
+}
+
 START_TEST(test_chat_template_chosen_by_model_config) {
     ch_tokenizer *t, *tq;
     ck_assert_msg(open_dir("llama3_1", NULL, LLAMA_CONFIG, &t) == 0, "%s", ch_err_msg());
@@ -571,11 +682,11 @@ START_TEST(test_chat_template_chosen_by_model_config) {
     ck_assert_int_eq(ch_tok_chat_style(tq), CH_CHAT_CHATML);
     check_chat_golden(t, tq, 1); /* the chosen templates give transformers' apply_chat_template ids */
     ch_tok_free(t), ch_tok_free(tq);
-    /* a tokenizer lacking the template's tokens is not the model's tokenizer */
-    assert_refused(open_dir("qwen3", NULL, LLAMA_CONFIG, NULL), CH_EMISMATCH, "config.json: architecture 'LlamaForCausalLM'",
-                   "no added token <|begin_of_text|>");
-    assert_refused(open_dir("llama3_1", NULL, "{\"architectures\":[\"Qwen2ForCausalLM\"]}", NULL), CH_EMISMATCH,
-                   "ChatML", "no added token <|im_start|>");
+    /* a tokenizer lacking the template's tokens cannot render it: refused when a chat is encoded
+     * (a text-only corpus needs no chat tokens), with the message naming config.json */
+    assert_chat_refused("qwen3", LLAMA_CONFIG, "config.json: architecture 'LlamaForCausalLM'",
+                        "no added token <|begin_of_text|>");
+    assert_chat_refused("llama3_1", "{\"architectures\":[\"Qwen2ForCausalLM\"]}", "ChatML", "no added token <|im_start|>");
     assert_refused(open_dir("llama3_1", NULL, "{\"model_type\":\"llama\",\"architectures\":[\"Qwen2ForCausalLM\"]}", NULL),
                    CH_EMISMATCH, "disagree", NULL);
     assert_refused(open_dir("llama3_1", NULL, "{\"architectures\":[\"MistralForCausalLM\"],\"model_type\":\"mistral\"}", NULL),
@@ -663,6 +774,12 @@ int main(void) {
     tcase_add_test(tc, test_chat_template_chosen_by_model_config);
     tcase_add_test(tc, test_model_config_beats_added_tokens_for_chat);
     tcase_add_test(tc, test_missing_file_is_io_error_naming_it);
+    tcase_add_test(tc, test_sp_tokenizer_config_equal_transformers_autotokenizer);
+    tcase_add_test(tc, test_stories260k_sp_ids_equal_hf);
+    tcase_add_test(tc, test_stories260k_llama2_layout_ids_equal_hf);
+    tcase_add_test(tc, test_sp_minis_equal_hf);
+    tcase_add_test(tc, test_text_only_llama_sp_directory_opens);
+    tcase_add_test(tc, test_saved_by_transformers5_config_accepted);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

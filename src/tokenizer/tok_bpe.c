@@ -38,7 +38,9 @@ int tok_bpe_init_vocab(tok_bpe *b, int32_t n_ids, size_t total_bytes) {
     CH_TRY(CH_ALLOC(b->vtab, sz, "vocabulary table"));
     memset(b->vtab, 0xff, sizeof(int32_t) * sz);
     b->vmask = sz - 1;
-    for (int i = 0; i < 256; i++) b->byte_id[i] = -1;
+    for (int i = 0; i < 256; i++) b->byte_id[i] = b->fb_id[i] = -1;
+    for (int i = 0; i < 128; i++) b->ascii_id[i] = -1;
+    b->unk_id = -1;
     return 0;
 }
 
@@ -63,6 +65,7 @@ int32_t tok_bpe_insert(tok_bpe *b, int32_t id) {
         if (o < 0) {
             b->vtab[i] = id;
             if (n == 1) b->byte_id[(unsigned char)s[0]] = id;
+            if (n == 1 && (unsigned char)s[0] < 128) b->ascii_id[(unsigned char)s[0]] = id;
             return -1;
         }
         if (b->len[o] == n && memcmp(b->bytes + b->off[o], s, n) == 0) return o;
@@ -186,14 +189,13 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
 }
 
 /* Short words (most of them): the same rule as the heap loop below (lowest rank first, leftmost
- * on ties) by scanning a rank array, which beats the heap for a handful of symbols. */
+ * on ties) by scanning a rank array, which beats the heap for a handful of symbols. id[0..m) holds
+ * the initial symbols and is overwritten. */
 #define SMALL_WORD 24
 
-static int small_word(const tok_bpe *b, tok_ctx *c, const char *s, size_t n) {
-    int32_t id[SMALL_WORD], nw[SMALL_WORD];
+static int small_merge(const tok_bpe *b, tok_ctx *c, int32_t *id, size_t m) {
+    int32_t nw[SMALL_WORD];
     uint32_t rk[SMALL_WORD]; /* rank of merging symbol i with i+1; UINT32_MAX: none */
-    size_t m = n;
-    for (size_t i = 0; i < n; i++) id[i] = b->byte_id[(unsigned char)s[i]];
     for (size_t i = 0; i + 1 < m; i++)
         if (!merge_find(b, id[i], id[i + 1], &rk[i], &nw[i])) rk[i] = UINT32_MAX;
     while (m > 1) {
@@ -214,22 +216,16 @@ static int small_word(const tok_bpe *b, tok_ctx *c, const char *s, size_t n) {
     return 0;
 }
 
-int tok_bpe_word(const tok_bpe *b, tok_ctx *c, const char *s, size_t n) {
-    if (n == 0) return 0;
-    if (n == 1) return tok_push_id(c, b->byte_id[(unsigned char)s[0]]);
-    if (b->ignore_merges) {
-        int32_t id = tok_bpe_lookup(b, s, n);
-        if (id >= 0) return tok_push_id(c, id);
-    }
-    if (n <= SMALL_WORD) return small_word(b, c, s, n);
-    if (n > INT32_MAX / 4) CH_FAIL(CH_EARG, "pre-token of %zu bytes is too long to encode", n);
+/* The heap loop over n initial symbols: ids(k) gives symbol k. */
+static int heap_merge(const tok_bpe *b, tok_ctx *c, const char *s, const int32_t *init, size_t n) {
+    if (n > INT32_MAX / 4) CH_FAIL(CH_EARG, "pre-token of %zu symbols is too long to encode", n);
     CH_TRY(grow(&c->sym, &c->sym_cap, n, sizeof(sym_t)));
     CH_TRY(grow(&c->heap, &c->heap_cap, 3 * n, sizeof(cand_t)));
     sym_t *sym = c->sym;
     cand_t *heap = c->heap;
     size_t hn = 0;
     for (size_t i = 0; i < n; i++)
-        sym[i] = (sym_t){b->byte_id[(unsigned char)s[i]], (int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1, 1};
+        sym[i] = (sym_t){init ? init[i] : b->byte_id[(unsigned char)s[i]], (int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1, 1};
     for (size_t i = 0; i + 1 < n; i++) {
         uint32_t r;
         int32_t nw;
@@ -255,4 +251,61 @@ int tok_bpe_word(const tok_bpe *b, tok_ctx *c, const char *s, size_t n) {
     }
     for (int32_t i = 0; i >= 0; i = sym[i].next) CH_TRY(tok_push_id(c, sym[i].id));
     return 0;
+}
+
+/* Length of the UTF-8 character at s[0..n) (the text is valid UTF-8 after repair; a stray byte
+ * counts as one). */
+static inline size_t char_len(const unsigned char *s, size_t n) {
+    size_t k = s[0] < 0xc0 ? 1 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+    return k <= n ? k : 1;
+}
+
+/* SP mode: the initial symbols of a word into c->init, as HF's BPE::merge_word makes them. */
+static int sp_symbols(const tok_bpe *b, tok_ctx *c, const char *s, size_t n, size_t *m) {
+    CH_TRY(grow((void **)&c->init, &c->init_cap, n + 1, sizeof(int32_t)));
+    int32_t *out = c->init, unk = -1; /* unk: a pending unk symbol (fused while fuse_unk) */
+    size_t k = 0;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t len = char_len(u + i, n - i);
+        int32_t id = len == 1 ? (u[i] < 128 ? b->ascii_id[u[i]] : -1) : tok_bpe_lookup(b, s + i, len);
+        if (id >= 0) {
+            if (unk >= 0) out[k++] = unk, unk = -1;
+            out[k++] = id;
+        } else {
+            int fb = b->byte_fallback;
+            for (size_t j = 0; fb && j < len; j++) fb = b->fb_id[u[i + j]] >= 0;
+            if (fb) { /* HF adds the byte tokens without flushing a pending unk first */
+                for (size_t j = 0; j < len; j++) out[k++] = b->fb_id[u[i + j]];
+            } else if (b->unk_id >= 0) {
+                if (unk >= 0 && !b->fuse_unk) out[k++] = unk;
+                unk = b->unk_id;
+            } /* else: the character is dropped */
+        }
+        i += len;
+    }
+    if (unk >= 0) out[k++] = unk;
+    *m = k;
+    return 0;
+}
+
+int tok_bpe_word(const tok_bpe *b, tok_ctx *c, const char *s, size_t n) {
+    if (n == 0) return 0;
+    if (b->ignore_merges && (n > 1 || b->sp)) {
+        int32_t id = tok_bpe_lookup(b, s, n);
+        if (id >= 0) return tok_push_id(c, id);
+    }
+    int32_t id[SMALL_WORD];
+    if (!b->sp) {
+        if (n == 1) return tok_push_id(c, b->byte_id[(unsigned char)s[0]]);
+        if (n > SMALL_WORD) return heap_merge(b, c, s, NULL, n);
+        for (size_t i = 0; i < n; i++) id[i] = b->byte_id[(unsigned char)s[i]];
+        return small_merge(b, c, id, n);
+    }
+    size_t m;
+    CH_TRY(sp_symbols(b, c, s, n, &m));
+    if (m == 0) return 0;
+    if (m > SMALL_WORD) return heap_merge(b, c, s, c->init, m);
+    memcpy(id, c->init, m * sizeof *id);
+    return small_merge(b, c, id, m);
 }

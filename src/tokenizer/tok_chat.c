@@ -17,6 +17,7 @@
  * a tokenizer opened without one (ch_tok_load, or a directory holding no config.json) falls back
  * to the template whose special tokens it has (ch_tok_chat_style). */
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -101,18 +102,28 @@ static int render(ch_chat_style style, const ch_message *m, int nmsg, int gen, s
     CH_FAIL(CH_EARG, "unknown chat style %d", (int)style);
 }
 
+/* The added tokens each template writes. */
+static const char *const chat_need[][5] = {
+    {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", NULL},
+    {"<|im_start|>", "<|im_end|>", NULL}};
+
 int ch_tok_encode_chat(const ch_tokenizer *t, ch_chat_style style, const ch_message *msgs, int nmsg,
                        int add_generation_prompt, int32_t **ids, size_t *n) {
     *ids = NULL, *n = 0;
     for (int i = 0; i < nmsg; i++)
         if (!msgs[i].role || !msgs[i].content) CH_FAIL(CH_EARG, "chat message %d has no role or content", i);
-    static const char *const need[][2] = {{"<|begin_of_text|>", "<|eot_id|>"}, {"<|im_start|>", "<|im_end|>"}};
     if (style == CH_CHAT_LLAMA3 || style == CH_CHAT_CHATML) {
-        const char *const *nd = need[style == CH_CHAT_CHATML];
-        for (int k = 0; k < 2; k++)
-            if (ch_tok_token_id(t, nd[k]) < 0)
-                CH_FAIL(CH_EMISMATCH, "%s: chat style %s needs the added token %s, which this tokenizer lacks",
-                        t->path, style == CH_CHAT_LLAMA3 ? "llama3" : "chatml", nd[k]);
+        for (const char *const *k = chat_need[style == CH_CHAT_CHATML]; *k; k++) {
+            if (ch_tok_token_id(t, *k) >= 0) continue;
+            if (t->chat_checked && style == t->chat_style) /* the template config.json chose (tok_model_config) */
+                CH_FAIL(CH_EMISMATCH,
+                        "%s: %s selects the %s chat template, but %s has no added token %s: is it this model's "
+                        "tokenizer? (needed only for records with 'messages')",
+                        t->model_config_path, t->model_config_what, style == CH_CHAT_LLAMA3 ? "Llama 3" : "ChatML",
+                        t->path, *k);
+            CH_FAIL(CH_EMISMATCH, "%s: chat style %s needs the added token %s, which this tokenizer lacks", t->path,
+                    style == CH_CHAT_LLAMA3 ? "llama3" : "chatml", *k);
+        }
     }
     sbuf b = {0};
     int rc = render(style, msgs, nmsg, add_generation_prompt, &b);
@@ -123,11 +134,10 @@ int ch_tok_encode_chat(const ch_tokenizer *t, ch_chat_style style, const ch_mess
 
 /* config.json of the model directory chooses the template, as the issue asks: LlamaForCausalLM
  * (model_type llama) -> Llama 3 headers, Qwen2ForCausalLM (qwen2) -> ChatML. A tokenizer without
- * that template's tokens is not this model's tokenizer: refused. */
+ * that template's tokens cannot render it: ch_tok_encode_chat refuses then (CH_EMISMATCH, naming
+ * this config.json), so a text-only corpus runs with any tokenizer of the architecture (a Llama-2
+ * style SentencePiece one in a LlamaForCausalLM directory). */
 int tok_model_config(ch_tokenizer *t, const char *path, const char *json, size_t len) {
-    static const char *const need[][5] = {
-        {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", NULL},
-        {"<|im_start|>", "<|im_end|>", NULL}};
     cJSON *root = cJSON_ParseWithLength(json, len);
     int rc = 0;
     if (!cJSON_IsObject(root)) CH_FAIL_GOTO(done, CH_EFORMAT, "%s: not a JSON object (malformed JSON?)", path);
@@ -154,14 +164,10 @@ int tok_model_config(ch_tokenizer *t, const char *path, const char *json, size_t
     if (sa && sm && sa != sm)
         CH_FAIL_GOTO(done, CH_EMISMATCH, "%s: architecture '%s' and model_type '%s' disagree", path, a, m);
     ch_chat_style st = (ch_chat_style)(sa ? sa : sm);
-    for (const char *const *k = need[st == CH_CHAT_CHATML]; *k; k++)
-        if (ch_tok_token_id(t, *k) < 0)
-            CH_FAIL_GOTO(done, CH_EMISMATCH,
-                         "%s: %s '%s' selects the %s chat template, but %s has no added token %s: is it this model's "
-                         "tokenizer?",
-                         path, a ? "architecture" : "model_type", a ? a : m,
-                         st == CH_CHAT_LLAMA3 ? "Llama 3" : "ChatML", t->path, *k);
     t->chat_style = st;
+    t->chat_checked = 1;
+    snprintf(t->model_config_path, sizeof t->model_config_path, "%s", path);
+    snprintf(t->model_config_what, sizeof t->model_config_what, "%s '%.150s'", a ? "architecture" : "model_type", a ? a : m);
     t->hf_qwen2 = m && !strcmp(m, "qwen2");
 done:
     cJSON_Delete(root);

@@ -34,6 +34,7 @@ typedef struct {
     const char *path;
     int qwen2;
     const char *why; /* what made transformers choose Qwen2Tokenizer */
+    int llama;       /* LlamaTokenizer(Fast) on a tokenizer.json without "ByteLevel" (see llama_rebuild) */
 } hfcfg;
 
 static const char *qwen2_why(int q) { return q == 1 ? "config.json model_type qwen2" : "tokenizer_class Qwen2Tokenizer"; }
@@ -181,7 +182,7 @@ static int check_qwen2(const hfcfg *C) {
     ch_tokenizer *t = C->t;
     const tok_step *s0 = &t->steps[0], *s1 = &t->steps[1];
     const char *diff = NULL;
-    if (t->norm != TOK_NORM_NFC) diff = "$.normalizer (Qwen2Tokenizer: NFC)";
+    if (t->n_norm != 1 || t->norm[0].kind != TOK_NORM_NFC) diff = "$.normalizer (Qwen2Tokenizer: NFC)";
     else if (t->n_steps != 2 || s0->bytelevel || !s0->pattern || s0->literal || strcmp(s0->pattern, qwen2_regex) ||
              s0->behavior != SPLIT_ISOLATED || s0->invert || !s1->bytelevel || s1->re)
         diff = "$.pre_tokenizer (Qwen2Tokenizer: Split with Qwen2's regex, Isolated, then ByteLevel without its regex)";
@@ -218,13 +219,79 @@ static int in_list(const char *s, const char *const *list) {
     return 0;
 }
 
+/* tokenizer_config.json keys that change no encode id, each with the reason (transformers 5.25;
+ * docs/tokenizer.md lists them). Keys not here and not handled in apply_hf_config are refused. */
+static const struct {
+    const char *key, *why;
+} inert_keys[] = {
+    {"chat_template", "chat rendering only; the engine's templates are built in (tok_chat.c)"},
+    {"clean_up_tokenization_spaces", "decode only"},
+    {"errors", "decode only (how invalid UTF-8 is shown)"},
+    {"spaces_between_special_tokens", "decode only"},
+    {"model_max_length", "truncation only when asked for (the engine never truncates)"},
+    {"model_input_names", "names of the returned tensors"},
+    {"padding_side", "padding only when asked for"},
+    {"truncation_side", "truncation only when asked for"},
+    {"legacy", "TokenizersBackend ignores it; LlamaTokenizer's prepend scheme reads it (llama_rebuild)"},
+    {"use_default_system_prompt", "chat rendering only"},
+    {"processor_class", "which processor wraps the tokenizer"},
+    {"name_or_path", "provenance"},
+    {"init_inputs", "positional arguments saved by old versions; none given with tokenizer.json"},
+    {"is_local", "written by save_pretrained (5.x): where the files came from"},
+    {"local_files_only", "written by save_pretrained (5.x): download policy"},
+    {"sp_model_kwargs", "options of the slow SentencePiece model, unused with tokenizer.json"},
+    {"tokenizer_file", "path hint; the directory's tokenizer.json is read"},
+    {NULL, NULL}};
+
+static int inert_key(const char *k) {
+    for (int i = 0; inert_keys[i].key; i++)
+        if (!strcmp(k, inert_keys[i].key)) return 1;
+    return 0;
+}
+
+/* transformers' LlamaTokenizer (5.x, models/llama/tokenization_llama.py) keeps tokenizer.json's
+ * vocabulary, merges, added tokens and post-processor but builds its own pipeline: no normalizer,
+ * Metaspace("▁", prepend_scheme = never when add_prefix_space is false, else first, or always
+ * with legacy: true; split false), BPE(byte_fallback, fuse_unk, no unk_token, no ignore_merges).
+ * AutoTokenizer takes it when tokenizer_class says LlamaTokenizer(Fast) and tokenizer.json does
+ * not mention "ByteLevel" (otherwise TokenizersBackend). */
+static int llama_rebuild(hfcfg *C, int legacy, int aps) {
+    ch_tokenizer *t = C->t;
+    for (int i = 0; i < t->n_added; i++) {
+        tok_added *a = &t->added[i];
+        if (a->lstrip || a->rstrip)
+            return cfg_bad(C, CH_EUNSUPPORTED, "tokenizer_class",
+                           "LlamaTokenizer rebuilds the pipeline; added token '%s' with lstrip/rstrip is not supported there",
+                           a->content);
+        if (a->match != a->content) free(a->match);
+        a->match = a->content, a->mlen = a->len; /* no normalizer any more */
+    }
+    tok_match_set_free(&t->raw_set);
+    tok_match_set_free(&t->norm_set);
+    CH_TRY(tok_match_set_build(&t->raw_set, t->added, t->n_added, 0));
+    CH_TRY(tok_match_set_build(&t->norm_set, t->added, t->n_added, 1));
+    for (int i = 0; i < t->n_norm; i++) {
+        free(t->norm[i].pat), free(t->norm[i].content);
+        if (t->norm[i].re) pcre2_code_free(t->norm[i].re);
+    }
+    memset(t->norm, 0, sizeof t->norm);
+    t->n_norm = 0;
+    for (int i = 0; i < t->n_steps; i++) {
+        if (t->steps[i].re) pcre2_code_free(t->steps[i].re);
+        free(t->steps[i].pattern);
+    }
+    memset(t->steps, 0, sizeof t->steps);
+    t->n_steps = 1;
+    tok_step *st = &t->steps[0];
+    st->metaspace = 1, st->prepend = !aps ? 0 : legacy ? 2 : 1;
+    memcpy(st->rep, "\xe2\x96\x81", 3), st->rep_len = 3;
+    t->bpe.byte_fallback = 1, t->bpe.fuse_unk = 1, t->bpe.unk_id = -1, t->bpe.ignore_merges = 0;
+    return 0;
+}
+
+static int t_is_bytelevel(const hfcfg *C) { return C->t->file_bytelevel; }
+
 static int apply_hf_config(hfcfg *C, const cJSON *root, int *consults_special_map) {
-    /* keys that never change encode ids: decoding, chat rendering (the engine's templates are
-     * built in), model input names, truncation/padding only when asked for, remote-code-free meta */
-    static const char *const inert[] = {"chat_template", "clean_up_tokenization_spaces", "errors",
-                                        "spaces_between_special_tokens", "model_max_length", "model_input_names",
-                                        "padding_side", "truncation_side", "legacy", "use_default_system_prompt",
-                                        "processor_class", "name_or_path", "init_inputs", NULL};
     static const char *const backend[] = {"PreTrainedTokenizerFast", "TokenizersBackend", "LlamaTokenizer",
                                           "LlamaTokenizerFast", NULL};
     *consults_special_map = 1;
@@ -235,6 +302,9 @@ static int apply_hf_config(hfcfg *C, const cJSON *root, int *consults_special_ma
             /* model_type qwen2 overrides tokenizer_class (transformers' MODELS_WITH_INCORRECT_HUB_TOKENIZER_CLASS) */
         } else if (!strcmp(cls->valuestring, "Qwen2Tokenizer") || !strcmp(cls->valuestring, "Qwen2TokenizerFast")) {
             C->qwen2 = 1, C->why = qwen2_why(2);
+        } else if (!t_is_bytelevel(C) && (!strcmp(cls->valuestring, "LlamaTokenizer") ||
+                                           !strcmp(cls->valuestring, "LlamaTokenizerFast"))) {
+            C->llama = 1;
         } else if (!in_list(cls->valuestring, backend)) {
             return cfg_bad(C, CH_EUNSUPPORTED, "tokenizer_class",
                            "'%s' is not supported (supported: PreTrainedTokenizerFast, TokenizersBackend, "
@@ -244,10 +314,21 @@ static int apply_hf_config(hfcfg *C, const cJSON *root, int *consults_special_ma
         }
     }
     if (C->qwen2) CH_TRY(check_qwen2(C));
-    int aps = 0, v;
+    int aps = 0, v, legacy = 0, llama_aps = 1;
     for (const cJSON *it = root ? root->child : NULL; it; it = it->next) {
         const char *k = it->string;
-        if (!strcmp(k, "tokenizer_class") || in_list(k, inert)) continue;
+        if (!strcmp(k, "legacy")) CH_TRY(cfg_bool(C, root, k, k, 0, &legacy));
+        if (!strcmp(k, "tokenizer_class") || inert_key(k)) continue;
+        if (!strcmp(k, "backend")) { /* 5.x: which backend class family; "tokenizers" runs tokenizer.json */
+            if (!cJSON_IsString(it) || strcmp(it->valuestring, "tokenizers"))
+                return cfg_bad(C, CH_EUNSUPPORTED, k, "only \"tokenizers\" is supported (another backend encodes its own way)");
+            continue;
+        }
+        if (!strcmp(k, "from_slow")) { /* true: transformers converts tokenizer.model instead of reading tokenizer.json */
+            CH_TRY(cfg_bool(C, root, k, k, 0, &v));
+            if (v) return cfg_bad(C, CH_EUNSUPPORTED, k, "true (convert the slow tokenizer instead of tokenizer.json) is not supported");
+            continue;
+        }
         if (!strcmp(k, "added_tokens_decoder")) {
             *consults_special_map = 0;
             CH_TRY(check_added_decoder(C, it));
@@ -255,6 +336,7 @@ static int apply_hf_config(hfcfg *C, const cJSON *root, int *consults_special_ma
             CH_TRY(cfg_bool(C, root, k, k, 0, &v)); /* dropped by transformers when tokenizer.json exists */
         } else if (!strcmp(k, "add_prefix_space")) {
             CH_TRY(cfg_bool(C, root, k, k, 0, &aps)); /* Qwen2Tokenizer's ByteLevel; TokenizersBackend ignores it */
+            CH_TRY(cfg_bool(C, root, k, k, 1, &llama_aps)); /* LlamaTokenizer: null -> true */
         } else if (!strcmp(k, "split_special_tokens")) {
             CH_TRY(cfg_bool(C, root, k, k, 0, &v));
             if (v) return cfg_bad(C, CH_EUNSUPPORTED, k, "true (special tokens not matched in text) is not supported");
@@ -280,11 +362,25 @@ static int apply_hf_config(hfcfg *C, const cJSON *root, int *consults_special_ma
         C->t->steps[1].prefix_space = aps; /* its ByteLevel(add_prefix_space=...) */
         C->t->bpe.ignore_merges = 0;       /* its BPE(...) leaves ignore_merges false */
     }
+    if (C->llama) { /* LlamaTokenizer's defaults for the named tokens the file does not set */
+        static const char *const dflt[] = {"unk_token (LlamaTokenizer's default)", "bos_token (LlamaTokenizer's default)",
+                                           "eos_token (LlamaTokenizer's default)", NULL};
+        static const char *const names[] = {"unk_token", "bos_token", "eos_token"}, *const vals[] = {"<unk>", "<s>", "</s>"};
+        for (int i = 0; dflt[i]; i++)
+            if (!root || !cJSON_GetObjectItemCaseSensitive(root, names[i])) {
+                cJSON *tv = cJSON_CreateString(vals[i]);
+                if (!tv) CH_FAIL(CH_ENOMEM, "out of memory");
+                int rc = named_token(C, dflt[i], tv);
+                cJSON_Delete(tv);
+                CH_TRY(rc);
+            }
+        CH_TRY(llama_rebuild(C, legacy, llama_aps));
+    }
     return 0;
 }
 
 int tok_load_hf_config(ch_tokenizer *t, const char *path, const char *json, size_t len, int *consults_special_map) {
-    hfcfg C = {t, path, t->hf_qwen2 != 0, qwen2_why(t->hf_qwen2)};
+    hfcfg C = {t, path, t->hf_qwen2 != 0, qwen2_why(t->hf_qwen2), 0};
     cJSON *root = NULL;
     if (json) {
         CH_TRY(tok_parse_json(path, json, len, &root));
@@ -300,7 +396,7 @@ int tok_load_hf_config(ch_tokenizer *t, const char *path, const char *json, size
 }
 
 int tok_check_special_map(ch_tokenizer *t, const char *path, const char *json, size_t len) {
-    hfcfg C = {t, path, t->hf_qwen2 != 0, qwen2_why(t->hf_qwen2)};
+    hfcfg C = {t, path, t->hf_qwen2 != 0, qwen2_why(t->hf_qwen2), 0};
     cJSON *root;
     CH_TRY(tok_parse_json(path, json, len, &root));
     int rc = cJSON_IsObject(root) ? 0 : ch_err_set(CH_EFORMAT, __FILE__, __LINE__, "%s: expected a JSON object", path);

@@ -15,7 +15,8 @@
 #include "tok_internal.h"
 
 /* ---- pre-tokenizer steps ---------------------------------------------------------------------- */
-static int run_steps(const ch_tokenizer *t, tok_ctx *c, int step, const char *s, size_t n);
+/* first: the piece starts at offset 0 of the input (Metaspace prepend_scheme "first"). */
+static int run_steps(const ch_tokenizer *t, tok_ctx *c, int step, const char *s, size_t n, int first);
 
 /* Combines raw regex segments into pieces according to the Split behavior (HF's
  * SplitDelimiterBehavior) and hands each non-empty piece to the next step. */
@@ -28,10 +29,11 @@ typedef struct {
     size_t ps, pe;   /* pending piece */
     int have, pmatch; /* pending exists / it is a (raw) match */
     int prev_match;
+    int first;
 } combiner;
 
 static int emit(combiner *k, size_t a, size_t b) {
-    if (b > a) return run_steps(k->t, k->c, k->next_step, k->s + a, b - a);
+    if (b > a) return run_steps(k->t, k->c, k->next_step, k->s + a, b - a, k->first && a == 0);
     return 0;
 }
 
@@ -76,10 +78,10 @@ static int segment(combiner *k, size_t a, size_t b, int m) {
     return 0;
 }
 
-static int split_step(const ch_tokenizer *t, tok_ctx *c, int step, const char *s, size_t n) {
+static int split_step(const ch_tokenizer *t, tok_ctx *c, int step, const char *s, size_t n, int first) {
     const tok_step *st = &t->steps[step];
-    if (!st->re) return run_steps(t, c, step + 1, s, n);
-    combiner k = {t, c, step + 1, st->behavior, s, 0, 0, 0, 0, 0};
+    if (!st->re) return run_steps(t, c, step + 1, s, n, first);
+    combiner k = {t, c, step + 1, st->behavior, s, 0, 0, 0, 0, 0, first};
     size_t off = 0, prev = 0;
     while (off < n) {
         int rc = pcre2_match(st->re, (PCRE2_SPTR)s, n, off, PCRE2_NO_UTF_CHECK, c->md, NULL);
@@ -108,30 +110,49 @@ static int split_step(const ch_tokenizer *t, tok_ctx *c, int step, const char *s
     return flush(&k);
 }
 
-static int run_steps(const ch_tokenizer *t, tok_ctx *c, int step, const char *s, size_t n) {
+/* Metaspace: ' ' -> the replacement, which is prepended by the scheme, into c->mbuf; then split
+ * before each replacement when the step splits. */
+static int metaspace_step(const ch_tokenizer *t, tok_ctx *c, int step, const char *s, size_t n, int first) {
+    const tok_step *st = &t->steps[step];
+    size_t spaces = 0, rl = st->rep_len;
+    for (size_t i = 0; i < n; i++) spaces += s[i] == ' ';
+    CH_TRY(tok_buf_reserve(&c->mbuf, &c->mbuf_cap, n + spaces * (rl - 1) + rl + 1));
+    char *o = c->mbuf;
+    size_t k = 0;
+    int starts = n && (s[0] == ' ' || (n >= rl && !memcmp(s, st->rep, rl)));
+    if (!starts && (st->prepend == 2 || (st->prepend == 1 && first))) memcpy(o, st->rep, rl), k = rl;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ' ') memcpy(o + k, st->rep, rl), k += rl;
+        else o[k++] = s[i];
+    }
+    return split_step(t, c, step, o, k, first);
+}
+
+static int run_steps(const ch_tokenizer *t, tok_ctx *c, int step, const char *s, size_t n, int first) {
     if (step == t->n_steps) return tok_bpe_word(&t->bpe, c, s, n);
-    if (!t->steps[step].prefix_space || (n && s[0] == ' ')) return split_step(t, c, step, s, n);
+    if (t->steps[step].metaspace) return metaspace_step(t, c, step, s, n, first);
+    if (!t->steps[step].prefix_space || (n && s[0] == ' ')) return split_step(t, c, step, s, n, first);
     char *p;
     CH_TRY(ch_malloc((void **)&p, n + 1, "prefix-space piece"));
     p[0] = ' ';
     memcpy(p + 1, s, n);
-    int rc = split_step(t, c, step, p, n + 1);
+    int rc = split_step(t, c, step, p, n + 1, first);
     free(p);
     return rc;
 }
 
-/* A piece of raw text between non-normalized added tokens. */
-static int normalized_piece(const ch_tokenizer *t, tok_ctx *c, const char *s, size_t n) {
+/* A piece of raw text between non-normalized added tokens; first: it starts the input. */
+static int normalized_piece(const ch_tokenizer *t, tok_ctx *c, const char *s, size_t n, int first) {
     const char *p;
     size_t np, pos = 0, last = 0, ms, me;
-    CH_TRY(tok_normalize(t->norm, c, s, n, &p, &np));
+    CH_TRY(tok_normalize(t, c, s, n, &p, &np));
     const tok_added *a;
     while (tok_match_next(&t->norm_set, p, np, &pos, last, &a, &ms, &me)) {
-        if (ms > last) CH_TRY(run_steps(t, c, 0, p + last, ms - last));
+        if (ms > last) CH_TRY(run_steps(t, c, 0, p + last, ms - last, first && last == 0));
         CH_TRY(tok_push_id(c, a->id));
         last = me;
     }
-    return np > last ? run_steps(t, c, 0, p + last, np - last) : 0;
+    return np > last ? run_steps(t, c, 0, p + last, np - last, first && last == 0) : 0;
 }
 
 int tok_encode_ctx(const ch_tokenizer *t, tok_ctx *c, const char *text, size_t len, int add_special) {
@@ -149,11 +170,11 @@ int tok_encode_ctx(const ch_tokenizer *t, tok_ctx *c, const char *text, size_t l
     size_t pos = 0, last = 0, ms, me;
     const tok_added *a;
     while (tok_match_next(&t->raw_set, s, n, &pos, last, &a, &ms, &me)) {
-        if (ms > last) CH_TRY_GOTO(normalized_piece(t, c, s + last, ms - last), done);
+        if (ms > last) CH_TRY_GOTO(normalized_piece(t, c, s + last, ms - last, last == 0), done);
         CH_TRY_GOTO(tok_push_id(c, a->id), done);
         last = me;
     }
-    if (n > last) CH_TRY_GOTO(normalized_piece(t, c, s + last, n - last), done);
+    if (n > last) CH_TRY_GOTO(normalized_piece(t, c, s + last, n - last, last == 0), done);
     if (add_special)
         for (int i = 0; i < t->n_suffix; i++) CH_TRY_GOTO(tok_push_id(c, t->suffix_ids[i]), done);
 done:
@@ -162,7 +183,7 @@ done:
 }
 
 void tok_ctx_free(tok_ctx *c) {
-    free(c->ids), free(c->sym), free(c->heap), free(c->buf);
+    free(c->ids), free(c->sym), free(c->heap), free(c->nbuf[0]), free(c->nbuf[1]), free(c->mbuf), free(c->init);
     if (c->md) pcre2_match_data_free(c->md);
     memset(c, 0, sizeof *c);
 }

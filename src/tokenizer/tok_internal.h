@@ -37,6 +37,15 @@ typedef struct {
     uint32_t mmask;
     int32_t byte_id[256]; /* the id of each single byte */
     int ignore_merges;
+    /* SentencePiece-style BPE (no ByteLevel pre-tokenizer): the vocabulary holds plain UTF-8
+     * strings, a word starts as one symbol per character; a character not in the vocabulary
+     * becomes its <0xNN> byte tokens (byte_fallback) or the unk token (consecutive ones fused
+     * into one with fuse_unk), else it is dropped, exactly as HF's BPE::merge_word. */
+    int sp;
+    int byte_fallback, fuse_unk;
+    int32_t unk_id;       /* -1: no unk token */
+    int32_t fb_id[256];   /* id of "<0xNN>", -1 when absent */
+    int32_t ascii_id[128]; /* id of each one-byte character, -1 when absent (SP mode) */
 } tok_bpe;
 
 int tok_bpe_init_vocab(tok_bpe *b, int32_t n_ids, size_t total_bytes);
@@ -54,8 +63,12 @@ typedef struct {
     void *sym, *heap; /* merge loop arrays, grown on demand */
     size_t sym_cap, heap_cap;
     pcre2_match_data *md;
-    char *buf; /* normalization / prefix-space output */
-    size_t buf_cap;
+    char *nbuf[2]; /* normalizer outputs (each step reads one, writes the other) */
+    size_t nbuf_cap[2];
+    char *mbuf;    /* Metaspace output */
+    size_t mbuf_cap;
+    int32_t *init; /* SP mode: a word's initial symbols */
+    size_t init_cap;
 } tok_ctx;
 
 int tok_push_id(tok_ctx *c, int32_t id);
@@ -91,9 +104,23 @@ int tok_match_next(const tok_match_set *m, const char *s, size_t n, size_t *pos,
  * else *out and *outlen to a malloc'd repaired copy. */
 int tok_utf8_repair(const char *s, size_t n, char **out, size_t *outlen);
 
-enum { TOK_NORM_NFC = 1 };
-/* Apply the normalizers (a bit set) to s; *out points to s itself or to c->buf. */
-int tok_normalize(int norm, tok_ctx *c, const char *s, size_t n, const char **out, size_t *outlen);
+/* One normalizer of tokenizer.json's (Sequence flattened), applied in order. */
+typedef enum { TOK_NORM_NFC = 1, TOK_NORM_PREPEND, TOK_NORM_REPLACE } tok_norm_kind;
+typedef struct {
+    tok_norm_kind kind;
+    char *pat;         /* Prepend: the text; Replace: the String pattern (NULL for a Regex one) */
+    size_t plen;
+    pcre2_code *re;    /* Replace with a Regex pattern */
+    char *content;     /* Replace: what each match becomes */
+    size_t clen;
+} tok_norm_op;
+
+#define TOK_MAX_NORM 8
+struct ch_tokenizer;
+/* Apply the tokenizer's normalizers to s; *out points to s itself or to a buffer of c. */
+int tok_normalize(const struct ch_tokenizer *t, tok_ctx *c, const char *s, size_t n, const char **out, size_t *outlen);
+/* Grow a buffer to at least need bytes. */
+int tok_buf_reserve(char **p, size_t *cap, size_t need);
 
 typedef enum { SPLIT_REMOVED, SPLIT_ISOLATED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT, SPLIT_CONTIGUOUS } tok_split_behavior;
 
@@ -104,6 +131,10 @@ typedef struct {
     int prefix_space; /* ByteLevel add_prefix_space: prepend ' ' to a piece not starting with one */
     int bytelevel;    /* a ByteLevel step (re: its GPT-2 regex when use_regex, else NULL) */
     int literal;      /* a Split {"String": ...} pattern */
+    int metaspace;    /* a Metaspace step: ' ' -> rep, prepend rep by scheme, split before rep when re */
+    int prepend;      /* Metaspace prepend_scheme: 0 never, 1 first, 2 always */
+    char rep[8];      /* Metaspace replacement (UTF-8) */
+    size_t rep_len;
     char *pattern;    /* the Split pattern as the file gives it (NULL for ByteLevel) */
 } tok_step;
 
@@ -121,7 +152,9 @@ struct ch_tokenizer {
     tok_added *added;
     int n_added;
     tok_match_set raw_set, norm_set; /* added tokens matched before / after normalization */
-    int norm;                        /* TOK_NORM_ bits */
+    tok_norm_op norm[TOK_MAX_NORM];  /* the normalizers, in order */
+    int n_norm;
+    int file_bytelevel;              /* tokenizer.json mentions "ByteLevel" (transformers' own test) */
     tok_step steps[TOK_MAX_STEPS];
     int n_steps;
     uint32_t max_match_data;         /* ovector pairs the regexes need */
@@ -131,6 +164,9 @@ struct ch_tokenizer {
     ch_chat_style chat_style;        /* set by the model directory's config.json; NONE: by added tokens */
     int hf_qwen2;                    /* transformers loads it as a Qwen2Tokenizer: 1 by config.json's
                                         model_type, 2 by tokenizer_class; 0 as TokenizersBackend */
+    int chat_checked;                /* config.json chose chat_style: its tokens are checked when used */
+    char model_config_path[1100];    /* that config.json, for the message */
+    char model_config_what[200];     /* "architecture 'LlamaForCausalLM'" */
 };
 
 int tok_load_json(ch_tokenizer *t, const char *json, size_t len);

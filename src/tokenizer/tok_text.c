@@ -168,37 +168,47 @@ static int hf_starter(uint32_t c) {
     return 0;
 }
 
-static int buf_put(tok_ctx *c, size_t *o, const void *s, size_t n) {
-    if (*o + n > c->buf_cap) {
-        size_t cap = c->buf_cap ? c->buf_cap : 256;
-        while (cap < *o + n) cap *= 2;
-        char *p = realloc(c->buf, cap);
-        if (!p) CH_FAIL(CH_ENOMEM, "out of memory for %zu bytes of normalized text", cap);
-        c->buf = p, c->buf_cap = cap;
-    }
-    memcpy(c->buf + *o, s, n);
-    *o += n;
+int tok_buf_reserve(char **p, size_t *cap, size_t need) {
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : 256;
+    while (c < need) c *= 2;
+    char *q = realloc(*p, c);
+    if (!q) CH_FAIL(CH_ENOMEM, "out of memory for %zu bytes of normalized text", c);
+    *p = q, *cap = c;
     return 0;
 }
 
-static int nfc_append(tok_ctx *c, size_t *o, const char *s, size_t n) {
+/* An output buffer of the normalizer chain. */
+typedef struct {
+    char **p;
+    size_t *cap, o;
+} obuf;
+
+static int buf_put(obuf *b, const void *s, size_t n) {
+    CH_TRY(tok_buf_reserve(b->p, b->cap, b->o + n));
+    memcpy(*b->p + b->o, s, n);
+    b->o += n;
+    return 0;
+}
+
+static int nfc_append(obuf *b, const char *s, size_t n) {
     if (!n) return 0;
     utf8proc_uint8_t *dst = NULL;
     utf8proc_ssize_t k = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst,
                                       UTF8PROC_STABLE | UTF8PROC_COMPOSE);
     if (k < 0) CH_FAIL(CH_EINTERNAL, "NFC normalization failed: %s", utf8proc_errmsg(k));
-    int rc = buf_put(c, o, dst, (size_t)k);
+    int rc = buf_put(b, dst, (size_t)k);
     free(dst);
     return rc;
 }
 
-int tok_normalize(int norm, tok_ctx *c, const char *s, size_t n, const char **out, size_t *outlen) {
-    *out = s, *outlen = n;
-    if (!(norm & TOK_NORM_NFC)) return 0;
+/* NFC of s into b; returns 1 in *same when s is its own NFC (ASCII), b untouched. */
+static int nfc(obuf *b, const char *s, size_t n, int *same) {
     size_t i = 0;
     while (i < n && (unsigned char)s[i] < 0x80) i++;
-    if (i == n) return 0; /* ASCII is its own NFC */
-    size_t o = 0, seg = 0;
+    *same = i == n; /* ASCII is its own NFC */
+    if (*same) return 0;
+    size_t seg = 0;
     while (i < n) {
         if ((unsigned char)s[i] < 0x80) {
             i++;
@@ -207,13 +217,82 @@ int tok_normalize(int norm, tok_ctx *c, const char *s, size_t n, const char **ou
         size_t len;
         uint32_t cp = decode_at(s, n, i, &len);
         if (hf_starter(cp)) {
-            CH_TRY(nfc_append(c, &o, s + seg, i - seg));
-            CH_TRY(buf_put(c, &o, s + i, len));
+            CH_TRY(nfc_append(b, s + seg, i - seg));
+            CH_TRY(buf_put(b, s + i, len));
             seg = i + len;
         }
         i += len;
     }
-    CH_TRY(nfc_append(c, &o, s + seg, n - seg));
-    *out = c->buf, *outlen = o;
+    return nfc_append(b, s + seg, n - seg);
+}
+
+static const char *find(const char *s, size_t n, const char *pat, size_t m) {
+    for (const char *p = s, *end = s + n - m + 1; n >= m && (p = memchr(p, pat[0], (size_t)(end - p))); p++)
+        if (!memcmp(p, pat, m)) return p;
+    return NULL;
+}
+
+/* Replace: every non-overlapping match, left to right (HF's NormalizedString::replace). */
+static int replace(const tok_norm_op *op, tok_ctx *c, obuf *b, const char *s, size_t n, int *same) {
+    size_t last = 0, off = 0;
+    *same = 1;
+    if (!op->re) {
+        if (!op->plen) return 0;
+        for (const char *q; off + op->plen <= n && (q = find(s + off, n - off, op->pat, op->plen));) {
+            size_t at = (size_t)(q - s);
+            *same = 0;
+            CH_TRY(buf_put(b, s + last, at - last));
+            CH_TRY(buf_put(b, op->content, op->clen));
+            last = off = at + op->plen;
+        }
+    } else {
+        while (off <= n) {
+            int rc = pcre2_match(op->re, (PCRE2_SPTR)s, n, off, PCRE2_NO_UTF_CHECK, c->md, NULL);
+            if (rc == PCRE2_ERROR_NOMATCH) break;
+            if (rc < 0) CH_FAIL(CH_EUNSUPPORTED, "Replace normalizer regex failed on a %zu-byte piece (error %d)", n, rc);
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
+            size_t ms = ov[0], me = ov[1];
+            if (me > ms) { /* an empty match replaces nothing */
+                *same = 0;
+                CH_TRY(buf_put(b, s + last, ms - last));
+                CH_TRY(buf_put(b, op->content, op->clen));
+                last = me;
+                off = me;
+            } else {
+                if (ms >= n) break;
+                off = ms + 1;
+                while (off < n && ((unsigned char)s[off] & 0xc0) == 0x80) off++;
+            }
+        }
+    }
+    if (*same) return 0;
+    return buf_put(b, s + last, n - last);
+}
+
+int tok_normalize(const struct ch_tokenizer *t, tok_ctx *c, const char *s, size_t n, const char **out, size_t *outlen) {
+    *out = s, *outlen = n;
+    int which = 0;
+    for (int k = 0; k < t->n_norm; k++) {
+        const tok_norm_op *op = &t->norm[k];
+        if (op->kind == TOK_NORM_PREPEND && !n) continue; /* HF prepends to non-empty text only */
+        obuf b = {&c->nbuf[which], &c->nbuf_cap[which], 0};
+        int same = 0;
+        if (op->kind == TOK_NORM_NFC) {
+            CH_TRY(nfc(&b, s, n, &same));
+        } else if (op->kind == TOK_NORM_PREPEND) {
+            CH_TRY(buf_put(&b, op->pat, op->plen));
+            CH_TRY(buf_put(&b, s, n));
+        } else {
+            if (op->re && !c->md) {
+                c->md = pcre2_match_data_create(t->max_match_data ? t->max_match_data : 1, NULL);
+                if (!c->md) CH_FAIL(CH_ENOMEM, "out of memory for regex match data");
+            }
+            CH_TRY(replace(op, c, &b, s, n, &same));
+        }
+        if (same) continue;
+        s = c->nbuf[which], n = b.o;
+        which ^= 1;
+    }
+    *out = s, *outlen = n;
     return 0;
 }

@@ -116,6 +116,10 @@ void ch_tok_free(ch_tokenizer *t) {
         if (t->steps[i].re) pcre2_code_free(t->steps[i].re);
         free(t->steps[i].pattern);
     }
+    for (int i = 0; i < t->n_norm; i++) {
+        free(t->norm[i].pat), free(t->norm[i].content);
+        if (t->norm[i].re) pcre2_code_free(t->norm[i].re);
+    }
     free(t->prefix_ids), free(t->suffix_ids);
     free(t);
 }

@@ -1,4 +1,5 @@
-/* tokenizer.h - Hugging Face tokenizer.json byte-level BPE (Llama 3.x, Qwen2.x).
+/* tokenizer.h - Hugging Face tokenizer.json BPE: byte-level (Llama 3.x, Qwen2.x) and SentencePiece-style
+ * (Llama-2, TinyLlama, Mistral, Gemma: Metaspace / Prepend+Replace, byte_fallback).
  *
  * The contract is exact token ids: ch_tok_encode returns what Hugging Face `tokenizers`
  * Tokenizer.encode(text, add_special_tokens=...) returns for the same file. */
@@ -22,7 +23,7 @@ typedef enum { CH_CHAT_NONE = 0, CH_CHAT_LLAMA3, CH_CHAT_CHATML } ch_chat_style;
 int ch_tok_load(const char *tokenizer_json, ch_tokenizer **out);
 /* Load a model (or tokenizer) directory: the ids of transformers' AutoTokenizer.from_pretrained(DIR).
  * Reads DIR/tokenizer.json, then, where present: DIR/config.json (architectures / model_type choose
- * the chat template, CH_EMISMATCH when the tokenizer lacks its tokens; model_type can also choose
+ * the chat template, ch_tok_encode_chat gives CH_EMISMATCH when the tokenizer lacks its tokens; model_type can also choose
  * transformers' tokenizer class), DIR/tokenizer_config.json (the keys that change ids are applied
  * as transformers applies them; values the engine cannot reproduce are refused by key name,
  * CH_EUNSUPPORTED), and DIR/special_tokens_map.json when transformers reads it (see

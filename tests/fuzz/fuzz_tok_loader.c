@@ -1,6 +1,6 @@
 /* fuzz_tok_loader.c - libFuzzer target: the tokenizer.json loader on mutated JSON.
  *
- * Seeds: the small trained tokenizers of tests/golden (tokenizer_mini_*.json). Whatever the
+ * Seeds: the small trained tokenizers of tests/golden (tokenizer_mini_*.json, tokenizer_sp_*.json). Whatever the
  * bytes, loading (and then encoding a fixed text) must succeed or fail with a message; never
  * crash, leak or read out of bounds. */
 #include <stdint.h>
