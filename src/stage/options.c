@@ -272,7 +272,8 @@ static void print_option(const ch_opt *o, FILE *f) {
     char lab[96];
     opt_label(o, lab, sizeof lab);
     int w = fprintf(f, "  %s", lab);
-    fprintf(f, "%*s", w < 24 ? 24 - w : 1, "");
+    if (w < 24) fprintf(f, "%*s", 24 - w, "");
+    else fprintf(f, "\n%24s", ""); /* a long label gets a line of its own */
     for (const char *h = o->help ? o->help : ""; *h; h++) {
         fputc(*h, f);
         if (*h == '\n') fprintf(f, "%24s", "");
