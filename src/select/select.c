@@ -172,7 +172,7 @@ static double cosine_f(const float *a, const float *b, int n) {
 static int check_pool(const opts *o, const ch_archive_info *info, const ch_lines *l, char **ids,
                       MPI_Comm comm) {
     int rank, rc = 0;
-    MPI_Comm_rank(comm, &rank);
+    CH_MPI_TRY(MPI_Comm_rank(comm, &rank));
     if (l->total != info->n_rows)
         CH_FAIL(CH_EMISMATCH, "%s has %lld records but %s has %lld rows: not the pool it was extracted from",
                 o->pool, (long long)l->total, o->input, (long long)info->n_rows);

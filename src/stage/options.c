@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "mpicheck.h"
 
 /* ---- numbers: the whole string, no blanks, in range ------------------------------------------- */
 
@@ -300,7 +301,7 @@ void ch_opt_print_help(const ch_opt_cmd *cmd, FILE *f) {
 
 int ch_opt_help(const ch_opt_cmd *cmd, MPI_Comm comm) {
     int rank = 0;
-    if (MPI_Comm_rank(comm, &rank) != MPI_SUCCESS) CH_FAIL(CH_EMPI, "MPI_Comm_rank failed");
+    CH_MPI_TRY(MPI_Comm_rank(comm, &rank));
     if (rank == 0) ch_opt_print_help(cmd, stdout);
     return 0;
 }
