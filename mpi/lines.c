@@ -9,6 +9,7 @@
 
 #include "agree.h"
 #include "err.h"
+#include "mpicheck.h"
 
 static int is_blank(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -74,8 +75,8 @@ static int scan(FILE *f, const char *path, int64_t lo, int64_t hi, ch_lines *l, 
 int ch_lines_plan(const char *path, MPI_Comm comm, ch_lines *out) {
     memset(out, 0, sizeof *out);
     int rank, size, rc = 0;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+    CH_MPI_TRY(MPI_Comm_rank(comm, &rank));
+    CH_MPI_TRY(MPI_Comm_size(comm, &size));
     FILE *f = fopen(path, "rb");
     struct stat sb;
     if (!f)
@@ -90,12 +91,10 @@ int ch_lines_plan(const char *path, MPI_Comm comm, ch_lines *out) {
     if (f) fclose(f);
     CH_TRY_GOTO(ch_mpi_agree(comm, rc), fail);
     int64_t first = 0;
-    if (MPI_Exscan(&out->count, &first, 1, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS ||
-        MPI_Allreduce(&out->count, &out->total, 1, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS)
-        CH_FAIL_GOTO(fail, CH_EMPI, "%s: MPI_Exscan/Allreduce of line counts failed", path);
+    CH_MPI_TRY_GOTO(MPI_Exscan(&out->count, &first, 1, MPI_INT64_T, MPI_SUM, comm), fail);
+    CH_MPI_TRY_GOTO(MPI_Allreduce(&out->count, &out->total, 1, MPI_INT64_T, MPI_SUM, comm), fail);
     out->first = rank ? first : 0;
-    if (MPI_Exscan(&nphys, &phys0, 1, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS)
-        CH_FAIL_GOTO(fail, CH_EMPI, "%s: MPI_Exscan of line numbers failed", path);
+    CH_MPI_TRY_GOTO(MPI_Exscan(&nphys, &phys0, 1, MPI_INT64_T, MPI_SUM, comm), fail);
     if (!rank) phys0 = 0;
     for (int64_t i = 0; i < out->count; i++) out->line[i] += phys0 + 1;
     return 0;

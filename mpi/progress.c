@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "mpicheck.h"
 
-void ch_progress_init(ch_progress *p, const char *what, int64_t total_rows, int64_t already_done, MPI_Comm comm) {
+int ch_progress_init(ch_progress *p, const char *what, int64_t total_rows, int64_t already_done, MPI_Comm comm) {
     p->comm = comm;
-    MPI_Comm_rank(comm, &p->rank);
+    CH_MPI_TRY(MPI_Comm_rank(comm, &p->rank));
     p->tty = isatty(STDERR_FILENO);
     p->what = what;
     p->t0 = p->last = MPI_Wtime();
@@ -18,6 +18,7 @@ void ch_progress_init(ch_progress *p, const char *what, int64_t total_rows, int6
     p->total_rows = total_rows;
     p->done_rows = p->skipped_rows = already_done;
     p->tokens = 0;
+    return 0;
 }
 
 static void print(const ch_progress *p, double now, int final) {
@@ -35,8 +36,7 @@ static void print(const ch_progress *p, double now, int final) {
 
 int ch_progress_add(ch_progress *p, int64_t rows, int64_t tokens) {
     int64_t v[2] = {rows, tokens};
-    if (MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_INT64_T, MPI_SUM, p->comm) != MPI_SUCCESS)
-        CH_FAIL(CH_EMPI, "MPI_Allreduce (progress) failed");
+    CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_INT64_T, MPI_SUM, p->comm));
     p->done_rows += v[0];
     p->tokens += v[1];
     double now = MPI_Wtime();

@@ -18,7 +18,7 @@ typedef struct {
     int64_t total_rows, done_rows, skipped_rows, tokens;
 } ch_progress;
 
-void ch_progress_init(ch_progress *p, const char *what, int64_t total_rows, int64_t already_done, MPI_Comm comm);
+int ch_progress_init(ch_progress *p, const char *what, int64_t total_rows, int64_t already_done, MPI_Comm comm);
 /* Collective. */
 int ch_progress_add(ch_progress *p, int64_t rows, int64_t tokens);
 /* Final line (rank 0); returns the elapsed seconds. */

@@ -9,6 +9,7 @@
 
 #include "agree.h"
 #include "err.h"
+#include "mpicheck.h"
 
 static const char *const std_keys[] = {"stage", "ranks", "records", "tokens", "seconds", "io_seconds",
                                        "backend", "precision", "nodes", "source", "job", "label", "rc", NULL};
@@ -88,13 +89,12 @@ int ch_timing_finish(const ch_timing *t, const char *path, int rc, MPI_Comm comm
     CH_TRY(ch_mpi_agree(comm, rc));
     int rank, size;
     double v[2] = {MPI_Wtime() - t->t0, t->io_seconds}, m[2];
-    if (MPI_Comm_rank(comm, &rank) != MPI_SUCCESS || MPI_Comm_size(comm, &size) != MPI_SUCCESS ||
-        MPI_Reduce(v, m, 2, MPI_DOUBLE, MPI_MAX, 0, comm) != MPI_SUCCESS)
-        CH_FAIL(CH_EMPI, "MPI_Reduce of the timing record failed");
+    CH_MPI_TRY(MPI_Comm_rank(comm, &rank));
+    CH_MPI_TRY(MPI_Comm_size(comm, &size));
+    CH_MPI_TRY(MPI_Reduce(v, m, 2, MPI_DOUBLE, MPI_MAX, 0, comm));
     int wrc = rank == 0 ? append(t, path, size, m[0], m[1]) : 0;
     /* every rank reports the failure to write the record, with rank 0's message */
-    int shared = wrc;
-    if (MPI_Bcast(&shared, 1, MPI_INT, 0, comm) != MPI_SUCCESS) CH_FAIL(CH_EMPI, "MPI_Bcast of the timing status failed");
-    if (rank != 0 && shared) CH_FAIL(shared, "%s: rank 0 could not append the timing record", path);
-    return wrc;
+    int arc = ch_mpi_agree(comm, wrc);
+    if (arc && !wrc) ch_err_wrap("%s: appending the timing record: ", path);
+    return arc;
 }

@@ -5,12 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-
-#define CH_MPI(call)                                                                              \
-    do {                                                                                          \
-        if ((call) != MPI_SUCCESS) CH_FAIL(CH_EMPI, "%s failed", #call);                          \
-    } while (0)
+#include "mpicheck.h"
 
 /* Order-preserving map of a double to an unsigned key: a > b  <=>  key(a) > key(b). */
 static uint64_t key_of(double d) {
@@ -28,7 +23,7 @@ int ch_topk_select(const double *score, const char *const *ids, int64_t n, int64
     int64_t local_nan = 0, total = 0;
     for (int64_t i = 0; i < n; i++) local_nan += isnan(score[i]) != 0;
     int64_t counts[2] = {local_nan, n}, sums[2];
-    CH_MPI(MPI_Allreduce(counts, sums, 2, MPI_INT64_T, MPI_SUM, comm));
+    CH_MPI_TRY(MPI_Allreduce(counts, sums, 2, MPI_INT64_T, MPI_SUM, comm));
     if (sums[0]) CH_FAIL(CH_EARG, "top-k: %lld scores are NaN", (long long)sums[0]);
     total = sums[1];
     if (k <= 0 || total == 0) {
@@ -39,7 +34,7 @@ int ch_topk_select(const double *score, const char *const *ids, int64_t n, int64
         memset(selected, 1, (size_t)n);
         double mn = INFINITY, gmn;
         for (int64_t i = 0; i < n; i++) mn = score[i] < mn ? score[i] : mn;
-        CH_MPI(MPI_Allreduce(&mn, &gmn, 1, MPI_DOUBLE, MPI_MIN, comm));
+        CH_MPI_TRY(MPI_Allreduce(&mn, &gmn, 1, MPI_DOUBLE, MPI_MIN, comm));
         *kth_score = gmn;
         return 0;
     }
@@ -53,7 +48,7 @@ int ch_topk_select(const double *score, const char *const *ids, int64_t n, int64
             uint64_t key = key_of(score[i]);
             if ((key & mask) == prefix) hist[(key >> (8 * b)) & 0xff]++;
         }
-        CH_MPI(MPI_Allreduce(hist, ghist, 256, MPI_INT64_T, MPI_SUM, comm));
+        CH_MPI_TRY(MPI_Allreduce(hist, ghist, 256, MPI_INT64_T, MPI_SUM, comm));
         int bucket = 255;
         for (; bucket > 0; bucket--) {
             if (ghist[bucket] >= need) break;
@@ -71,11 +66,11 @@ int ch_topk_select(const double *score, const char *const *ids, int64_t n, int64
         if (key == prefix) *kth_score = score[i];
     }
     double kth_local = nties ? *kth_score : -INFINITY;
-    CH_MPI(MPI_Allreduce(&kth_local, kth_score, 1, MPI_DOUBLE, MPI_MAX, comm));
+    CH_MPI_TRY(MPI_Allreduce(&kth_local, kth_score, 1, MPI_DOUBLE, MPI_MAX, comm));
 
     /* Break the tie by id: gather only the tied ids, take the `need` smallest. */
     int size;
-    CH_MPI(MPI_Comm_size(comm, &size));
+    CH_MPI_TRY(MPI_Comm_size(comm, &size));
     int64_t bytes = 0;
     for (int64_t i = 0; i < n; i++)
         if (key_of(score[i]) == prefix) bytes += (int64_t)strlen(ids[i]) + 1;
@@ -86,8 +81,7 @@ int ch_topk_select(const double *score, const char *const *ids, int64_t n, int64
     CH_TRY_GOTO(CH_ALLOC(rbytes, size, "tie counts"), done);
     CH_TRY_GOTO(CH_ALLOC(displ, size, "tie offsets"), done);
     CH_TRY_GOTO(CH_ALLOC(mine, mybytes + 1, "tied ids"), done);
-    if (MPI_Allgather(&mybytes, 1, MPI_INT, rbytes, 1, MPI_INT, comm) != MPI_SUCCESS)
-        CH_FAIL_GOTO(done, CH_EMPI, "top-k: MPI_Allgather of tie sizes failed");
+    CH_MPI_TRY_GOTO(MPI_Allgather(&mybytes, 1, MPI_INT, rbytes, 1, MPI_INT, comm), done);
     int64_t tot = 0;
     for (int r = 0; r < size; r++) displ[r] = (int)tot, tot += rbytes[r];
     if (tot > INT32_MAX) CH_FAIL_GOTO(done, CH_EUNSUPPORTED, "top-k: too many tied ids");
@@ -95,8 +89,7 @@ int ch_topk_select(const double *score, const char *const *ids, int64_t n, int64
     for (int64_t i = 0; i < n; i++)
         if (key_of(score[i]) == prefix) w = stpcpy(w, ids[i]) + 1;
     CH_TRY_GOTO(CH_ALLOC(all, tot + 1, "all tied ids"), done);
-    if (MPI_Allgatherv(mine, mybytes, MPI_CHAR, all, rbytes, displ, MPI_CHAR, comm) != MPI_SUCCESS)
-        CH_FAIL_GOTO(done, CH_EMPI, "top-k: MPI_Allgatherv of tied ids failed");
+    CH_MPI_TRY_GOTO(MPI_Allgatherv(mine, mybytes, MPI_CHAR, all, rbytes, displ, MPI_CHAR, comm), done);
     int64_t ntot = 0;
     for (int64_t off = 0; off < tot; off += (int64_t)strlen(all + off) + 1) ntot++;
     CH_TRY_GOTO(CH_ALLOC(sorted, ntot, "tie order"), done);
@@ -112,10 +105,9 @@ int ch_topk_select(const double *score, const char *const *ids, int64_t n, int64
     int64_t my_dups = 0;
     for (int64_t i = 0; i < n; i++)
         if (key_of(score[i]) == prefix && !strcmp(ids[i], last)) my_dups++;
-    if (MPI_Exscan(&my_dups, &dup_seen_before, 1, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS)
-        CH_FAIL_GOTO(done, CH_EMPI, "top-k: MPI_Exscan failed");
+    CH_MPI_TRY_GOTO(MPI_Exscan(&my_dups, &dup_seen_before, 1, MPI_INT64_T, MPI_SUM, comm), done);
     int rank;
-    MPI_Comm_rank(comm, &rank);
+    CH_MPI_TRY_GOTO(MPI_Comm_rank(comm, &rank), done);
     if (rank == 0) dup_seen_before = 0;
     for (int64_t i = 0; i < n; i++) {
         if (key_of(score[i]) != prefix) continue;

@@ -208,7 +208,7 @@ for bad in "--batch-tokens 12x" "--batch-tokens 0" "--batch-tokens -3" "--batch-
   set +e; "$CAPHEADS" extract --model "$M" --input "$T/corpus.jsonl" --output "$T/p.h5" --device cpu $bad >"$T/out.txt" 2>&1
   rc=$?; set -e
   [ $rc -eq 2 ] || { cat "$T/out.txt"; fail "extract $bad: exit $rc, expected 2"; }
-  grep -q -- "$opt must be a whole number" "$T/out.txt" || { cat "$T/out.txt"; fail "extract $bad: the message does not name $opt"; }
+  grep -q -- "$opt expects an integer" "$T/out.txt" || { cat "$T/out.txt"; fail "extract $bad: the message does not name $opt"; }
 done
 echo "  bad numeric options: exit 2: $(head -n1 "$T/out.txt")"
 expect_fail "an unknown --precision" "--precision must be auto or f32, got 'f16'" \

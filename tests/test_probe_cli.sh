@@ -72,6 +72,6 @@ $MK "$T/one.h5" --n 300 --classes 1
 expect_fail 3 "needs at least two" --input "$T/one.h5" --output "$T/x.h5"
 expect_fail 3 "not an activation archive" --input "$T/sig1.h5" --output "$T/x.h5"
 expect_fail 5 "cannot open" --input "$T/missing.h5" --output "$T/x.h5"
-expect_fail 2 "are required" --input "$T/inc.h5"
-expect_fail 2 "not a number" --input "$T/inc.h5" --output "$T/x.h5" --lambda abc
+expect_fail 2 "missing --output PROBES.h5 (required" --input "$T/inc.h5"
+expect_fail 2 "--lambda expects a number > 0, got 'abc'" --input "$T/inc.h5" --output "$T/x.h5" --lambda abc
 echo "test_probe_cli: all passed"

@@ -6,9 +6,6 @@
  * while the host goes on) and all ranks write the previous batch's rows collectively (a rank out
  * of work joins with an empty selection). A batch's rows are marked done only after its data is
  * flushed; --resume skips batches whose rows are all done. */
-#include <ctype.h>
-#include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,108 +22,61 @@
 #include "fsutil.h"
 #include "extract_plan.h"
 #include "model.h"
+#include "mpicheck.h"
+#include "options.h"
 #include "progress.h"
 #include "timing.h"
 
 typedef struct {
     const char *model, *input, *output, *device, *timing;
-    ch_pool pool;
-    ch_precision precision;
+    int pool;      /* ch_pool */
+    int precision; /* ch_precision */
     int batch_tokens, max_tokens, resume, hidden, threads;
     char *command_line;
 } opts;
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: [mpirun -n R] capheads extract --model DIR --input CORPUS.jsonl --output ACTS.h5\n"
-            "           [--pool last|mean] [--batch-tokens N] [--resume] [--hidden]\n"
-            "           [--device cpu|cuda|auto] [--precision auto|f32] [--threads N]\n"
-            "           [--max-tokens N] [--timing FILE]\n\n"
-            "Run the model (a Hugging Face directory: config.json, safetensors, tokenizer.json) over\n"
-            "every record of the corpus and store, for every layer and query head, the head's\n"
-            "attention output at the last prompt token (--pool last, default) or averaged over the\n"
-            "prompt (--pool mean), as float16, in one HDF5 archive written by all ranks.\n"
-            "  --batch-tokens N  tokens per forward pass (default 4096); bounds memory\n"
-            "  --resume          continue an interrupted run of the same model, corpus, pooling,\n"
-            "                    --batch-tokens, backend and precision (the archive records them)\n"
-            "  --hidden          also store the mean final hidden state (for select --method rds)\n"
-            "  --max-tokens N    refuse records longer than N tokens (default 8192)\n"
-            "  --device          compute backend (default auto: cuda when a GPU is usable)\n"
-            "  --precision P     auto (default): a bf16 checkpoint's Linear layers multiply bf16\n"
-            "                    weights by activations rounded to bf16, summing in f32, as the\n"
-            "                    model runs in its own dtype (CPU: AMX tiles where the CPU has them;\n"
-            "                    CUDA: also f16); f32: every Linear in f32, weights widened at load\n"
-            "                    (twice the weight memory; within 1e-4 of transformers in float32,\n"
-            "                    from which auto is typically 1e-3 to 1e-2 away, relative)\n"
-            "  --threads N       CPU backend threads per rank (default: OpenMP's, OMP_NUM_THREADS)\n"
-            "  --timing FILE     append a JSON timing record (docs/timing.md)\n"
-            "Environment: CAPHEADS_SYNC_MIB (default 256) - rows are marked done, and so skipped by\n"
-            "--resume, once the data written since the last sync reaches this many MiB (0: every\n"
-            "batch); a crash loses at most that much work, recomputed on --resume.\n");
-}
+static const ch_opt opts_table[] = {
+    {"model", 0, CH_OPT_PATH, offsetof(opts, model), "DIR", .flags = CH_OPT_REQUIRED,
+     .help = "a Hugging Face model directory (config.json, safetensors,\ntokenizer.json)"},
+    {"input", 0, CH_OPT_PATH, offsetof(opts, input), "CORPUS.jsonl", .flags = CH_OPT_REQUIRED,
+     .help = "the records (docs/prepare.md)"},
+    {"output", 0, CH_OPT_PATH, offsetof(opts, output), "ACTS.h5", .flags = CH_OPT_REQUIRED,
+     .help = "the archive, written by all ranks"},
+    {"pool", 0, CH_OPT_CHOICE, offsetof(opts, pool), .choices = "last|mean", .def = "last",
+     .help = "a head's output at the last prompt token, or averaged over\nthe prompt"},
+    {"batch-tokens", 0, CH_OPT_INT, offsetof(opts, batch_tokens), "N", .def = "4096", .lo = 1, .hi = 1 << 30,
+     .help = "tokens per forward pass; bounds memory"},
+    {"resume", 0, CH_OPT_FLAG, offsetof(opts, resume),
+     .help = "continue an interrupted run of the same model, corpus, pooling,\n"
+             "--batch-tokens, backend and precision (the archive records them)"},
+    {"hidden", 0, CH_OPT_FLAG, offsetof(opts, hidden),
+     .help = "also store the mean final hidden state (for select --method rds)"},
+    {"device", 0, CH_OPT_STRING, offsetof(opts, device), "cpu|cuda|auto", .def = "auto",
+     .help = "compute backend (auto: cuda when a GPU is usable)"},
+    {"precision", 0, CH_OPT_CHOICE, offsetof(opts, precision), .choices = "auto|f32", .def = "auto",
+     .help = "auto: a bf16 checkpoint's Linear layers multiply bf16 weights by\n"
+             "activations rounded to bf16, summing in f32, as the model runs in its\n"
+             "own dtype (CPU: AMX tiles where the CPU has them; CUDA: also f16);\n"
+             "f32: every Linear in f32, weights widened at load (twice the weight\n"
+             "memory; within 1e-4 of transformers in float32, from which auto is\n"
+             "typically 1e-3 to 1e-2 away, relative)"},
+    {"threads", 0, CH_OPT_INT, offsetof(opts, threads), "N", .lo = 1, .hi = 4096,
+     .help = "CPU backend threads per rank (default: OpenMP's, OMP_NUM_THREADS)"},
+    {"max-tokens", 0, CH_OPT_INT, offsetof(opts, max_tokens), "N", .def = "8192", .lo = 1, .hi = 1 << 30,
+     .help = "refuse records longer than N tokens"},
+    {"timing", 0, CH_OPT_PATH, offsetof(opts, timing), "FILE",
+     .help = "append a JSON timing record (docs/timing.md)"},
+};
 
-/* A whole-string decimal integer in [lo, hi] for option opt, else CH_EARG (exit 2) naming it. */
-static int parse_int(const char *opt, const char *s, long lo, long hi, int *out) {
-    char *end = NULL;
-    errno = 0;
-    long v = s && *s && !isspace((unsigned char)*s) ? strtol(s, &end, 10) : 0;
-    if (!end || end == s || *end || errno == ERANGE || v < lo || v > hi)
-        CH_FAIL(CH_EARG, "%s must be a whole number from %ld to %ld, got '%s'", opt, lo, hi, s ? s : "");
-    *out = (int)v;
-    return 0;
-}
-
-static int parse(int argc, char **argv, opts *o) {
-    static const struct option lo[] = {
-        {"model", 1, 0, 'm'},   {"input", 1, 0, 'i'},        {"output", 1, 0, 'o'}, {"pool", 1, 0, 'p'},
-        {"batch-tokens", 1, 0, 'b'}, {"resume", 0, 0, 'r'},  {"hidden", 0, 0, 'H'}, {"device", 1, 0, 'd'},
-        {"threads", 1, 0, 't'}, {"max-tokens", 1, 0, 'M'},   {"timing", 1, 0, 'T'}, {"help", 0, 0, 'h'},
-        {"precision", 1, 0, 'P'}, {0, 0, 0, 0}};
-    memset(o, 0, sizeof *o);
-    o->batch_tokens = 4096, o->max_tokens = 8192, o->device = "auto";
-    optind = 1;
-    opterr = 0;
-    for (int c; (c = getopt_long(argc, argv, "h", lo, NULL)) != -1;) {
-        switch (c) {
-        case 'm': o->model = optarg; break;
-        case 'i': o->input = optarg; break;
-        case 'o': o->output = optarg; break;
-        case 'p':
-            if (!strcmp(optarg, "last")) o->pool = CH_POOL_LAST;
-            else if (!strcmp(optarg, "mean")) o->pool = CH_POOL_MEAN;
-            else CH_FAIL(CH_EARG, "--pool must be last or mean, got '%s'", optarg);
-            break;
-        case 'b': CH_TRY(parse_int("--batch-tokens", optarg, 1, 1L << 30, &o->batch_tokens)); break;
-        case 'r': o->resume = 1; break;
-        case 'H': o->hidden = 1; break;
-        case 'd': o->device = optarg; break;
-        case 'P':
-            if (!strcmp(optarg, "auto")) o->precision = CH_PRECISION_AUTO;
-            else if (!strcmp(optarg, "f32")) o->precision = CH_PRECISION_F32;
-            else CH_FAIL(CH_EARG, "--precision must be auto or f32, got '%s'", optarg);
-            break;
-        case 't': CH_TRY(parse_int("--threads", optarg, 1, 4096, &o->threads)); break;
-        case 'M': CH_TRY(parse_int("--max-tokens", optarg, 1, 1L << 30, &o->max_tokens)); break;
-        case 'T': o->timing = optarg; break;
-        case 'h': usage(stdout); return -1;
-        default: CH_FAIL(CH_EARG, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
-        }
-    }
-    if (optind < argc) CH_FAIL(CH_EARG, "unexpected argument '%s' (see --help)", argv[optind]);
-    if (!o->model || !o->input || !o->output) CH_FAIL(CH_EARG, "--model, --input and --output are required (see --help)");
-    return 0;
-}
-
-
-static char *join_args(int argc, char **argv) {
-    size_t n = 16;
-    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
-    char *s = malloc(n);
-    if (!s) return NULL;
-    strcpy(s, "capheads");
-    for (int i = 0; i < argc; i++) strcat(s, " "), strcat(s, argv[i]);
-    return s;
-}
+static const ch_opt_cmd cmd = {
+    "extract", opts_table, CH_NOPTS(opts_table),
+    .about = "Run the model (a Hugging Face directory: config.json, safetensors, tokenizer.json) over\n"
+             "every record of the corpus and store, for every layer and query head, the head's\n"
+             "attention output at the last prompt token (--pool last, default) or averaged over the\n"
+             "prompt (--pool mean), as float16, in one HDF5 archive written by all ranks.\n",
+    .epilog = "Environment: CAPHEADS_SYNC_MIB (default 256) - rows are marked done, and so skipped by\n"
+              "--resume, once the data written since the last sync reaches this many MiB (0: every\n"
+              "batch); a crash loses at most that much work, recomputed on --resume.\n"};
 
 /* Read, parse and tokenize the records of batch b into one packed ch_batch. */
 typedef struct {
@@ -218,181 +168,250 @@ static void slots_free(ch_backend *be, slot sl[2]) {
     memset(sl, 0, 2 * sizeof *sl);
 }
 
-static int run(const opts *o, MPI_Comm comm) {
-    int rank, size, rc = 0;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+/* Everything one run holds, so that each step below is a function of (run, options). */
+typedef struct {
+    MPI_Comm comm;
+    int rank, size;
     ch_timing tm;
-    ch_timing_start(&tm, "extract");
-    ch_backend *be = NULL;
-    ch_model *m = NULL;
-    ch_tokenizer *tok = NULL;
-    ch_archive *a = NULL;
+    ch_backend *be;
+    ch_model *m;
+    ch_tokenizer *tok;
+    const ch_config *cfg;
+    ch_chat_style style;
     ch_extract_plan plan;
-    memset(&plan, 0, sizeof plan);
-    FILE *f = NULL;
+    ch_archive *a;
+    int exists;             /* the output was there before: --resume continues it */
+    uint8_t *skip;          /* [b1 - b0]: my batches whose rows are all done already */
+    int64_t rounds;         /* write rounds every rank joins: the most batches any rank computes */
+    int64_t already;        /* rows done before this run, over all ranks */
+    FILE *f;                /* the corpus */
     slot sl[2];
-    memset(sl, 0, sizeof sl);
-    uint8_t *skip = NULL;
+    double io_seconds;      /* this rank's time in collective writes */
+} xrun;
 
-    rc = ch_backend_create(o->device, o->threads, &be);
-    if (!rc) rc = ch_model_open(o->model, be, o->precision, &m);
+static int open_model(xrun *x, const opts *o) {
+    int rc = 0;
+    rc = ch_backend_create(o->device, o->threads, &x->be);
+    if (!rc) rc = ch_model_open(o->model, x->be, o->precision, &x->m);
+    /* a model without tokenizer.json takes pre-tokenized records (corpus.h) */
     char tpath[4200];
     snprintf(tpath, sizeof tpath, "%s/tokenizer.json", o->model);
-    if (!rc && access(tpath, R_OK) == 0) rc = ch_tok_open_dir(o->model, &tok);
-    CH_TRY_GOTO(ch_mpi_agree(comm, rc), done);
-    const ch_config *cfg = ch_model_config(m);
-    ch_chat_style style = tok ? ch_tok_chat_style(tok) : CH_CHAT_NONE;
-    CH_TRY_GOTO(ch_extract_plan_make(o->input, tok, style, cfg->vocab, cfg->max_pos, o->max_tokens, o->batch_tokens, comm, &plan), done);
+    if (!rc && access(tpath, R_OK) == 0) rc = ch_tok_open_dir(o->model, &x->tok);
+    CH_TRY(ch_mpi_agree(x->comm, rc));
+    x->cfg = ch_model_config(x->m);
+    x->style = x->tok ? ch_tok_chat_style(x->tok) : CH_CHAT_NONE;
+    return 0;
+}
 
+/* The archive records the corpus's sha256 (rank 0 reads it) and how it was made, so that
+ * --resume can refuse to continue it with other inputs. */
+static int open_archive(xrun *x, const opts *o) {
     char hash[65] = {0};
-    if (rank == 0) rc = ch_fs_sha256(o->input, hash);
-    CH_TRY_GOTO(ch_mpi_agree(comm, rc), done);
-    MPI_Bcast(hash, 65, MPI_CHAR, 0, comm);
+    int rc = x->rank == 0 ? ch_fs_sha256(o->input, hash) : 0;
+    CH_TRY(ch_mpi_agree(x->comm, rc));
+    CH_MPI_TRY(MPI_Bcast(hash, 65, MPI_CHAR, 0, x->comm));
+    const ch_config *cfg = x->cfg;
+    ch_model *m = x->m;
+    ch_extract_plan plan = x->plan;
     ch_archive_meta meta = {.n_rows = plan.n_records, .n_layers = cfg->n_layers, .n_heads = cfg->n_heads,
                             .head_dim = cfg->head_dim, .id_len = plan.id_len, .task_len = plan.task_len,
                             .hidden_dim = o->hidden ? cfg->hidden : 0, .model_config = cfg->json,
-                            .model_dir = o->model, .tokenizer_sha256 = tok ? ch_tok_hash(tok) : "none",
+                            .model_dir = o->model, .tokenizer_sha256 = x->tok ? ch_tok_hash(x->tok) : "none",
                             .pool = o->pool == CH_POOL_MEAN ? "mean" : "last", .input_path = o->input,
-                            .input_sha256 = hash, .command_line = o->command_line, .backend = be->name,
+                            .input_sha256 = hash, .command_line = o->command_line, .backend = x->be->name,
                             .precision = ch_model_precision(m),
                             .batch_tokens = o->batch_tokens, .max_tokens = o->max_tokens};
-    int exists = access(o->output, F_OK) == 0;
-    if (o->resume && exists)
-        rc = ch_archive_open_resume(o->output, &meta, comm, &a);
+    x->exists = access(o->output, F_OK) == 0;
+    if (o->resume && x->exists)
+        rc = ch_archive_open_resume(o->output, &meta, x->comm, &x->a);
     else
-        rc = ch_archive_create(o->output, &meta, comm, &a);
-    CH_TRY_GOTO(rc, done);
+        rc = ch_archive_create(o->output, &meta, x->comm, &x->a);
+    return rc;
+}
 
-    /* which of my batches still need computing */
-    int64_t mine = plan.b1 - plan.b0, todo = 0, already = 0;
-    rc = CH_ALLOC(skip, mine ? mine : 1, "batch mask");
-    for (int64_t b = plan.b0; !rc && b < plan.b1; b++) {
-        if (!(o->resume && exists)) {
-            todo++;
-            continue;
-        }
-        int64_t r0 = plan.batch_start[b], n = plan.batch_start[b + 1] - r0;
-        uint8_t *mask = malloc((size_t)n);
-        if (!mask || (rc = ch_archive_done(a, r0, n, mask))) {
-            free(mask);
-            if (!rc) rc = ch_err_set(CH_ENOMEM, __FILE__, __LINE__, "out of memory");
-            break;
-        }
-        int all = 1;
-        for (int64_t i = 0; i < n; i++) all &= mask[i] != 0;
-        free(mask);
-        skip[b - plan.b0] = (uint8_t)all;
-        if (all) already += n;
+/* Is every row of batch b done already (a resumed archive)? */
+static int batch_done(xrun *x, int64_t b, int *all) {
+    int64_t r0 = x->plan.batch_start[b], n = x->plan.batch_start[b + 1] - r0;
+    uint8_t *mask = NULL;
+    CH_TRY(CH_ALLOC(mask, n ? n : 1, "done mask"));
+    int rc = ch_archive_done(x->a, r0, n, mask);
+    *all = 1;
+    for (int64_t i = 0; i < n && !rc; i++) *all &= mask[i] != 0;
+    free(mask);
+    return rc;
+}
+
+/* Which of my batches still need computing, and how many write rounds all ranks join. */
+static int find_todo(xrun *x, const opts *o) {
+    const ch_extract_plan *p = &x->plan;
+    int64_t mine = p->b1 - p->b0, todo = 0, already = 0;
+    int rc = CH_ALLOC(x->skip, mine ? mine : 1, "batch mask");
+    for (int64_t b = p->b0; !rc && b < p->b1; b++) {
+        int all = 0;
+        if (o->resume && x->exists) rc = batch_done(x, b, &all);
+        x->skip[b - p->b0] = (uint8_t)all;
+        if (all) already += p->batch_start[b + 1] - p->batch_start[b];
         else todo++;
     }
-    CH_TRY_GOTO(ch_mpi_agree(comm, rc), done);
-    int64_t rounds = todo, tot_already = already;
-    MPI_Allreduce(MPI_IN_PLACE, &rounds, 1, MPI_INT64_T, MPI_MAX, comm);
-    MPI_Allreduce(MPI_IN_PLACE, &tot_already, 1, MPI_INT64_T, MPI_SUM, comm);
-    if (rank == 0)
-        fprintf(stderr, "extract: %lld records, %lld tokens, %lld batches on %d rank(s), backend %s%s, Linear inputs %s%s\n",
-                (long long)plan.n_records, (long long)plan.total_tokens, (long long)plan.n_batches, size, be->name,
-                be->info[0] ? be->info : "", ch_model_precision(m), tot_already ? " (resuming)" : "");
+    CH_TRY(ch_mpi_agree(x->comm, rc));
+    x->rounds = todo, x->already = already;
+    CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &x->rounds, 1, MPI_INT64_T, MPI_MAX, x->comm));
+    CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &x->already, 1, MPI_INT64_T, MPI_SUM, x->comm));
+    return 0;
+}
 
-    size_t width = (size_t)ch_model_capture_width(m);
+/* Two slots of host buffers, sized for my largest batch, and the corpus open for reading. */
+static int open_slots(xrun *x, const opts *o) {
+    const ch_extract_plan *p = &x->plan;
+    size_t width = (size_t)ch_model_capture_width(x->m);
     int64_t maxn = 1;
-    for (int64_t b = plan.b0; b < plan.b1; b++)
-        if (plan.batch_start[b + 1] - plan.batch_start[b] > maxn) maxn = plan.batch_start[b + 1] - plan.batch_start[b];
-    rc = slots_make(be, (size_t)maxn * width, o->hidden ? (size_t)maxn * cfg->hidden : 0, sl);
-    if (!rc && !(f = fopen(o->input, "rb"))) rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: cannot open", o->input);
-    CH_TRY_GOTO(ch_mpi_agree(comm, rc), done);
+    for (int64_t b = p->b0; b < p->b1; b++)
+        if (p->batch_start[b + 1] - p->batch_start[b] > maxn) maxn = p->batch_start[b + 1] - p->batch_start[b];
+    int rc = slots_make(x->be, (size_t)maxn * width, o->hidden ? (size_t)maxn * x->cfg->hidden : 0, x->sl);
+    if (!rc && !(x->f = fopen(o->input, "rb"))) rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: cannot open", o->input);
+    return ch_mpi_agree(x->comm, rc);
+}
 
-    ch_progress prog;
-    ch_progress_init(&prog, "extract", plan.n_records, tot_already, comm);
-    double io_seconds = 0;
-    int64_t b = plan.b0;
+static void report_start(const xrun *x) {
+    if (x->rank != 0) return;
+    const ch_extract_plan *p = &x->plan;
+    fprintf(stderr, "extract: %lld records, %lld tokens, %lld batches on %d rank(s), backend %s%s, Linear inputs %s%s\n",
+            (long long)p->n_records, (long long)p->total_tokens, (long long)p->n_batches, x->size, x->be->name,
+            x->be->info[0] ? x->be->info : "", ch_model_precision(x->m), x->already ? " (resuming)" : "");
+}
+
+/* Load batch b's records into cur and queue its forward pass and the copy of its captures. */
+static int queue_batch(xrun *x, const opts *o, int64_t b, slot *cur) {
+    ch_model *m = x->m;
+    int rc = batch_load(o, &x->plan, b, x->f, x->tok, x->style, x->cfg->vocab, &cur->bb);
+    if (!rc) {
+        ch_batch batch = {.nseq = cur->bb.n, .tokens = cur->bb.tokens, .start = cur->bb.start};
+        rc = ch_model_capture_start(m, &batch, o->pool, cur->out, cur->hidden, cur->ev);
+    }
+    if (!rc) cur->row0 = x->plan.batch_start[b], cur->n = cur->bb.n, cur->ntok = cur->bb.start[cur->bb.n];
+    return rc;
+}
+
+/* The collective write of prev's rows (every rank joins, with nothing when it failed or has no
+ * work); rc is this rank's state so far, the result its new state. */
+static int write_batch(xrun *x, slot *prev, int rc) {
+    ch_backend *be = x->be;
+    ch_archive *a = x->a;
+    int64_t row0 = prev->row0, n = prev->n;
+    if (!rc && n) rc = be->event_wait(be, prev->ev); /* its captures are in prev->out now */
+    const char **ids = NULL, **tasks = NULL;
+    int32_t *labels = NULL, *nt = NULL;
+    if (n && !rc) {
+        ids = malloc(sizeof(char *) * n), tasks = malloc(sizeof(char *) * n);
+        labels = malloc(sizeof(int32_t) * n), nt = malloc(sizeof(int32_t) * n);
+        if (!ids || !tasks || !labels || !nt) rc = ch_err_set(CH_ENOMEM, __FILE__, __LINE__, "out of memory"), n = 0;
+        for (int64_t i = 0; i < n; i++)
+            ids[i] = prev->bb.rec[i].id, tasks[i] = prev->bb.rec[i].task, labels[i] = prev->bb.rec[i].label,
+            nt[i] = prev->bb.rec[i].n_tokens;
+    }
+    /* wait for the slowest rank's forward pass here, so io_seconds is the write itself and
+     * not load imbalance (the collective write would wait for it anyway) */
+    int brc = CH_MPI_RC(MPI_Barrier(x->comm));
+    if (!rc) rc = brc;
+    double t0 = MPI_Wtime();
+    /* every rank joins the collective write, with nothing when it failed or has no work */
+    ch_archive_rows rows = {.ids = ids, .tasks = tasks, .labels = labels, .n_tokens = nt};
+    int wrc = ch_archive_write_rows(a, row0, rc ? 0 : n, prev->out, prev->hidden, &rows);
+    x->io_seconds += MPI_Wtime() - t0;
+    if (!rc) rc = wrc;
+    free(ids), free(tasks), free(labels), free(nt);
+    batch_free(&prev->bb);
+    prev->n = 0;
+    return ch_mpi_agree(x->comm, rc);
+}
+
+/* Double buffering: round r queues batch r's forward pass and the copy of its captures into
+ * slot r % 2, then writes batch r - 1's rows from the other slot while the device computes
+ * (on the CPU backend the forward pass is done by then: same path, no overlap). A last round
+ * writes the last batch, so every rank joins `rounds` collective writes. */
+static int write_rounds(xrun *x, const opts *o, ch_progress *prog) {
+    const ch_extract_plan *p = &x->plan;
     /* Fault injection for the crash-resume test: die by SIGKILL after N write rounds, the way a
      * preempted job dies (no cleanup, no close). */
     const char *kill_env = getenv("CAPHEADS_TEST_KILL_AFTER_ROUNDS");
     int64_t kill_after = kill_env ? atoll(kill_env) : -1;
-    /* Double buffering: round r queues batch r's forward pass and the copy of its captures into
-     * slot r % 2, then writes batch r - 1's rows from the other slot while the device computes
-     * (on the CPU backend the forward pass is done by then: same path, no overlap). A last round
-     * writes the last batch, so every rank joins `rounds` collective writes. */
-    for (int64_t round = 0; round <= rounds; round++) {
-        slot *cur = &sl[round % 2], *prev = &sl[(round + 1) % 2];
-        while (round < rounds && b < plan.b1 && skip[b - plan.b0]) b++;
-        if (round < rounds && !rc && b < plan.b1) {
-            rc = batch_load(o, &plan, b, f, tok, style, cfg->vocab, &cur->bb);
-            if (!rc) {
-                ch_batch batch = {.nseq = cur->bb.n, .tokens = cur->bb.tokens, .start = cur->bb.start};
-                rc = ch_model_capture_start(m, &batch, o->pool, cur->out, cur->hidden, cur->ev);
-            }
-            if (!rc) cur->row0 = plan.batch_start[b], cur->n = cur->bb.n, cur->ntok = cur->bb.start[cur->bb.n];
-            b++;
-        }
+    int rc = 0;
+    int64_t b = p->b0;
+    for (int64_t round = 0; round <= x->rounds; round++) {
+        slot *cur = &x->sl[round % 2], *prev = &x->sl[(round + 1) % 2];
+        while (round < x->rounds && b < p->b1 && x->skip[b - p->b0]) b++;
+        if (round < x->rounds && !rc && b < p->b1) rc = queue_batch(x, o, b++, cur);
         if (round == 0) continue; /* nothing written yet: the first batch is on its way */
-        int64_t row0 = prev->row0, n = prev->n, ntok = prev->ntok;
-        if (!rc && n) rc = be->event_wait(be, prev->ev); /* its captures are in prev->out now */
-        const char **ids = NULL, **tasks = NULL;
-        int32_t *labels = NULL, *nt = NULL;
-        if (n && !rc) {
-            ids = malloc(sizeof(char *) * n), tasks = malloc(sizeof(char *) * n);
-            labels = malloc(sizeof(int32_t) * n), nt = malloc(sizeof(int32_t) * n);
-            if (!ids || !tasks || !labels || !nt) rc = ch_err_set(CH_ENOMEM, __FILE__, __LINE__, "out of memory"), n = 0;
-            for (int64_t i = 0; i < n; i++)
-                ids[i] = prev->bb.rec[i].id, tasks[i] = prev->bb.rec[i].task, labels[i] = prev->bb.rec[i].label,
-                nt[i] = prev->bb.rec[i].n_tokens;
-        }
-        /* wait for the slowest rank's forward pass here, so io_seconds is the write itself and
-         * not load imbalance (the collective write would wait for it anyway) */
-        MPI_Barrier(comm);
-        double t0 = MPI_Wtime();
-        /* every rank joins the collective write, with nothing when it failed or has no work */
-        ch_archive_rows rows = {.ids = ids, .tasks = tasks, .labels = labels, .n_tokens = nt};
-        int wrc = ch_archive_write_rows(a, row0, rc ? 0 : n, prev->out, prev->hidden, &rows);
-        io_seconds += MPI_Wtime() - t0;
-        if (!rc) rc = wrc;
-        free(ids), free(tasks), free(labels), free(nt);
-        batch_free(&prev->bb);
-        prev->n = 0;
-        if (ch_mpi_agree(comm, rc)) {
-            if (!rc) rc = ch_err_code();
-            break;
-        }
-        ch_progress_add(&prog, n, ntok);
+        int64_t n = prev->n, ntok = prev->ntok;
+        if ((rc = write_batch(x, prev, rc))) break;
+        ch_progress_add(prog, n, ntok);
         if (kill_after >= 0 && round >= kill_after) raise(SIGKILL); /* after `round` write rounds */
     }
-    double seconds = ch_progress_finish(&prog);
-    double io_max = io_seconds; /* the slowest rank's write time */
-    if (MPI_Allreduce(&io_seconds, &io_max, 1, MPI_DOUBLE, MPI_MAX, comm) != MPI_SUCCESS)
-        io_max = io_seconds; /* only the report's figure: this rank's own */
-    int crc = ch_archive_close(a); /* sets `complete` only when every row is done */
-    a = NULL;
-    if (!rc) rc = ch_mpi_agree(comm, crc);
-    if (!rc && rank == 0) {
+    return rc;
+}
+
+/* Close the archive (it sets `complete` only when every row is done), report, and append the
+ * timing record; rc is the state of the write rounds. */
+static int finish(xrun *x, const opts *o, double seconds, int rc) {
+    double io_max = x->io_seconds; /* the slowest rank's write time */
+    if (CH_MPI_RC(MPI_Allreduce(&x->io_seconds, &io_max, 1, MPI_DOUBLE, MPI_MAX, x->comm)))
+        io_max = x->io_seconds; /* only the report's figure: this rank's own */
+    int crc = ch_archive_close(x->a);
+    x->a = NULL;
+    if (!rc) rc = ch_mpi_agree(x->comm, crc);
+    const ch_config *cfg = x->cfg;
+    if (!rc && x->rank == 0)
         fprintf(stderr, "extract: wrote %s (%lld rows x %d layers x %d heads x %d, float16); I/O %.1f%% of %.1f s\n",
-                o->output, (long long)plan.n_records, cfg->n_layers, cfg->n_heads, cfg->head_dim,
+                o->output, (long long)x->plan.n_records, cfg->n_layers, cfg->n_heads, cfg->head_dim,
                 seconds > 0 ? 100.0 * io_max / seconds : 0.0, seconds);
-    }
-    tm.records = plan.n_records, tm.tokens = plan.total_tokens, tm.io_seconds = io_seconds, tm.backend = be->name;
-    tm.precision = ch_model_precision(m);
-    rc = ch_timing_finish(&tm, o->timing, rc, comm); /* one JSON line (docs/timing.md) */
+    ch_timing *tm = &x->tm;
+    tm->records = x->plan.n_records, tm->tokens = x->plan.total_tokens, tm->io_seconds = x->io_seconds;
+    tm->backend = x->be->name, tm->precision = ch_model_precision(x->m);
+    return ch_timing_finish(tm, o->timing, rc, x->comm); /* one JSON line (docs/timing.md) */
+}
+
+static void xrun_free(xrun *x) {
+    if (x->a) ch_archive_close(x->a);
+    if (x->f) fclose(x->f);
+    slots_free(x->be, x->sl); /* before the model and backend go */
+    free(x->skip);
+    ch_extract_plan_free(&x->plan);
+    ch_tok_free(x->tok);
+    ch_model_close(x->m);
+    ch_backend_destroy(x->be);
+}
+
+static int run(const opts *o, MPI_Comm comm) {
+    xrun x;
+    memset(&x, 0, sizeof x);
+    x.comm = comm;
+    int rc = 0;
+    ch_timing_start(&x.tm, "extract");
+    CH_MPI_TRY_GOTO(MPI_Comm_rank(comm, &x.rank), done);
+    CH_MPI_TRY_GOTO(MPI_Comm_size(comm, &x.size), done);
+    CH_TRY_GOTO(open_model(&x, o), done);
+    CH_TRY_GOTO(ch_extract_plan_make(o->input, x.tok, x.style, x.cfg->vocab, x.cfg->max_pos, o->max_tokens, o->batch_tokens, comm,
+                                     &x.plan), done);
+    CH_TRY_GOTO(open_archive(&x, o), done);
+    CH_TRY_GOTO(find_todo(&x, o), done); /* --resume: skip batches whose rows are all done */
+    report_start(&x);
+    CH_TRY_GOTO(open_slots(&x, o), done);
+    ch_progress prog;
+    CH_TRY_GOTO(ch_progress_init(&prog, "extract", x.plan.n_records, x.already, comm), done);
+    rc = write_rounds(&x, o, &prog);
+    rc = finish(&x, o, ch_progress_finish(&prog), rc);
 done:
-    if (a) ch_archive_close(a);
-    if (f) fclose(f);
-    slots_free(be, sl); /* before the model and backend go */
-    free(skip);
-    ch_extract_plan_free(&plan);
-    ch_tok_free(tok);
-    ch_model_close(m);
-    ch_backend_destroy(be);
+    xrun_free(&x);
     return rc;
 }
 
 int ch_cmd_extract(int argc, char **argv, MPI_Comm comm) {
-    opts o;
-    int rc = parse(argc, argv, &o);
-    if (rc < 0) return 0;
-    CH_TRY(rc);
-    o.command_line = join_args(argc, argv);
-    rc = run(&o, comm);
+    opts o = {0};
+    int help;
+    CH_TRY(ch_opt_parse(&cmd, argc, argv, &o, &help));
+    if (help) return ch_opt_help(&cmd, comm);
+    o.command_line = ch_opt_command_line(argc, argv);
+    int rc = run(&o, comm);
     free(o.command_line);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include "agree.h"
 #include "corpus.h"
 #include "err.h"
+#include "mpicheck.h"
 #include "lines.h"
 
 /* What a rank knows of its own records after the first pass. */
@@ -73,8 +74,7 @@ static int first_pass(const char *input, int max_tokens, int window, const ch_to
     if (f) fclose(f);
     CH_TRY(ch_mpi_agree(comm, rc));
     int lens[2] = {own->id_len, own->task_len};
-    if (MPI_Allreduce(MPI_IN_PLACE, lens, 2, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS)
-        CH_FAIL(CH_EMPI, "MPI_Allreduce of id lengths failed");
+    CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, lens, 2, MPI_INT, MPI_MAX, comm));
     own->id_len = lens[0], own->task_len = lens[1];
     if (l->total == 0) CH_FAIL(CH_EFORMAT, "%s: the corpus has no records", input);
     return 0;
@@ -130,8 +130,8 @@ out:
 static int plan_batches(int batch_tokens, own_records *own, MPI_Comm comm, int32_t **all_ntok, int64_t **bstart,
                         int64_t *nb, int64_t *b0, int64_t *b1) {
     int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+    CH_MPI_TRY(MPI_Comm_rank(comm, &rank));
+    CH_MPI_TRY(MPI_Comm_size(comm, &size));
     int64_t N = own->lines.total;
     int *counts = NULL, *displ = NULL;
     CH_TRY(CH_ALLOC(*all_ntok, N, "token counts"));
@@ -139,11 +139,9 @@ static int plan_batches(int batch_tokens, own_records *own, MPI_Comm comm, int32
     CH_TRY(CH_ALLOC(displ, size, "displacements"));
     int mine = (int)own->lines.count;
     int rc = 0;
-    if (MPI_Allgather(&mine, 1, MPI_INT, counts, 1, MPI_INT, comm) != MPI_SUCCESS)
-        CH_FAIL_GOTO(out, CH_EMPI, "MPI_Allgather failed");
+    CH_MPI_TRY_GOTO(MPI_Allgather(&mine, 1, MPI_INT, counts, 1, MPI_INT, comm), out);
     for (int r = 0, off = 0; r < size; r++) displ[r] = off, off += counts[r];
-    if (MPI_Allgatherv(own->n_tokens, mine, MPI_INT32_T, *all_ntok, counts, displ, MPI_INT32_T, comm) != MPI_SUCCESS)
-        CH_FAIL_GOTO(out, CH_EMPI, "MPI_Allgatherv of token counts failed");
+    CH_MPI_TRY_GOTO(MPI_Allgatherv(own->n_tokens, mine, MPI_INT32_T, *all_ntok, counts, displ, MPI_INT32_T, comm), out);
     CH_TRY_GOTO(CH_ALLOC(*bstart, N + 1, "batch plan"), out);
     int64_t n = 0, tok = 0, total = 0;
     (*bstart)[0] = 0;
@@ -172,7 +170,7 @@ out:
 /* Byte offsets of every record (each rank needs the lines of its batches). */
 static int gather_offsets(own_records *own, MPI_Comm comm, int64_t **start, int64_t **len, int64_t **line) {
     int size;
-    MPI_Comm_size(comm, &size);
+    CH_MPI_TRY(MPI_Comm_size(comm, &size));
     int64_t N = own->lines.total;
     int *counts = NULL, *displ = NULL, mine = (int)own->lines.count, rc = 0;
     CH_TRY(CH_ALLOC(counts, size, "counts"));
@@ -180,13 +178,11 @@ static int gather_offsets(own_records *own, MPI_Comm comm, int64_t **start, int6
     CH_TRY_GOTO(CH_ALLOC(*start, N, "offsets"), out);
     CH_TRY_GOTO(CH_ALLOC(*len, N, "lengths"), out);
     CH_TRY_GOTO(CH_ALLOC(*line, N, "line numbers"), out);
-    if (MPI_Allgather(&mine, 1, MPI_INT, counts, 1, MPI_INT, comm) != MPI_SUCCESS)
-        CH_FAIL_GOTO(out, CH_EMPI, "MPI_Allgather failed");
+    CH_MPI_TRY_GOTO(MPI_Allgather(&mine, 1, MPI_INT, counts, 1, MPI_INT, comm), out);
     for (int r = 0, off = 0; r < size; r++) displ[r] = off, off += counts[r];
-    if (MPI_Allgatherv(own->lines.start, mine, MPI_INT64_T, *start, counts, displ, MPI_INT64_T, comm) != MPI_SUCCESS ||
-        MPI_Allgatherv(own->lines.len, mine, MPI_INT64_T, *len, counts, displ, MPI_INT64_T, comm) != MPI_SUCCESS ||
-        MPI_Allgatherv(own->lines.line, mine, MPI_INT64_T, *line, counts, displ, MPI_INT64_T, comm) != MPI_SUCCESS)
-        CH_FAIL_GOTO(out, CH_EMPI, "MPI_Allgatherv of record offsets failed");
+    CH_MPI_TRY_GOTO(MPI_Allgatherv(own->lines.start, mine, MPI_INT64_T, *start, counts, displ, MPI_INT64_T, comm), out);
+    CH_MPI_TRY_GOTO(MPI_Allgatherv(own->lines.len, mine, MPI_INT64_T, *len, counts, displ, MPI_INT64_T, comm), out);
+    CH_MPI_TRY_GOTO(MPI_Allgatherv(own->lines.line, mine, MPI_INT64_T, *line, counts, displ, MPI_INT64_T, comm), out);
 out:
     free(counts), free(displ);
     return rc;

@@ -2,7 +2,6 @@
  * complete and consistent. Archives get a full check under --verify (every row done, `complete`
  * agreeing with the rows, ids present and unique, token counts positive, labels -1..4, every
  * stored value finite); mix files print their table. Exit status 3 when a check fails. */
-#include <getopt.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,75 +13,112 @@
 #include "err.h"
 #include "h5util.h"
 #include "mixfile.h"
+#include "mpicheck.h"
+#include "options.h"
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static int verify_archive(ch_archive_reader *r, const ch_archive_info *in, const char *path) {
-    int64_t N = in->n_rows, B = 1024;
-    size_t width = (size_t)in->n_layers * in->n_heads * in->head_dim;
-    int64_t bad_done = 0, bad_tok = 0, bad_val = 0, bad_label = 0, empty_id = 0, dup = 0, first_bad = -1;
-    char **ids = NULL, **blk = NULL;
-    float *acts = NULL;
-    uint8_t *done = NULL;
-    int32_t *nt = NULL, *lab = NULL;
-    int rc = CH_ALLOC(ids, N, "ids");
-    if (!rc) rc = CH_ALLOC(acts, (size_t)B * width, "rows");
-    if (!rc) rc = CH_ALLOC(done, B, "done");
-    if (!rc) rc = CH_ALLOC(nt, B, "n_tokens");
-    if (!rc) rc = CH_ALLOC(lab, B, "labels");
-    for (int64_t r0 = 0; r0 < N && !rc; r0 += B) {
-        int64_t n = N - r0 < B ? N - r0 : B;
-        if ((rc = ch_archive_read_done(r, r0, n, done)) || (rc = ch_archive_read_n_tokens(r, r0, n, nt)) ||
-            (rc = ch_archive_read_ids(r, r0, n, ids + r0)) || (rc = ch_archive_read_acts(r, r0, n, acts)) ||
-            (rc = ch_archive_read_labels(r, r0, n, lab)))
-            break;
-        for (int64_t i = 0; i < n; i++) {
-            if (!done[i]) {
-                if (first_bad < 0) first_bad = r0 + i;
-                bad_done++;
-                continue;
+/* What --verify counts over the done rows (first_bad: the first row not done). */
+typedef struct {
+    int64_t not_done, no_tokens, nonfinite, bad_label, empty_id, dup, first_bad;
+} verify_counts;
+
+/* The row buffers of one read block; ids hold every row (duplicates are found at the end). */
+typedef struct {
+    char **ids;
+    float *acts;
+    uint8_t *done;
+    int32_t *nt, *lab;
+} verify_bufs;
+
+static int bufs_alloc(verify_bufs *b, int64_t N, int64_t B, size_t width) {
+    memset(b, 0, sizeof *b);
+    CH_TRY(CH_ALLOC(b->ids, N, "ids"));
+    CH_TRY(CH_ALLOC(b->acts, (size_t)B * width, "rows"));
+    CH_TRY(CH_ALLOC(b->done, B, "done"));
+    CH_TRY(CH_ALLOC(b->nt, B, "n_tokens"));
+    return CH_ALLOC(b->lab, B, "labels");
+}
+
+static void bufs_free(verify_bufs *b, int64_t N) {
+    if (b->ids) ch_archive_free_strings(b->ids, N);
+    free(b->ids), free(b->acts), free(b->done), free(b->nt), free(b->lab);
+}
+
+/* Rows [r0, r0+n): read them and count what is wrong with the done ones. */
+static int verify_block(ch_archive_reader *r, int64_t r0, int64_t n, size_t width, verify_bufs *b,
+                        verify_counts *c) {
+    CH_TRY(ch_archive_read_done(r, r0, n, b->done));
+    CH_TRY(ch_archive_read_n_tokens(r, r0, n, b->nt));
+    CH_TRY(ch_archive_read_ids(r, r0, n, b->ids + r0));
+    CH_TRY(ch_archive_read_acts(r, r0, n, b->acts));
+    CH_TRY(ch_archive_read_labels(r, r0, n, b->lab));
+    for (int64_t i = 0; i < n; i++) {
+        if (!b->done[i]) {
+            if (c->first_bad < 0) c->first_bad = r0 + i;
+            c->not_done++;
+            continue;
+        }
+        if (b->nt[i] < 1) c->no_tokens++;
+        if (b->lab[i] < -1 || b->lab[i] >= CH_NCAP) c->bad_label++; /* -1 = unlabelled */
+        if (!b->ids[r0 + i][0]) c->empty_id++;
+        for (size_t j = 0; j < width; j++)
+            if (!isfinite(b->acts[i * width + j])) {
+                c->nonfinite++;
+                break;
             }
-            if (nt[i] < 1) bad_tok++;
-            if (lab[i] < -1 || lab[i] >= CH_NCAP) bad_label++; /* -1 = unlabelled */
-            if (!ids[r0 + i][0]) empty_id++;
-            for (size_t j = 0; j < width; j++)
-                if (!isfinite(acts[i * width + j])) {
-                    bad_val++;
-                    break;
-                }
-        }
     }
-    if (!rc) {
-        blk = malloc(sizeof(char *) * (size_t)(N ? N : 1));
-        if (blk) {
-            memcpy(blk, ids, sizeof(char *) * (size_t)N);
-            qsort(blk, (size_t)N, sizeof *blk, cmp_str);
-            for (int64_t i = 1; i < N; i++) dup += blk[i][0] && !strcmp(blk[i], blk[i - 1]);
-        }
-    }
+    return 0;
+}
+
+/* Non-empty ids that occur more than once (sorted copy of the pointers). */
+static int64_t count_duplicates(char **ids, int64_t N) {
+    char **blk = malloc(sizeof(char *) * (size_t)(N ? N : 1));
+    int64_t dup = 0;
+    if (!blk) return 0;
+    memcpy(blk, ids, sizeof(char *) * (size_t)N);
+    qsort(blk, (size_t)N, sizeof *blk, cmp_str);
+    for (int64_t i = 1; i < N; i++) dup += blk[i][0] && !strcmp(blk[i], blk[i - 1]);
     free(blk);
-    if (ids) ch_archive_free_strings(ids, N);
-    free(ids), free(acts), free(done), free(nt), free(lab);
+    return dup;
+}
+
+/* Print what verify found; the verdict is the return code (complete, inconsistent, incomplete). */
+static int verify_report(const verify_counts *c, int64_t N, int complete, const char *path) {
+    printf("verify: %lld/%lld rows done", (long long)(N - c->not_done), (long long)N);
+    if (c->not_done) printf(" (first missing row %lld)", (long long)c->first_bad);
+    printf("; complete flag %s\n", complete ? "set" : "not set");
+    int bad = c->no_tokens || c->nonfinite || c->bad_label || c->empty_id || c->dup;
+    if (bad)
+        printf("verify: %lld done rows without tokens, %lld with non-finite values, %lld with a label outside "
+               "-1..%d, %lld empty ids, %lld duplicate ids\n",
+               (long long)c->no_tokens, (long long)c->nonfinite, (long long)c->bad_label, CH_NCAP - 1,
+               (long long)c->empty_id, (long long)c->dup);
+    if (c->not_done && complete)
+        CH_FAIL(CH_EFORMAT, "%s: INCONSISTENT: marked complete but %lld rows are not done", path,
+                (long long)c->not_done);
+    if (bad) CH_FAIL(CH_EFORMAT, "%s: INCONSISTENT (see above)", path);
+    if (c->not_done)
+        CH_FAIL(CH_EINCOMPLETE, "%s: INCOMPLETE: %lld of %lld rows not done (finish with extract --resume)", path,
+                (long long)c->not_done, (long long)N);
+    printf("verify: OK, complete and consistent\n");
+    return 0;
+}
+
+static int verify_archive(ch_archive_reader *r, const ch_archive_info *in, const char *path) {
+    const int64_t N = in->n_rows, B = 1024;
+    const size_t width = (size_t)in->n_layers * in->n_heads * in->head_dim;
+    verify_counts c = {.first_bad = -1};
+    verify_bufs b;
+    int rc = bufs_alloc(&b, N, B, width);
+    for (int64_t r0 = 0; r0 < N && !rc; r0 += B) rc = verify_block(r, r0, N - r0 < B ? N - r0 : B, width, &b, &c);
+    if (!rc) c.dup = count_duplicates(b.ids, N);
+    bufs_free(&b, N);
     CH_TRY(rc);
     const char *sums = NULL;
     CH_TRY(ch_archive_verify_checksums(r, &sums));
     printf("verify: checksums: %s\n", sums);
-    printf("verify: %lld/%lld rows done", (long long)(N - bad_done), (long long)N);
-    if (bad_done) printf(" (first missing row %lld)", (long long)first_bad);
-    printf("; complete flag %s\n", in->complete ? "set" : "not set");
-    if (bad_tok || bad_val || bad_label || empty_id || dup)
-        printf("verify: %lld done rows without tokens, %lld with non-finite values, %lld with a label outside "
-               "-1..%d, %lld empty ids, %lld duplicate ids\n",
-               (long long)bad_tok, (long long)bad_val, (long long)bad_label, CH_NCAP - 1, (long long)empty_id,
-               (long long)dup);
-    if (bad_done && in->complete)
-        CH_FAIL(CH_EFORMAT, "%s: INCONSISTENT: marked complete but %lld rows are not done", path, (long long)bad_done);
-    if (bad_tok || bad_val || bad_label || empty_id || dup) CH_FAIL(CH_EFORMAT, "%s: INCONSISTENT (see above)", path);
-    if (bad_done)
-        CH_FAIL(CH_EINCOMPLETE, "%s: INCOMPLETE: %lld of %lld rows not done (finish with extract --resume)", path,
-                (long long)bad_done, (long long)N);
-    printf("verify: OK, complete and consistent\n");
-    return 0;
+    return verify_report(&c, N, in->complete, path);
 }
 
 static int inspect_archive(const char *path, int verify) {
@@ -132,37 +168,55 @@ static int inspect_mix(const char *path) {
 /* Probe files are summarised by the probe module when it is linked in. */
 __attribute__((weak)) int ch_probe_print_summary(const char *path, FILE *f);
 
-int ch_cmd_inspect(int argc, char **argv, MPI_Comm comm) {
-    static const struct option lo[] = {{"verify", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int verify = 0;
-    optind = 1;
-    opterr = 0;
-    for (int c; (c = getopt_long(argc, argv, "h", lo, NULL)) != -1;) {
-        if (c == 'v') verify = 1;
-        else if (c == 'h') {
-            printf("usage: capheads inspect FILE [--verify]\n\n"
-                   "Summarise a capheads file: an activation archive (rows, shape, provenance), a probe\n"
-                   "file (the capability-head map) or a mix file. --verify checks that an archive is\n"
-                   "complete and consistent (exit status 3 when not).\n");
-            return 0;
-        } else CH_FAIL(CH_EARG, "unknown option '%s' (see --help)", argv[optind - 1]);
-    }
-    if (optind != argc - 1) CH_FAIL(CH_EARG, "inspect takes exactly one FILE (see --help)");
-    const char *path = argv[optind];
-    int rank;
-    MPI_Comm_rank(comm, &rank);
-    if (rank) return 0; /* a serial tool: rank 0 does it */
+typedef struct {
+    char **files; /* the one FILE */
+    int nfiles;
+    int verify;
+} opts;
+
+static const ch_opt opts_table[] = {
+    {"verify", 0, CH_OPT_FLAG, offsetof(opts, verify),
+     .help = "check that an archive is complete and consistent: every row done,\n"
+             "`complete` agreeing with the rows, ids present and unique, token\n"
+             "counts positive, labels -1..4, every value finite (exit status 3 if not)"},
+};
+
+static const ch_opt_cmd cmd = {
+    "inspect", opts_table, CH_NOPTS(opts_table), .positional = "FILE", .min_pos = 1, .max_pos = 1,
+    .pos_offset = offsetof(opts, files), .npos_offset = offsetof(opts, nfiles),
+    .about = "Summarise a capheads file: an activation archive (rows, shape, provenance), a probe\n"
+             "file (the capability-head map) or a mix file.\n"};
+
+/* The file's `format` attribute says what it is. */
+static int read_format(const char *path, char **fmt) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) CH_FAIL(CH_EIO, "%s: cannot open as an HDF5 file", path);
-    char *fmt = NULL;
-    int rc = ch_h5_get_str(f, "format", &fmt);
+    int rc = ch_h5_get_str(f, "format", fmt);
     H5Fclose(f);
-    CH_TRY(rc);
+    return rc;
+}
+
+static int inspect_file(const char *path, int verify) {
+    char *fmt = NULL;
+    CH_TRY(read_format(path, &fmt));
+    int rc;
     if (fmt && !strcmp(fmt, CH_ARCHIVE_FORMAT)) rc = inspect_archive(path, verify);
     else if (fmt && !strcmp(fmt, "capheads-mix")) rc = inspect_mix(path);
     else if (fmt && !strcmp(fmt, "capheads-probes") && ch_probe_print_summary) rc = ch_probe_print_summary(path, stdout);
     else rc = ch_err_set(CH_EFORMAT, __FILE__, __LINE__, "%s: not a capheads file (format '%s')", path, fmt ? fmt : "none");
     free(fmt);
+    return rc;
+}
+
+int ch_cmd_inspect(int argc, char **argv, MPI_Comm comm) {
+    opts o = {0};
+    int help, rank, rc;
+    CH_TRY(ch_opt_parse(&cmd, argc, argv, &o, &help));
+    if (help) return ch_opt_help(&cmd, comm);
+    CH_MPI_TRY_GOTO(MPI_Comm_rank(comm, &rank), out);
+    rc = rank ? 0 : inspect_file(o.files[0], o.verify); /* a serial tool: rank 0 does it */
+out:
+    ch_opt_free(&cmd, &o);
     return rc;
 }

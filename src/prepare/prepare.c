@@ -18,6 +18,9 @@
 #include "stage.h"
 #include "err.h"
 #include "jsonl.h"
+#include "mpicheck.h"
+#include "options.h"
+#include "agree.h"
 #include "timing.h"
 
 /* ---- the output writer --------------------------------------------------------------------- */
@@ -283,230 +286,210 @@ done:
     return rc;
 }
 
-static int run_probeset(const ch_prepare_opts *o, long *written, long *per_class, int *nclasses) {
-    probe_item *items = NULL;
-    long n = 0, capacity = 0, count[5] = {0};
-    int rc = 0, present[5] = {0};
-    ch_prep_out w;
-    int opened = 0;
+/* The records of the probeset's sources, read (every source is CAP=FILE). */
+typedef struct {
+    probe_item *items;
+    long n, capacity;
+    int present[5]; /* the classes given */
+} probe_items;
+
+static int read_classes(const ch_prepare_opts *o, probe_items *pi) {
     for (int i = 0; i < o->nsrcs; i++) {
         const char *arg = o->srcs[i], *eq = strchr(arg, '=');
         char cap[64];
         if (!eq || (size_t)(eq - arg) >= sizeof cap || !eq[1])
-            CH_FAIL_GOTO(done, CH_EARG, "probeset: expected CAP=FILE, got '%s'", arg);
+            CH_FAIL(CH_EARG, "probeset: expected CAP=FILE, got '%s'", arg);
         memcpy(cap, arg, (size_t)(eq - arg));
         cap[eq - arg] = 0;
         int c = ch_capability_index(cap);
-        if (c < 0)
-            CH_FAIL_GOTO(done, CH_EARG,
-                         "probeset: '%s' is not a capability (" CH_CAP_LIST ")",
-                         cap);
-        present[c] = 1;
-        CH_TRY_GOTO(read_probe_file(o, eq + 1, c, &items, &n, &capacity), done);
+        if (c < 0) CH_FAIL(CH_EARG, "probeset: '%s' is not a capability (" CH_CAP_LIST ")", cap);
+        pi->present[c] = 1;
+        CH_TRY(read_probe_file(o, eq + 1, c, &pi->items, &pi->n, &pi->capacity));
     }
+    return 0;
+}
+
+/* Records per class: the smallest class's count, or --per-class when every class has that many. */
+static int class_quota(const ch_prepare_opts *o, const probe_items *pi, long *m, int *nclasses) {
+    long count[5] = {0};
     int ncls = 0;
-    long m = -1;
-    for (long i = 0; i < n; i++)
-        count[items[i].cap]++;
+    *m = -1;
+    for (long i = 0; i < pi->n; i++) count[pi->items[i].cap]++;
     for (int c = 0; c < 5; c++) {
-        if (!present[c]) continue;
+        if (!pi->present[c]) continue;
         ncls++;
-        if (count[c] == 0)
-            CH_FAIL_GOTO(done, CH_EFORMAT, "probeset: class %s has no records",
-                         ch_capability_names[c]);
-        if (m < 0 || count[c] < m) m = count[c];
+        if (count[c] == 0) CH_FAIL(CH_EFORMAT, "probeset: class %s has no records", ch_capability_names[c]);
+        if (*m < 0 || count[c] < *m) *m = count[c];
     }
-    if (ncls < 2) CH_FAIL_GOTO(done, CH_EARG, "probeset: give at least two classes as CAP=FILE");
+    if (ncls < 2) CH_FAIL(CH_EARG, "probeset: give at least two classes as CAP=FILE");
     if (o->per_class >= 0) {
         for (int c = 0; c < 5; c++)
-            if (present[c] && count[c] < o->per_class)
-                CH_FAIL_GOTO(done, CH_EARG,
-                             "probeset: --per-class %ld but class %s has only %ld records",
-                             o->per_class, ch_capability_names[c], count[c]);
-        m = o->per_class;
+            if (pi->present[c] && count[c] < o->per_class)
+                CH_FAIL(CH_EARG, "probeset: --per-class %ld but class %s has only %ld records", (long)o->per_class,
+                        ch_capability_names[c], count[c]);
+        *m = (long)o->per_class;
     }
-    /* smallest keys first; keep the first m of each class, in that (global key) order */
-    qsort(items, (size_t)n, sizeof *items, cmp_item);
-    CH_TRY_GOTO(out_open(&w, o->output), done);
-    opened = 1;
+    *nclasses = ncls;
+    return 0;
+}
+
+/* Smallest keys first; keep the first m of each class, in that (global key) order. */
+static int write_probeset(const ch_prepare_opts *o, probe_items *pi, long m, long *written) {
+    ch_prep_out w;
+    qsort(pi->items, (size_t)pi->n, sizeof *pi->items, cmp_item);
+    CH_TRY(out_open(&w, o->output));
     long taken[5] = {0};
-    for (long i = 0; i < n; i++) {
-        int c = items[i].cap;
+    int rc = 0;
+    for (long i = 0; i < pi->n && !rc; i++) {
+        int c = pi->items[i].cap;
         if (taken[c] >= m) continue;
         cJSON *rec = NULL;
-        CH_TRY_GOTO(probe_record(items[i].rec, ch_capability_names[c], &rec), done);
-        CH_TRY_GOTO(ch_prep_emit(&w, rec), done);
+        rc = probe_record(pi->items[i].rec, ch_capability_names[c], &rec);
+        if (!rc) rc = ch_prep_emit(&w, rec);
         taken[c]++;
     }
+    if (rc) {
+        out_abort(&w);
+        return rc;
+    }
     *written = w.n;
-    *per_class = m;
-    *nclasses = ncls;
-    opened = 0;
-    rc = out_commit(&w);
-done:
-    if (opened) out_abort(&w);
-    for (long i = 0; i < n; i++)
-        cJSON_Delete(items[i].rec);
-    free(items);
+    return out_commit(&w);
+}
+
+static int run_probeset(const ch_prepare_opts *o, long *written, long *per_class, int *nclasses) {
+    probe_items pi;
+    memset(&pi, 0, sizeof pi);
+    int rc = read_classes(o, &pi);
+    if (!rc) rc = class_quota(o, &pi, per_class, nclasses);
+    if (!rc) rc = write_probeset(o, &pi, *per_class, written);
+    for (long i = 0; i < pi.n; i++) cJSON_Delete(pi.items[i].rec);
+    free(pi.items);
     return rc;
 }
 
 /* ---- command line ------------------------------------------------------------------------- */
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: capheads prepare FORMAT SRC... --output FILE.jsonl [options]\n"
-            "       capheads prepare probeset CAP=FILE... --output FILE.jsonl [--seed S] "
-            "[--per-class N]\n\n"
-            "Convert a dataset's original format into capheads' JSONL records, one per line:\n"
-            "  {\"id\", \"text\" | \"messages\", \"label\"?, \"task\"?, \"meta\"?}\n"
-            "ids are DATASET/FILE-STEM/INDEX (INDEX counts the records of one file from 0).\n"
-            "A SRC directory stands for its files with the format's extension, in name order.\n\n"
-            "formats:\n");
+typedef struct {
+    ch_prepare_opts p;
+    const char *timing;
+} cli;
+
+static const ch_opt opts_table[] = {
+    {"output", 'o', CH_OPT_PATH, offsetof(cli, p.output), "FILE", .flags = CH_OPT_REQUIRED,
+     .help = "where to write (via a temporary file renamed at the end)"},
+    {"label", 0, CH_OPT_STRING, offsetof(cli, p.label), "CAP",
+     .help = "set the label of every record ('' for none); e.g. `prepare mmlu\n"
+             "--label professional` for the professional-expertise class"},
+    {"task", 0, CH_OPT_STRING, offsetof(cli, p.task), "NAME", .help = "set the task of every record ('' for none)"},
+    {"cue", 0, CH_OPT_STRING, offsetof(cli, p.cue), "TEXT",
+     .help = "line appended to each text ('' for none; default per format above);\nnot for less"},
+    {"limit", 0, CH_OPT_INT64, offsetof(cli, p.limit), "N", .lo = 0, .hi = INT64_MAX,
+     .help = "take at most the first N records of each source file (default: all)"},
+    {"seed", 0, CH_OPT_U64, offsetof(cli, p.seed), "S", .def = "0",
+     .help = "probeset: selection and order seed"},
+    {"per-class", 0, CH_OPT_INT64, offsetof(cli, p.per_class), "N", .lo = 0, .hi = INT64_MAX,
+     .help = "probeset: records per class (default: the smallest class)"},
+    {"timing", 0, CH_OPT_PATH, offsetof(cli, timing), "FILE",
+     .help = "append a JSON timing record (docs/timing.md): records = records\n"
+             "written, sources = SRC arguments"},
+};
+
+static void list_formats(FILE *f) {
+    fprintf(f, "\nformats:\n");
     for (int i = 0; i < ch_prep_nformats; i++) {
         const ch_prep_format *p = &ch_prep_formats[i];
         fprintf(f, "  %-8s %s (label: %s%s%s)\n", p->name, p->help, p->label ? p->label : "none",
                 p->cue ? ", cue: " : "", p->cue ? p->cue : "");
     }
-    fprintf(
-        f,
-        "  %-8s the balanced probing set from prepared files given as CAP=FILE (CAP: math,\n"
-        "           reading, commonsense, science, professional; repeat a CAP for more files);\n"
-        "           records get label CAP; every class gets the same count (the smallest, or\n"
-        "           --per-class N); order and choice depend only on --seed and the ids\n\n"
-        "options:\n"
-        "  -o, --output FILE  where to write (via a temporary file renamed at the end)\n"
-        "  --label CAP        set the label of every record ('' for none); e.g. `prepare mmlu\n"
-        "                     --label professional` for the professional-expertise class\n"
-        "  --task NAME        set the task of every record ('' for none)\n"
-        "  --cue TEXT         line appended to each text ('' for none; default per format above);\n"
-        "                     not for less\n"
-        "  --limit N          take at most the first N records of each source file\n"
-        "  --seed S           probeset: selection and order seed (default 0)\n"
-        "  --per-class N      probeset: records per class (default: the smallest class)\n"
-        "  --timing FILE      append a JSON timing record (docs/timing.md): records = records\n"
-        "                     written, sources = SRC arguments\n"
-        "  -h, --help         this text\n",
-        "probeset");
+    fprintf(f,
+            "  %-8s the balanced probing set from prepared files given as CAP=FILE (CAP: math,\n"
+            "           reading, commonsense, science, professional; repeat a CAP for more files);\n"
+            "           records get label CAP; every class gets the same count (the smallest, or\n"
+            "           --per-class N); order and choice depend only on --seed and the ids\n",
+            "probeset");
 }
 
-static int parse_long(const char *opt, const char *s, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s ? s : "", &end, 10);
-    if (!s || !*s || *end || errno || v < 0)
-        CH_FAIL(CH_EARG, "%s expects a non-negative integer, got '%s'", opt, s ? s : "");
-    *out = v;
-    return 0;
-}
+static const ch_opt_cmd cmd = {
+    "prepare", opts_table, CH_NOPTS(opts_table), .positional = "FORMAT SRC...", .min_pos = 1, .max_pos = -1,
+    .pos_offset = offsetof(cli, p.srcs), .npos_offset = offsetof(cli, p.nsrcs),
+    .about = "The probing set: capheads prepare probeset CAP=FILE... --output FILE.jsonl [--seed S]\n"
+             "[--per-class N]\n\n"
+             "Convert a dataset's original format into capheads' JSONL records, one per line:\n"
+             "  {\"id\", \"text\" | \"messages\", \"label\"?, \"task\"?, \"meta\"?}\n"
+             "ids are DATASET/FILE-STEM/INDEX (INDEX counts the records of one file from 0).\n"
+             "A SRC directory stands for its files with the format's extension, in name order.\n",
+    .more_help = list_formats};
 
-int ch_cmd_prepare(int argc, char **argv, MPI_Comm comm) {
-    int rank = 0;
-    MPI_Comm_rank(comm, &rank);
-    ch_prepare_opts o = {.limit = -1, .per_class = -1};
-    char **pos = calloc((size_t)argc + 1, sizeof *pos);
-    if (!pos) CH_FAIL(CH_ENOMEM, "out of memory");
-    int npos = 0, rc = 0, help = 0;
-    const char *timing = NULL;
-    long nrec = -1; /* records written (rank 0), for the timing record */
-    ch_timing tm;
-    ch_timing_start(&tm, "prepare");
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        long v;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help"))
-            help = 1;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output"))
-            o.output = val, i++;
-        else if (!strcmp(a, "--label"))
-            o.label = val, i++;
-        else if (!strcmp(a, "--task"))
-            o.task = val, i++;
-        else if (!strcmp(a, "--cue"))
-            o.cue = val, i++;
-        else if (!strcmp(a, "--timing"))
-            timing = val, i++;
-        else if (!strcmp(a, "--limit")) {
-            CH_TRY_GOTO(parse_long(a, val, &o.limit), done);
-            i++;
-        } else if (!strcmp(a, "--per-class")) {
-            CH_TRY_GOTO(parse_long(a, val, &o.per_class), done);
-            i++;
-        } else if (!strcmp(a, "--seed")) {
-            CH_TRY_GOTO(parse_long(a, val, &v), done);
-            o.seed = (uint64_t)v;
-            i++;
-        } else if (a[0] == '-' && a[1])
-            CH_FAIL_GOTO(done, CH_EARG, "unknown option '%s' (see --help)", a);
-        else
-            pos[npos++] = argv[i];
-        if (i >= argc) CH_FAIL_GOTO(done, CH_EARG, "%s needs a value", a);
-    }
-    if (help) {
-        if (rank == 0) usage(stdout);
-        goto done;
-    }
-    if (npos < 1) CH_FAIL_GOTO(done, CH_EARG, "missing FORMAT (see capheads prepare --help)");
-    o.format = pos[0];
-    o.srcs = pos + 1;
-    o.nsrcs = npos - 1;
-    const ch_prep_format *fmt = NULL;
+/* FORMAT is the first positional argument, the sources the rest; the format must be known. */
+static int resolve_format(ch_prepare_opts *o, const ch_prep_format **fmt) {
+    o->format = o->srcs[0];
+    o->srcs++, o->nsrcs--;
+    *fmt = NULL;
     for (int i = 0; i < ch_prep_nformats; i++)
-        if (!strcmp(o.format, ch_prep_formats[i].name)) fmt = &ch_prep_formats[i];
-    int probeset = !strcmp(o.format, "probeset");
-    if (!fmt && !probeset) {
+        if (!strcmp(o->format, ch_prep_formats[i].name)) *fmt = &ch_prep_formats[i];
+    if (!*fmt && strcmp(o->format, "probeset")) {
         char known[256] = "";
         for (int i = 0; i < ch_prep_nformats; i++) {
             strcat(known, ch_prep_formats[i].name);
             strcat(known, ", ");
         }
-        CH_FAIL_GOTO(done, CH_EARG, "unknown format '%s' (known: %sprobeset)", o.format, known);
+        CH_FAIL(CH_EARG, "unknown format '%s' (known: %sprobeset)", o->format, known);
     }
-    if (o.nsrcs < 1) CH_FAIL_GOTO(done, CH_EARG, "%s: no SRC given", o.format);
-    if (!o.output) CH_FAIL_GOTO(done, CH_EARG, "missing --output FILE");
-    if (o.label && *o.label && ch_capability_index(o.label) < 0)
-        CH_FAIL_GOTO(done, CH_EARG,
-                     "--label '%s' is not a capability (" CH_CAP_LIST ")",
-                     o.label);
+    if (o->nsrcs < 1) CH_FAIL(CH_EARG, "%s: no SRC given", o->format);
+    if (o->label && *o->label && ch_capability_index(o->label) < 0)
+        CH_FAIL(CH_EARG, "--label '%s' is not a capability (" CH_CAP_LIST ")", o->label);
+    return 0;
+}
 
-    /* A serial stage: rank 0 converts, the others learn the outcome. */
-    if (rank == 0) {
-        if (probeset) {
-            long written = 0, m = 0;
-            int ncls = 0;
-            rc = run_probeset(&o, &written, &m, &ncls);
-            nrec = written;
-            if (!rc)
-                printf("prepare probeset: %ld records (%d classes x %ld, seed %" PRIu64 ") -> %s\n",
-                       written, ncls, m, o.seed, o.output);
-        } else {
-            ch_prep_out w;
-            rc = out_open(&w, o.output);
-            for (int i = 0; !rc && i < o.nsrcs; i++)
-                rc = convert_path(&w, &o, fmt, o.srcs[i]);
-            long n = w.n;
-            nrec = n;
-            if (!rc)
-                rc = out_commit(&w);
-            else if (w.f)
-                out_abort(&w);
-            if (!rc) printf("prepare %s: %ld records -> %s\n", o.format, n, o.output);
-        }
+/* Every source converted into one output, committed only when all of them are. */
+static int run_convert(const ch_prepare_opts *o, const ch_prep_format *fmt, long *nrec) {
+    ch_prep_out w;
+    int rc = out_open(&w, o->output);
+    for (int i = 0; !rc && i < o->nsrcs; i++) rc = convert_path(&w, o, fmt, o->srcs[i]);
+    long n = w.n;
+    *nrec = n;
+    if (!rc) rc = out_commit(&w);
+    else if (w.f) out_abort(&w);
+    if (!rc) printf("prepare %s: %ld records -> %s\n", o->format, n, o->output);
+    return rc;
+}
+
+/* A serial stage: rank 0 converts, the others learn the outcome. */
+static int run(const ch_prepare_opts *o, const ch_prep_format *fmt, MPI_Comm comm, long *nrec) {
+    int rank, rc = 0;
+    CH_MPI_TRY(MPI_Comm_rank(comm, &rank));
+    if (rank == 0 && fmt) rc = run_convert(o, fmt, nrec);
+    if (rank == 0 && !fmt) {
+        long m = 0;
+        int ncls = 0;
+        rc = run_probeset(o, nrec, &m, &ncls);
+        if (!rc)
+            printf("prepare probeset: %ld records (%d classes x %ld, seed %" PRIu64 ") -> %s\n", *nrec, ncls, m,
+                   o->seed, o->output);
     }
-    int size = 1;
-    MPI_Comm_size(comm, &size);
-    if (size > 1) {
-        int shared = rc;
-        if (MPI_Bcast(&shared, 1, MPI_INT, 0, comm) != MPI_SUCCESS)
-            CH_FAIL_GOTO(done, CH_EMPI, "MPI_Bcast of the prepare status failed");
-        if (rank != 0 && shared)
-            rc = ch_err_set(shared, __FILE__, __LINE__,
-                            "failed on rank 0 (prepare runs there only)");
+    int arc = ch_mpi_agree(comm, rc);
+    if (arc && !rc) ch_err_wrap("prepare runs on rank 0 only: ");
+    return arc;
+}
+
+int ch_cmd_prepare(int argc, char **argv, MPI_Comm comm) {
+    cli c = {.p = {.limit = -1, .per_class = -1}};
+    int help, rc = 0;
+    CH_TRY(ch_opt_parse(&cmd, argc, argv, &c, &help));
+    char **pos = c.p.srcs; /* resolve_format moves srcs past FORMAT */
+    if (help) {
+        rc = ch_opt_help(&cmd, comm);
+        goto done;
     }
+    const ch_prep_format *fmt;
+    CH_TRY_GOTO(resolve_format(&c.p, &fmt), done);
+    long nrec = -1; /* records written (rank 0), for the timing record */
+    ch_timing tm;
+    ch_timing_start(&tm, "prepare");
+    rc = run(&c.p, fmt, comm, &nrec);
     tm.records = nrec;
-    if (!rc) rc = ch_timing_add(&tm, "sources", o.nsrcs);
-    rc = ch_timing_finish(&tm, timing, rc, comm);
+    if (!rc) rc = ch_timing_add(&tm, "sources", c.p.nsrcs);
+    rc = ch_timing_finish(&tm, c.timing, rc, comm);
 done:
     free(pos);
     return rc;

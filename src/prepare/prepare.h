@@ -30,9 +30,9 @@ typedef struct {
     const char *label; /* --label: NULL = the format's default, "" = no label */
     const char *task;  /* --task: NULL = the format's default */
     const char *cue;   /* --cue: NULL = the format's default, "" = none */
-    long limit;        /* --limit: records per source file, -1 = all */
+    int64_t limit;     /* --limit: records per source file, -1 = all */
     uint64_t seed;     /* probeset */
-    long per_class;    /* probeset: -1 = the smallest class */
+    int64_t per_class; /* probeset: -1 = the smallest class */
 } ch_prepare_opts;
 
 /* The output being written (temporary file + id bookkeeping); defined in prepare.c. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "mpicheck.h"
 #include "probe_kernel.h"
 
 #ifdef _OPENMP
@@ -35,12 +36,10 @@ int ch_probe_is_validation(const char *id) { return ch_probe_fnv1a64(id) % 5 == 
 /* Sum buf over ranks with the same result on every rank (Reduce in a fixed tree + Bcast). */
 static int allsum(double *buf, double *tmp, int n, MPI_Comm comm) {
     int rank;
-    if (MPI_Comm_rank(comm, &rank) != MPI_SUCCESS) CH_FAIL(CH_EMPI, "MPI_Comm_rank failed");
-    if (MPI_Reduce(buf, tmp, n, MPI_DOUBLE, MPI_SUM, 0, comm) != MPI_SUCCESS)
-        CH_FAIL(CH_EMPI, "MPI_Reduce of probe gradients failed");
+    CH_MPI_TRY(MPI_Comm_rank(comm, &rank));
+    CH_MPI_TRY(MPI_Reduce(buf, tmp, n, MPI_DOUBLE, MPI_SUM, 0, comm));
     if (rank == 0) memcpy(buf, tmp, sizeof(double) * (size_t)n);
-    if (MPI_Bcast(buf, n, MPI_DOUBLE, 0, comm) != MPI_SUCCESS)
-        CH_FAIL(CH_EMPI, "MPI_Bcast of probe gradients failed");
+    CH_MPI_TRY(MPI_Bcast(buf, n, MPI_DOUBLE, 0, comm));
     return 0;
 }
 
@@ -273,8 +272,7 @@ done:
 int ch_probe_fit(const ch_probe_opts *o, const ch_probe_data *d, MPI_Comm comm, float *W, float *b,
                  int64_t *train_correct, int *evals_out, int *unconverged_out) {
     int64_t nmax = d->n;
-    if (MPI_Allreduce(&d->n, &nmax, 1, MPI_INT64_T, MPI_MAX, comm) != MPI_SUCCESS)
-        CH_FAIL(CH_EMPI, "MPI_Allreduce of the row count failed");
+    CH_MPI_TRY(MPI_Allreduce(&d->n, &nmax, 1, MPI_INT64_T, MPI_MAX, comm));
     const double head_bytes = (double)(nmax > 0 ? nmax : 1) * d->D * sizeof *d->x;
     int hb = (int)(o->cache_mib * 1048576.0 / head_bytes);
     int nt = 1;

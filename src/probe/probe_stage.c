@@ -19,23 +19,49 @@
 #include "stage.h"
 #include "err.h"
 #include "h5util.h"
+#include "mpicheck.h"
 #include "numfmt.h"
+#include "options.h"
+#include "agree.h"
 #include "probe.h"
 #include "timing.h"
 
 #define RBLOCK 256
 #define TILE 32
 
-#define CH_MPI(call)                                                                              \
-    do {                                                                                          \
-        if ((call) != MPI_SUCCESS) CH_FAIL(CH_EMPI, "%s failed", #call);                          \
-    } while (0)
-
 typedef struct {
     const char *input, *output, *heatmap, *timing;
     int top_k, allow_incomplete;
     ch_probe_opts fit;
 } probe_args;
+
+/* The fit's defaults are ch_probe_opts_default's (src/probe/probe.c), written out for --help. */
+static const ch_opt opts_table[] = {
+    {"input", 0, CH_OPT_PATH, offsetof(probe_args, input), "PROBESET.h5", .flags = CH_OPT_REQUIRED,
+     .help = "the probing set's archive (capheads extract)"},
+    {"output", 0, CH_OPT_PATH, offsetof(probe_args, output), "PROBES.h5", .flags = CH_OPT_REQUIRED,
+     .help = "the probe file"},
+    {"top-k", 0, CH_OPT_INT, offsetof(probe_args, top_k), "K", .def = "16", .lo = 1, .hi = INT32_MAX,
+     .help = "heads per capability in the capability-head map"},
+    {"heatmap", 0, CH_OPT_PATH, offsetof(probe_args, heatmap), "DIR",
+     .help = "also draw per-capability head heatmaps (SVG) into DIR"},
+    {"lambda", 0, CH_OPT_DOUBLE, offsetof(probe_args, fit.lambda), "L", .def = "1e-3", .flo = 0, .fhi = INFINITY,
+     .flags = CH_OPT_LO_OPEN, .help = "L2 regularisation strength"},
+    {"tol", 0, CH_OPT_DOUBLE, offsetof(probe_args, fit.tol), "T", .def = "1e-5", .flo = 0, .fhi = INFINITY,
+     .flags = CH_OPT_LO_OPEN, .help = "convergence tolerance of the solver"},
+    {"max-evals", 0, CH_OPT_INT, offsetof(probe_args, fit.max_evals), "N", .def = "500", .lo = 1, .hi = INT32_MAX,
+     .help = "function evaluations per head at most"},
+    {"allow-incomplete", 0, CH_OPT_FLAG, offsetof(probe_args, allow_incomplete),
+     .help = "skip rows an unfinished extraction left undone"},
+    {"timing", 0, CH_OPT_PATH, offsetof(probe_args, timing), "FILE",
+     .help = "append a JSON timing record (docs/timing.md): records = rows fitted\n"
+             "(train + validation), heads, train_rows, val_rows"},
+};
+
+static const ch_opt_cmd cmd = {
+    "probe", opts_table, CH_NOPTS(opts_table),
+    .about = "Fits a multinomial logistic-regression probe per (layer, head) over the five\n"
+             "capabilities; validation rows are the ids whose FNV-1a 64 hash % 5 == 0.\n"};
 
 typedef struct {
     MPI_Comm comm;
@@ -48,63 +74,17 @@ typedef struct {
     int32_t *ytr, *yva;
     char **ids;
     double io_seconds; /* in activation reads (the timing record's io_seconds) */
+    ch_archive_info info;
+    int64_t counts[4];           /* local: unlabeled, incomplete, train, validation rows */
+    int64_t *trblk, lblk;        /* [lblk + 1]: offsets of each FB-row block into the train rows */
+    int present[CH_NCAP];        /* classes with training rows, over all ranks */
+    uint16_t *buf, *xtr, *xva;   /* binary16 as in the archive */
+    double *s1;                  /* [2][group heads][D]: sums of x, then of x^2 */
+    float *ploc, *vprob, *rbuf;  /* validation probabilities: local, rank 0's all, gather buffer */
+    int32_t *yval;               /* rank 0: every validation label */
+    int *nva_all, *dsp;          /* validation rows per rank, and their offsets */
+    int64_t *tr_correct;         /* [L*H]: training rows each head's probe gets right */
 } probe_ctx;
-
-static void usage(FILE *f) {
-    fprintf(f, "usage: [mpirun -n R] capheads probe --input PROBESET.h5 --output PROBES.h5\n"
-               "         [--top-k 16] [--heatmap DIR] [--lambda 1e-3] [--tol 1e-5] [--max-evals 500]\n"
-               "         [--allow-incomplete] [--timing FILE]\n"
-               "Fits a multinomial logistic-regression probe per (layer, head) over the five\n"
-               "capabilities; validation rows are the ids whose FNV-1a 64 hash %% 5 == 0.\n"
-               "  --timing FILE  append a JSON timing record (docs/timing.md): records = rows fitted\n"
-               "                 (train + validation), heads, train_rows, val_rows\n");
-}
-
-static int parse(int argc, char **argv, probe_args *a, int *help) {
-    memset(a, 0, sizeof *a);
-    a->top_k = 16;
-    ch_probe_opts_default(&a->fit);
-    *help = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            *help = 1;
-            return 0;
-        } else if (!strcmp(o, "--allow-incomplete")) {
-            a->allow_incomplete = 1;
-            continue;
-        }
-        if (!v) CH_FAIL(CH_EARG, "option %s needs a value (see --help)", o);
-        i++;
-        if (!strcmp(o, "--input")) a->input = v;
-        else if (!strcmp(o, "--output")) a->output = v;
-        else if (!strcmp(o, "--heatmap")) a->heatmap = v;
-        else if (!strcmp(o, "--timing")) a->timing = v;
-        else if (!strcmp(o, "--top-k")) a->top_k = (int)strtol(v, &end, 10);
-        else if (!strcmp(o, "--max-evals")) a->fit.max_evals = (int)strtol(v, &end, 10);
-        else if (!strcmp(o, "--lambda")) a->fit.lambda = strtod(v, &end);
-        else if (!strcmp(o, "--tol")) a->fit.tol = strtod(v, &end);
-        else CH_FAIL(CH_EARG, "unknown option '%s' (see --help)", o);
-        if (end && *end) CH_FAIL(CH_EARG, "option %s: '%s' is not a number", o, v);
-    }
-    if (!a->input || !a->output) CH_FAIL(CH_EARG, "--input and --output are required (see --help)");
-    if (a->top_k < 1) CH_FAIL(CH_EARG, "--top-k must be >= 1");
-    if (!(a->fit.lambda > 0)) CH_FAIL(CH_EARG, "--lambda must be > 0");
-    if (!(a->fit.tol > 0) || a->fit.max_evals < 1) CH_FAIL(CH_EARG, "--tol must be > 0, --max-evals >= 1");
-    return 0;
-}
-
-/* Make every rank fail together: a rank whose own step succeeded learns of another's failure. */
-static int agree(int rc, MPI_Comm comm) {
-    int worst = 0;
-    if (MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS)
-        return rc ? rc : ch_err_set(CH_EMPI, __FILE__, __LINE__, "MPI_Allreduce of a status failed");
-    if (worst && !rc)
-        return ch_err_set(worst, __FILE__, __LINE__, "stopped: another rank failed (see its message)");
-    return rc ? rc : worst;
-}
 
 /* Labels, done mask and ids of the rank's rows: split into train/val, skip unlabeled rows. */
 static int load_rows(probe_ctx *c, const probe_args *a, int64_t counts[4]) {
@@ -216,18 +196,75 @@ static void add_stats(int f16c, const uint16_t *base, size_t stride, const int *
  * standardizes a cache-sized batch of heads at a time), refusing non-finite values; s1, s2
  * [G*H][D] get the train rows' sums of x and x^2 (double, in row order), the standardization's
  * statistics, in the same pass. */
+/* A read block's kept rows: where in buf, where in head 0's rows of xtr or xva (head h adds
+ * h * ntr * D or h * nva * D), and whether a training row. */
+typedef struct {
+    int n;
+    int pick[RBLOCK];
+    uint16_t *dst[RBLOCK];
+    uint8_t is_train[RBLOCK];
+} kept_rows;
+
+/* The kept rows of block [r0, r0+nb) (layers l0.., nh heads in buf); *it, *iv: the next train
+ * and validation rows. One scan of the block; a row-by-row search only when it finds something,
+ * and only kept rows count (an incomplete row may hold anything). */
+static int pick_rows(const probe_ctx *c, const probe_args *a, int l0, int nh, int64_t r0, int64_t nb,
+                     const uint16_t *buf, uint16_t *xtr, uint16_t *xva, int64_t *it, int64_t *iv, kept_rows *k) {
+    const int H = c->H, D = c->D;
+    const int bad = ch_h5_f16_any_nonfinite(buf, (size_t)nb * nh * D);
+    k->n = 0;
+    for (int64_t i = r0; i < r0 + nb; i++) {
+        const int is_tr = *it < c->ntr && c->train[*it] == i;
+        if (!is_tr && !(*iv < c->nva && c->val[*iv] == i)) continue;
+        const uint16_t *src = buf + (size_t)(i - r0) * nh * D;
+        if (bad && ch_h5_f16_any_nonfinite(src, (size_t)nh * D)) {
+            size_t e = 0;
+            while ((src[e] & 0x7c00u) != 0x7c00u) e++;
+            CH_FAIL(CH_EFORMAT, "%s: row %lld (id '%s'), layer %d, head %d: activation %d is %s",
+                    a->input, (long long)(c->row0 + i), c->ids[i], l0 + (int)(e / D) / H,
+                    (int)(e / D) % H, (int)(e % D), src[e] & 0x3ffu ? "NaN" : "Inf");
+        }
+        k->pick[k->n] = (int)(i - r0);
+        k->dst[k->n] = is_tr ? xtr + (size_t)(*it)++ * D : xva + (size_t)(*iv)++ * D;
+        k->is_train[k->n++] = (uint8_t)is_tr;
+    }
+    return 0;
+}
+
+/* Copy the kept rows head-major and add the train rows to s1, s2: tiles of TILE rows x all
+ * heads, so that a head's rows of a tile are TILE strided reads and one contiguous write, and
+ * the tile's source lines stay in cache across the heads. */
+static void copy_rows(const probe_ctx *c, int nh, int f16c, const uint16_t *buf, const kept_rows *k, double *s1,
+                      double *s2) {
+    const int D = c->D;
+    for (int k0 = 0; k0 < k->n; k0 += TILE) {
+        const int k1 = k->n - k0 < TILE ? k->n : k0 + TILE;
+        int tr_rows[TILE], nt = 0;
+        for (int j = k0; j < k1; j++)
+            if (k->is_train[j]) tr_rows[nt++] = k->pick[j];
+        for (int h = 0; h < nh; h++) {
+            for (int j = k0; j < k1; j++)
+                memcpy(k->dst[j] + (size_t)h * (size_t)(k->is_train[j] ? c->ntr : c->nva) * D,
+                       buf + ((size_t)k->pick[j] * nh + h) * D, sizeof(uint16_t) * D);
+            add_stats(f16c, buf + (size_t)h * D, (size_t)nh * D, tr_rows, nt, D, s1 + (size_t)h * D,
+                      s2 + (size_t)h * D);
+        }
+    }
+}
+
+/* Read layers [l0, l0+G) of the rank's kept rows into head-major xtr [G*H][ntr][D] and
+ * xva [G*H][nva][D], the archive's binary16 values as they are (half the bytes of f32; the fit
+ * standardizes a cache-sized batch of heads at a time), refusing non-finite values; s1, s2
+ * [G*H][D] get the train rows' sums of x and x^2 (double, in row order), the standardization's
+ * statistics, in the same pass. */
 static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, uint16_t *buf, uint16_t *xtr,
                       uint16_t *xva, double *s1, double *s2) {
-    const int H = c->H, D = c->D, nh = G * H;
+    const int nh = G * c->H, D = c->D;
     const int f16c = ch_h5_have_f16c();
     int64_t it = 0, iv = 0;
     memset(s1, 0, sizeof(double) * (size_t)nh * D);
     memset(s2, 0, sizeof(double) * (size_t)nh * D);
-    /* a read block's kept rows: where in buf, where in head 0's rows of xtr or xva (head h adds
-     * h * ntr * D or h * nva * D), and whether a training row */
-    int pick[RBLOCK];
-    uint16_t *dst[RBLOCK];
-    uint8_t is_train[RBLOCK];
+    kept_rows k;
     for (int64_t r0 = 0; r0 < c->nloc; r0 += RBLOCK) {
         int64_t nb = c->nloc - r0 < RBLOCK ? c->nloc - r0 : RBLOCK;
         /* skip blocks with no kept rows (e.g. an unlabeled tail) */
@@ -237,40 +274,8 @@ static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, uint16_t
         const double t0 = MPI_Wtime();
         CH_TRY(ch_archive_read_acts_raw(c->ar, c->row0 + r0, nb, l0, G, buf));
         c->io_seconds += MPI_Wtime() - t0;
-        /* one scan of the block; a row-by-row search only when it finds something, and only
-         * kept rows count (an incomplete row may hold anything) */
-        const int bad = ch_h5_f16_any_nonfinite(buf, (size_t)nb * nh * D);
-        int nk = 0;
-        for (int64_t i = r0; i < r0 + nb; i++) {
-            const int is_tr = it < c->ntr && c->train[it] == i;
-            if (!is_tr && !(iv < c->nva && c->val[iv] == i)) continue;
-            const uint16_t *src = buf + (size_t)(i - r0) * nh * D;
-            if (bad && ch_h5_f16_any_nonfinite(src, (size_t)nh * D)) {
-                size_t e = 0;
-                while ((src[e] & 0x7c00u) != 0x7c00u) e++;
-                CH_FAIL(CH_EFORMAT, "%s: row %lld (id '%s'), layer %d, head %d: activation %d is %s",
-                        a->input, (long long)(c->row0 + i), c->ids[i], l0 + (int)(e / D) / H,
-                        (int)(e / D) % H, (int)(e % D), src[e] & 0x3ffu ? "NaN" : "Inf");
-            }
-            pick[nk] = (int)(i - r0);
-            dst[nk] = is_tr ? xtr + (size_t)it++ * D : xva + (size_t)iv++ * D;
-            is_train[nk++] = (uint8_t)is_tr;
-        }
-        /* tiles of TILE rows x all heads: a head's rows of a tile are TILE strided reads and
-         * one contiguous write, and the tile's source lines stay in cache across the heads */
-        for (int k0 = 0; k0 < nk; k0 += TILE) {
-            const int k1 = nk - k0 < TILE ? nk : k0 + TILE;
-            int tr_rows[TILE], nt = 0;
-            for (int k = k0; k < k1; k++)
-                if (is_train[k]) tr_rows[nt++] = pick[k];
-            for (int h = 0; h < nh; h++) {
-                for (int k = k0; k < k1; k++)
-                    memcpy(dst[k] + (size_t)h * (size_t)(is_train[k] ? c->ntr : c->nva) * D,
-                           buf + ((size_t)pick[k] * nh + h) * D, sizeof(uint16_t) * D);
-                add_stats(f16c, buf + (size_t)h * D, (size_t)nh * D, tr_rows, nt, D, s1 + (size_t)h * D,
-                          s2 + (size_t)h * D);
-            }
-        }
+        CH_TRY(pick_rows(c, a, l0, nh, r0, nb, buf, xtr, xva, &it, &iv, &k));
+        copy_rows(c, nh, f16c, buf, &k, s1, s2);
     }
     return 0;
 }
@@ -289,9 +294,8 @@ static int stats(probe_ctx *c, int nh, int64_t ntr_global, double *s1, double *s
     CH_TRY_GOTO(CH_ALLOC(g, 2 * M, "standardization sums"), out);
     /* s2 follows s1 in one buffer (run()): one reduction for both */
     memcpy(g, s1, sizeof(double) * 2 * M);
-    if (MPI_Reduce(g, s1, (int)(2 * M), MPI_DOUBLE, MPI_SUM, 0, c->comm) != MPI_SUCCESS ||
-        MPI_Bcast(s1, (int)(2 * M), MPI_DOUBLE, 0, c->comm) != MPI_SUCCESS)
-        CH_FAIL_GOTO(out, CH_EMPI, "reducing standardization statistics failed");
+    CH_MPI_TRY_GOTO(MPI_Reduce(g, s1, (int)(2 * M), MPI_DOUBLE, MPI_SUM, 0, c->comm), out);
+    CH_MPI_TRY_GOTO(MPI_Bcast(s1, (int)(2 * M), MPI_DOUBLE, 0, c->comm), out);
     for (size_t hk = 0; hk < M; hk++) {
         const double mu = s1[hk] / (double)ntr_global, var = s2[hk] / (double)ntr_global - mu * mu;
         const double sd = var > 0 ? sqrt(var) : 0;
@@ -339,8 +343,7 @@ static int gather_val(probe_ctx *c, int nh, int hg0, const float *loc, const int
                          (long long)(off + n));
         cnt[r] = (int)n, dsp[r] = (int)off, off += n;
     }
-    if (MPI_Gatherv(loc, cnt[c->rank], MPI_FLOAT, rbuf, cnt, dsp, MPI_FLOAT, 0, c->comm) != MPI_SUCCESS)
-        CH_FAIL_GOTO(out, CH_EMPI, "MPI_Gatherv of validation probabilities failed");
+    CH_MPI_TRY_GOTO(MPI_Gatherv(loc, cnt[c->rank], MPI_FLOAT, rbuf, cnt, dsp, MPI_FLOAT, 0, c->comm), out);
     if (c->rank == 0) {
         int64_t row = 0;
         for (int r = 0; r < c->size; r++) {
@@ -357,177 +360,196 @@ out:
     return rc;
 }
 
-static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *opts_json) {
-    int rc = 0;
-    int64_t counts[4] = {0}, gcounts[4];
-    int64_t cls[2 * CH_NCAP] = {0}, gcls[2 * CH_NCAP];
-    uint16_t *buf = NULL, *xtr = NULL, *xva = NULL; /* binary16 as in the archive */
-    float *ploc = NULL, *vprob = NULL, *rbuf = NULL;
-    int32_t *yval = NULL;
-    int64_t *trblk = NULL;
-    double *s1 = NULL; /* [2][group heads][D]: sums of x, then of x^2 */
-    int *nva_all = NULL, *dsp = NULL;
-    ch_archive_info info;
-    memset(&info, 0, sizeof info);
-
-    rc = agree(ch_archive_open_read(a->input, c->comm, &c->ar), c->comm);
-    if (rc) return rc;
-    CH_TRY_GOTO(agree(ch_archive_get_info(c->ar, &info), c->comm), out);
-    c->L = info.n_layers, c->H = info.n_heads, c->D = info.head_dim;
-    int64_t N = info.n_rows;
-    /* whole FB-row blocks per rank: a block is the unit of the fit's f32 sums, so keeping every
-     * block on one rank keeps the results independent of the rank count */
-    const int64_t FB = CH_PROBE_BLOCK;
+/* Open the archive; this rank gets whole FB-row blocks: a block is the unit of the fit's f32
+ * sums, so keeping every block on one rank keeps the results independent of the rank count. */
+static int open_input(probe_ctx *c, const probe_args *a) {
+    CH_TRY(ch_mpi_agree(c->comm, ch_archive_open_read(a->input, c->comm, &c->ar)));
+    CH_TRY(ch_mpi_agree(c->comm, ch_archive_get_info(c->ar, &c->info)));
+    c->L = c->info.n_layers, c->H = c->info.n_heads, c->D = c->info.head_dim;
+    const int64_t N = c->info.n_rows, FB = CH_PROBE_BLOCK;
     int64_t nblk = (N + FB - 1) / FB, b0 = nblk * c->rank / c->size, b1 = nblk * (c->rank + 1) / c->size;
     c->row0 = b0 * FB;
     c->nloc = (b1 * FB < N ? b1 * FB : N) - c->row0;
     if (c->nloc < 0) c->nloc = 0;
-    CH_TRY_GOTO(agree(load_rows(c, a, counts), c->comm), out);
-    /* training rows per block: offsets into the rank's training rows */
-    int64_t lblk = (c->nloc + FB - 1) / FB;
-    CH_TRY_GOTO(agree(CH_ALLOC(trblk, lblk + 1, "block offsets"), c->comm), out);
-    for (int64_t b = 0, i = 0; b <= lblk; b++) {
+    return 0;
+}
+
+/* The rank's rows into train and validation, and the train rows' block offsets. */
+static int split_rows(probe_ctx *c, const probe_args *a) {
+    const int64_t FB = CH_PROBE_BLOCK;
+    CH_TRY(ch_mpi_agree(c->comm, load_rows(c, a, c->counts)));
+    c->lblk = (c->nloc + FB - 1) / FB;
+    CH_TRY(ch_mpi_agree(c->comm, CH_ALLOC(c->trblk, c->lblk + 1, "block offsets")));
+    for (int64_t b = 0, i = 0; b <= c->lblk; b++) {
         while (i < c->ntr && c->train[i] < b * FB) i++;
-        trblk[b] = i;
+        c->trblk[b] = i;
     }
+    return 0;
+}
+
+/* Row and class counts over all ranks; probing needs two classes and validation rows. */
+static int count_rows(probe_ctx *c, const probe_args *a, ch_probe_result *res) {
+    int64_t cls[2 * CH_NCAP] = {0}, gcls[2 * CH_NCAP], gcounts[4];
     for (int64_t i = 0; i < c->ntr; i++) cls[c->ytr[i]]++;
     for (int64_t i = 0; i < c->nva; i++) cls[CH_NCAP + c->yva[i]]++;
-    counts[2] = c->ntr, counts[3] = c->nva;
-    CH_MPI(MPI_Allreduce(counts, gcounts, 4, MPI_INT64_T, MPI_SUM, c->comm));
-    CH_MPI(MPI_Allreduce(cls, gcls, 2 * CH_NCAP, MPI_INT64_T, MPI_SUM, c->comm));
+    c->counts[2] = c->ntr, c->counts[3] = c->nva;
+    CH_MPI_TRY(MPI_Allreduce(c->counts, gcounts, 4, MPI_INT64_T, MPI_SUM, c->comm));
+    CH_MPI_TRY(MPI_Allreduce(cls, gcls, 2 * CH_NCAP, MPI_INT64_T, MPI_SUM, c->comm));
     res->n_skipped_unlabeled = gcounts[0], res->n_skipped_incomplete = gcounts[1];
     res->n_train = gcounts[2], res->n_val = gcounts[3];
-    int present[CH_NCAP], npresent = 0;
+    int npresent = 0;
     for (int k = 0; k < CH_NCAP; k++) {
         res->class_train[k] = gcls[k], res->class_val[k] = gcls[CH_NCAP + k];
-        present[k] = gcls[k] > 0;
-        npresent += present[k];
+        c->present[k] = gcls[k] > 0;
+        npresent += c->present[k];
     }
     if (npresent < 2)
-        CH_FAIL_GOTO(out, CH_EFORMAT, "%s: the training rows hold %d capability class(es); probing "
-                     "needs at least two", a->input, npresent);
-    if (res->n_val == 0)
-        CH_FAIL_GOTO(out, CH_EFORMAT, "%s: no validation rows (ids with FNV-1a %% 5 == 0)", a->input);
-    const int L = c->L, H = c->H, D = c->D;
-    CH_TRY_GOTO(alloc_result(res, L, H, D, a->top_k < L * H ? a->top_k : L * H), out);
+        CH_FAIL(CH_EFORMAT, "%s: the training rows hold %d capability class(es); probing needs at least two",
+                a->input, npresent);
+    if (res->n_val == 0) CH_FAIL(CH_EFORMAT, "%s: no validation rows (ids with FNV-1a %% 5 == 0)", a->input);
+    const int LH = c->L * c->H;
+    return alloc_result(res, c->L, c->H, c->D, a->top_k < LH ? a->top_k : LH);
+}
 
+/* The layer caches, and rank 0's gathered validation labels and probability buffers. */
+static int alloc_buffers(probe_ctx *c, const ch_probe_result *res) {
     const int64_t kept = c->ntr + c->nva;
-    const int nhg = H; /* one layer at a time (see the top of the file) */
-    CH_TRY_GOTO(CH_ALLOC(buf, (size_t)RBLOCK * nhg * D, "read buffer"), out);
-    CH_TRY_GOTO(CH_ALLOC(s1, 2 * (size_t)nhg * D, "standardization sums"), out);
-    CH_TRY_GOTO(CH_ALLOC(xtr, (size_t)nhg * (c->ntr + 1) * D, "train activations"), out);
-    CH_TRY_GOTO(CH_ALLOC(xva, (size_t)nhg * (c->nva + 1) * D, "validation activations"), out);
-    CH_TRY_GOTO(CH_ALLOC(ploc, (size_t)nhg * (kept + 1) * CH_NCAP, "probabilities"), out);
-    CH_TRY_GOTO(CH_ALLOC(nva_all, c->size, "validation counts"), out);
-    CH_TRY_GOTO(CH_ALLOC(dsp, c->size, "validation offsets"), out);
+    const int nhg = c->H, D = c->D; /* one layer at a time (see the top of the file) */
+    CH_TRY(CH_ALLOC(c->buf, (size_t)RBLOCK * nhg * D, "read buffer"));
+    CH_TRY(CH_ALLOC(c->s1, 2 * (size_t)nhg * D, "standardization sums"));
+    CH_TRY(CH_ALLOC(c->xtr, (size_t)nhg * (c->ntr + 1) * D, "train activations"));
+    CH_TRY(CH_ALLOC(c->xva, (size_t)nhg * (c->nva + 1) * D, "validation activations"));
+    CH_TRY(CH_ALLOC(c->ploc, (size_t)nhg * (kept + 1) * CH_NCAP, "probabilities"));
+    CH_TRY(CH_ALLOC(c->nva_all, c->size, "validation counts"));
+    CH_TRY(CH_ALLOC(c->dsp, c->size, "validation offsets"));
     int nva_i = (int)c->nva;
-    CH_MPI(MPI_Allgather(&nva_i, 1, MPI_INT, nva_all, 1, MPI_INT, c->comm));
+    CH_MPI_TRY(MPI_Allgather(&nva_i, 1, MPI_INT, c->nva_all, 1, MPI_INT, c->comm));
     if (c->rank == 0) {
-        CH_TRY_GOTO(CH_ALLOC(vprob, (size_t)L * H * res->n_val * CH_NCAP, "validation probabilities"), out);
-        CH_TRY_GOTO(CH_ALLOC(rbuf, (size_t)nhg * res->n_val * CH_NCAP, "gather buffer"), out);
-        CH_TRY_GOTO(CH_ALLOC(yval, res->n_val, "validation labels"), out);
+        CH_TRY(CH_ALLOC(c->vprob, (size_t)c->L * c->H * res->n_val * CH_NCAP, "validation probabilities"));
+        CH_TRY(CH_ALLOC(c->rbuf, (size_t)nhg * res->n_val * CH_NCAP, "gather buffer"));
+        CH_TRY(CH_ALLOC(c->yval, res->n_val, "validation labels"));
     }
-    for (int r = 0, o = 0; r < c->size; r++) dsp[r] = o, o += nva_all[r];
-    CH_MPI(MPI_Gatherv(c->yva, nva_i, MPI_INT32_T, yval, nva_all, dsp, MPI_INT32_T, 0, c->comm));
-    if (c->rank == 0)
-        printf("probe: %lld train + %lld validation rows (%lld unlabeled, %lld incomplete skipped), "
-               "%d x %d heads, D=%d, %d rank(s)\n",
-               (long long)res->n_train, (long long)res->n_val, (long long)res->n_skipped_unlabeled,
-               (long long)res->n_skipped_incomplete, L, H, D, c->size);
+    for (int r = 0, o = 0; r < c->size; r++) c->dsp[r] = o, o += c->nva_all[r];
+    CH_MPI_TRY(MPI_Gatherv(c->yva, nva_i, MPI_INT32_T, c->yval, c->nva_all, c->dsp, MPI_INT32_T, 0, c->comm));
+    return CH_ALLOC(c->tr_correct, (size_t)c->L * c->H, "train accuracy counts");
+}
 
-    int64_t *tr_correct = NULL;
-    CH_TRY_GOTO(CH_ALLOC(tr_correct, (size_t)L * H, "train accuracy counts"), out);
-    for (int l = 0; l < L && !rc; l++) {
-        const int nh = H, hg0 = l * H;
-        double *s2 = s1 + (size_t)nh * D;
-        rc = agree(load_group(c, a, l, 1, buf, xtr, xva, s1, s2), c->comm);
-        if (rc) break;
-        float *mean = res->mean + (size_t)hg0 * D, *std = res->std + (size_t)hg0 * D;
-        rc = stats(c, nh, res->n_train, s1, s2, mean, std);
-        if (rc) break;
-        ch_probe_data d = {nh, D, c->ntr, res->n_train, NULL, c->ytr, {0}, trblk, lblk, xtr, mean, std};
-        memcpy(d.present, present, sizeof present);
-        int evals = 0, unconv = 0;
-        float *W = res->weights + (size_t)hg0 * CH_NCAP * D, *b = res->bias + (size_t)hg0 * CH_NCAP;
-        rc = ch_probe_fit(&a->fit, &d, c->comm, W, b, tr_correct + hg0, &evals, &unconv);
-        if (rc) break;
-        res->evals = evals > res->evals ? evals : res->evals;
-        res->unconverged += unconv;
-        rc = agree(ch_probe_predict16(nh, D, c->nva, xva, mean, std, W, b, present, ploc), c->comm);
-        if (rc) break;
-        rc = gather_val(c, nh, hg0, ploc, nva_all, res->n_val, vprob, rbuf);
-        if (rc == 0 && c->rank == 0) {
-            printf("probe: layer %d of %d fitted in %d evaluations (%d head(s) at the cap)\n", l + 1,
-                   L, evals, unconv);
-            fflush(stdout);
-        }
+/* Layer l: load, standardize, fit its heads' probes in lockstep, gather the validation
+ * probabilities on rank 0. */
+static int fit_layer(probe_ctx *c, const probe_args *a, ch_probe_result *res, int l) {
+    const int H = c->H, D = c->D, nh = H, hg0 = l * H;
+    double *s1 = c->s1, *s2 = s1 + (size_t)nh * D;
+    CH_TRY(ch_mpi_agree(c->comm, load_group(c, a, l, 1, c->buf, c->xtr, c->xva, s1, s2)));
+    float *mean = res->mean + (size_t)hg0 * D, *std = res->std + (size_t)hg0 * D;
+    CH_TRY(stats(c, nh, res->n_train, s1, s2, mean, std));
+    ch_probe_data d = {nh, D, c->ntr, res->n_train, NULL, c->ytr, {0}, c->trblk, c->lblk, c->xtr, mean, std};
+    memcpy(d.present, c->present, sizeof c->present);
+    int evals = 0, unconv = 0;
+    float *W = res->weights + (size_t)hg0 * CH_NCAP * D, *b = res->bias + (size_t)hg0 * CH_NCAP;
+    CH_TRY(ch_probe_fit(&a->fit, &d, c->comm, W, b, c->tr_correct + hg0, &evals, &unconv));
+    res->evals = evals > res->evals ? evals : res->evals;
+    res->unconverged += unconv;
+    CH_TRY(ch_mpi_agree(c->comm, ch_probe_predict16(nh, D, c->nva, c->xva, mean, std, W, b, c->present, c->ploc)));
+    CH_TRY(gather_val(c, nh, hg0, c->ploc, c->nva_all, res->n_val, c->vprob, c->rbuf));
+    if (c->rank == 0) {
+        printf("probe: layer %d of %d fitted in %d evaluations (%d head(s) at the cap)\n", l + 1, c->L, evals,
+               unconv);
+        fflush(stdout);
     }
-    if (rc) {
-        free(tr_correct);
-        goto out;
-    }
+    return 0;
+}
+
+/* Rank 0 computes the metrics and the capability-head map and writes the probe file (and the
+ * heatmaps); every rank learns whether it could. */
+static int write_output(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *opts_json) {
     /* the fit counted the rows right over all ranks at each head's solution */
-    for (int h = 0; h < L * H; h++) res->train_acc[h] = (float)((double)tr_correct[h] / res->n_train);
-    free(tr_correct);
-
-    res->input_path = a->input, res->input_created = info.created ? info.created : "";
-    res->input_sha256 = info.input_sha256 ? info.input_sha256 : "";
+    for (int h = 0; h < c->L * c->H; h++) res->train_acc[h] = (float)((double)c->tr_correct[h] / res->n_train);
+    res->input_path = a->input, res->input_created = c->info.created ? c->info.created : "";
+    res->input_sha256 = c->info.input_sha256 ? c->info.input_sha256 : "";
     res->options = opts_json;
     int orc = 0;
     if (c->rank == 0) {
-        orc = ch_probe_metrics(res->n_val, vprob, yval, res);
+        orc = ch_probe_metrics(res->n_val, c->vprob, c->yval, res);
         if (!orc) orc = ch_probe_write(a->output, res);
         if (!orc && a->heatmap) orc = ch_probe_heatmap(a->heatmap, res);
     }
-    CH_TRY_GOTO(agree(orc, c->comm), out);
-    if (c->rank == 0) {
-        printf("probe: best head L%d.H%d validation accuracy %.2f%%; top-%d ensemble %.2f%%\n",
-               res->best_head / H, res->best_head % H, 100 * res->best_head_acc, res->k,
-               100 * res->ensemble_acc);
-        for (int k = 0; k < CH_NCAP; k++) {
-            printf("  %-12s top heads:", ch_capability_names[k]);
-            for (int j = 0; j < res->k && j < 5; j++)
-                printf(" L%d.H%d(%.3f)", res->top_heads[k * res->k + j] / H,
-                       res->top_heads[k * res->k + j] % H, res->top_scores[k * res->k + j]);
-            printf("%s\n", res->k > 5 ? " ..." : "");
-        }
-        printf("probe: wrote %s\n", a->output);
+    return ch_mpi_agree(c->comm, orc);
+}
+
+static void report_start(const probe_ctx *c, const ch_probe_result *res) {
+    if (c->rank != 0) return;
+    printf("probe: %lld train + %lld validation rows (%lld unlabeled, %lld incomplete skipped), "
+           "%d x %d heads, D=%d, %d rank(s)\n",
+           (long long)res->n_train, (long long)res->n_val, (long long)res->n_skipped_unlabeled,
+           (long long)res->n_skipped_incomplete, c->L, c->H, c->D, c->size);
+}
+
+static void report_end(const probe_ctx *c, const probe_args *a, const ch_probe_result *res) {
+    if (c->rank != 0) return;
+    const int H = c->H;
+    printf("probe: best head L%d.H%d validation accuracy %.2f%%; top-%d ensemble %.2f%%\n",
+           res->best_head / H, res->best_head % H, 100 * res->best_head_acc, res->k, 100 * res->ensemble_acc);
+    for (int k = 0; k < CH_NCAP; k++) {
+        printf("  %-12s top heads:", ch_capability_names[k]);
+        for (int j = 0; j < res->k && j < 5; j++)
+            printf(" L%d.H%d(%.3f)", res->top_heads[k * res->k + j] / H, res->top_heads[k * res->k + j] % H,
+                   res->top_scores[k * res->k + j]);
+        printf("%s\n", res->k > 5 ? " ..." : "");
     }
-out:
-    ch_archive_info_free(&info);
-    free(buf), free(xtr), free(xva), free(ploc), free(vprob), free(rbuf), free(yval);
-    free(nva_all), free(dsp), free(trblk), free(s1);
-    return rc;
+    printf("probe: wrote %s\n", a->output);
+}
+
+static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *opts_json) {
+    CH_TRY(open_input(c, a));
+    CH_TRY(split_rows(c, a));
+    CH_TRY(count_rows(c, a, res));
+    CH_TRY(alloc_buffers(c, res));
+    report_start(c, res);
+    for (int l = 0; l < c->L; l++) CH_TRY(fit_layer(c, a, res, l));
+    CH_TRY(write_output(c, a, res, opts_json));
+    report_end(c, a, res);
+    return 0;
+}
+
+static void ctx_free(probe_ctx *c) {
+    if (c->ids) ch_archive_free_strings(c->ids, c->nloc);
+    free(c->ids), free(c->train), free(c->val), free(c->ytr), free(c->yva);
+    ch_archive_info_free(&c->info);
+    free(c->buf), free(c->xtr), free(c->xva), free(c->ploc), free(c->vprob), free(c->rbuf), free(c->yval);
+    free(c->nva_all), free(c->dsp), free(c->trblk), free(c->s1), free(c->tr_correct);
+}
+
+/* The options as the probe file records them. */
+static void options_json(const probe_args *a, char *buf, size_t cap) {
+    snprintf(buf, cap,
+             "{\"top_k\": %d, \"lambda\": %.17g, \"tol\": %.17g, \"max_evals\": %d, \"history\": %d, "
+             "\"allow_incomplete\": %s, \"split\": \"fnv1a64(id) %% 5 == 0 -> validation\", "
+             "\"score\": \"ovr_auc\"}",
+             a->top_k, a->fit.lambda, a->fit.tol, a->fit.max_evals, a->fit.history,
+             a->allow_incomplete ? "true" : "false");
 }
 
 int ch_cmd_probe(int argc, char **argv, MPI_Comm comm) {
     probe_args a;
-    int help = 0;
-    CH_TRY(parse(argc, argv, &a, &help));
+    memset(&a, 0, sizeof a);
+    ch_probe_opts_default(&a.fit); /* history and cache size; the table sets the rest */
+    int help;
+    CH_TRY(ch_opt_parse(&cmd, argc, argv, &a, &help));
+    if (help) return ch_opt_help(&cmd, comm);
     ch_timing tm;
     ch_timing_start(&tm, "probe");
     probe_ctx c;
     memset(&c, 0, sizeof c);
     c.comm = comm;
-    CH_MPI(MPI_Comm_rank(comm, &c.rank));
-    CH_MPI(MPI_Comm_size(comm, &c.size));
-    if (help) {
-        if (c.rank == 0) usage(stdout);
-        return 0;
-    }
+    CH_MPI_TRY(MPI_Comm_rank(comm, &c.rank));
+    CH_MPI_TRY(MPI_Comm_size(comm, &c.size));
     char opts[512];
-    snprintf(opts, sizeof opts,
-             "{\"top_k\": %d, \"lambda\": %.17g, \"tol\": %.17g, \"max_evals\": %d, \"history\": %d, "
-             "\"allow_incomplete\": %s, \"split\": \"fnv1a64(id) %% 5 == 0 -> validation\", "
-             "\"score\": \"ovr_auc\"}",
-             a.top_k, a.fit.lambda, a.fit.tol, a.fit.max_evals, a.fit.history,
-             a.allow_incomplete ? "true" : "false");
+    options_json(&a, opts, sizeof opts);
     ch_probe_result res;
     memset(&res, 0, sizeof res);
     int rc = run(&c, &a, &res, opts);
     free_result(&res);
-    if (c.ids) ch_archive_free_strings(c.ids, c.nloc);
-    free(c.ids), free(c.train), free(c.val), free(c.ytr), free(c.yva);
+    ctx_free(&c);
     int crc = ch_archive_close_read(c.ar);
     rc = rc ? rc : crc;
     tm.records = res.n_train + res.n_val;

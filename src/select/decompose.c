@@ -4,7 +4,6 @@
  * probes (capmix) and sums each task's capability distributions. The sums are kept in fixed
  * point (2^-40 units, int64): integer addition is associative, so the MPI_Allreduce gives the
  * same bits for any number of ranks and the mixes are identical for 1 or N ranks. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,8 @@
 #include "stage.h"
 #include "err.h"
 #include "mixfile.h"
+#include "mpicheck.h"
+#include "options.h"
 #include "timing.h"
 
 #define FIX_SCALE 1099511627776.0 /* 2^40: mixes are in [0, 1] */
@@ -30,56 +31,35 @@ typedef struct {
     ch_timing *tm; /* filled in by run() */
 } opts;
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: [mpirun -n R] capheads decompose --probes PROBES.h5 --input TASKS.h5 --output DIR\n"
-            "                                        [--tasks T1,T2,...] [--allow-incomplete]\n"
-            "                                        [--heads own|union] [--block-rows N]\n"
-            "                                        [--timing FILE]\n\n"
-            "For every task in the archive (its `task` field: MMLU subjects, BBH tasks, ...), run\n"
-            "the probes of the mapped heads over the task's examples and average the predicted\n"
-            "capability distribution. Writes DIR/mix.h5, DIR/mix.csv, DIR/mix.svg.\n"
-            "  --tasks LIST        only these tasks (each must have examples)\n"
-            "  --heads own         a row's mix: capability c = the mean probability of c at c's own\n"
-            "                      top-k heads, then normalised to sum 1 (default)\n"
-            "          union       the mean of the whole distribution of every mapped head (the union\n"
-            "                      of the top-k sets); select must be given the same --heads\n"
-            "  --block-rows N      archive rows read per block (default 256): memory per rank is N rows\n"
-            "                      of the layers that hold mapped heads\n"
-            "  --allow-incomplete  use an archive whose extraction did not finish (done rows only)\n"
-            "  --timing FILE       append a JSON timing record (docs/timing.md): records = archive\n"
-            "                      rows folded into a mix, tasks = tasks reported\n");
-}
+static const ch_opt opts_table[] = {
+    {"probes", 0, CH_OPT_PATH, offsetof(opts, probes), "PROBES.h5", .flags = CH_OPT_REQUIRED,
+     .help = "the probe file (capheads probe)"},
+    {"input", 0, CH_OPT_PATH, offsetof(opts, input), "TASKS.h5", .flags = CH_OPT_REQUIRED,
+     .help = "the target tasks' archive (capheads extract)"},
+    {"output", 0, CH_OPT_PATH, offsetof(opts, output), "DIR", .flags = CH_OPT_REQUIRED,
+     .help = "where mix.h5, mix.csv and mix.svg go"},
+    {"tasks", 0, CH_OPT_STRING, offsetof(opts, tasks), "T1,T2,...",
+     .help = "only these tasks (each must have examples)"},
+    {"allow-incomplete", 0, CH_OPT_FLAG, offsetof(opts, allow_incomplete),
+     .help = "use an archive whose extraction did not finish (done rows only)"},
+    {"heads", 0, CH_OPT_CHOICE, offsetof(opts, heads), .choices = "own|union", .def = "own",
+     .help = "own: a row's mix: capability c = the mean probability of c at c's\n"
+             "own top-k heads, then normalised to sum 1; union: the mean of the\n"
+             "whole distribution of every mapped head (the union of the top-k\n"
+             "sets); select must be given the same --heads"},
+    {"block-rows", 0, CH_OPT_INT64, offsetof(opts, block_rows), "N", .def = "256", .lo = 1, .hi = INT64_MAX,
+     .help = "archive rows read per block: memory per rank is N rows of the\n"
+             "layers that hold mapped heads"},
+    {"timing", 0, CH_OPT_PATH, offsetof(opts, timing), "FILE",
+     .help = "append a JSON timing record (docs/timing.md): records = archive\n"
+             "rows folded into a mix, tasks = tasks reported"},
+};
 
-static int parse(int argc, char **argv, opts *o) {
-    static const struct option lo[] = {{"probes", 1, 0, 'p'}, {"input", 1, 0, 'i'}, {"output", 1, 0, 'o'},
-                                       {"heads", 1, 0, 'H'},
-                                       {"tasks", 1, 0, 't'},  {"allow-incomplete", 0, 0, 'a'},
-                                       {"block-rows", 1, 0, 'b'}, {"timing", 1, 0, 'T'},
-                                       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    memset(o, 0, sizeof *o);
-    o->block_rows = 256;
-    optind = 1;
-    opterr = 0;
-    for (int c; (c = getopt_long(argc, argv, "h", lo, NULL)) != -1;) {
-        switch (c) {
-        case 'p': o->probes = optarg; break;
-        case 'i': o->input = optarg; break;
-        case 'o': o->output = optarg; break;
-        case 't': o->tasks = optarg; break;
-        case 'a': o->allow_incomplete = 1; break;
-        case 'H': CH_TRY(ch_capmix_heads_parse(optarg, &o->heads)); break;
-        case 'b': o->block_rows = atoll(optarg); break;
-        case 'T': o->timing = optarg; break;
-        case 'h': usage(stdout); return -1;
-        default: CH_FAIL(CH_EARG, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
-        }
-    }
-    if (optind < argc) CH_FAIL(CH_EARG, "unexpected argument '%s' (see --help)", argv[optind]);
-    if (!o->probes || !o->input || !o->output) CH_FAIL(CH_EARG, "--probes, --input and --output are required");
-    if (o->block_rows < 1) CH_FAIL(CH_EARG, "--block-rows must be >= 1");
-    return 0;
-}
+static const ch_opt_cmd cmd = {
+    "decompose", opts_table, CH_NOPTS(opts_table),
+    .about = "For every task in the archive (its `task` field: MMLU subjects, BBH tasks, ...), run\n"
+             "the probes of the mapped heads over the task's examples and average the predicted\n"
+             "capability distribution. Writes DIR/mix.h5, DIR/mix.csv, DIR/mix.svg.\n"};
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -112,165 +92,210 @@ static int find_task(char **u, int n, const char *t) {
     return at ? (int)(at - u) : -1;
 }
 
-static int run(const opts *o, MPI_Comm comm) {
-    int rank, size, rc = 0;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+/* Everything one run holds; the steps below fill it in order. */
+typedef struct {
+    MPI_Comm comm;
+    int rank, size;
     ch_capmix cm;
-    ch_archive_reader *r = NULL;
+    ch_archive_reader *r;
     ch_archive_info info;
-    memset(&info, 0, sizeof info);
-    char **rows = NULL, **uniq = NULL;
-    int nuniq = 0;
-    int64_t *fix = NULL, *cnt = NULL;
-    float *acts = NULL, *tmp = NULL;
-    uint8_t *done_mask = NULL;
-    int64_t *hfix = NULL; /* per-task sums of hidden states (RDS), when the archive has them */
-    float *hid = NULL;
-    double *p = NULL;
+    char **rows, **uniq; /* every row's task; the sorted distinct tasks */
+    int nuniq;
+    int *want;           /* [nuniq]: reported */
+    int64_t *fix, *cnt;  /* [nuniq][5] fixed-point sums of row mixes, [nuniq] rows */
+    int64_t *hfix;       /* [nuniq][hidden]: sums of hidden states (RDS), when the archive has them */
+    float *acts, *tmp, *hid;
+    uint8_t *done_mask;
+    double *p;
     ch_mix mix;
-    memset(&mix, 0, sizeof mix);
-    CH_TRY(ch_capmix_load(o->probes, &cm));
-    cm.heads = o->heads;
-    if (!ch_capability_names_same(cm.capability_names, BUILD_CAPS))
-        CH_FAIL_GOTO(out, CH_EMISMATCH, "the probes in %s are for capabilities %s, this build's are %s", o->probes,
-                     cm.capability_names ? cm.capability_names : "(none recorded)", BUILD_CAPS);
-    CH_TRY_GOTO(ch_archive_open_read(o->input, comm, &r), out);
-    CH_TRY_GOTO(ch_archive_get_info(r, &info), out);
-    if (info.n_layers != cm.n_layers || info.n_heads != cm.n_heads || info.head_dim != cm.head_dim)
-        CH_FAIL_GOTO(out, CH_EMISMATCH,
-                     "%s holds %d x %d heads of dim %d but the probes in %s are for %d x %d of dim %d",
-                     o->input, info.n_layers, info.n_heads, info.head_dim, o->probes, cm.n_layers,
-                     cm.n_heads, cm.head_dim);
-    if (!info.complete && !o->allow_incomplete)
-        CH_FAIL_GOTO(out, CH_EINCOMPLETE,
-                     "%s is incomplete (%lld of %lld rows done): finish it with extract --resume, or "
-                     "pass --allow-incomplete",
-                     o->input, (long long)info.n_done, (long long)info.n_rows);
-    const int64_t N = info.n_rows;
-    CH_TRY_GOTO(task_list(r, N, &rows, &uniq, &nuniq), out);
-    if (!nuniq) CH_FAIL_GOTO(out, CH_EFORMAT, "%s: no row has a task (the `task` field of the corpus)", o->input);
+} dctx;
 
-    /* which tasks to report */
-    int *want = NULL;
-    CH_TRY_GOTO(CH_ALLOC(want, nuniq, "task filter"), out);
-    if (o->tasks) {
-        char *list = strdup(o->tasks), *save = NULL;
-        for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            int i = find_task(uniq, nuniq, t);
-            if (i < 0) {
-                rc = ch_err_set(CH_EARG, __FILE__, __LINE__, "task '%s' has no examples in %s", t, o->input);
-                free(list), free(want);
-                goto out;
-            }
-            want[i] = 1;
-        }
-        free(list);
-    } else {
-        for (int i = 0; i < nuniq; i++) want[i] = 1;
+/* The probes and the archive must be for the same capabilities and heads. */
+static int open_inputs(dctx *d, const opts *o) {
+    CH_TRY(ch_capmix_load(o->probes, &d->cm));
+    d->cm.heads = o->heads;
+    const ch_capmix *cm = &d->cm;
+    if (!ch_capability_names_same(cm->capability_names, BUILD_CAPS))
+        CH_FAIL(CH_EMISMATCH, "the probes in %s are for capabilities %s, this build's are %s", o->probes,
+                cm->capability_names ? cm->capability_names : "(none recorded)", BUILD_CAPS);
+    CH_TRY(ch_archive_open_read(o->input, d->comm, &d->r));
+    CH_TRY(ch_archive_get_info(d->r, &d->info));
+    const ch_archive_info *info = &d->info;
+    if (info->n_layers != cm->n_layers || info->n_heads != cm->n_heads || info->head_dim != cm->head_dim)
+        CH_FAIL(CH_EMISMATCH, "%s holds %d x %d heads of dim %d but the probes in %s are for %d x %d of dim %d",
+                o->input, info->n_layers, info->n_heads, info->head_dim, o->probes, cm->n_layers, cm->n_heads,
+                cm->head_dim);
+    if (!info->complete && !o->allow_incomplete)
+        CH_FAIL(CH_EINCOMPLETE,
+                "%s is incomplete (%lld of %lld rows done): finish it with extract --resume, or "
+                "pass --allow-incomplete",
+                o->input, (long long)info->n_done, (long long)info->n_rows);
+    return 0;
+}
+
+/* The archive's tasks, and which of them to report (--tasks). */
+static int list_tasks(dctx *d, const opts *o) {
+    CH_TRY(task_list(d->r, d->info.n_rows, &d->rows, &d->uniq, &d->nuniq));
+    if (!d->nuniq) CH_FAIL(CH_EFORMAT, "%s: no row has a task (the `task` field of the corpus)", o->input);
+    CH_TRY(CH_ALLOC(d->want, d->nuniq, "task filter"));
+    if (!o->tasks) {
+        for (int i = 0; i < d->nuniq; i++) d->want[i] = 1;
+        return 0;
     }
+    char *list = strdup(o->tasks), *save = NULL;
+    if (!list) CH_FAIL(CH_ENOMEM, "out of memory");
+    int rc = 0;
+    for (char *t = strtok_r(list, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
+        int i = find_task(d->uniq, d->nuniq, t);
+        if (i < 0) rc = ch_err_set(CH_EARG, __FILE__, __LINE__, "task '%s' has no examples in %s", t, o->input);
+        else d->want[i] = 1;
+    }
+    free(list);
+    return rc;
+}
 
-    int64_t r0 = N * rank / size, r1 = N * (rank + 1) / size;
-    int64_t B = o->block_rows;
+static int alloc_sums(dctx *d, int64_t B, size_t width) {
+    const int hd = d->info.hidden_dim;
+    CH_TRY(CH_ALLOC(d->fix, (size_t)d->nuniq * CH_NCAP, "sums"));
+    CH_TRY(CH_ALLOC(d->cnt, d->nuniq, "counts"));
+    CH_TRY(CH_ALLOC(d->acts, (size_t)B * width, "activation block"));
+    CH_TRY(CH_ALLOC(d->tmp, (size_t)B * d->info.n_heads * d->info.head_dim, "layer block"));
+    CH_TRY(CH_ALLOC(d->p, CH_NCAP, "row mix"));
+    CH_TRY(CH_ALLOC(d->done_mask, B, "done mask"));
+    if (hd > 0) CH_TRY(CH_ALLOC(d->hfix, (size_t)d->nuniq * hd, "hidden sums"));
+    if (hd > 0) CH_TRY(CH_ALLOC(d->hid, (size_t)B * hd, "hidden block"));
+    return 0;
+}
+
+/* Rows [b0, b0+n) into their tasks' sums. */
+static int sum_block(dctx *d, const opts *o, int64_t b0, int64_t n, size_t width) {
+    const int hd = d->info.hidden_dim;
+    CH_TRY(ch_capmix_read(&d->cm, d->r, b0, n, d->acts, d->tmp));
+    CH_TRY(ch_archive_read_done(d->r, b0, n, d->done_mask));
+    if (hd > 0) CH_TRY(ch_archive_read_hidden(d->r, b0, n, d->hid));
+    for (int64_t i = 0; i < n; i++) {
+        /* rows not done hold no data (only with --allow-incomplete) and rows without a task
+         * belong to no mix */
+        if (!d->done_mask[i] || !d->rows[b0 + i][0]) continue;
+        if (ch_capmix_apply_used(&d->cm, d->acts + i * width, 1, d->p))
+            return ch_err_wrap("%s: row %lld: ", o->input, (long long)(b0 + i));
+        int t = find_task(d->uniq, d->nuniq, d->rows[b0 + i]);
+        d->cnt[t]++;
+        for (int c = 0; c < CH_NCAP; c++) d->fix[t * CH_NCAP + c] += llround(d->p[c] * FIX_SCALE);
+        for (int j = 0; j < hd; j++) d->hfix[(size_t)t * hd + j] += llround(d->hid[i * hd + j] * FIX_HIDDEN);
+    }
+    return 0;
+}
+
+/* Each rank sums a contiguous block of rows; integer sums reduce to the same bits for any rank
+ * count. */
+static int sum_rows(dctx *d, const opts *o) {
+    const int64_t N = d->info.n_rows, r0 = N * d->rank / d->size, r1 = N * (d->rank + 1) / d->size;
+    const int64_t B = o->block_rows;
     /* only the layers that hold mapped heads are read */
-    size_t width = (size_t)cm.n_used * info.n_heads * info.head_dim;
-    if (!(rc = CH_ALLOC(fix, (size_t)nuniq * CH_NCAP, "sums")) && !(rc = CH_ALLOC(cnt, nuniq, "counts")) &&
-        !(rc = CH_ALLOC(acts, (size_t)B * width, "activation block")) &&
-        !(rc = CH_ALLOC(tmp, (size_t)B * info.n_heads * info.head_dim, "layer block")) &&
-        !(rc = CH_ALLOC(p, CH_NCAP, "row mix")))
-        rc = CH_ALLOC(done_mask, B, "done mask");
-    const int hd = info.hidden_dim;
-    if (!rc && hd > 0 && !(rc = CH_ALLOC(hfix, (size_t)nuniq * hd, "hidden sums")))
-        rc = CH_ALLOC(hid, (size_t)B * hd, "hidden block");
-    for (int64_t b0 = r0; b0 < r1 && !rc; b0 += B) {
-        int64_t n = r1 - b0 < B ? r1 - b0 : B;
-        rc = ch_capmix_read(&cm, r, b0, n, acts, tmp);
-        if (!rc) rc = ch_archive_read_done(r, b0, n, done_mask);
-        if (!rc && hd > 0) rc = ch_archive_read_hidden(r, b0, n, hid);
-        for (int64_t i = 0; i < n && !rc; i++) {
-            /* rows not done hold no data (only with --allow-incomplete) and rows without a task
-             * belong to no mix */
-            if (!done_mask[i] || !rows[b0 + i][0]) continue;
-            if ((rc = ch_capmix_apply_used(&cm, acts + i * width, 1, p))) {
-                ch_err_wrap("%s: row %lld: ", o->input, (long long)(b0 + i));
-                break;
-            }
-            int t = find_task(uniq, nuniq, rows[b0 + i]);
-            cnt[t]++;
-            for (int c = 0; c < CH_NCAP; c++) fix[t * CH_NCAP + c] += llround(p[c] * FIX_SCALE);
-            for (int j = 0; j < hd; j++) hfix[(size_t)t * hd + j] += llround(hid[i * hd + j] * FIX_HIDDEN);
-        }
-    }
-    CH_TRY_GOTO(ch_mpi_agree(comm, rc), out2); /* a failed rank must not skip the reduction */
-    if (MPI_Allreduce(MPI_IN_PLACE, fix, nuniq * CH_NCAP, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS ||
-        MPI_Allreduce(MPI_IN_PLACE, cnt, nuniq, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS ||
-        (hd > 0 && MPI_Allreduce(MPI_IN_PLACE, hfix, nuniq * hd, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS))
-        CH_FAIL_GOTO(out2, CH_EMPI, "decompose: MPI_Allreduce of the task sums failed");
+    const size_t width = (size_t)d->cm.n_used * d->info.n_heads * d->info.head_dim;
+    int rc = alloc_sums(d, B, width);
+    for (int64_t b0 = r0; b0 < r1 && !rc; b0 += B) rc = sum_block(d, o, b0, r1 - b0 < B ? r1 - b0 : B, width);
+    CH_TRY(ch_mpi_agree(d->comm, rc)); /* a failed rank must not skip the reduction */
+    const int nu = d->nuniq, hd = d->info.hidden_dim;
+    CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, d->fix, nu * CH_NCAP, MPI_INT64_T, MPI_SUM, d->comm));
+    CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, d->cnt, nu, MPI_INT64_T, MPI_SUM, d->comm));
+    if (hd > 0) CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, d->hfix, nu * hd, MPI_INT64_T, MPI_SUM, d->comm));
+    return 0;
+}
 
+/* The reported tasks' mean mixes (and hidden states) from the sums; the mix borrows names. */
+static int make_mix(dctx *d, const opts *o) {
+    ch_mix *mix = &d->mix;
+    const int hd = d->info.hidden_dim;
     int nt = 0;
-    for (int i = 0; i < nuniq; i++) nt += want[i];
-    CH_TRY_GOTO(CH_ALLOC(mix.tasks, nt, "mix"), out2);
-    CH_TRY_GOTO(CH_ALLOC(mix.mix, (size_t)nt * CH_NCAP, "mix"), out2);
-    CH_TRY_GOTO(CH_ALLOC(mix.count, nt, "mix"), out2);
-    if (hd > 0) CH_TRY_GOTO(CH_ALLOC(mix.hidden_mean, (size_t)nt * hd, "hidden means"), out2);
-    mix.hidden_dim = hd;
-    for (int i = 0, j = 0; i < nuniq; i++) {
-        if (!want[i]) continue;
-        if (!cnt[i])
-            CH_FAIL_GOTO(out2, CH_EINCOMPLETE, "task '%s' has no finished examples in %s", uniq[i], o->input);
-        mix.tasks[j] = uniq[i];
-        mix.count[j] = cnt[i];
+    for (int i = 0; i < d->nuniq; i++) nt += d->want[i];
+    CH_TRY(CH_ALLOC(mix->tasks, nt, "mix"));
+    CH_TRY(CH_ALLOC(mix->mix, (size_t)nt * CH_NCAP, "mix"));
+    CH_TRY(CH_ALLOC(mix->count, nt, "mix"));
+    if (hd > 0) CH_TRY(CH_ALLOC(mix->hidden_mean, (size_t)nt * hd, "hidden means"));
+    mix->hidden_dim = hd;
+    for (int i = 0, j = 0; i < d->nuniq; i++) {
+        if (!d->want[i]) continue;
+        const int64_t n = d->cnt[i];
+        if (!n) CH_FAIL(CH_EINCOMPLETE, "task '%s' has no finished examples in %s", d->uniq[i], o->input);
+        mix->tasks[j] = d->uniq[i];
+        mix->count[j] = n;
         for (int c = 0; c < CH_NCAP; c++)
-            mix.mix[j * CH_NCAP + c] = (double)fix[i * CH_NCAP + c] / FIX_SCALE / (double)cnt[i];
-        for (int d = 0; d < hd; d++)
-            mix.hidden_mean[(size_t)j * hd + d] = (float)((double)hfix[(size_t)i * hd + d] / FIX_HIDDEN / (double)cnt[i]);
+            mix->mix[j * CH_NCAP + c] = (double)d->fix[i * CH_NCAP + c] / FIX_SCALE / (double)n;
+        for (int k = 0; k < hd; k++)
+            mix->hidden_mean[(size_t)j * hd + k] = (float)((double)d->hfix[(size_t)i * hd + k] / FIX_HIDDEN / (double)n);
         j++;
     }
-    mix.ntask = nt;
-    mix.probes = (char *)o->probes;
-    mix.input = (char *)o->input;
-    mix.input_sha256 = info.input_sha256;
-    mix.capability_names = BUILD_CAPS;
-    mix.probes_sha256 = cm.digest; /* the identity select checks its --probes against */
-    mix.probes_input_sha256 = cm.source_sha256;
-    mix.heads = (char *)ch_capmix_heads_name(cm.heads);
-    if (rank == 0) {
-        rc = ch_mix_write(o->output, &mix);
-        if (!rc) {
-            printf("%-40s %8s", "task", "n");
-            for (int c = 0; c < CH_NCAP; c++) printf(" %12s", ch_capability_names[c]);
-            printf("\n");
-            for (int i = 0; i < nt; i++) {
-                printf("%-40s %8lld", mix.tasks[i], (long long)mix.count[i]);
-                for (int c = 0; c < CH_NCAP; c++) printf(" %12.4f", mix.mix[i * CH_NCAP + c]);
-                printf("\n");
-            }
-            printf("wrote %s/mix.h5, mix.csv, mix.svg\n", o->output);
-        }
+    mix->ntask = nt;
+    mix->probes = (char *)o->probes;
+    mix->input = (char *)o->input;
+    mix->input_sha256 = d->info.input_sha256;
+    mix->capability_names = BUILD_CAPS;
+    mix->probes_sha256 = d->cm.digest; /* the identity select checks its --probes against */
+    mix->probes_input_sha256 = d->cm.source_sha256;
+    mix->heads = (char *)ch_capmix_heads_name(d->cm.heads);
+    return 0;
+}
+
+static void print_mix(const ch_mix *mix, const char *dir) {
+    printf("%-40s %8s", "task", "n");
+    for (int c = 0; c < CH_NCAP; c++) printf(" %12s", ch_capability_names[c]);
+    printf("\n");
+    for (int i = 0; i < mix->ntask; i++) {
+        printf("%-40s %8lld", mix->tasks[i], (long long)mix->count[i]);
+        for (int c = 0; c < CH_NCAP; c++) printf(" %12.4f", mix->mix[i * CH_NCAP + c]);
+        printf("\n");
     }
-    MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
-    if (rc && rank) rc = ch_err_set(rc, __FILE__, __LINE__, "rank 0 could not write %s", o->output);
-    for (int i = 0; !rc && i < nuniq; i++) o->tm->records += cnt[i]; /* rows that went into a mix */
-    if (!rc) rc = ch_timing_add(o->tm, "tasks", nt);
-out2:
-    free(want);
+    printf("wrote %s/mix.h5, mix.csv, mix.svg\n", dir);
+}
+
+/* Rank 0 writes; every rank learns whether it could. */
+static int write_mix(dctx *d, const opts *o) {
+    int rc = d->rank == 0 ? ch_mix_write(o->output, &d->mix) : 0;
+    if (!rc && d->rank == 0) print_mix(&d->mix, o->output);
+    int arc = ch_mpi_agree(d->comm, rc);
+    if (arc && !rc) ch_err_wrap("writing %s: ", o->output);
+    CH_TRY(arc);
+    for (int i = 0; i < d->nuniq; i++) o->tm->records += d->cnt[i]; /* rows that went into a mix */
+    return ch_timing_add(o->tm, "tasks", d->mix.ntask);
+}
+
+static void dctx_free(dctx *d) {
     /* mix borrows task names and strings: free only its own arrays */
-    free(mix.tasks), free(mix.mix), free(mix.count), free(mix.hidden_mean);
+    free(d->mix.tasks), free(d->mix.mix), free(d->mix.count), free(d->mix.hidden_mean);
+    free(d->want);
+    free(d->fix), free(d->cnt), free(d->acts), free(d->p), free(d->done_mask), free(d->hfix), free(d->hid);
+    free(d->tmp);
+    free(d->uniq);
+    if (d->rows) ch_archive_free_strings(d->rows, d->info.n_rows);
+    ch_archive_info_free(&d->info);
+    if (d->r) ch_archive_close_read(d->r);
+    ch_capmix_free(&d->cm);
+}
+
+static int run(const opts *o, MPI_Comm comm) {
+    dctx d;
+    memset(&d, 0, sizeof d);
+    d.comm = comm;
+    int rc = 0;
+    CH_MPI_TRY_GOTO(MPI_Comm_rank(comm, &d.rank), out);
+    CH_MPI_TRY_GOTO(MPI_Comm_size(comm, &d.size), out);
+    CH_TRY_GOTO(open_inputs(&d, o), out);
+    CH_TRY_GOTO(list_tasks(&d, o), out);
+    CH_TRY_GOTO(sum_rows(&d, o), out);
+    CH_TRY_GOTO(make_mix(&d, o), out);
+    rc = write_mix(&d, o);
 out:
-    free(fix), free(cnt), free(acts), free(p), free(done_mask), free(hfix), free(hid), free(tmp);
-    free(uniq);
-    if (rows) ch_archive_free_strings(rows, info.n_rows);
-    ch_archive_info_free(&info);
-    if (r) ch_archive_close_read(r);
-    ch_capmix_free(&cm);
+    dctx_free(&d);
     return rc;
 }
 
 int ch_cmd_decompose(int argc, char **argv, MPI_Comm comm) {
-    opts o;
-    int rc = parse(argc, argv, &o);
-    if (rc < 0) return 0;
-    CH_TRY(rc);
+    opts o = {0};
+    int help;
+    CH_TRY(ch_opt_parse(&cmd, argc, argv, &o, &help));
+    if (help) return ch_opt_help(&cmd, comm);
     ch_timing tm;
     ch_timing_start(&tm, "decompose");
     tm.records = 0, o.tm = &tm;

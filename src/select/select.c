@@ -11,7 +11,6 @@
  *               needs archives extracted with --hidden */
 #include <cjson/cJSON.h>
 #include <sys/resource.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +24,8 @@
 #include "fsutil.h"
 #include "lines.h"
 #include "mixfile.h"
+#include "mpicheck.h"
+#include "options.h"
 #include "select_out.h"
 #include "timing.h"
 #include "topk.h"
@@ -34,95 +35,56 @@ typedef enum { M_CAPABILITY, M_RANDOM, M_RDS } method;
 typedef struct {
     const char *probes, *mix, *input, *pool, *output, *tasks, *timing;
     double fraction;
-    method method;
+    int method; /* M_CAPABILITY, M_RANDOM or M_RDS */
     int cosine, allow_incomplete;
     int heads; /* CH_HEADS_OWN | CH_HEADS_UNION: must be the mix's */
-    unsigned long long seed;
+    uint64_t seed;
     int64_t block_rows;
     ch_timing *tm; /* filled in by run() */
 } opts;
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: [mpirun -n R] capheads select [--probes PROBES.h5] --mix MIXDIR --input POOL.h5\n"
-            "           --pool POOL.jsonl --output DIR [--fraction 0.05] [--tasks T1,T2,...]\n"
-            "           [--method capability|random|rds] [--score dot|cosine] [--seed N]\n"
-            "           [--heads own|union] [--block-rows N]\n"
-            "           [--timing FILE]\n\n"
-            "Score every pool row for every target task of the mix and write, per task,\n"
-            "DIR/<task>.jsonl: the selected pool lines, byte-identical, in pool order\n"
-            "(ceil(fraction x rows) of them), plus DIR/scores.h5 with every score. <task> is the\n"
-            "task name with every character other than A-Z a-z 0-9 . _ - replaced by '_'\n"
-            "(mmlu/anatomy -> mmlu_anatomy.jsonl); two tasks of one run that map to the same file\n"
-            "name are refused (select them in separate runs with --tasks).\n"
-            "  --probes FILE        the probe file the mix was made from (checked); needed only by\n"
-            "                       --method capability\n"
-            "  --method capability  w_task . p_row, the capability mixes (default)\n"
-            "           random      seeded uniform subset (baseline)\n"
-            "           rds         cosine of mean final hidden states (baseline; needs --hidden\n"
-            "                       at extraction for the pool and the task archives)\n"
-            "  --score cosine       cosine(w_task, p_row) instead of the dot product\n"
-            "  --heads own|union    the row mix formula (decompose --heads); must be the one the mix\n"
-            "                       was made with (default own)\n"
-            "  --seed N             seed of --method random (default 1)\n"
-            "  --block-rows N       pool archive rows read per block (default 256)\n"
-            "  --allow-incomplete   accept an unfinished pool archive (unfinished rows never selected)\n"
-            "  --timing FILE        append a JSON timing record (docs/timing.md): records = pool rows\n"
-            "                       scored, tasks, selected = rows kept per task\n");
-}
+static const ch_opt opts_table[] = {
+    {"probes", 0, CH_OPT_PATH, offsetof(opts, probes), "FILE",
+     .help = "the probe file the mix was made from (checked); needed only by\n"
+             "--method capability"},
+    {"mix", 0, CH_OPT_PATH, offsetof(opts, mix), "MIXDIR", .flags = CH_OPT_REQUIRED,
+     .help = "decompose's output"},
+    {"input", 0, CH_OPT_PATH, offsetof(opts, input), "POOL.h5", .flags = CH_OPT_REQUIRED,
+     .help = "the pool's archive"},
+    {"pool", 0, CH_OPT_PATH, offsetof(opts, pool), "POOL.jsonl", .flags = CH_OPT_REQUIRED,
+     .help = "the pool JSONL the archive was extracted from"},
+    {"output", 0, CH_OPT_PATH, offsetof(opts, output), "DIR", .flags = CH_OPT_REQUIRED,
+     .help = "where <task>.jsonl and scores.h5 go"},
+    {"fraction", 0, CH_OPT_DOUBLE, offsetof(opts, fraction), "F", .def = "0.05", .flo = 0, .fhi = 1,
+     .flags = CH_OPT_LO_OPEN, .help = "keep ceil(F x rows) pool rows per task"},
+    {"tasks", 0, CH_OPT_STRING, offsetof(opts, tasks), "T1,T2,...", .help = "only these tasks of the mix"},
+    {"method", 0, CH_OPT_CHOICE, offsetof(opts, method), .choices = "capability|random|rds", .def = "capability",
+     .help = "capability: w_task . p_row, the capability mixes;\n"
+             "random: seeded uniform subset (baseline);\n"
+             "rds: cosine of mean final hidden states (baseline; needs --hidden\n"
+             "at extraction for the pool and the task archives)"},
+    {"score", 0, CH_OPT_CHOICE, offsetof(opts, cosine), .choices = "dot|cosine", .def = "dot",
+     .help = "cosine: cosine(w_task, p_row) instead of the dot product"},
+    {"seed", 0, CH_OPT_U64, offsetof(opts, seed), "N", .def = "1", .help = "seed of --method random"},
+    {"heads", 0, CH_OPT_CHOICE, offsetof(opts, heads), .choices = "own|union", .def = "own",
+     .help = "the row mix formula (decompose --heads); must be the one the mix\nwas made with"},
+    {"block-rows", 0, CH_OPT_INT64, offsetof(opts, block_rows), "N", .def = "256", .lo = 1, .hi = INT64_MAX,
+     .help = "pool archive rows read per block"},
+    {"allow-incomplete", 0, CH_OPT_FLAG, offsetof(opts, allow_incomplete),
+     .help = "accept an unfinished pool archive (unfinished rows never selected)"},
+    {"timing", 0, CH_OPT_PATH, offsetof(opts, timing), "FILE",
+     .help = "append a JSON timing record (docs/timing.md): records = pool rows\n"
+             "scored, tasks, selected = rows kept per task"},
+};
 
-static int parse(int argc, char **argv, opts *o) {
-    static const struct option lo[] = {
-        {"probes", 1, 0, 'p'}, {"mix", 1, 0, 'm'},    {"input", 1, 0, 'i'},  {"pool", 1, 0, 'P'},
-        {"output", 1, 0, 'o'}, {"tasks", 1, 0, 't'},  {"fraction", 1, 0, 'f'}, {"method", 1, 0, 'M'},
-        {"score", 1, 0, 's'},  {"seed", 1, 0, 'S'},   {"allow-incomplete", 0, 0, 'a'},
-        {"heads", 1, 0, 'H'},
-        {"block-rows", 1, 0, 'b'}, {"timing", 1, 0, 'T'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    memset(o, 0, sizeof *o);
-    o->fraction = 0.05, o->block_rows = 256, o->seed = 1;
-    optind = 1;
-    opterr = 0;
-    char *end;
-    for (int c; (c = getopt_long(argc, argv, "h", lo, NULL)) != -1;) {
-        switch (c) {
-        case 'p': o->probes = optarg; break;
-        case 'm': o->mix = optarg; break;
-        case 'i': o->input = optarg; break;
-        case 'P': o->pool = optarg; break;
-        case 'o': o->output = optarg; break;
-        case 't': o->tasks = optarg; break;
-        case 'f':
-            o->fraction = strtod(optarg, &end);
-            if (*end || !(o->fraction > 0) || o->fraction > 1)
-                CH_FAIL(CH_EARG, "--fraction must be in (0, 1], got '%s'", optarg);
-            break;
-        case 'M':
-            if (!strcmp(optarg, "capability")) o->method = M_CAPABILITY;
-            else if (!strcmp(optarg, "random")) o->method = M_RANDOM;
-            else if (!strcmp(optarg, "rds")) o->method = M_RDS;
-            else CH_FAIL(CH_EARG, "--method must be capability, random or rds, got '%s'", optarg);
-            break;
-        case 's':
-            if (strcmp(optarg, "dot") && strcmp(optarg, "cosine"))
-                CH_FAIL(CH_EARG, "--score must be dot or cosine, got '%s'", optarg);
-            o->cosine = !strcmp(optarg, "cosine");
-            break;
-        case 'S': o->seed = strtoull(optarg, NULL, 10); break;
-        case 'a': o->allow_incomplete = 1; break;
-        case 'H': CH_TRY(ch_capmix_heads_parse(optarg, &o->heads)); break;
-        case 'b': o->block_rows = atoll(optarg); break;
-        case 'T': o->timing = optarg; break;
-        case 'h': usage(stdout); return -1;
-        default: CH_FAIL(CH_EARG, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
-        }
-    }
-    if (optind < argc) CH_FAIL(CH_EARG, "unexpected argument '%s' (see --help)", argv[optind]);
-    if (!o->mix || !o->input || !o->pool || !o->output)
-        CH_FAIL(CH_EARG, "--mix, --input, --pool and --output are required (see --help)");
-    if (o->method == M_CAPABILITY && !o->probes) CH_FAIL(CH_EARG, "--probes is required for --method capability");
-    if (o->block_rows < 1) CH_FAIL(CH_EARG, "--block-rows must be >= 1");
-    return 0;
-}
+static const ch_opt_cmd cmd = {
+    "select", opts_table, CH_NOPTS(opts_table),
+    .about = "Score every pool row for every target task of the mix and write, per task,\n"
+             "DIR/<task>.jsonl: the selected pool lines, byte-identical, in pool order\n"
+             "(ceil(fraction x rows) of them), plus DIR/scores.h5 with every score. <task> is the\n"
+             "task name with every character other than A-Z a-z 0-9 . _ - replaced by '_'\n"
+             "(mmlu/anatomy -> mmlu_anatomy.jsonl); two tasks of one run that map to the same file\n"
+             "name are refused (select them in separate runs with --tasks).\n"};
 
 /* The mix must be over the same five capabilities, in the same order, as this build's. */
 static int check_capabilities(const char *json, const char *where) {
@@ -210,7 +172,7 @@ static double cosine_f(const float *a, const float *b, int n) {
 static int check_pool(const opts *o, const ch_archive_info *info, const ch_lines *l, char **ids,
                       MPI_Comm comm) {
     int rank, rc = 0;
-    MPI_Comm_rank(comm, &rank);
+    CH_MPI_TRY(MPI_Comm_rank(comm, &rank));
     if (l->total != info->n_rows)
         CH_FAIL(CH_EMISMATCH, "%s has %lld records but %s has %lld rows: not the pool it was extracted from",
                 o->pool, (long long)l->total, o->input, (long long)info->n_rows);
@@ -284,143 +246,200 @@ out:
     return rc;
 }
 
-static int run(const opts *o, MPI_Comm comm) {
-    int rank, rc = 0;
-    MPI_Comm_rank(comm, &rank);
+/* Everything one run holds; the steps below fill it in order. */
+typedef struct {
+    MPI_Comm comm;
+    int rank;
     ch_mix mix;
-    ch_lines l;
+    int *which, nt;        /* the mix's tasks to select for */
+    ch_archive_reader *r;
     ch_archive_info info;
-    ch_archive_reader *r = NULL;
-    memset(&l, 0, sizeof l), memset(&info, 0, sizeof info);
-    char **ids = NULL;
-    double *p = NULL, *score = NULL;
-    float *fscore = NULL, *hid = NULL; /* hid: RDS, this rank's rows' mean final hidden states */
-    uint8_t *sel = NULL, *done = NULL;
-    int *which = NULL, nt = 0;
-    ch_scores_file *sf = NULL;
-    CH_TRY(ch_mix_read(o->mix, &mix));
-    CH_TRY_GOTO(check_capabilities(mix.capability_names, o->mix), out);
-    if (o->method == M_CAPABILITY) CH_TRY_GOTO(check_probes(o, &mix), out);
-    if (o->method == M_RDS && !mix.hidden_mean)
-        CH_FAIL_GOTO(out, CH_EARG, "--method rds needs hidden-state means in %s: extract the task archive with --hidden", o->mix);
-    CH_TRY_GOTO(CH_ALLOC(which, mix.ntask, "task list"), out);
-    if (o->tasks) {
-        char *list = strdup(o->tasks), *save = NULL;
-        for (char *t = strtok_r(list, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
-            int i = ch_mix_find(&mix, t);
-            if (i < 0) rc = ch_err_set(CH_EARG, __FILE__, __LINE__, "task '%s' is not in the mix %s", t, o->mix);
-            else which[nt++] = i;
-        }
-        free(list);
-        if (rc) goto out;
-    } else {
-        for (int i = 0; i < mix.ntask; i++) which[nt++] = i;
-    }
-    CH_TRY_GOTO(check_file_names(o, &mix, which, nt), out);
-    CH_TRY_GOTO(ch_archive_open_read(o->input, comm, &r), out);
-    CH_TRY_GOTO(ch_archive_get_info(r, &info), out);
-    if (!info.complete && !o->allow_incomplete)
-        CH_FAIL_GOTO(out, CH_EINCOMPLETE, "%s is incomplete (%lld of %lld rows done): finish it with extract --resume, or pass --allow-incomplete",
-                     o->input, (long long)info.n_done, (long long)info.n_rows);
-    CH_TRY_GOTO(ch_lines_plan(o->pool, comm, &l), out);
-    if (l.total == info.n_rows) {
-        rc = CH_ALLOC(ids, l.count, "pool ids");
-        if (!rc) rc = ch_archive_read_ids(r, l.first, l.count, ids);
-        if (!rc) rc = CH_ALLOC(done, l.count, "done mask");
-        if (!rc) rc = ch_archive_read_done(r, l.first, l.count, done);
-    }
-    CH_TRY_GOTO(ch_mpi_agree(comm, rc), out);
-    CH_TRY_GOTO(check_pool(o, &info, &l, ids, comm), out);
+    ch_lines l;            /* this rank's pool lines */
+    char **ids;
+    uint8_t *done, *sel;
+    double *p, *score;     /* p: capability mixes [n][5] */
+    float *fscore, *hid;   /* hid: RDS, this rank's rows' mean final hidden states */
+    int64_t k;             /* rows kept per task */
+    ch_scores_file *sf;
+} sctx;
 
-    int64_t n = l.count, N = info.n_rows;
-    rc = CH_ALLOC(score, n, "scores");
-    if (!rc) rc = CH_ALLOC(fscore, n, "scores");
-    if (!rc) rc = CH_ALLOC(sel, n, "selection");
+/* The mix, checked against this build, the probes and the method; the tasks to select for. */
+static int read_mix(sctx *s, const opts *o) {
+    CH_TRY(ch_mix_read(o->mix, &s->mix));
+    CH_TRY(check_capabilities(s->mix.capability_names, o->mix));
+    if (o->method == M_CAPABILITY) CH_TRY(check_probes(o, &s->mix));
+    if (o->method == M_RDS && !s->mix.hidden_mean)
+        CH_FAIL(CH_EARG, "--method rds needs hidden-state means in %s: extract the task archive with --hidden", o->mix);
+    CH_TRY(CH_ALLOC(s->which, s->mix.ntask, "task list"));
+    if (!o->tasks) {
+        for (int i = 0; i < s->mix.ntask; i++) s->which[s->nt++] = i;
+        return check_file_names(o, &s->mix, s->which, s->nt);
+    }
+    char *list = strdup(o->tasks), *save = NULL;
+    if (!list) CH_FAIL(CH_ENOMEM, "out of memory");
+    int rc = 0;
+    for (char *t = strtok_r(list, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
+        int i = ch_mix_find(&s->mix, t);
+        if (i < 0) rc = ch_err_set(CH_EARG, __FILE__, __LINE__, "task '%s' is not in the mix %s", t, o->mix);
+        else s->which[s->nt++] = i;
+    }
+    free(list);
+    CH_TRY(rc);
+    return check_file_names(o, &s->mix, s->which, s->nt);
+}
+
+/* The pool archive and this rank's part of the pool JSONL, checked to belong together. */
+static int open_pool(sctx *s, const opts *o) {
+    CH_TRY(ch_archive_open_read(o->input, s->comm, &s->r));
+    CH_TRY(ch_archive_get_info(s->r, &s->info));
+    if (!s->info.complete && !o->allow_incomplete)
+        CH_FAIL(CH_EINCOMPLETE, "%s is incomplete (%lld of %lld rows done): finish it with extract --resume, or pass --allow-incomplete",
+                o->input, (long long)s->info.n_done, (long long)s->info.n_rows);
+    CH_TRY(ch_lines_plan(o->pool, s->comm, &s->l));
+    int rc = 0;
+    if (s->l.total == s->info.n_rows) {
+        rc = CH_ALLOC(s->ids, s->l.count, "pool ids");
+        if (!rc) rc = ch_archive_read_ids(s->r, s->l.first, s->l.count, s->ids);
+        if (!rc) rc = CH_ALLOC(s->done, s->l.count, "done mask");
+        if (!rc) rc = ch_archive_read_done(s->r, s->l.first, s->l.count, s->done);
+    }
+    CH_TRY(ch_mpi_agree(s->comm, rc));
+    return check_pool(o, &s->info, &s->l, s->ids, s->comm);
+}
+
+/* What the method scores rows by: capability mixes or hidden states of this rank's rows. */
+static int row_inputs(sctx *s, const opts *o) {
+    const int64_t n = s->l.count;
+    int rc = CH_ALLOC(s->score, n, "scores");
+    if (!rc) rc = CH_ALLOC(s->fscore, n, "scores");
+    if (!rc) rc = CH_ALLOC(s->sel, n, "selection");
     if (!rc && o->method == M_CAPABILITY) {
-        rc = CH_ALLOC(p, (size_t)n * CH_NCAP, "row mixes");
-        if (!rc) rc = row_features(o, r, &info, &l, p, done);
+        rc = CH_ALLOC(s->p, (size_t)n * CH_NCAP, "row mixes");
+        if (!rc) rc = row_features(o, s->r, &s->info, &s->l, s->p, s->done);
     }
     if (!rc && o->method == M_RDS) {
-        if (info.hidden_dim != mix.hidden_dim)
+        if (s->info.hidden_dim != s->mix.hidden_dim)
             rc = ch_err_set(CH_EMISMATCH, __FILE__, __LINE__,
                             "--method rds: %s has hidden states of size %d, the mix %s has %d (extract both with --hidden)",
-                            o->input, info.hidden_dim, o->mix, mix.hidden_dim);
-        if (!rc) rc = CH_ALLOC(hid, (size_t)n * info.hidden_dim, "hidden states");
-        if (!rc) rc = ch_archive_read_hidden(r, l.first, n, hid);
+                            o->input, s->info.hidden_dim, o->mix, s->mix.hidden_dim);
+        if (!rc) rc = CH_ALLOC(s->hid, (size_t)n * s->info.hidden_dim, "hidden states");
+        if (!rc) rc = ch_archive_read_hidden(s->r, s->l.first, n, s->hid);
     }
-    CH_TRY_GOTO(ch_mpi_agree(comm, rc), out);
+    return ch_mpi_agree(s->comm, rc);
+}
 
-    int64_t k = (int64_t)ceil(o->fraction * (double)N - 1e-9);
-    if (rank == 0) {
+/* The output directory (rank 0) and scores.h5 (all ranks). */
+static int open_output(sctx *s, const opts *o) {
+    const int64_t N = s->info.n_rows;
+    s->k = (int64_t)ceil(o->fraction * (double)N - 1e-9);
+    int rc = 0;
+    if (s->rank == 0) {
         rc = ch_fs_mkdir_p(o->output);
-        fprintf(stderr, "select: %lld pool rows, %d task(s), keeping %lld per task (%s)\n", (long long)N, nt,
-                (long long)k, o->method == M_CAPABILITY ? (o->cosine ? "capability, cosine" : "capability, dot")
-                              : o->method == M_RANDOM ? "random" : "rds");
+        fprintf(stderr, "select: %lld pool rows, %d task(s), keeping %lld per task (%s)\n", (long long)N, s->nt,
+                (long long)s->k, o->method == M_CAPABILITY ? (o->cosine ? "capability, cosine" : "capability, dot")
+                                 : o->method == M_RANDOM ? "random" : "rds");
     }
-    CH_TRY_GOTO(ch_mpi_agree(comm, rc), out);
-    char path[4200], safe[256];
+    CH_TRY(ch_mpi_agree(s->comm, rc));
+    char path[4200];
     snprintf(path, sizeof path, "%s/scores.h5", o->output);
     char **names = NULL;
-    CH_TRY_GOTO(CH_ALLOC(names, nt, "task names"), out);
-    for (int t = 0; t < nt; t++) names[t] = mix.tasks[which[t]];
-    rc = ch_scores_create(path, names, nt, N, comm, &sf);
+    CH_TRY(CH_ALLOC(names, s->nt, "task names"));
+    for (int t = 0; t < s->nt; t++) names[t] = s->mix.tasks[s->which[t]];
+    rc = ch_scores_create(path, names, s->nt, N, s->comm, &s->sf);
     free(names);
-    CH_TRY_GOTO(rc, out);
-    if (rank == 0) printf("%-40s %8s %12s %12s  %s\n", "task", "selected", "min score", "mean score", "file");
-    for (int t = 0; t < nt && !rc; t++) {
-        const double *w = mix.mix + (size_t)which[t] * CH_NCAP;
-        for (int64_t i = 0; i < n; i++) {
-            if (!done[i]) score[i] = -INFINITY;
-            else if (o->method == M_RANDOM) score[i] = random_score(o->seed, ids[i]);
-            else if (o->method == M_RDS)
-                score[i] = cosine_f(hid + (size_t)i * mix.hidden_dim, mix.hidden_mean + (size_t)which[t] * mix.hidden_dim,
-                                    mix.hidden_dim);
-            else score[i] = o->cosine ? ch_capmix_score_cosine(w, p + i * CH_NCAP) : ch_capmix_score_dot(w, p + i * CH_NCAP);
-            fscore[i] = (float)score[i];
-        }
-        double kth;
-        CH_TRY_GOTO(ch_topk_select(score, (const char *const *)ids, n, k, comm, sel, &kth), out);
-        for (int64_t i = 0; i < n; i++) /* an unfinished row is never selected, even to fill k */
-            if (!done[i]) sel[i] = 0;
-        const char *tname = mix.tasks[which[t]];
-        ch_fs_safe_name(tname, safe, sizeof safe);
-        snprintf(path, sizeof path, "%s/%s.jsonl", o->output, safe);
-        CH_TRY_GOTO(ch_select_write_jsonl(path, o->pool, l.start, l.len, sel, n, comm), out);
-        CH_TRY_GOTO(ch_scores_write(sf, t, l.first, n, fscore, sel), out);
-        double sum = 0, cnt = 0;
-        for (int64_t i = 0; i < n; i++)
-            if (sel[i]) sum += score[i], cnt++;
-        double tot[2] = {sum, cnt};
-        MPI_Allreduce(MPI_IN_PLACE, tot, 2, MPI_DOUBLE, MPI_SUM, comm);
-        if (rank == 0)
-            printf("%-40s %8.0f %12.6f %12.6f  %s\n", tname, tot[1], kth, tot[1] ? tot[0] / tot[1] : 0.0, path);
+    if (!rc && s->rank == 0) printf("%-40s %8s %12s %12s  %s\n", "task", "selected", "min score", "mean score", "file");
+    return rc;
+}
+
+/* Task t's score of each of this rank's rows (an unfinished row scores -inf). */
+static void score_rows(sctx *s, const opts *o, int t) {
+    const ch_mix *mix = &s->mix;
+    const double *w = mix->mix + (size_t)s->which[t] * CH_NCAP;
+    const double *p = s->p;
+    for (int64_t i = 0; i < s->l.count; i++) {
+        double v;
+        if (!s->done[i]) v = -INFINITY;
+        else if (o->method == M_RANDOM) v = random_score(o->seed, s->ids[i]);
+        else if (o->method == M_RDS)
+            v = cosine_f(s->hid + (size_t)i * mix->hidden_dim, mix->hidden_mean + (size_t)s->which[t] * mix->hidden_dim,
+                         mix->hidden_dim);
+        else v = o->cosine ? ch_capmix_score_cosine(w, p + i * CH_NCAP) : ch_capmix_score_dot(w, p + i * CH_NCAP);
+        s->score[i] = v;
+        s->fscore[i] = (float)v;
     }
-    rc = ch_scores_close(sf);
-    sf = NULL;
-    rc = ch_mpi_agree(comm, rc);
+}
+
+/* Task t: scores, the global top k, its JSONL and its column of scores.h5. */
+static int select_task(sctx *s, const opts *o, int t) {
+    const int64_t n = s->l.count;
+    score_rows(s, o, t);
+    double kth;
+    CH_TRY(ch_topk_select(s->score, (const char *const *)s->ids, n, s->k, s->comm, s->sel, &kth));
+    for (int64_t i = 0; i < n; i++) /* an unfinished row is never selected, even to fill k */
+        if (!s->done[i]) s->sel[i] = 0;
+    const char *tname = s->mix.tasks[s->which[t]];
+    char path[4200], safe[256];
+    ch_fs_safe_name(tname, safe, sizeof safe);
+    snprintf(path, sizeof path, "%s/%s.jsonl", o->output, safe);
+    CH_TRY(ch_select_write_jsonl(path, o->pool, s->l.start, s->l.len, s->sel, n, s->comm));
+    CH_TRY(ch_scores_write(s->sf, t, s->l.first, n, s->fscore, s->sel));
+    double tot[2] = {0, 0}; /* sum of the kept scores, kept rows */
+    for (int64_t i = 0; i < n; i++)
+        if (s->sel[i]) tot[0] += s->score[i], tot[1]++;
+    CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, tot, 2, MPI_DOUBLE, MPI_SUM, s->comm));
+    if (s->rank == 0)
+        printf("%-40s %8.0f %12.6f %12.6f  %s\n", tname, tot[1], kth, tot[1] ? tot[0] / tot[1] : 0.0, path);
+    return 0;
+}
+
+/* Close scores.h5, report the peak memory, fill in the timing record. */
+static int finish(sctx *s, const opts *o) {
+    int rc = ch_scores_close(s->sf);
+    s->sf = NULL;
+    CH_TRY(ch_mpi_agree(s->comm, rc));
     struct rusage ru;
     long rss = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0; /* KiB on Linux */
-    MPI_Allreduce(MPI_IN_PLACE, &rss, 1, MPI_LONG, MPI_MAX, comm);
-    if (!rc && rank == 0)
+    CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &rss, 1, MPI_LONG, MPI_MAX, s->comm));
+    if (s->rank == 0)
         printf("wrote %s/scores.h5 and one JSONL per task (peak memory per rank %.0f MiB)\n", o->output, rss / 1024.0);
-    if (!rc) o->tm->records = N, rc = ch_timing_add(o->tm, "tasks", nt);
-    if (!rc) rc = ch_timing_add(o->tm, "selected", k);
+    o->tm->records = s->info.n_rows;
+    CH_TRY(ch_timing_add(o->tm, "tasks", s->nt));
+    return ch_timing_add(o->tm, "selected", s->k);
+}
+
+static void sctx_free(sctx *s) {
+    if (s->sf) ch_scores_close(s->sf);
+    if (s->ids) ch_archive_free_strings(s->ids, s->l.count);
+    free(s->p), free(s->score), free(s->fscore), free(s->sel), free(s->done), free(s->which), free(s->hid);
+    ch_lines_free(&s->l);
+    ch_archive_info_free(&s->info);
+    if (s->r) ch_archive_close_read(s->r);
+    ch_mix_free(&s->mix);
+}
+
+static int run(const opts *o, MPI_Comm comm) {
+    sctx s;
+    memset(&s, 0, sizeof s);
+    s.comm = comm;
+    int rc = 0;
+    CH_MPI_TRY_GOTO(MPI_Comm_rank(comm, &s.rank), out);
+    CH_TRY_GOTO(read_mix(&s, o), out);
+    CH_TRY_GOTO(open_pool(&s, o), out);
+    CH_TRY_GOTO(row_inputs(&s, o), out);
+    CH_TRY_GOTO(open_output(&s, o), out);
+    for (int t = 0; t < s.nt; t++) CH_TRY_GOTO(select_task(&s, o, t), out);
+    rc = finish(&s, o);
 out:
-    if (sf) ch_scores_close(sf);
-    if (ids) ch_archive_free_strings(ids, l.count);
-    free(p), free(score), free(fscore), free(sel), free(done), free(which), free(hid);
-    ch_lines_free(&l);
-    ch_archive_info_free(&info);
-    if (r) ch_archive_close_read(r);
-    ch_mix_free(&mix);
+    sctx_free(&s);
     return rc;
 }
 
 int ch_cmd_select(int argc, char **argv, MPI_Comm comm) {
-    opts o;
-    int rc = parse(argc, argv, &o);
-    if (rc < 0) return 0;
-    CH_TRY(rc);
+    opts o = {0};
+    int help;
+    CH_TRY(ch_opt_parse(&cmd, argc, argv, &o, &help));
+    if (help) return ch_opt_help(&cmd, comm);
+    if (o.method == M_CAPABILITY && !o.probes) CH_FAIL(CH_EARG, "--probes is required for --method capability");
     ch_timing tm;
     ch_timing_start(&tm, "select");
     o.tm = &tm;

@@ -11,11 +11,12 @@
 
 #include "agree.h"
 #include "err.h"
+#include "mpicheck.h"
 
 int ch_select_write_jsonl(const char *out_path, const char *pool_path, const int64_t *start,
                           const int64_t *len, const uint8_t *sel, int64_t n, MPI_Comm comm) {
     int rank, rc = 0;
-    MPI_Comm_rank(comm, &rank);
+    CH_MPI_TRY(MPI_Comm_rank(comm, &rank));
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.partial", out_path);
     int64_t bytes = 0;
@@ -35,18 +36,19 @@ int ch_select_write_jsonl(const char *out_path, const char *pool_path, const int
     if (fd >= 0) close(fd);
     CH_TRY_GOTO(ch_mpi_agree(comm, rc), done);
     int64_t off = 0;
-    if (MPI_Exscan(&bytes, &off, 1, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS)
-        CH_FAIL_GOTO(done, CH_EMPI, "MPI_Exscan of selected byte counts failed");
+    CH_MPI_TRY_GOTO(MPI_Exscan(&bytes, &off, 1, MPI_INT64_T, MPI_SUM, comm), done);
     if (rank == 0) off = 0;
     MPI_File fh;
     if (rank == 0) unlink(tmp); /* MPI_MODE_CREATE does not truncate */
-    MPI_Barrier(comm);
+    CH_MPI_TRY_GOTO(MPI_Barrier(comm), done);
+    /* MPI-IO failures are the file's: CH_EIO naming it, like any other write */
     if (MPI_File_open(comm, tmp, MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &fh) != MPI_SUCCESS)
         CH_FAIL_GOTO(done, CH_EIO, "%s: cannot create (MPI_File_open)", tmp);
     /* write in pieces below 2 GiB: MPI counts are int */
     int64_t done_b = 0, chunk = 1 << 30;
     int64_t my_rounds = (bytes + chunk - 1) / chunk, rounds;
-    MPI_Allreduce(&my_rounds, &rounds, 1, MPI_INT64_T, MPI_MAX, comm);
+    rc = CH_MPI_RC(MPI_Allreduce(&my_rounds, &rounds, 1, MPI_INT64_T, MPI_MAX, comm));
+    if (rc) rounds = 0; /* still close the file, then agree */
     for (int64_t r = 0; r < rounds; r++) {
         int cnt = (int)(bytes - done_b < chunk ? bytes - done_b : chunk);
         MPI_Status st;
