@@ -47,6 +47,7 @@ typedef struct {
     const char *model_config;     /* JSON text */
     const char *model_dir;
     const char *tokenizer_sha256;
+    const char *weights_sha256;   /* io/weights_hash.h: the checkpoint's bytes, compared on resume */
     const char *pool;             /* "last" | "mean" */
     const char *input_path;
     const char *input_sha256;

@@ -240,6 +240,7 @@ int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm,
     CH_H5(ch_h5_put_str(a->f, "model_config", m->model_config));
     CH_H5(ch_h5_put_str(a->f, "model_dir", m->model_dir));
     CH_H5(ch_h5_put_str(a->f, "tokenizer_sha256", m->tokenizer_sha256));
+    CH_H5(ch_h5_put_str(a->f, "weights_sha256", m->weights_sha256));
     CH_H5(ch_h5_put_str(a->f, "pool", m->pool));
     CH_H5(ch_h5_put_str(a->f, "input_path", m->input_path));
     CH_H5(ch_h5_put_str(a->f, "input_sha256", m->input_sha256));
@@ -314,6 +315,8 @@ int ch_archive_open_resume(const char *path, const ch_archive_meta *m, MPI_Comm 
     if (!ok) CH_FAIL_GOTO(fail, CH_EFORMAT, "%s: not a capheads activation archive", path);
     CH_TRY_GOTO(expect_attr(a, "model_config", m->model_config), fail);
     CH_TRY_GOTO(expect_attr(a, "tokenizer_sha256", m->tokenizer_sha256), fail);
+    /* other weights under the same config.json and tokenizer (a fine-tune, another revision) */
+    CH_TRY_GOTO(expect_attr(a, "weights_sha256", m->weights_sha256), fail);
     CH_TRY_GOTO(expect_attr(a, "pool", m->pool), fail);
     CH_TRY_GOTO(expect_attr(a, "input_sha256", m->input_sha256), fail);
     /* the backends agree to rounding, not to the bit: one archive is computed by one of them */

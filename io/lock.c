@@ -35,21 +35,35 @@ static int read_small(const char *path, char *buf, size_t n) {
     return 0;
 }
 
+/* A pid of this host that still runs: it exists (kill 0) and is not a zombie - a killed process
+ * whose parent has not reaped it yet holds nothing. */
+static int pid_alive(long pid) {
+    if (kill((pid_t)pid, 0) && errno == ESRCH) return 0;
+    char p[64], buf[512];
+    snprintf(p, sizeof p, "/proc/%ld/stat", pid);
+    if (read_small(p, buf, sizeof buf)) return 1; /* no /proc: kill's word stands */
+    const char *rp = strrchr(buf, ')'); /* "pid (comm) S ...": comm may hold spaces */
+    return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+}
+
 /* Is the lock at lp held by a live run? Fills who with a description of the holder. */
 static int holder_alive(const char *lp, char *who, size_t whosz, int *alive) {
-    char buf[320] = "", host[256] = "?", me[256] = "";
+    char buf[320] = "", host[256] = "?", me[256] = "", job[64] = "-";
     long pid = 0;
     long long start = 0;
     struct stat sb;
     if (stat(lp, &sb)) return -1; /* gone meanwhile: the caller retries */
-    if (read_small(lp, buf, sizeof buf) == 0) sscanf(buf, "%255s %ld %lld", host, &pid, &start);
+    if (read_small(lp, buf, sizeof buf) == 0) sscanf(buf, "%255s %ld %lld %63s", host, &pid, &start, job);
     gethostname(me, sizeof me - 1);
     time_t st = (time_t)start;
     char when[32] = "?";
     if (start > 0) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&st));
     double age = difftime(time(NULL), sb.st_mtime);
-    if (!strcmp(host, me) && pid > 0)
-        *alive = !(kill((pid_t)pid, 0) && errno == ESRCH);
+    const char *myjob = getenv("SLURM_JOB_ID");
+    if (myjob && strcmp(job, "-") && !strcmp(job, myjob) && (strcmp(host, me) || pid != (long)getpid()))
+        *alive = 0; /* an earlier start of this very job (requeued after preemption) */
+    else if (!strcmp(host, me) && pid > 0)
+        *alive = pid_alive(pid);
     else
         *alive = age < stale_after();
     snprintf(who, whosz, "host %s pid %ld, started %s, last heartbeat %.0f s ago", host, pid, when, age);
@@ -66,7 +80,9 @@ int ch_lock_take(const char *path, int take_stale, ch_lock **out) {
     }
     char host[256] = "";
     gethostname(host, sizeof host - 1);
-    snprintf(l->stamp, sizeof l->stamp, "%s %ld %lld\n", host, (long)getpid(), (long long)time(NULL));
+    const char *job = getenv("SLURM_JOB_ID");
+    snprintf(l->stamp, sizeof l->stamp, "%s %ld %lld %.60s\n", host, (long)getpid(), (long long)time(NULL),
+             job && *job ? job : "-");
     for (int attempt = 0; attempt < 8; attempt++) {
         int fd = open(l->path, O_WRONLY | O_CREAT | O_EXCL, 0644);
         if (fd >= 0) {

@@ -6,9 +6,10 @@
  * Lustre, GPFS and BeeGFS, so capheads uses that: PATH.lock holds "host pid start-time", and the
  * holder touches it (ch_lock_refresh) as it works, so its modification time is a heartbeat.
  *
- * A lock is stale when its holder is gone: on the same host, its pid no longer exists; on
- * another host, the heartbeat is older than CAPHEADS_LOCK_STALE_S seconds (default 900: a
- * running extract refreshes at every write round). A stale lock is taken over only when the
+ * The lock holds "host pid start-time slurm-job-id". It is stale when its holder is gone: an
+ * earlier start of the same Slurm job (a requeued job keeps its id, and may start on another
+ * node); on the same host, a pid that no longer exists; on another host, a heartbeat older than
+ * CAPHEADS_LOCK_STALE_S seconds (default 900: a running extract refreshes at every write round). A stale lock is taken over only when the
  * caller says so (extract --resume); otherwise it is reported with what to do. */
 #ifndef CH_LOCK_H
 #define CH_LOCK_H

@@ -3,6 +3,13 @@
 # with a clear error and the documented exit code, or with outputs equal to an uninterrupted
 # run's - never with a destroyed input or a file that claims to be complete and is not.
 #  - records: longer than the model's window, duplicate ids (both lines named)
+#  - paths: an output that is an input, a model file, the model directory or another output is
+#    refused (exit 2) and the input is left byte for byte as it was; an existing archive is
+#    replaced only with --force (--resume continues it)
+#  - writers: a second extract on the same output (any rank count) is refused at once naming the
+#    holder (exit 6); a lock left by a killed run is reported as stale, and --resume takes it over
+#    and ends equal to an uninterrupted run
+#  - weights: --resume with other weights under the same config.json and tokenizer is refused
 #  - flipped bytes: one bit flipped at random offsets of /activations, /hidden, /row_crc and the
 #    per-row datasets: inspect --verify and every stage that reads the rows fail naming the row
 #    (and layer); none runs on silently
@@ -25,6 +32,20 @@ expect_code() {
   echo "  $name: exit $rc: $(grep -a -m1 -- "$pat" "$T/out.txt" | cut -c1-160)"
 }
 
+# same_rows A B: every dataset of two archives byte for byte (attributes name their own command)
+same_rows() {
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import sys, h5py
+a, b = (h5py.File(p, "r") for p in sys.argv[1:])
+assert sorted(a) == sorted(b), (sorted(a), sorted(b))
+for k in a:
+    if isinstance(a[k], h5py.Dataset):
+        assert a[k][()].tobytes() == b[k][()].tobytes(), k
+for k in ("complete", "rows_sha256", "weights_sha256", "input_sha256"):
+    assert a.attrs[k] == b.attrs[k], k
+PY
+}
+
 echo "== records the model cannot take"
 mkdir -p "$T/small"
 cp "$M"/* "$T/small/"
@@ -44,6 +65,76 @@ for r in 1 2 3; do
   expect_code "duplicate id ($r ranks)" 3 "dup.jsonl:13: duplicate id '$dupid' (first at line 3)" \
     run $r "${X[@]}" --input "$T/dup.jsonl" --output "$T/dup.h5"
 done
+echo "== outputs on inputs"
+sum_inputs() { sha256sum "$T/corpus.jsonl" "$M"/* | sha256sum; }
+before=$(sum_inputs)
+expect_code "extract --output = --input" 2 "is the input --input" \
+  "$CAPHEADS" "${X[@]}" --input "$T/corpus.jsonl" --output "$T/corpus.jsonl"
+expect_code "extract --output = a model file" 2 "a file of the input directory --model" \
+  "$CAPHEADS" "${X[@]}" --input "$T/corpus.jsonl" --output "$M/model.safetensors"
+expect_code "extract --output = the model directory" 2 "--output $M is the input --model" \
+  "$CAPHEADS" "${X[@]}" --input "$T/corpus.jsonl" --output "$M"
+expect_code "extract --timing = --output" 2 "are the same place" \
+  "$CAPHEADS" "${X[@]}" --input "$T/corpus.jsonl" --output "$T/a.h5" --timing "$T/a.h5"
+[ "$(sum_inputs)" = "$before" ] || fail "a refused run changed an input"
+[ ! -e "$T/a.h5" ] || fail "a refused run left its output"
+
+echo "== an existing archive: --resume or --force"
+run 2 "${X[@]}" --input "$T/corpus.jsonl" --output "$T/ref.h5" 2>/dev/null
+cp "$T/ref.h5" "$T/ex.h5"
+expect_code "extract over a complete archive" 2 "exists: add --resume to continue it, or --force" \
+  run 2 "${X[@]}" --input "$T/corpus.jsonl" --output "$T/ex.h5"
+cmp "$T/ref.h5" "$T/ex.h5" || fail "the refused run changed the existing archive"
+run 2 "${X[@]}" --input "$T/corpus.jsonl" --output "$T/ex.h5" --force 2>/dev/null
+same_rows "$T/ref.h5" "$T/ex.h5" || fail "--force did not write the same archive"
+
+echo "== two writers, and a lock left by a killed run"
+mkdir -p "$T/slow"
+for i in 1 2 3 4 5 6 7 8; do cat "$T/corpus.jsonl"; done | awk '{sub(/"id":"/, "\"id\":\"" NR "/"); print}' >"$T/slow/big.jsonl"
+# the first writer is frozen (SIGSTOP) as soon as it holds the lock: alive, mid-run
+"$CAPHEADS" "${X[@]}" --batch-tokens 200 --input "$T/slow/big.jsonl" --output "$T/slow/w.h5" >/dev/null 2>&1 &
+first=$!
+for i in $(seq 1000); do [ -e "$T/slow/w.h5.lock" ] && break; sleep 0.01; done
+kill -STOP $first
+[ -e "$T/slow/w.h5.lock" ] || fail "the first writer took no lock"
+for r in 1 2; do
+  expect_code "second writer ($r ranks) while the first runs" 6 "being written by another run (host $(hostname) pid $first" \
+    run $r "${X[@]}" --batch-tokens 200 --input "$T/slow/big.jsonl" --output "$T/slow/w.h5" --resume
+done
+kill -CONT $first
+wait $first || fail "the first writer failed"
+[ ! -e "$T/slow/w.h5.lock" ] || fail "the finished run left its lock"
+set +e
+CAPHEADS_SYNC_MIB=0 CAPHEADS_TEST_KILL_AFTER_ROUNDS=2 run 2 "${X[@]}" --input "$T/corpus.jsonl" --output "$T/k.h5" \
+  >/dev/null 2>&1
+set -e
+[ -e "$T/k.h5.lock" ] || fail "the killed run left no lock to find"
+expect_code "rerun without --resume after a kill" 6 "stale lock from a run that did not finish" \
+  run 2 "${X[@]}" --input "$T/corpus.jsonl" --output "$T/k.h5"
+run 3 "${X[@]}" --input "$T/corpus.jsonl" --output "$T/k.h5" --resume 2>/dev/null
+same_rows "$T/ref.h5" "$T/k.h5" || fail "killed + resumed archive differs from the uninterrupted one"
+echo "  killed run resumed on 3 ranks: every dataset equal to the uninterrupted run's"
+
+echo "== --resume with other weights"
+mkdir -p "$T/other"
+cp "$M"/* "$T/other/"
+/usr/bin/python3 - "$T/other/model.safetensors" <<'PY'
+import sys, json, struct
+p = sys.argv[1]
+with open(p, "r+b") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    hdr = json.loads(f.read(n))
+    name, t = next((k, v) for k, v in hdr.items() if k != "__metadata__")
+    f.seek(8 + n + t["data_offsets"][0] + 2)
+    b = f.read(1); f.seek(-1, 1); f.write(bytes([b[0] ^ 1]))
+PY
+set +e
+CAPHEADS_SYNC_MIB=0 CAPHEADS_TEST_KILL_AFTER_ROUNDS=1 run 2 "${X[@]}" --input "$T/corpus.jsonl" --output "$T/w.h5" \
+  >/dev/null 2>&1
+set -e
+expect_code "--resume with other weights" 3 "cannot resume: its weights_sha256 is" \
+  run 2 extract --model "$T/other" --device cpu --batch-tokens 700 --input "$T/corpus.jsonl" --output "$T/w.h5" --resume
+
 echo "== flipped bytes in an archive"
 run 2 "${X[@]}" --input "$T/corpus.jsonl" --output "$T/acts.h5" --hidden 2>/dev/null
 run 2 "${X[@]}" --input "$D/tasks.jsonl" --output "$T/tasks.h5" 2>/dev/null

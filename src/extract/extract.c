@@ -21,6 +21,10 @@
 #include "err.h"
 #include "fsutil.h"
 #include "extract_plan.h"
+#include "lock.h"
+#include "outpath.h"
+#include "safetensors.h"
+#include "weights_hash.h"
 #include "model.h"
 #include "mpicheck.h"
 #include "options.h"
@@ -31,7 +35,7 @@ typedef struct {
     const char *model, *input, *output, *device, *timing;
     int pool;      /* ch_pool */
     int precision; /* ch_precision */
-    int batch_tokens, max_tokens, resume, hidden, threads;
+    int batch_tokens, max_tokens, resume, force, hidden, threads;
     char *command_line;
 } opts;
 
@@ -49,6 +53,9 @@ static const ch_opt opts_table[] = {
     {"resume", 0, CH_OPT_FLAG, offsetof(opts, resume),
      .help = "continue an interrupted run of the same model, corpus, pooling,\n"
              "--batch-tokens, backend and precision (the archive records them)"},
+    {"force", 0, CH_OPT_FLAG, offsetof(opts, force),
+     .help = "replace an existing archive (without it, an existing one is refused:\n"
+             "--resume continues it)"},
     {"hidden", 0, CH_OPT_FLAG, offsetof(opts, hidden),
      .help = "also store the mean final hidden state (for select --method rds)"},
     {"device", 0, CH_OPT_STRING, offsetof(opts, device), "cpu|cuda|auto", .def = "auto",
@@ -187,7 +194,47 @@ typedef struct {
     FILE *f;                /* the corpus */
     slot sl[2];
     double io_seconds;      /* this rank's time in collective writes */
+    ch_lock *lock;          /* rank 0: the output's lock, held for the whole run */
+    char weights[65];       /* SHA-256 of the checkpoint files */
 } xrun;
+
+/* Before anything is computed: the output may not land on an input, an existing archive is
+ * continued (--resume) or replaced (--force) only when asked, and one run at a time writes it
+ * (rank 0 takes the lock for all ranks; a stale one is taken over by --resume or --force). */
+static int guard_output(xrun *x, const opts *o) {
+    int rc = 0;
+    if (x->rank == 0) {
+        const ch_path_role in[] = {{o->input, "--input", 0}, {o->model, "--model", 0}};
+        const ch_path_role out[] = {{o->output, "--output", 0}, {o->timing, "--timing", 0}};
+        rc = ch_paths_check(in, 2, out, 2);
+        /* the lock first: after a killed run, its stale lock is the news, not the file it left */
+        if (!rc) rc = ch_lock_take(o->output, o->resume || o->force, &x->lock);
+        if (!rc && !o->resume && !o->force && access(o->output, F_OK) == 0)
+            rc = ch_err_set(CH_EARG, __FILE__, __LINE__,
+                            "--output %s exists: add --resume to continue it, or --force to replace it", o->output);
+    }
+    return ch_mpi_agree(x->comm, rc);
+}
+
+/* The checkpoint's SHA-256, computed once by all ranks together and printed with its cost: the
+ * archive records it and --resume refuses other weights under the same config and tokenizer. */
+static int hash_weights(xrun *x, const opts *o) {
+    ch_st_dir *d = NULL;
+    int rc = ch_st_open_dir(o->model, &d);
+    CH_TRY(ch_mpi_agree(x->comm, rc));
+    int n = ch_st_dir_nfiles(d);
+    const char **files = malloc(sizeof *files * (size_t)(n ? n : 1));
+    if (!files) rc = ch_err_set(CH_ENOMEM, __FILE__, __LINE__, "out of memory");
+    for (int i = 0; !rc && i < n; i++) files[i] = ch_st_dir_file(d, i);
+    double t0 = MPI_Wtime(), bytes = 0;
+    if (!rc) rc = ch_weights_sha256(files, n, x->comm, x->weights, &bytes);
+    if (!rc && x->rank == 0)
+        fprintf(stderr, "extract: weights sha256 %.16s... (%.2f GB in %d file(s), hashed by %d rank(s) in %.2f s)\n",
+                x->weights, bytes / 1e9, n, x->size, MPI_Wtime() - t0);
+    free(files);
+    ch_st_close_dir(d);
+    return rc; /* ch_weights_sha256 agrees across ranks itself */
+}
 
 static int open_model(xrun *x, const opts *o) {
     int rc = 0;
@@ -217,6 +264,7 @@ static int open_archive(xrun *x, const opts *o) {
                             .head_dim = cfg->head_dim, .id_len = plan.id_len, .task_len = plan.task_len,
                             .hidden_dim = o->hidden ? cfg->hidden : 0, .model_config = cfg->json,
                             .model_dir = o->model, .tokenizer_sha256 = x->tok ? ch_tok_hash(x->tok) : "none",
+                            .weights_sha256 = x->weights,
                             .pool = o->pool == CH_POOL_MEAN ? "mean" : "last", .input_path = o->input,
                             .input_sha256 = hash, .command_line = o->command_line, .backend = x->be->name,
                             .precision = ch_model_precision(m),
@@ -345,6 +393,7 @@ static int write_rounds(xrun *x, const opts *o, ch_progress *prog) {
         int64_t n = prev->n, ntok = prev->ntok;
         if ((rc = write_batch(x, prev, rc))) break;
         ch_progress_add(prog, n, ntok);
+        if (x->lock) (void)ch_lock_refresh(x->lock); /* heartbeat; a failed touch only ages the lock */
         if (kill_after >= 0 && round >= kill_after) raise(SIGKILL); /* after `round` write rounds */
     }
     return rc;
@@ -372,6 +421,7 @@ static int finish(xrun *x, const opts *o, double seconds, int rc) {
 
 static void xrun_free(xrun *x) {
     if (x->a) ch_archive_close(x->a);
+    ch_lock_release(x->lock);
     if (x->f) fclose(x->f);
     slots_free(x->be, x->sl); /* before the model and backend go */
     free(x->skip);
@@ -389,7 +439,9 @@ static int run(const opts *o, MPI_Comm comm) {
     ch_timing_start(&x.tm, "extract");
     CH_MPI_TRY_GOTO(MPI_Comm_rank(comm, &x.rank), done);
     CH_MPI_TRY_GOTO(MPI_Comm_size(comm, &x.size), done);
+    CH_TRY_GOTO(guard_output(&x, o), done);
     CH_TRY_GOTO(open_model(&x, o), done);
+    CH_TRY_GOTO(hash_weights(&x, o), done);
     CH_TRY_GOTO(ch_extract_plan_make(o->input, x.tok, x.style, x.cfg->vocab, x.cfg->max_pos, o->max_tokens, o->batch_tokens, comm,
                                      &x.plan), done);
     CH_TRY_GOTO(open_archive(&x, o), done);
