@@ -14,6 +14,8 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)" >/dev/null
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 MPI=(mpirun -n "$RANKS" --oversubscribe)
+# every stage runs with --force: the demo regenerates its outputs each time (a stage refuses to
+# replace an existing output unless asked)
 CH=build/capheads
 
 echo "== prepare (data/demo -> $OUT/data)"
@@ -29,15 +31,15 @@ gzip -dc tests/data/tokenizers/llama3_1/tokenizer_config.json.gz >"$MODEL/tokeni
 
 echo "== extract ($RANKS ranks)"
 for set in probeset tasks pool; do
-  "${MPI[@]}" $CH extract --model "$MODEL" --input "$OUT/data/$set.jsonl" --output "$OUT/$set.h5" --hidden
+  "${MPI[@]}" $CH extract --model "$MODEL" --input "$OUT/data/$set.jsonl" --output "$OUT/$set.h5" --hidden --force
 done
 echo "== probe"
-"${MPI[@]}" $CH probe --input "$OUT/probeset.h5" --output "$OUT/probes.h5" --top-k 4 --heatmap "$OUT/heatmaps"
+"${MPI[@]}" $CH probe --input "$OUT/probeset.h5" --output "$OUT/probes.h5" --top-k 4 --heatmap "$OUT/heatmaps" --force
 echo "== decompose"
-"${MPI[@]}" $CH decompose --probes "$OUT/probes.h5" --input "$OUT/tasks.h5" --output "$OUT/mix"
+"${MPI[@]}" $CH decompose --probes "$OUT/probes.h5" --input "$OUT/tasks.h5" --output "$OUT/mix" --force
 echo "== select"
 "${MPI[@]}" $CH select --probes "$OUT/probes.h5" --mix "$OUT/mix" --input "$OUT/pool.h5" \
-  --pool "$OUT/data/pool.jsonl" --fraction 0.05 --output "$OUT/selected"
+  --pool "$OUT/data/pool.jsonl" --fraction 0.05 --output "$OUT/selected" --force
 
 cat <<MSG
 

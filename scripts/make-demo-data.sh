@@ -17,7 +17,8 @@ CAPHEADS=${CAPHEADS:-build/capheads}
 D=data/demo
 P=$OUT/parts
 mkdir -p "$P"
-prep() { "$CAPHEADS" prepare "$@"; }
+# --force: this script regenerates its outputs (prepare refuses to replace a file otherwise)
+prep() { "$CAPHEADS" prepare "$@" --force; }
 
 # probing set: one prepared file per capability
 prep gsm8k "$D/gsm8k/test.jsonl" --cue "Answer:" --output "$P/math.jsonl"

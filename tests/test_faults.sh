@@ -115,6 +115,34 @@ run 3 "${X[@]}" --input "$T/corpus.jsonl" --output "$T/k.h5" --resume 2>/dev/nul
 same_rows "$T/ref.h5" "$T/k.h5" || fail "killed + resumed archive differs from the uninterrupted one"
 echo "  killed run resumed on 3 ranks: every dataset equal to the uninterrupted run's"
 
+echo "== the other stages' outputs"
+run 2 "${X[@]}" --input "$D/tasks.jsonl" --output "$T/tasks.h5" 2>/dev/null
+run 2 probe --input "$T/ref.h5" --output "$T/p.h5" --top-k 4 >/dev/null 2>&1
+run 2 decompose --probes "$T/p.h5" --input "$T/tasks.h5" --output "$T/mix" >/dev/null 2>&1
+mkdir -p "$T/sel"
+cp "$D/pool.jsonl" "$T/sel/pool.jsonl"
+run 2 "${X[@]}" --input "$T/sel/pool.jsonl" --output "$T/pool.h5" 2>/dev/null
+before=$(sha256sum "$T/ref.h5" "$T/p.h5" "$T/tasks.h5" "$T/sel/pool.jsonl" | sha256sum)
+expect_code "probe --output = --input" 2 "is the input --input" run 2 probe --input "$T/ref.h5" --output "$T/ref.h5"
+expect_code "probe --heatmap = the input's directory" 2 "is a directory that holds the input --input" \
+  run 2 probe --input "$T/ref.h5" --output "$T.p2.h5" --heatmap "$T"
+expect_code "probe over an existing probe file" 2 "exists: add --force" \
+  run 2 probe --input "$T/ref.h5" --output "$T/p.h5"
+expect_code "decompose --output = --probes" 2 "is the input --probes" \
+  run 2 decompose --probes "$T/p.h5" --input "$T/tasks.h5" --output "$T/p.h5"
+expect_code "decompose over an existing mix" 2 "exists: add --force" \
+  run 2 decompose --probes "$T/p.h5" --input "$T/tasks.h5" --output "$T/mix"
+expect_code "select --output = the pool's directory" 2 "holds the input --pool" \
+  run 2 select --probes "$T/p.h5" --mix "$T/mix" --input "$T/pool.h5" --pool "$T/sel/pool.jsonl" --output "$T/sel"
+expect_code "prepare --output = SRC" 2 "is the input SRC" \
+  "$CAPHEADS" prepare gsm8k "$T/sel/pool.jsonl" --output "$T/sel/pool.jsonl"
+expect_code "prepare over an existing file" 2 "exists: add --force" \
+  "$CAPHEADS" prepare gsm8k "$CH_SRC/data/demo/gsm8k/test.jsonl" --output "$T/corpus.jsonl"
+[ "$(sha256sum "$T/ref.h5" "$T/p.h5" "$T/tasks.h5" "$T/sel/pool.jsonl" | sha256sum)" = "$before" ] ||
+  fail "a refused stage changed one of its inputs"
+run 2 decompose --probes "$T/p.h5" --input "$T/tasks.h5" --output "$T/mix" --force >/dev/null 2>&1 ||
+  fail "decompose --force over an existing mix failed"
+
 echo "== --resume with other weights"
 mkdir -p "$T/other"
 cp "$M"/* "$T/other/"
@@ -137,8 +165,6 @@ expect_code "--resume with other weights" 3 "cannot resume: its weights_sha256 i
 
 echo "== flipped bytes in an archive"
 run 2 "${X[@]}" --input "$T/corpus.jsonl" --output "$T/acts.h5" --hidden 2>/dev/null
-run 2 "${X[@]}" --input "$D/tasks.jsonl" --output "$T/tasks.h5" 2>/dev/null
-run 2 probe --input "$T/acts.h5" --output "$T/probes.h5" --top-k 4 >/dev/null 2>&1
 # byte ranges of each dataset's data in the file, from h5py (Debian's python3-h5py)
 /usr/bin/python3 - "$T/acts.h5" >"$T/ranges.txt" <<'PY'
 import sys, h5py

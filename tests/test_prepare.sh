@@ -47,7 +47,7 @@ if [ -d "$D/mmlu/data/val" ]; then
   # real_case FORMAT SRC... : the binary and the checker agree on a real dataset sample
   real_case() {
     local fmt=$1; shift
-    "$CAPHEADS" prepare "$fmt" "$@" --output "$T/real.jsonl" >/dev/null 2>"$T/err" || { fail "real $fmt $*: $(cat "$T/err")"; return; }
+    "$CAPHEADS" prepare "$fmt" "$@" --output "$T/real.jsonl" --force >/dev/null 2>"$T/err" || { fail "real $fmt $*: $(cat "$T/err")"; return; }
     $CHECK "$fmt" "$T/real.jsonl" "$@" >"$T/clog" || fail "real $fmt $*: $(cat "$T/clog")"
   }
   real_case mmlu "$D/mmlu/data/dev" "$D/mmlu/data/val"
@@ -76,7 +76,7 @@ fi
 bad() {
   local want=$1 fmt=$2; shift 2
   echo previous >"$T/keep.jsonl"
-  "$CAPHEADS" prepare "$fmt" "$@" --output "$T/keep.jsonl" >"$T/out" 2>"$T/err"
+  "$CAPHEADS" prepare "$fmt" "$@" --output "$T/keep.jsonl" --force >"$T/out" 2>"$T/err"
   local rc=$?
   [ $rc -ne 0 ] || fail "$fmt $*: exit 0 on bad input"
   grep -qF -- "$want" "$T/err" || fail "$fmt $*: message lacks '$want': $(cat "$T/err")"

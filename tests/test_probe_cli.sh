@@ -62,16 +62,16 @@ expect_fail() { # expect_fail STATUS PATTERN args...
 }
 $MK "$T/inc.h5" --n 300 --incomplete 2 --unlabeled 3
 expect_fail 3 "row 298 (id 'rec-000298') is not done" --input "$T/inc.h5" --output "$T/x.h5"
-run 2 --input "$T/inc.h5" --output "$T/x.h5" --allow-incomplete > "$T/inc.log"
+run 2 --input "$T/inc.h5" --output "$T/x.h5" --allow-incomplete --force > "$T/inc.log"
 grep -q "(1 unlabeled, 2 incomplete skipped)" "$T/inc.log" || { cat "$T/inc.log"; fail "skip counts"; }
 $MK "$T/lab.h5" --n 300 --bad-label 17
-expect_fail 3 "row 17 (id 'rec-000017'): label 7 outside 0..4" --input "$T/lab.h5" --output "$T/x.h5"
+expect_fail 3 "row 17 (id 'rec-000017'): label 7 outside 0..4" --input "$T/lab.h5" --output "$T/x.h5" --force
 $MK "$T/nan.h5" --n 300 --layers 2 --heads 3 --nan 250:1:2
-expect_fail 3 "row 250 (id 'rec-000250'), layer 1, head 2: activation 0 is NaN" --input "$T/nan.h5" --output "$T/x.h5"
+expect_fail 3 "row 250 (id 'rec-000250'), layer 1, head 2: activation 0 is NaN" --input "$T/nan.h5" --output "$T/x.h5" --force
 $MK "$T/one.h5" --n 300 --classes 1
-expect_fail 3 "needs at least two" --input "$T/one.h5" --output "$T/x.h5"
-expect_fail 3 "not an activation archive" --input "$T/sig1.h5" --output "$T/x.h5"
-expect_fail 5 "cannot open" --input "$T/missing.h5" --output "$T/x.h5"
+expect_fail 3 "needs at least two" --input "$T/one.h5" --output "$T/x.h5" --force
+expect_fail 3 "not an activation archive" --input "$T/sig1.h5" --output "$T/x.h5" --force
+expect_fail 5 "cannot open" --input "$T/missing.h5" --output "$T/x.h5" --force
 expect_fail 2 "missing --output PROBES.h5 (required" --input "$T/inc.h5"
 expect_fail 2 "--lambda expects a number > 0, got 'abc'" --input "$T/inc.h5" --output "$T/x.h5" --lambda abc
 echo "test_probe_cli: all passed"

@@ -372,6 +372,7 @@ static int run_probeset(const ch_prepare_opts *o, long *written, long *per_class
 typedef struct {
     ch_prepare_opts p;
     const char *timing;
+    int force;
 } cli;
 
 static const ch_opt opts_table[] = {
@@ -389,6 +390,8 @@ static const ch_opt opts_table[] = {
      .help = "probeset: selection and order seed"},
     {"per-class", 0, CH_OPT_INT64, offsetof(cli, p.per_class), "N", .lo = 0, .hi = INT64_MAX,
      .help = "probeset: records per class (default: the smallest class)"},
+    {"force", 0, CH_OPT_FLAG, offsetof(cli, force),
+     .help = "replace an existing output (without it an existing one is refused)"},
     {"timing", 0, CH_OPT_PATH, offsetof(cli, timing), "FILE",
      .help = "append a JSON timing record (docs/timing.md): records = records\n"
              "written, sources = SRC arguments"},
@@ -454,6 +457,20 @@ static int run_convert(const ch_prepare_opts *o, const ch_prep_format *fmt, long
     return rc;
 }
 
+/* The sources (CAP=FILE for probeset: the FILE) against --output and --timing. */
+static int guard(const cli *c, MPI_Comm comm) {
+    ch_path_role *in = calloc((size_t)c->p.nsrcs + 1, sizeof *in);
+    if (!in) CH_FAIL(CH_ENOMEM, "out of memory");
+    for (int i = 0; i < c->p.nsrcs; i++) {
+        const char *eq = strcmp(c->p.format, "probeset") ? NULL : strchr(c->p.srcs[i], '=');
+        in[i] = (ch_path_role){eq ? eq + 1 : c->p.srcs[i], "SRC", 0};
+    }
+    const ch_path_role out[] = {{c->p.output, "--output", 0}, {c->timing, "--timing", 0}};
+    int rc = ch_stage_guard(comm, in, c->p.nsrcs, out, 2, 1, c->force);
+    free(in);
+    return rc;
+}
+
 /* A serial stage: rank 0 converts, the others learn the outcome. */
 static int run(const ch_prepare_opts *o, const ch_prep_format *fmt, MPI_Comm comm, long *nrec) {
     int rank, rc = 0;
@@ -483,6 +500,7 @@ int ch_cmd_prepare(int argc, char **argv, MPI_Comm comm) {
     }
     const ch_prep_format *fmt;
     CH_TRY_GOTO(resolve_format(&c.p, &fmt), done);
+    CH_TRY_GOTO(guard(&c, comm), done);
     long nrec = -1; /* records written (rank 0), for the timing record */
     ch_timing tm;
     ch_timing_start(&tm, "prepare");

@@ -31,7 +31,7 @@
 
 typedef struct {
     const char *input, *output, *heatmap, *timing;
-    int top_k, allow_incomplete;
+    int top_k, allow_incomplete, force;
     ch_probe_opts fit;
 } probe_args;
 
@@ -51,6 +51,8 @@ static const ch_opt opts_table[] = {
      .flags = CH_OPT_LO_OPEN, .help = "convergence tolerance of the solver"},
     {"max-evals", 0, CH_OPT_INT, offsetof(probe_args, fit.max_evals), "N", .def = "500", .lo = 1, .hi = INT32_MAX,
      .help = "function evaluations per head at most"},
+    {"force", 0, CH_OPT_FLAG, offsetof(probe_args, force),
+     .help = "replace existing outputs (without it an existing one is refused)"},
     {"allow-incomplete", 0, CH_OPT_FLAG, offsetof(probe_args, allow_incomplete),
      .help = "skip rows an unfinished extraction left undone"},
     {"timing", 0, CH_OPT_PATH, offsetof(probe_args, timing), "FILE",
@@ -500,6 +502,9 @@ static void report_end(const probe_ctx *c, const probe_args *a, const ch_probe_r
 }
 
 static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *opts_json) {
+    const ch_path_role in[] = {{a->input, "--input", 0}};
+    const ch_path_role out[] = {{a->output, "--output", 0}, {a->heatmap, "--heatmap", 1}, {a->timing, "--timing", 0}};
+    CH_TRY(ch_stage_guard(c->comm, in, 1, out, 3, 2, a->force));
     CH_TRY(open_input(c, a));
     CH_TRY(split_rows(c, a));
     CH_TRY(count_rows(c, a, res));

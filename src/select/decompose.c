@@ -25,7 +25,7 @@
 
 typedef struct {
     const char *probes, *input, *output, *tasks, *timing;
-    int allow_incomplete;
+    int allow_incomplete, force;
     int heads; /* CH_HEADS_OWN | CH_HEADS_UNION */
     int64_t block_rows;
     ch_timing *tm; /* filled in by run() */
@@ -40,6 +40,8 @@ static const ch_opt opts_table[] = {
      .help = "where mix.h5, mix.csv and mix.svg go"},
     {"tasks", 0, CH_OPT_STRING, offsetof(opts, tasks), "T1,T2,...",
      .help = "only these tasks (each must have examples)"},
+    {"force", 0, CH_OPT_FLAG, offsetof(opts, force),
+     .help = "replace existing outputs (without it an existing one is refused)"},
     {"allow-incomplete", 0, CH_OPT_FLAG, offsetof(opts, allow_incomplete),
      .help = "use an archive whose extraction did not finish (done rows only)"},
     {"heads", 0, CH_OPT_CHOICE, offsetof(opts, heads), .choices = "own|union", .def = "own",
@@ -281,6 +283,9 @@ static int run(const opts *o, MPI_Comm comm) {
     int rc = 0;
     CH_MPI_TRY_GOTO(MPI_Comm_rank(comm, &d.rank), out);
     CH_MPI_TRY_GOTO(MPI_Comm_size(comm, &d.size), out);
+    const ch_path_role in[] = {{o->probes, "--probes", 0}, {o->input, "--input", 0}};
+    const ch_path_role outs[] = {{o->output, "--output", 1}, {o->timing, "--timing", 0}};
+    CH_TRY_GOTO(ch_stage_guard(comm, in, 2, outs, 2, 1, o->force), out);
     CH_TRY_GOTO(open_inputs(&d, o), out);
     CH_TRY_GOTO(list_tasks(&d, o), out);
     CH_TRY_GOTO(sum_rows(&d, o), out);

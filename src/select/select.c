@@ -36,7 +36,7 @@ typedef struct {
     const char *probes, *mix, *input, *pool, *output, *tasks, *timing;
     double fraction;
     int method; /* M_CAPABILITY, M_RANDOM or M_RDS */
-    int cosine, allow_incomplete;
+    int cosine, allow_incomplete, force;
     int heads; /* CH_HEADS_OWN | CH_HEADS_UNION: must be the mix's */
     uint64_t seed;
     int64_t block_rows;
@@ -70,6 +70,8 @@ static const ch_opt opts_table[] = {
      .help = "the row mix formula (decompose --heads); must be the one the mix\nwas made with"},
     {"block-rows", 0, CH_OPT_INT64, offsetof(opts, block_rows), "N", .def = "256", .lo = 1, .hi = INT64_MAX,
      .help = "pool archive rows read per block"},
+    {"force", 0, CH_OPT_FLAG, offsetof(opts, force),
+     .help = "replace existing outputs (without it an existing one is refused)"},
     {"allow-incomplete", 0, CH_OPT_FLAG, offsetof(opts, allow_incomplete),
      .help = "accept an unfinished pool archive (unfinished rows never selected)"},
     {"timing", 0, CH_OPT_PATH, offsetof(opts, timing), "FILE",
@@ -423,6 +425,10 @@ static int run(const opts *o, MPI_Comm comm) {
     s.comm = comm;
     int rc = 0;
     CH_MPI_TRY_GOTO(MPI_Comm_rank(comm, &s.rank), out);
+    const ch_path_role in[] = {{o->probes, "--probes", 0}, {o->mix, "--mix", 0}, {o->input, "--input", 0},
+                               {o->pool, "--pool", 0}};
+    const ch_path_role outs[] = {{o->output, "--output", 1}, {o->timing, "--timing", 0}};
+    CH_TRY_GOTO(ch_stage_guard(comm, in, 4, outs, 2, 1, o->force), out);
     CH_TRY_GOTO(read_mix(&s, o), out);
     CH_TRY_GOTO(open_pool(&s, o), out);
     CH_TRY_GOTO(row_inputs(&s, o), out);
