@@ -44,6 +44,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_prefill: %s\n", ch_err_msg());
         return 1;
     }
+    fprintf(stderr, "backend %s%s\n", be->name, be->info); /* the kernels: OpenBLAS core, bf16 Linear */
     float *out = malloc(sizeof(float) * ch_model_capture_width(m) * nseq);
     int *bs = malloc(sizeof(int) * (nseq + 1));
     for (int r = 0; r < runs; r++) {

@@ -4,6 +4,8 @@ token batches, interleaved (ours, peer, ours, peer, ...), median of the pairs.
 
 Run with the oracle venv (torch + transformers from PyPI) after building:
     /opt/oracle/bin/python benchmarks/bench_prefill.py [--pairs 5] [--build build]
+(CAPHEADS_CPU_BF16=amx|avx512bf16|widen measures one bf16 kernel; the table names the CPU by
+family, model and flags, and the kernels capheads ran: OpenBLAS core, bf16 Linear.)
 Model: a random checkpoint with Qwen2.5-0.5B's exact config (bf16, 494M parameters), made once
 in $CAPHEADS_BENCH_CACHE (default /tmp/capheads-bench). Work: 16 sequences of 64..256 tokens
 (seeded), every head's attention output at the last token (the o_proj input, captured with
@@ -82,12 +84,35 @@ def peer(model, padded=True):
     return ntok / dt
 
 
+backend = {}
+
+
 def ours(precision):
     """tokens/s of the second of two runs in one process (the first is the warm-up)"""
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
-    out = subprocess.run([os.path.join(args.build, "benchmarks", "bench_prefill"), mdir, tokfile, "2",
-                          str(BATCH_TOKENS), precision], capture_output=True, text=True, env=env, check=True).stdout
-    return float(out.split()[-1])
+    r = subprocess.run([os.path.join(args.build, "benchmarks", "bench_prefill"), mdir, tokfile, "2",
+                        str(BATCH_TOKENS), precision], capture_output=True, text=True, env=env, check=True)
+    backend[precision] = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "?"
+    return float(r.stdout.split()[-1])
+
+
+def cpu_line():
+    """the CPU by family, model and the flags the kernels are chosen by (never the model)"""
+    info = {}
+    for line in open("/proc/cpuinfo"):
+        if ":" in line:
+            k, v = (x.strip() for x in line.split(":", 1))
+            info.setdefault(k, v)
+        if not line.strip() and info:
+            break
+    flags = [f for f in info.get("flags", "").split() if f in ("avx2", "fma", "avx512f", "avx512bw", "avx512_bf16",
+                                                              "amx_bf16", "amx_tile")]
+    return "%s, family %s model %s, %d logical CPUs, flags: %s" % (info.get("model name", "?"), info.get("cpu family", "?"),
+                                                                   info.get("model", "?"), os.cpu_count(), " ".join(flags))
+
+
+def load():
+    return open("/proc/loadavg").read().split()[0]
 
 
 models = {"fp32": AutoModel.from_pretrained(mdir, dtype=torch.float32, attn_implementation="sdpa").eval(),
@@ -95,7 +120,9 @@ models = {"fp32": AutoModel.from_pretrained(mdir, dtype=torch.float32, attn_impl
 for m in models.values():  # warm-up
     peer(m), peer(m, padded=False)
 rows = {k: [] for k in ("ours_bf16", "bf16", "bf16_1", "ours_f32", "fp32", "fp32_1")}
+print("CPU:", cpu_line(), flush=True)
 for p in range(args.pairs):  # A B C A B C: each of ours right before its peers
+    load0 = load()
     rows["ours_bf16"].append(ours("auto"))
     rows["bf16"].append(peer(models["bf16"]))
     rows["bf16_1"].append(peer(models["bf16"], padded=False))
@@ -103,12 +130,16 @@ for p in range(args.pairs):  # A B C A B C: each of ours right before its peers
     rows["fp32"].append(peer(models["fp32"]))
     rows["fp32_1"].append(peer(models["fp32"], padded=False))
     print("pair %d: ours bf16 %.0f tok/s, transformers bf16 %.0f (one by one %.0f); ours f32 %.0f, transformers "
-          "fp32 %.0f (one by one %.0f)" % (p + 1, rows["ours_bf16"][-1], rows["bf16"][-1], rows["bf16_1"][-1],
-                                           rows["ours_f32"][-1], rows["fp32"][-1], rows["fp32_1"][-1]), flush=True)
+          "fp32 %.0f (one by one %.0f); load %s -> %s" % (p + 1, rows["ours_bf16"][-1], rows["bf16"][-1], rows["bf16_1"][-1],
+                                           rows["ours_f32"][-1], rows["fp32"][-1], rows["fp32_1"][-1], load0, load()),
+          flush=True)
 ratio = lambda ours, peer: statistics.median(a / b for a, b in zip(rows[ours], rows[peer]))
 print()
 print("Prefill, Qwen2.5-0.5B shape (random bf16 weights), %d sequences / %d tokens, %d threads, %d pairs" % (
     len(seqs), ntok, args.threads, args.pairs))
+print("CPU: %s" % cpu_line())
+print("capheads --precision auto: %s" % backend.get("auto", "?"))
+print("capheads --precision f32: %s" % backend.get("f32", "?"))
 print("| engine | median tokens/s | capheads / this (median of pairs) |")
 print("| --- | --- | --- |")
 med = lambda k: statistics.median(rows[k])

@@ -18,6 +18,7 @@
 
 #include "backend.h"
 #include "cpu_bf16.h"
+#include "cpu_features.h"
 #include "cpu_ops.h"
 #include "err.h"
 
@@ -277,7 +278,7 @@ int ch_backend_cpu_create(int threads, ch_backend **out) {
         return CH_ENOMEM;
     }
     impl->threads = threads;
-    /* AMX tiles unless CAPHEADS_CPU_AMX=0 asks for the portable kernel */
+    /* the bf16 kernel by CAPHEADS_CPU_BF16 and CPUID; CAPHEADS_CPU_AMX=0 asks for the widening one */
     const char *amx = getenv("CAPHEADS_CPU_AMX");
     ch_bf16_init(&impl->bf16, !(amx && !strcmp(amx, "0")));
     impl->ops = ch_cpu_ops_pick();
@@ -316,9 +317,13 @@ int ch_backend_cpu_create(int threads, ch_backend **out) {
                        .destroy = cpu_destroy,
                        .impl = impl};
     int nt = omp_get_max_threads();
-    snprintf(be->info, sizeof be->info, " (%d thread%s, %s loops; bf16 Linear on %s%s)", nt, nt == 1 ? "" : "s",
-             impl->ops->isa, impl->bf16.amx ? "AMX tiles" : "OpenBLAS, widened: ",
-             impl->bf16.amx ? "" : impl->bf16.why_not);
+    char blas[128], bf16[200];
+    ch_cpu_blas_describe(blas, sizeof blas), ch_bf16_describe(&impl->bf16, bf16, sizeof bf16);
+    char info[512]; /* a long reason is cut at the end of be->info */
+    snprintf(info, sizeof info, " (%d thread%s, %s loops, %s; bf16 Linear %s)", nt, nt == 1 ? "" : "s",
+             impl->ops->isa, blas, bf16);
+    size_t len = strlen(info) < sizeof be->info ? strlen(info) : sizeof be->info - 1;
+    memcpy(be->info, info, len), be->info[len] = '\0';
     *out = be;
     return 0;
 }

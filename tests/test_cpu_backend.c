@@ -229,6 +229,9 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("cpu_backend");
     TCase *tc = tcase_create("core");
+    /* Check's default 4 s per test is too short under valgrind on a loaded 2-core machine
+     * (test_expf_within_2_ulp_of_exp timed out there, before and after the AVX512-BF16 work) */
+    tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, test_attention_matches_textbook_softmax_gqa_packed, 0, 4);
     tcase_add_test(tc, test_rmsnorm_matches_reference);

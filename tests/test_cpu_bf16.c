@@ -1,11 +1,13 @@
 /* test_cpu_bf16.c - the CPU backend's Linear for bf16 weights (kernels/cpu_bf16.h), through the
- * backend seam, for both of its kernels: AMX tiles (where this CPU and kernel allow them; the
- * reason is printed when not) and the portable one (CAPHEADS_CPU_AMX=0).
+ * backend seam, for each of its kernels (CAPHEADS_CPU_BF16): AMX tiles and AVX512-BF16 dot
+ * products (where this CPU and kernel allow them; the reason is printed when not) and the
+ * widening one, which runs everywhere.
  *   - against a double-precision sum of the bf16-rounded products, within the f32 summation bound
  *     n u sum|products|, on shapes with ragged edges and a K long enough to be summed in chunks;
  *   - the rounding of the activations is ch_f32_to_bf16's, bit for bit (ties to even, carries,
  *     overflow to inf, NaN), seen through an identity weight;
- *   - 1, 2 and 3 threads give the same bits on AMX, the same values to rounding on the portable one;
+ *   - 1, 2 and 3 threads give the same bits on AMX and AVX512-BF16 (Linear and fused MLP), the
+ *     same values to rounding on the widening one;
  *   - the fused MLP (gate, up, SwiGLU, down) equals three Linears and swiglu, bit for bit;
  *   - what load_weight keeps for each use, and the GEMM arguments a bf16 weight refuses. */
 #include <check.h>
@@ -17,23 +19,39 @@
 #include "backend.h"
 #include "cpu_amx.h"
 #include "cpu_bf16.h"
+#include "cpu_features.h"
 #include "err.h"
 #include "test_rand.h"
 
 static unsigned long long rng = 0x9e3779b97f4a7c15ull;
 static float frand(void) { return ch_test_frand(&rng); }
 
-/* kernel 0: portable, 1: AMX. NULL (and a printed reason) when AMX is not usable here. */
+/* kernel 0: widen, 1: AMX, 2: AVX512-BF16. NULL (and a printed reason) when this CPU lacks it. */
+static const char *kernel_env[] = {"widen", "amx", "avx512bf16"};
+static const char *kernel_name[] = {"widen", "AMX", "AVX512-BF16"};
 static ch_backend *make_backend(int kernel, int threads) {
     char why[96];
     if (kernel == 1 && !ch_amx_usable(why, sizeof why)) {
         printf("AMX kernel not tested here: %s\n", why);
         return NULL;
     }
-    if (kernel == 0) setenv("CAPHEADS_CPU_AMX", "0", 1);
+    if (kernel == 2 && !ch_cpu_features_get()->avx512bf16) {
+        printf("AVX512-BF16 kernel not tested here: the CPU has no AVX512-BF16\n");
+        return NULL;
+    }
+    setenv("CAPHEADS_CPU_BF16", kernel_env[kernel], 1);
     ch_backend *be = NULL;
     ck_assert_int_eq(ch_backend_cpu_create(threads, &be), 0);
-    unsetenv("CAPHEADS_CPU_AMX");
+    unsetenv("CAPHEADS_CPU_BF16");
+    static const char *says[] = {"bf16 Linear on OpenBLAS, widened", "bf16 Linear on AMX tiles", "bf16 Linear on AVX512-BF16"};
+#if !(defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__))
+    if (kernel == 2 && !strstr(be->info, says[2])) { /* a build without the kernel (not x86-64 GCC) */
+        printf("AVX512-BF16 kernel not in this build:%s\n", be->info);
+        ch_backend_destroy(be);
+        return NULL;
+    }
+#endif
+    ck_assert_msg(strstr(be->info, says[kernel]), "CAPHEADS_CPU_BF16=%s: info is%s", kernel_env[kernel], be->info);
     return be;
 }
 
@@ -57,8 +75,10 @@ static void linear(ch_backend *be, const ch_weight *w, const float *x, int ntok,
 START_TEST(test_linear_matches_double_reference) {
     ch_backend *be = make_backend(_i, 2);
     if (!be) return;
-    /* rows, cols, ntok: edges in every direction; 2112 = 66 k-blocks, summed as 64 + 2 */
-    static const int shapes[][3] = {{40, 48, 33}, {160, 64, 70}, {17, 31, 1}, {96, 2112, 40}, {130, 96, 64}, {32, 32, 32}};
+    /* rows, cols, ntok: edges in every direction; 2112 = 66 k-blocks, summed as 64 + 2 (AMX) and
+     * 1056 pairs as 4 x 256 + 32 (AVX512-BF16); 385 tokens = 2 x 192 + 1 */
+    static const int shapes[][3] = {{40, 48, 33}, {160, 64, 70}, {17, 31, 1}, {96, 2112, 40}, {130, 96, 64}, {32, 32, 32},
+                                    {80, 520, 385}, {1, 7, 5}, {200, 34, 13}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int rows = shapes[si][0], cols = shapes[si][1], ntok = shapes[si][2];
         uint16_t *w16 = malloc(sizeof(uint16_t) * rows * cols);
@@ -69,7 +89,7 @@ START_TEST(test_linear_matches_double_reference) {
         ch_weight w;
         ck_assert_int_eq(be->load_weight(be, &t, CH_WEIGHT_LINEAR, &w), 0);
         ck_assert_int_eq(w.dtype, CH_DT_BF16);
-        ck_assert_int_eq(w.packed, _i ? CH_BF16_AMX : CH_BF16_WIDE);
+        ck_assert_int_eq(w.packed, _i ? CH_BF16_TILES : CH_BF16_WIDE);
         for (int i = 0; i < ntok * rows; i++) y[i] = NAN; /* every output must be written */
         linear(be, &w, x, ntok, y);
         double worst = 0;
@@ -85,7 +105,7 @@ START_TEST(test_linear_matches_double_reference) {
                               _i, rows, cols, ntok, tk, o, y[tk * rows + o], s, bound);
                 worst = err / bound > worst ? err / bound : worst;
             }
-        printf("kernel %s %4d x %4d, %2d tokens: worst error %.2f of the f32 summation bound\n", _i ? "AMX" : "portable",
+        printf("kernel %s %4d x %4d, %3d tokens: worst error %.2f of the f32 summation bound\n", kernel_name[_i],
                rows, cols, ntok, worst);
         be->free_weight(be, &w);
         free(w16), free(x), free(y);
@@ -141,51 +161,70 @@ START_TEST(test_activation_rounding_is_ch_f32_to_bf16) {
 END_TEST
 
 START_TEST(test_thread_count_does_not_change_a_bit) {
-    enum { ROWS = 200, COLS = 2200, NTOK = 77 };
-    uint16_t *w16 = malloc(sizeof(uint16_t) * ROWS * COLS);
-    float *x = malloc(sizeof(float) * NTOK * COLS), *y[3];
+    /* a Linear past two k-chunks and two token blocks; an MLP with ragged I and hidden */
+    enum { ROWS = 200, COLS = 2200, NTOK = 397, I = 333, HID = 120 };
+    uint16_t *w16 = malloc(sizeof(uint16_t) * ROWS * COLS), *g16 = malloc(sizeof(uint16_t) * I * HID);
+    uint16_t *u16 = malloc(sizeof(uint16_t) * I * HID), *d16 = malloc(sizeof(uint16_t) * I * HID);
+    float *x = malloc(sizeof(float) * NTOK * COLS), *y[3], *m[3];
+    float *gs = malloc(sizeof(float) * NTOK * I), *us = malloc(sizeof(float) * NTOK * I);
     for (int i = 0; i < ROWS * COLS; i++) w16[i] = ch_f32_to_bf16(0.1f * frand());
+    for (int i = 0; i < I * HID; i++)
+        g16[i] = ch_f32_to_bf16(0.3f * frand()), u16[i] = ch_f32_to_bf16(0.3f * frand()), d16[i] = ch_f32_to_bf16(0.3f * frand());
     for (int i = 0; i < NTOK * COLS; i++) x[i] = frand();
     ch_st_tensor t = tensor(w16, CH_DT_BF16, ROWS, COLS);
+    ch_st_tensor tg = tensor(g16, CH_DT_BF16, I, HID), tu = tensor(u16, CH_DT_BF16, I, HID), td = tensor(d16, CH_DT_BF16, HID, I);
+    int made = 0;
     for (int n = 0; n < 3; n++) {
         ch_backend *be = make_backend(_i, n + 1);
-        if (!be) {
-            for (int k = 0; k < n; k++) free(y[k]);
-            free(w16), free(x);
-            return;
-        }
-        ch_weight w;
+        if (!be) break;
+        ch_weight w, wg, wu, wd;
         ck_assert_int_eq(be->load_weight(be, &t, CH_WEIGHT_LINEAR, &w), 0);
-        y[n] = malloc(sizeof(float) * NTOK * ROWS);
+        y[n] = malloc(sizeof(float) * NTOK * ROWS), m[n] = malloc(sizeof(float) * NTOK * HID);
+        made++;
         linear(be, &w, x, NTOK, y[n]);
-        be->free_weight(be, &w);
+        ck_assert_int_eq(be->load_weight(be, &tg, CH_WEIGHT_LINEAR, &wg), 0);
+        ck_assert_int_eq(be->load_weight(be, &tu, CH_WEIGHT_LINEAR, &wu), 0);
+        ck_assert_int_eq(be->load_weight(be, &td, CH_WEIGHT_LINEAR, &wd), 0);
+        ck_assert_msg(be->mlp(be, &wg, &wu, &wd, x, NTOK, m[n], gs, us) == 0, "%s", ch_err_msg());
+        be->free_weight(be, &w), be->free_weight(be, &wg), be->free_weight(be, &wu), be->free_weight(be, &wd);
         ch_backend_destroy(be);
     }
-    /* AMX: the blocks do not depend on the thread count, nor do the bits. Portable: the threads
-     * split the outputs as at --precision f32, and OpenBLAS may sum an edge tile in another order
-     * (seen under valgrind, whose CPU makes it pick other kernels): rounding only. */
-    for (int n = 1; n < 3; n++) {
-        if (_i == 1) {
-            ck_assert_msg(!memcmp(y[0], y[n], sizeof(float) * NTOK * ROWS), "AMX: %d threads differ from 1", n + 1);
+    /* AMX: the blocks do not depend on the thread count, nor do the bits; AVX512-BF16: each output
+     * is one accumulator over k in order. Widen: the threads split the outputs as at --precision
+     * f32, and OpenBLAS may sum an edge tile in another order (seen under valgrind, whose CPU makes
+     * it pick other kernels): rounding only. */
+    for (int n = 1; n < made; n++) {
+        if (_i >= 1) {
+            ck_assert_msg(!memcmp(y[0], y[n], sizeof(float) * NTOK * ROWS), "%s: %d threads differ from 1",
+                          kernel_name[_i], n + 1);
+            ck_assert_msg(!memcmp(m[0], m[n], sizeof(float) * NTOK * HID), "%s MLP: %d threads differ from 1",
+                          kernel_name[_i], n + 1);
             continue;
         }
-        double d = 0, mx = 0;
-        for (int i = 0; i < NTOK * ROWS; i++) {
-            double e = fabs((double)y[n][i] - y[0][i]);
-            d = e > d || e != e ? e : d, mx = fabs(y[0][i]) > mx ? fabs(y[0][i]) : mx;
+        for (int which = 0; which < 2; which++) {
+            const float *a = which ? m[0] : y[0], *b = which ? m[n] : y[n];
+            int cnt = which ? NTOK * HID : NTOK * ROWS;
+            double d = 0, mx = 0;
+            for (int i = 0; i < cnt; i++) {
+                double e = fabs((double)b[i] - a[i]);
+                d = e > d || e != e ? e : d, mx = fabs(a[i]) > mx ? fabs(a[i]) : mx;
+            }
+            ck_assert_msg(d <= 1e-6 * mx, "widen%s: %d threads are %.3g (relative) from 1 thread's", which ? " MLP" : "",
+                          n + 1, d / mx);
         }
-        ck_assert_msg(d <= 1e-6 * mx, "portable: %d threads are %.3g (relative) from 1 thread's", n + 1, d / mx);
     }
-    for (int n = 0; n < 3; n++) free(y[n]);
-    free(w16), free(x);
+    for (int n = 0; n < made; n++) free(y[n]), free(m[n]);
+    free(w16), free(g16), free(u16), free(d16), free(x), free(gs), free(us);
 }
 END_TEST
 
 START_TEST(test_fused_mlp_is_three_linears_and_swiglu) {
     ch_backend *be = make_backend(_i, 2);
     if (!be) return;
-    /* I, hidden, ntok: ragged in each; 2112 = a hidden past one k-chunk of down's input */
-    static const int shapes[][3] = {{160, 64, 70}, {48, 96, 33}, {37, 40, 5}, {64, 2112, 20}, {2100, 48, 40}};
+    /* I, hidden, ntok: ragged in each; 2112 = a hidden past one k-chunk of down's input; 200
+     * tokens past one token block */
+    static const int shapes[][3] = {{160, 64, 70}, {48, 96, 33}, {37, 40, 5}, {64, 2112, 20}, {2100, 48, 40},
+                                    {90, 70, 200}, {16, 16, 1}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int I = shapes[si][0], hid = shapes[si][1], ntok = shapes[si][2];
         uint16_t *g16 = malloc(sizeof(uint16_t) * I * hid), *u16 = malloc(sizeof(uint16_t) * I * hid);
@@ -265,12 +304,12 @@ int main(void) {
     Suite *s = suite_create("cpu_bf16");
     TCase *tc = tcase_create("bf16");
     tcase_set_timeout(tc, 120);
-    /* loop index: 0 the portable kernel, 1 AMX */
-    tcase_add_loop_test(tc, test_linear_matches_double_reference, 0, 2);
-    tcase_add_loop_test(tc, test_activation_rounding_is_ch_f32_to_bf16, 0, 2);
-    tcase_add_loop_test(tc, test_thread_count_does_not_change_a_bit, 0, 2);
-    tcase_add_loop_test(tc, test_fused_mlp_is_three_linears_and_swiglu, 0, 2);
-    tcase_add_loop_test(tc, test_what_load_weight_keeps, 0, 2);
+    /* loop index: 0 the widening kernel, 1 AMX, 2 AVX512-BF16 */
+    tcase_add_loop_test(tc, test_linear_matches_double_reference, 0, 3);
+    tcase_add_loop_test(tc, test_activation_rounding_is_ch_f32_to_bf16, 0, 3);
+    tcase_add_loop_test(tc, test_thread_count_does_not_change_a_bit, 0, 3);
+    tcase_add_loop_test(tc, test_fused_mlp_is_three_linears_and_swiglu, 0, 3);
+    tcase_add_loop_test(tc, test_what_load_weight_keeps, 0, 3);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

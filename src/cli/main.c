@@ -6,6 +6,7 @@
 
 #include "backend.h"
 #include "stage.h"
+#include "cpu_features.h"
 #include "err.h"
 #include "init.h"
 
@@ -44,6 +45,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* OpenBLAS fell back to a generic core on a CPU with AVX2/AVX-512? Run again with the right one
+     * (kernels/cpu_features.h): before MPI and before any thread starts. */
+    ch_cpu_blas_fix(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
