@@ -154,8 +154,10 @@ END_TEST
  * OpenBLAS may sum an edge tile in another order than a whole one (seen under valgrind, whose
  * CPU makes OpenBLAS pick other kernels). With bf16 weights (bf16-rounded Linear inputs) such an
  * f32 last-bit difference may put one input element on the other side of a bf16 rounding
- * boundary: one bf16 step (2^-8 relative) on one element of a sum, 1.8e-5 seen on qwen3_bf16
- * under valgrind, so those models get 1e-4 - still four orders under a misplaced block.
+ * boundary: one bf16 step (2^-8 relative) on one element of a sum, up to ~3e-4 of the output's
+ * largest value at these sizes (weights 0.15, sums of 64-160); 1.8e-5 (heads) and 1.2e-4
+ * (hidden) seen on qwen3_bf16 under valgrind. Those models get 1e-3 - still three orders under a
+ * misplaced block; without valgrind all models agree to 1e-6.
  * Packed batch, both poolings, hidden too. */
 static double rel_gap(const float *a, const float *ref, size_t n) {
     double d = 0, mx = 0;
@@ -196,7 +198,7 @@ START_TEST(test_thread_count_changes_only_rounding) {
             ref = out, refh = hid;
         } else {
             double e = rel_gap(out, ref, nout * 2), h = rel_gap(hid, refh, nhid * 2);
-            const double lim = g->bf16 ? 1e-4 : 1e-6;
+            const double lim = g->bf16 ? 1e-3 : 1e-6;
             ck_assert_msg(e <= lim, "%s: head outputs with %d threads are %.3g (relative) from 1 thread's", g->name,
                           threads[ti], e);
             ck_assert_msg(h <= lim, "%s: hidden with %d threads is %.3g (relative) from 1 thread's", g->name, threads[ti], h);
