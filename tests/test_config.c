@@ -9,7 +9,8 @@
 #include "config.h"
 #include "err.h"
 
-/* The published config.json of meta-llama/Llama-3.1-8B and Qwen/Qwen2.5-7B. */
+/* The published config.json of meta-llama/Llama-3.1-8B, Qwen/Qwen2.5-7B and Qwen/Qwen3-0.6B
+ * (head_dim 128 != hidden / heads = 64, tied, sliding-window keys present but off). */
 static const char *llama31_8b =
     "{\"architectures\":[\"LlamaForCausalLM\"],\"attention_bias\":false,\"attention_dropout\":0.0,"
     "\"bos_token_id\":128000,\"eos_token_id\":128001,\"hidden_act\":\"silu\",\"hidden_size\":4096,"
@@ -27,6 +28,16 @@ static const char *qwen25_7b =
     "\"num_key_value_heads\":4,\"rms_norm_eps\":1e-06,\"rope_theta\":1000000.0,\"sliding_window\":131072,"
     "\"tie_word_embeddings\":false,\"torch_dtype\":\"bfloat16\",\"transformers_version\":\"4.43.1\","
     "\"use_cache\":true,\"use_mrope\":false,\"use_sliding_window\":false,\"vocab_size\":152064}";
+
+static const char *qwen3_06b =
+    "{\"architectures\":[\"Qwen3ForCausalLM\"],\"attention_bias\":false,\"attention_dropout\":0.0,"
+    "\"bos_token_id\":151643,\"eos_token_id\":151645,\"head_dim\":128,\"hidden_act\":\"silu\","
+    "\"hidden_size\":1024,\"initializer_range\":0.02,\"intermediate_size\":3072,"
+    "\"max_position_embeddings\":40960,\"max_window_layers\":28,\"model_type\":\"qwen3\","
+    "\"num_attention_heads\":16,\"num_hidden_layers\":28,\"num_key_value_heads\":8,\"rms_norm_eps\":1e-06,"
+    "\"rope_scaling\":null,\"rope_theta\":1000000,\"sliding_window\":null,\"tie_word_embeddings\":true,"
+    "\"torch_dtype\":\"bfloat16\",\"transformers_version\":\"4.51.0\",\"use_cache\":true,"
+    "\"use_sliding_window\":false,\"vocab_size\":151936}";
 
 /* Replace the first occurrence of `from` in base by `to` (test helper). */
 static char *edit(const char *base, const char *from, const char *to) {
@@ -76,6 +87,32 @@ START_TEST(test_qwen25_7b_published_config_accepted) {
 }
 END_TEST
 
+START_TEST(test_qwen3_06b_published_config_accepted) {
+    ch_config c;
+    ck_assert_int_eq(ch_config_parse(qwen3_06b, "qwen3", &c), 0);
+    ck_assert_int_eq(c.arch, CH_ARCH_QWEN3);
+    ck_assert_int_eq(c.n_heads, 16);
+    ck_assert_int_eq(c.n_kv_heads, 8);
+    ck_assert_int_eq(c.head_dim, 128);
+    ck_assert_int_eq(c.rope.head_dim, 128);
+    ck_assert_int_eq(c.qk_norm, 1);
+    ck_assert_int_eq(c.qkv_bias, 0);
+    ck_assert_int_eq(c.o_bias, 0);
+    ck_assert_int_eq(c.tie_embeddings, 1);
+    ck_assert_float_eq(c.rope.theta, 1000000.0f);
+    ch_config_free(&c);
+    /* transformers 5's Qwen3Config().to_dict() form: rope_parameters and layer_types */
+    char *a = edit(qwen3_06b, "\"rope_scaling\":null,\"rope_theta\":1000000,",
+                   "\"rope_parameters\":{\"rope_theta\":1000000.0,\"rope_type\":\"default\"},"
+                   "\"layer_types\":[\"full_attention\",\"full_attention\"],\"dtype\":null,"
+                   "\"chunk_size_feed_forward\":0,\"output_attentions\":false,\"return_dict\":true,");
+    ck_assert_int_eq(ch_config_parse(a, "qwen3 v5", &c), 0);
+    ck_assert_float_eq(c.rope.theta, 1000000.0f);
+    ch_config_free(&c);
+    free(a);
+}
+END_TEST
+
 START_TEST(test_rope_parameters_form_accepted) {
     /* transformers 5 writes rope_parameters (with rope_theta inside) instead of the two keys */
     char *a = edit(llama31_8b, "\"rope_scaling\":", "\"rope_parameters\":");
@@ -93,6 +130,8 @@ END_TEST
 START_TEST(test_unsupported_architecture_named) {
     char *j = edit(llama31_8b, "LlamaForCausalLM", "MistralForCausalLM");
     expect_refused(j, CH_EUNSUPPORTED, "MistralForCausalLM");
+    /* the refusal lists what is supported */
+    ck_assert_ptr_nonnull(strstr(ch_err_msg(), "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM"));
     free(j);
 }
 END_TEST
@@ -114,6 +153,8 @@ START_TEST(test_unimplemented_values_named) {
         {llama31_8b, "\"pretraining_tp\":1", "\"pretraining_tp\":2", "pretraining_tp"},
         {qwen25_7b, "\"use_sliding_window\":false", "\"use_sliding_window\":true", "use_sliding_window"},
         {qwen25_7b, "\"use_mrope\":false", "\"use_mrope\":true", "use_mrope"},
+        {qwen3_06b, "\"use_sliding_window\":false", "\"use_sliding_window\":true", "use_sliding_window"},
+        {qwen3_06b, "\"sliding_window\":null", "\"layer_types\":[\"sliding_attention\"]", "layer_types"},
         {llama31_8b, "\"low_freq_factor\":1.0,", "", "low_freq_factor"},
         {llama31_8b, "\"num_key_value_heads\":8", "\"num_key_value_heads\":7", "num_key_value_heads"},
     };
@@ -180,6 +221,7 @@ int main(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_llama31_8b_published_config_accepted);
     tcase_add_test(tc, test_qwen25_7b_published_config_accepted);
+    tcase_add_test(tc, test_qwen3_06b_published_config_accepted);
     tcase_add_test(tc, test_rope_parameters_form_accepted);
     tcase_add_test(tc, test_unsupported_architecture_named);
     tcase_add_test(tc, test_unknown_key_named);

@@ -1,7 +1,7 @@
 /* test_model_golden.c - the engine against Hugging Face transformers (tests/golden/
  * make_model_golden.py): every layer's per-head attention output, at the last token and averaged
  * over the prompt, and the mean final hidden state, for tiny random Llama-3.1 / Llama-3.2 /
- * Qwen2.5 checkpoints in f32 and bf16 (one sharded). All sequences run packed in ONE batch and
+ * Qwen2.5 / Qwen3 (per-head q/k RMSNorm, head_dim != hidden / heads) checkpoints in f32 and bf16 (one sharded). All sequences run packed in ONE batch and
  * again one per batch, at both precisions. Error metric: max |ours - HF| / max |HF| per
  * (sequence, layer).
  *   f32 weights (either precision): <= 1e-4.
@@ -38,7 +38,8 @@ typedef struct {
 #define BF16IN_TOL 2e-3
 
 static const golden models[] = {{"llama31_f32", 0},  {"llama31_bf16", 1}, {"llama31_bf16_sharded", 1},
-                                {"llama32_tied", 0}, {"qwen25_f32", 0},  {"qwen25_bf16", 1}};
+                                {"llama32_tied", 0}, {"qwen25_f32", 0},  {"qwen25_bf16", 1},
+                                {"qwen3_f32", 0},    {"qwen3_bf16", 1}};
 
 #include "golden_ref.h"
 
@@ -151,7 +152,13 @@ END_TEST
  * attention per (sequence, head). The thread count must not change the results beyond rounding:
  * a block given the wrong rows or offset would be off by the values' own size. Not to the bit:
  * OpenBLAS may sum an edge tile in another order than a whole one (seen under valgrind, whose
- * CPU makes OpenBLAS pick other kernels). Packed batch, both poolings, hidden too. */
+ * CPU makes OpenBLAS pick other kernels). With bf16 weights (bf16-rounded Linear inputs) such an
+ * f32 last-bit difference may put one input element on the other side of a bf16 rounding
+ * boundary: one bf16 step (2^-8 relative) on one element of a sum, up to ~3e-4 of the output's
+ * largest value at these sizes (weights 0.15, sums of 64-160); 1.8e-5 (heads) and 1.2e-4
+ * (hidden) seen on qwen3_bf16 under valgrind. Those models get 1e-3 - still three orders under a
+ * misplaced block; without valgrind all models agree to 1e-6.
+ * Packed batch, both poolings, hidden too. */
 static double rel_gap(const float *a, const float *ref, size_t n) {
     double d = 0, mx = 0;
     for (size_t i = 0; i < n; i++) {
@@ -191,9 +198,10 @@ START_TEST(test_thread_count_changes_only_rounding) {
             ref = out, refh = hid;
         } else {
             double e = rel_gap(out, ref, nout * 2), h = rel_gap(hid, refh, nhid * 2);
-            ck_assert_msg(e <= 1e-6, "%s: head outputs with %d threads are %.3g (relative) from 1 thread's", g->name,
+            const double lim = g->bf16 ? 1e-3 : 1e-6;
+            ck_assert_msg(e <= lim, "%s: head outputs with %d threads are %.3g (relative) from 1 thread's", g->name,
                           threads[ti], e);
-            ck_assert_msg(h <= 1e-6, "%s: hidden with %d threads is %.3g (relative) from 1 thread's", g->name, threads[ti], h);
+            ck_assert_msg(h <= lim, "%s: hidden with %d threads is %.3g (relative) from 1 thread's", g->name, threads[ti], h);
             free(out), free(hid);
         }
         ch_model_close(m);

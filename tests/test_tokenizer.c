@@ -407,6 +407,11 @@ START_TEST(test_model_dirs_equal_hf_golden_with_tokenizer_config) {
     check_golden(t, "llama3_1", 2000);
     ck_assert_msg(open_dir("qwen3", NULL, QWEN2_CONFIG, &t) == 0, "%s", ch_err_msg());
     check_golden(t, "qwen3", 2000);
+    /* a Qwen3ForCausalLM directory (the engine runs it): plain ChatML, as for Qwen2 */
+    ck_assert_msg(open_dir("qwen3", NULL, "{\"architectures\":[\"Qwen3ForCausalLM\"],\"model_type\":\"qwen3\"}", &t) == 0,
+                  "%s", ch_err_msg());
+    ck_assert_int_eq(ch_tok_chat_style(t), CH_CHAT_CHATML);
+    ch_tok_free(t);
 }
 END_TEST
 

@@ -191,10 +191,12 @@ int ch_config_parse(const char *text, const char *where, ch_config *c) {
         c->arch = CH_ARCH_LLAMA;
     else if (!strcmp(a0->valuestring, "Qwen2ForCausalLM"))
         c->arch = CH_ARCH_QWEN2;
+    else if (!strcmp(a0->valuestring, "Qwen3ForCausalLM"))
+        c->arch = CH_ARCH_QWEN3;
     else
         CH_FAIL_GOTO(done, CH_EUNSUPPORTED,
                      "%s: architecture '%s' is not supported (supported: LlamaForCausalLM, "
-                     "Qwen2ForCausalLM)",
+                     "Qwen2ForCausalLM, Qwen3ForCausalLM)",
                      where, a0->valuestring);
     snprintf(c->arch_name, sizeof c->arch_name, "%s", a0->valuestring);
 
@@ -223,9 +225,10 @@ int ch_config_parse(const char *text, const char *where, ch_config *c) {
         if (attn_bias) /* Qwen2 has q/k/v biases by construction and never an o_proj bias */
             CH_FAIL_GOTO(done, CH_EUNSUPPORTED, "%s: attention_bias is not a Qwen2 option", where);
         c->qkv_bias = 1;
-    } else {
+    } else { /* Llama and Qwen3: attention_bias puts a bias on q, k, v and o alike */
         c->qkv_bias = c->o_bias = attn_bias;
     }
+    c->qk_norm = c->arch == CH_ARCH_QWEN3;
     CH_TRY_GOTO(get_bool(root, where, "tie_word_embeddings", 0, &c->tie_embeddings), done);
     CH_TRY_GOTO(check_values(root, where, c), done);
     CH_TRY_GOTO(parse_rope(root, where, c), done);

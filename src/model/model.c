@@ -1,7 +1,7 @@
-/* model.c - the Llama / Qwen2 forward pass, written once against the backend seam.
+/* model.c - the Llama / Qwen2 / Qwen3 forward pass, written once against the backend seam.
  *
  * Read forward() top to bottom: embed, then per layer: RMSNorm, q/k/v projections (+bias
- * for Qwen2), RoPE, causal GQA attention - whose output, the o_proj input, is what we capture -
+ * for Qwen2), per-head q/k RMSNorm (Qwen3), RoPE, causal GQA attention - whose output, the o_proj input, is what we capture -
  * then o_proj, residual, RMSNorm, SwiGLU MLP, residual. The last layer stops after its attention:
  * nothing after it is captured. The LM head is never computed. The captures are pooled into
  * one [L][nseq][H*D] buffer on the device - narrowed there to the archive's binary16 for
@@ -21,7 +21,7 @@
 #define MAX_INV_FREQ_STACK 256
 
 typedef struct {
-    ch_weight ln1, wq, wk, wv, wo, bq, bk, bv, bo, ln2, wgate, wup, wdown;
+    ch_weight ln1, wq, wk, wv, wo, bq, bk, bv, bo, qn, kn, ln2, wgate, wup, wdown;
 } layer_weights;
 
 /* Scratch activations for a batch of up to `cap` tokens and `seq_cap` sequences. */
@@ -80,6 +80,10 @@ static int load_layer(ch_model *m, int l, layer_weights *w) {
         LOAD(bv, "self_attn.v_proj.bias", kvd, 0);
     }
     if (c->o_bias) LOAD(bo, "self_attn.o_proj.bias", c->hidden, 0);
+    if (c->qk_norm) {
+        LOAD(qn, "self_attn.q_norm.weight", c->head_dim, 0);
+        LOAD(kn, "self_attn.k_norm.weight", c->head_dim, 0);
+    }
     LOAD(ln2, "post_attention_layernorm.weight", c->hidden, 0);
     LOAD(wgate, "mlp.gate_proj.weight", c->intermediate, c->hidden);
     LOAD(wup, "mlp.up_proj.weight", c->intermediate, c->hidden);
@@ -360,6 +364,10 @@ static int forward(ch_model *m, const ch_batch *b, const int32_t *pos, int ntok,
         CH_TRY(linear(be, &w->wq, &w->bq, s->xn, ntok, s->q));
         CH_TRY(linear(be, &w->wk, &w->bk, s->xn, ntok, s->k));
         CH_TRY(linear(be, &w->wv, &w->bv, s->xn, ntok, s->v));
+        if (c->qk_norm) { /* Qwen3: each head's q and k, as [ntok * heads, D] rows, before RoPE */
+            CH_TRY(be->rmsnorm(be, s->q, &w->qn, ntok * H, D, c->rms_eps, s->q));
+            CH_TRY(be->rmsnorm(be, s->k, &w->kn, ntok * KV, D, c->rms_eps, s->k));
+        }
         CH_TRY(be->rope(be, s->q, ntok, H, D, s->pos, m->inv_freq));
         CH_TRY(be->rope(be, s->k, ntok, KV, D, s->pos, m->inv_freq));
         CH_TRY(be->attention(be, s->q, s->k, s->v, &seqs, H, KV, D, scale, s->att));

@@ -133,7 +133,8 @@ int ch_tok_encode_chat(const ch_tokenizer *t, ch_chat_style style, const ch_mess
 }
 
 /* config.json of the model directory chooses the template, as the issue asks: LlamaForCausalLM
- * (model_type llama) -> Llama 3 headers, Qwen2ForCausalLM (qwen2) -> ChatML. A tokenizer without
+ * (model_type llama) -> Llama 3 headers, Qwen2ForCausalLM / Qwen3ForCausalLM (qwen2 / qwen3) -> ChatML
+ * (plain, see CH_CHAT_CHATML: no default system prompt, no <think> block). A tokenizer without
  * that template's tokens cannot render it: ch_tok_encode_chat refuses then (CH_EMISMATCH, naming
  * this config.json), so a text-only corpus runs with any tokenizer of the architecture (a Llama-2
  * style SentencePiece one in a LlamaForCausalLM directory). */
@@ -154,12 +155,13 @@ int tok_model_config(ch_tokenizer *t, const char *path, const char *json, size_t
         CH_FAIL_GOTO(done, CH_EFORMAT, "%s: neither 'architectures' nor 'model_type': no chat template to choose", path);
     /* -1: a class / type without a built-in template */
     int sa = !a ? CH_CHAT_NONE : !strcmp(a, "LlamaForCausalLM") ? CH_CHAT_LLAMA3
-             : !strcmp(a, "Qwen2ForCausalLM") ? CH_CHAT_CHATML : -1;
-    int sm = !m ? CH_CHAT_NONE : !strcmp(m, "llama") ? CH_CHAT_LLAMA3 : !strcmp(m, "qwen2") ? CH_CHAT_CHATML : -1;
+             : !strcmp(a, "Qwen2ForCausalLM") || !strcmp(a, "Qwen3ForCausalLM") ? CH_CHAT_CHATML : -1;
+    int sm = !m ? CH_CHAT_NONE : !strcmp(m, "llama") ? CH_CHAT_LLAMA3
+             : !strcmp(m, "qwen2") || !strcmp(m, "qwen3") ? CH_CHAT_CHATML : -1;
     if (sa < 0 || sm < 0)
         CH_FAIL_GOTO(done, CH_EUNSUPPORTED,
                      "%s: %s '%s' has no built-in chat template (LlamaForCausalLM / llama -> Llama 3 headers, "
-                     "Qwen2ForCausalLM / qwen2 -> ChatML)",
+                     "Qwen2ForCausalLM / qwen2, Qwen3ForCausalLM / qwen3 -> ChatML)",
                      path, sa < 0 ? "architecture" : "model_type", sa < 0 ? a : m);
     if (sa && sm && sa != sm)
         CH_FAIL_GOTO(done, CH_EMISMATCH, "%s: architecture '%s' and model_type '%s' disagree", path, a, m);

@@ -12,6 +12,10 @@ captured with a forward pre-hook) at every position, and the final norm's output
   llama32_tied         Llama 3.2 style: tied embeddings (no lm_head tensor), float32
   qwen25_f32           Qwen2ForCausalLM: q/k/v biases, rope theta 1e6, tied, GQA, float32
   qwen25_bf16          the same in bfloat16
+  qwen3_f32            Qwen3ForCausalLM: per-head q_norm/k_norm RMSNorm before RoPE, no q/k/v
+                       biases, head_dim 32 != hidden / heads (16), rope theta 1e6, tied, GQA, float32
+  qwen3_bf16           the same in bfloat16
+Arguments, if any, name the models to (re)build; none: all.
 tests/golden/models/<name>/expected.safetensors holds "tokens.<i>" (I32 [T]), "heads.<i>" (F32
 [T, L, H, D]) and "final_hidden.<i>" (F32 [T, hidden]); bf16 models also "heads_f32.<i>" and
 "final_hidden_f32.<i>": the same bf16 weights upcast to float32 and run in float32, which an
@@ -23,11 +27,13 @@ time, no padding.
 """
 import os
 import shutil
+import sys
 
 import numpy as np
 import torch
 from safetensors.numpy import save_file
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
+                          Qwen3ForCausalLM)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "models")
@@ -48,6 +54,13 @@ def qwen_config():
     return Qwen2Config(vocab_size=VOCAB, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
                        num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-6, rope_theta=1000000.0,
                        max_position_embeddings=256, tie_word_embeddings=True, attn_implementation="eager")
+
+
+def qwen3_config():
+    return Qwen3Config(vocab_size=VOCAB, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, head_dim=32, rms_norm_eps=1e-6,
+                       rope_theta=1000000.0, max_position_embeddings=256, tie_word_embeddings=True,
+                       attention_bias=False, use_sliding_window=False, attn_implementation="eager")
 
 
 def randomize(model, seed):
@@ -86,6 +99,8 @@ def capture(model, ids, bf16_inputs=False):
 
 
 def build(name, cls, cfg, seed, dtype, shards=0):
+    if len(sys.argv) > 1 and name not in sys.argv[1:]:
+        return
     torch.manual_seed(seed)
     model = cls(cfg).eval()
     randomize(model, seed)
@@ -125,3 +140,5 @@ build("llama31_bf16_sharded", LlamaForCausalLM, llama_config(False), 11, torch.b
 build("llama32_tied", LlamaForCausalLM, llama_config(True), 12, torch.float32)
 build("qwen25_f32", Qwen2ForCausalLM, qwen_config(), 13, torch.float32)
 build("qwen25_bf16", Qwen2ForCausalLM, qwen_config(), 13, torch.bfloat16)
+build("qwen3_f32", Qwen3ForCausalLM, qwen3_config(), 14, torch.float32)
+build("qwen3_bf16", Qwen3ForCausalLM, qwen3_config(), 14, torch.bfloat16)
