@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "crc32c.h"
+#include "check_main.h"
 
 START_TEST(test_known_values) {
     unsigned char z[32], f[32], inc[32], dec[32];
@@ -42,9 +43,5 @@ int main(void) {
     tcase_add_test(tc, test_known_values);
     tcase_add_test(tc, test_hardware_equals_portable);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? 1 : 0;
+    return ch_check_run(s);
 }

@@ -6,6 +6,7 @@
 
 #include "err.h"
 #include "options.h"
+#include "check_main.h"
 
 typedef struct {
     const char *in, *label;
@@ -158,9 +159,5 @@ int main(void) {
     tcase_add_test(tc, test_environment_then_command_line);
     tcase_add_test(tc, test_help_wins_and_tells_defaults);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ch_check_run(s);
 }

@@ -13,6 +13,7 @@
 #include "err.h"
 #include "lock.h"
 #include "outpath.h"
+#include "check_main.h"
 
 static char dir[256];
 
@@ -200,9 +201,5 @@ int main(void) {
     tcase_add_test(tc, test_lock_refuses_a_live_holder_and_names_it);
     tcase_add_test(tc, test_stale_lock_reported_and_taken_over_only_when_asked);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? 1 : 0;
+    return ch_check_run(s);
 }

@@ -69,6 +69,10 @@ typedef struct {
 } ch_opt_cmd;
 
 #define CH_NOPTS(table) ((int)(sizeof(table) / sizeof((table)[0])))
+/* The --force entry every stage that writes has: the same flag and the same words everywhere. */
+#define CH_OPT_FORCE(type, field)                                                                  \
+    {"force", 0, CH_OPT_FLAG, offsetof(type, field),                                               \
+     .help = "replace existing outputs (without it an existing one is refused)"}
 
 /* Fill the struct at `out` from the defaults, the environment and argv (argv[0] is the stage
  * name). Sets *help and returns 0 at once when -h/--help is given. Positional arguments go into a
