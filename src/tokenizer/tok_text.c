@@ -185,6 +185,7 @@ typedef struct {
 } obuf;
 
 static int buf_put(obuf *b, const void *s, size_t n) {
+    if (!n) return 0; /* an empty piece may come with no buffer at all; memcpy wants one */
     CH_TRY(tok_buf_reserve(b->p, b->cap, b->o + n));
     memcpy(*b->p + b->o, s, n);
     b->o += n;
