@@ -84,44 +84,51 @@ static int first_pass(const char *input, int max_tokens, int window, const ch_to
  * would make the archive ambiguous (inspect --verify calls it inconsistent). The hashes and line
  * numbers of all records are gathered; the rank holding the later record of the first duplicate
  * names both lines, the other ranks fail with it through the agreement. */
-static const uint64_t *sort_keys;
-static int cmp_by_hash(const void *a, const void *b) {
-    uint64_t x = sort_keys[*(const int64_t *)a], y = sort_keys[*(const int64_t *)b];
-    if (x != y) return x < y ? -1 : 1;
-    return *(const int64_t *)a < *(const int64_t *)b ? -1 : 1;
+typedef struct {
+    uint64_t hash;
+    int64_t g; /* the record's index in the corpus */
+} id_key;
+
+static int cmp_id_key(const void *a, const void *b) {
+    const id_key *x = a, *y = b;
+    if (x->hash != y->hash) return x->hash < y->hash ? -1 : 1;
+    return x->g < y->g ? -1 : x->g > y->g;
 }
 
 static int check_unique_ids(const char *input, own_records *own, MPI_Comm comm) {
     int rank = 0, size = 1, rc = 0;
-    if (MPI_Comm_rank(comm, &rank) != MPI_SUCCESS || MPI_Comm_size(comm, &size) != MPI_SUCCESS)
-        CH_FAIL(CH_EMPI, "MPI_Comm_rank/size failed");
+    CH_MPI_TRY(MPI_Comm_rank(comm, &rank));
+    CH_MPI_TRY(MPI_Comm_size(comm, &size));
     const int64_t N = own->lines.total;
     int *counts = NULL, *displ = NULL, mine = (int)own->lines.count;
     uint64_t *hash = NULL;
-    int64_t *line = NULL, *order = NULL;
+    int64_t *line = NULL;
+    id_key *key = NULL;
     CH_TRY_GOTO(CH_ALLOC(counts, size, "counts"), out);
     CH_TRY_GOTO(CH_ALLOC(displ, size, "displacements"), out);
     CH_TRY_GOTO(CH_ALLOC(hash, N + 1, "id hashes"), out);
     CH_TRY_GOTO(CH_ALLOC(line, N + 1, "line numbers"), out);
-    CH_TRY_GOTO(CH_ALLOC(order, N + 1, "id order"), out);
-    if (MPI_Allgather(&mine, 1, MPI_INT, counts, 1, MPI_INT, comm) != MPI_SUCCESS)
-        CH_FAIL_GOTO(out, CH_EMPI, "MPI_Allgather of record counts failed");
+    CH_TRY_GOTO(CH_ALLOC(key, N + 1, "id order"), out);
+    CH_MPI_TRY_GOTO(MPI_Allgather(&mine, 1, MPI_INT, counts, 1, MPI_INT, comm), out);
     for (int r = 0, off = 0; r < size; r++) displ[r] = off, off += counts[r];
-    if (MPI_Allgatherv(own->id_hash, mine, MPI_UINT64_T, hash, counts, displ, MPI_UINT64_T, comm) != MPI_SUCCESS ||
-        MPI_Allgatherv(own->lines.line, mine, MPI_INT64_T, line, counts, displ, MPI_INT64_T, comm) != MPI_SUCCESS)
-        CH_FAIL_GOTO(out, CH_EMPI, "MPI_Allgatherv of id hashes failed");
-    for (int64_t g = 0; g < N; g++) order[g] = g;
-    sort_keys = hash;
-    qsort(order, (size_t)N, sizeof *order, cmp_by_hash);
-    int64_t first = -1, second = -1; /* the duplicate whose later record comes first in the file */
-    for (int64_t k = 1; k < N; k++)
-        if (hash[order[k]] == hash[order[k - 1]] && (second < 0 || order[k] < second))
-            first = order[k - 1], second = order[k];
+    CH_MPI_TRY_GOTO(MPI_Allgatherv(own->id_hash, mine, MPI_UINT64_T, hash, counts, displ, MPI_UINT64_T, comm), out);
+    CH_MPI_TRY_GOTO(MPI_Allgatherv(own->lines.line, mine, MPI_INT64_T, line, counts, displ, MPI_INT64_T, comm), out);
+    for (int64_t g = 0; g < N; g++) key[g] = (id_key){hash[g], g};
+    qsort(key, (size_t)N, sizeof *key, cmp_id_key);
+    /* equal ids sort together, in file order: report the earliest repeat and its group's first */
+    int64_t first = -1, second = -1;
+    for (int64_t k = 1, head = 0; k < N; k++) {
+        if (key[k].hash != key[k - 1].hash) {
+            head = k;
+            continue;
+        }
+        if (second < 0 || key[k].g < second) first = key[head].g, second = key[k].g;
+    }
     if (second >= displ[rank] && second < displ[rank] + mine)
         rc = ch_err_set(CH_EFORMAT, __FILE__, __LINE__, "%s:%lld: duplicate id '%s' (first at line %lld): ids must be unique",
                         input, (long long)line[second], own->ids[second - displ[rank]], (long long)line[first]);
 out:
-    free(counts), free(displ), free(hash), free(line), free(order);
+    free(counts), free(displ), free(hash), free(line), free(key);
     return ch_mpi_agree(comm, rc);
 }
 
