@@ -20,7 +20,9 @@
  *                    n_records, capability_names (JSON list), command_line, batch_tokens and
  *                    max_tokens (int64: extract's options; the batch plan, which fixes every
  *                    row's bytes, depends on batch_tokens; max_tokens only refuses longer
- *                    records, it never changes a batch), created (ISO time;
+ *                    records unless --truncate cuts them to it), render_template,
+ *                    render_span, render_cue (the rendering rule, io/render_rule.h), truncate
+ *                    ("none"|"left"|"right") and n_truncated (int64: records cut), created (ISO time;
  *                    the only attribute that differs between identical runs), complete (uint8,
  *                    set to 1 by close when every row is done).
  * Row i always holds record i of the input, whatever the number of ranks.
@@ -33,6 +35,7 @@
 #include <stdint.h>
 
 #include "capability.h"
+#include "render_rule.h"
 
 #define CH_ARCHIVE_FORMAT "capheads-activations"
 #define CH_ARCHIVE_VERSION 1
@@ -57,6 +60,10 @@ typedef struct {
     int64_t batch_tokens;         /* extract's --batch-tokens: the batch plan, and so the bytes */
     int64_t max_tokens;           /* extract's --max-tokens (recorded, not compared on resume) */
     int no_checksums;             /* 1: no /row_crc (only bench_archive, to measure what it costs) */
+    const ch_render_rule *render; /* how records became tokens (render_rule.h); NULL: not recorded
+                                   * (synthetic archives of tests and benchmarks only) */
+    const char *truncate;         /* extract's --truncate: "none" | "left" | "right" (NULL: "none") */
+    int64_t n_truncated;          /* records cut to the limit under --truncate */
 } ch_archive_meta;
 
 typedef struct ch_archive ch_archive;
@@ -67,8 +74,9 @@ typedef struct ch_archive ch_archive;
 int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm, ch_archive **out);
 /* Collective. Reopen an existing archive for --resume: refuses (CH_EMISMATCH, naming the
  * attribute or option and both values) when model_config, tokenizer_sha256, pool, input_sha256,
- * backend, precision, batch_tokens or the shape differ from `expect` (an archive without batch_tokens, from before
- * it was recorded, is refused too: its plan is unknown). max_tokens is not compared. */
+ * backend, precision, batch_tokens, the render rule, truncate or the shape differ from `expect` (an archive
+ * without batch_tokens or a render rule, from before they were recorded, is refused too: its plan is
+ * unknown). max_tokens is compared only under --truncate left|right, where it changes the rows. */
 int ch_archive_open_resume(const char *path, const ch_archive_meta *expect, MPI_Comm comm,
                            ch_archive **out);
 /* What the archive stores of each row besides its data: ids and tasks NUL-terminated (a NULL
@@ -107,6 +115,9 @@ typedef struct {
     int hidden_dim;     /* 0 when the archive has no /hidden */
     char *pool, *model_config, *tokenizer_sha256, *input_sha256, *input_path, *command_line,
         *created, *model_dir, *backend, *precision;
+    ch_render_rule render; /* render.recorded = 0 in archives of an older extract */
+    char truncate[8];      /* "none" | "left" | "right" ("none" when not recorded) */
+    int64_t n_truncated;
 } ch_archive_info;
 
 typedef struct ch_archive_reader ch_archive_reader;

@@ -251,6 +251,9 @@ int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm,
     CH_H5(ch_h5_put_str(a->f, "precision", m->precision));
     CH_H5(ch_h5_put_i64(a->f, "batch_tokens", m->batch_tokens));
     CH_H5(ch_h5_put_i64(a->f, "max_tokens", m->max_tokens));
+    if (m->render) CH_TRY_GOTO(ch_render_rule_write(a->f, path, m->render), fail);
+    CH_H5(ch_h5_put_str(a->f, "truncate", m->truncate ? m->truncate : "none"));
+    CH_H5(ch_h5_put_i64(a->f, "n_truncated", m->n_truncated));
     CH_H5(ch_h5_put_str(a->f, "created", created));
     CH_H5(ch_h5_put_i64(a->f, "complete", 0));
     CH_H5(H5Fflush(a->f, H5F_SCOPE_GLOBAL));
@@ -296,6 +299,36 @@ static int expect_option(ch_archive *a, const char *name, const char *option, in
     return 0;
 }
 
+/* The rows' tokens depend on the rendering rule and, when records are cut, on the cut and its
+ * length: a resume under another one would mix two kinds of rows in one archive. */
+static int expect_tokens(ch_archive *a, const ch_archive_meta *m) {
+    ch_render_rule have;
+    CH_TRY(ch_render_rule_read(a->f, a->path, &have));
+    if (m->render) {
+        if (!have.recorded)
+            CH_FAIL(CH_EMISMATCH, "%s: cannot resume: no render rule recorded (an older extract made it): extract it "
+                    "anew", a->path);
+        if (strcmp(have.template_name, m->render->template_name) || strcmp(have.span, m->render->span) ||
+            strcmp(have.cue, m->render->cue)) {
+            char dh[400], dw[400];
+            ch_render_rule_describe(&have, dh, sizeof dh);
+            ch_render_rule_describe(m->render, dw, sizeof dw);
+            CH_FAIL(CH_EMISMATCH, "%s: cannot resume: it was rendered with %s but this run renders with %s", a->path,
+                    dh, dw);
+        }
+    }
+    char *tr = NULL;
+    CH_TRY(ch_h5_get_str(a->f, "truncate", &tr));
+    const char *want = m->truncate ? m->truncate : "none", *got = tr ? tr : "none";
+    int same = !strcmp(got, want);
+    free(tr);
+    if (!same)
+        CH_FAIL(CH_EMISMATCH, "%s: cannot resume: it was written with --truncate %s but this run has --truncate %s",
+                a->path, got, want);
+    if (strcmp(want, "none")) CH_TRY(expect_option(a, "max_tokens", "--max-tokens", m->max_tokens));
+    return 0;
+}
+
 int ch_archive_open_resume(const char *path, const ch_archive_meta *m, MPI_Comm comm, ch_archive **out) {
     *out = NULL;
     ch_archive *a;
@@ -324,7 +357,8 @@ int ch_archive_open_resume(const char *path, const ch_archive_meta *m, MPI_Comm 
     /* bf16 and f32 Linear inputs differ by ~1e-2: never mixed in one archive either */
     CH_TRY_GOTO(expect_attr(a, "precision", m->precision), fail);
     CH_TRY_GOTO(expect_option(a, "batch_tokens", "--batch-tokens", m->batch_tokens), fail);
-    /* max_tokens is recorded, not compared: it refuses long records, it never changes a batch */
+    /* max_tokens only refuses long records unless they are cut to it (expect_tokens compares it then) */
+    CH_TRY_GOTO(expect_tokens(a, m), fail);
     if (m->hidden_dim > 0 && H5Lexists(a->f, "hidden", H5P_DEFAULT) <= 0)
         CH_FAIL_GOTO(fail, CH_EMISMATCH, "%s: cannot resume with --hidden: the archive was made without it", path);
     if (m->hidden_dim == 0 && H5Lexists(a->f, "hidden", H5P_DEFAULT) > 0)
