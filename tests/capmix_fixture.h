@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "h5util.h"
+#include "render_rule.h"
 
 static void put(hid_t f, const char *name, hid_t type, int rank, const hsize_t *dims, const void *data) {
     hid_t s = H5Screate_simple(rank, dims, NULL);
@@ -83,6 +84,9 @@ static void write_stage_probes(const char *p, int class_train, const char *caps,
     if (class_train) put(f, "class_train", H5T_NATIVE_INT64, 1, &cd, cls);
     ck_assert_int_eq(ch_h5_put_str(f, "capability_names", caps), 0);
     ck_assert_int_eq(ch_h5_put_str(f, "input_sha256", "probing-set-hash"), 0);
+    ch_render_rule rule; /* what probe copies from its input archive: extract's default */
+    ch_render_rule_default(&rule);
+    ck_assert_int_eq(ch_render_rule_write(f, p, &rule), 0);
     H5Fclose(f);
 }
 

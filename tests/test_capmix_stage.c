@@ -26,9 +26,12 @@ static char dir[256];
 /* An archive of n rows of the hand case, with the given ids, tasks and corpus hash. */
 static void write_stage_archive(const char *p, int n, const char *const *ids, const char *const *tasks,
                                 const char *sha) {
+    ch_render_rule rule; /* extract's default: the probe file's too (capmix_fixture.h) */
+    ch_render_rule_default(&rule);
     ch_archive_meta m = {.n_rows = n, .n_layers = SL, .n_heads = SH, .head_dim = SD, .id_len = 8,
                          .task_len = 8, .model_config = "{}", .model_dir = "m", .tokenizer_sha256 = "t",
-                         .pool = "last", .input_path = "in.jsonl", .input_sha256 = sha, .command_line = "test"};
+                         .pool = "last", .input_path = "in.jsonl", .input_sha256 = sha, .command_line = "test",
+                         .render = &rule};
     float acts[4][SL * SH * SD];
     int32_t lab[4] = {-1, -1, -1, -1}, ntok[4] = {1, 1, 1, 1};
     for (int r = 0; r < n; r++) stage_row(r, acts[r]);

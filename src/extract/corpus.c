@@ -12,8 +12,60 @@
 
 #define MAX_MESSAGES 4096
 
-static int from_messages(const cJSON *msgs, const char *where, int64_t line, const ch_tokenizer *tok,
-                         ch_chat_style style, ch_record *r) {
+/* The turns a rule renders: span full every one, span prompt all but a final assistant turn (the
+ * response); a conversation that does not end with the assistant is all prompt. */
+static int rendered_turns(const ch_message *m, int n, const ch_render_rule *rule) {
+    if (ch_render_rule_is_full(rule)) return n;
+    return !strcmp(m[n - 1].role, "assistant") ? n - 1 : n;
+}
+
+/* Contents joined by "\n\n", then "\n" + cue under span prompt when the cue is not empty. */
+static int join_plain(const ch_message *m, int n, const ch_render_rule *rule, char **out) {
+    size_t len = 1;
+    for (int i = 0; i < n; i++) len += strlen(m[i].content) + 2;
+    const char *cue = ch_render_rule_is_full(rule) ? "" : rule->cue;
+    len += strlen(cue) + 1;
+    char *s = malloc(len);
+    if (!s) CH_FAIL(CH_ENOMEM, "out of memory rendering a conversation (%zu bytes)", len);
+    size_t k = 0;
+    for (int i = 0; i < n; i++) {
+        if (i) s[k++] = '\n', s[k++] = '\n';
+        size_t l = strlen(m[i].content);
+        memcpy(s + k, m[i].content, l);
+        k += l;
+    }
+    if (cue[0]) {
+        s[k++] = '\n';
+        memcpy(s + k, cue, strlen(cue));
+        k += strlen(cue);
+    }
+    s[k] = 0;
+    *out = s;
+    return 0;
+}
+
+/* n messages (n >= 1) into r->tokens by the rule. */
+static int render_messages(const ch_message *m, int n, const char *id, const ch_corpus_render *how, ch_record *r) {
+    const ch_render_rule *rule = how->rule;
+    int k = rendered_turns(m, n, rule);
+    if (k < 1)
+        CH_FAIL(CH_EFORMAT, "record '%s' has no prompt turn: its only message is the assistant's (span prompt "
+                "renders the turns before the response)", id);
+    size_t nt = 0;
+    if (ch_render_rule_is_chat(rule)) {
+        CH_TRY(ch_tok_encode_chat(how->tok, how->style, m, k, !ch_render_rule_is_full(rule), &r->tokens, &nt));
+    } else {
+        char *s = NULL;
+        CH_TRY(join_plain(m, k, rule, &s));
+        int rc = ch_tok_encode(how->tok, s, strlen(s), 1, &r->tokens, &nt);
+        free(s);
+        CH_TRY(rc);
+    }
+    r->n_tokens = (int)nt;
+    return 0;
+}
+
+static int from_messages(const cJSON *msgs, const char *where, int64_t line, const ch_corpus_render *how, ch_record *r) {
     int n = cJSON_GetArraySize(msgs);
     if (n < 1 || n > MAX_MESSAGES) CH_FAIL(CH_EFORMAT, "%s:%lld: 'messages' must hold 1..%d messages", where, (long long)line, MAX_MESSAGES);
     ch_message *m = calloc((size_t)n, sizeof *m);
@@ -27,16 +79,32 @@ static int from_messages(const cJSON *msgs, const char *where, int64_t line, con
         }
         m[i].role = role->valuestring, m[i].content = c->valuestring;
     }
-    size_t nt = 0;
-    rc = ch_tok_encode_chat(tok, style, m, n, 0, &r->tokens, &nt);
+    rc = render_messages(m, n, r->id, how, r);
     free(m);
+    if (rc) return ch_err_wrap("%s:%lld: ", where, (long long)line);
+    return 0;
+}
+
+/* A text record: plain as it is (prepared texts end with the cue line already), chat as one user
+ * message with the generation prompt, under either span. */
+static int from_text(const char *text, const char *where, int64_t line, const ch_corpus_render *how, ch_record *r) {
+    int rc;
+    size_t nt = 0;
+    if (ch_render_rule_is_chat(how->rule)) {
+        ch_message m = {"user", text};
+        rc = ch_tok_encode_chat(how->tok, how->style, &m, 1, 1, &r->tokens, &nt);
+    } else {
+        rc = ch_tok_encode(how->tok, text, strlen(text), 1, &r->tokens, &nt);
+    }
     if (rc) return ch_err_wrap("%s:%lld: ", where, (long long)line);
     r->n_tokens = (int)nt;
     return 0;
 }
 
-int ch_corpus_record(const char *text, size_t len, const char *where, int64_t line, const ch_tokenizer *tok,
-                     ch_chat_style style, int vocab, ch_record *r) {
+int ch_corpus_record(const char *text, size_t len, const char *where, int64_t line, const ch_corpus_render *how,
+                     ch_record *r) {
+    const ch_tokenizer *tok = how->tok;
+    const int vocab = how->vocab;
     memset(r, 0, sizeof *r);
     r->label = -1;
     cJSON *j = NULL;
@@ -79,15 +147,10 @@ int ch_corpus_record(const char *text, size_t len, const char *where, int64_t li
     } else if (t) {
         if (!cJSON_IsString(t) || !t->valuestring[0])
             CH_FAIL_GOTO(out, CH_EFORMAT, "%s:%lld: 'text' of '%s' must be a non-empty string", where, (long long)line, r->id);
-        size_t nt = 0;
-        if ((rc = ch_tok_encode(tok, t->valuestring, strlen(t->valuestring), 1, &r->tokens, &nt))) {
-            ch_err_wrap("%s:%lld: ", where, (long long)line);
-            goto out;
-        }
-        r->n_tokens = (int)nt;
+        CH_TRY_GOTO(from_text(t->valuestring, where, line, how, r), out);
     } else {
         if (!cJSON_IsArray(msgs)) CH_FAIL_GOTO(out, CH_EFORMAT, "%s:%lld: 'messages' of '%s' must be a list", where, (long long)line, r->id);
-        CH_TRY_GOTO(from_messages(msgs, where, line, tok, style, r), out);
+        CH_TRY_GOTO(from_messages(msgs, where, line, how, r), out);
     }
     if (r->n_tokens < 1) CH_FAIL_GOTO(out, CH_EFORMAT, "%s:%lld: record '%s' has no tokens", where, (long long)line, r->id);
 out:
@@ -100,4 +163,12 @@ void ch_record_free(ch_record *r) {
     free(r->id), free(r->task), free(r->tokens);
     memset(r, 0, sizeof *r);
     r->label = -1;
+}
+
+int ch_record_cut(ch_record *r, int limit, ch_truncate mode) {
+    if (mode == CH_TRUNC_NONE || limit < 1 || r->n_tokens <= limit) return 0;
+    /* left keeps the last tokens, so the read position (the prompt's end) is the one it was */
+    if (mode == CH_TRUNC_LEFT) memmove(r->tokens, r->tokens + (r->n_tokens - limit), sizeof(int32_t) * (size_t)limit);
+    r->n_tokens = limit;
+    return 1;
 }

@@ -6,6 +6,7 @@
  * while the host goes on) and all ranks write the previous batch's rows collectively (a rank out
  * of work joins with an empty selection). A batch's rows are marked done only after its data is
  * flushed; --resume skips batches whose rows are all done. */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,9 +33,11 @@
 #include "timing.h"
 
 typedef struct {
-    const char *model, *input, *output, *device, *timing;
+    const char *model, *input, *output, *device, *timing, *cue;
     int pool;      /* ch_pool */
     int precision; /* ch_precision */
+    int template_chat, span_full; /* the rendering rule (io/render_rule.h) */
+    int truncate;  /* ch_truncate */
     int batch_tokens, max_tokens, resume, force, hidden, threads;
     char *command_line;
 } opts;
@@ -70,7 +73,23 @@ static const ch_opt opts_table[] = {
     {"threads", 0, CH_OPT_INT, offsetof(opts, threads), "N", .lo = 1, .hi = 4096,
      .help = "CPU backend threads per rank (default: OpenMP's, OMP_NUM_THREADS)"},
     {"max-tokens", 0, CH_OPT_INT, offsetof(opts, max_tokens), "N", .def = "8192", .lo = 1, .hi = 1 << 30,
-     .help = "refuse records longer than N tokens"},
+     .help = "refuse records longer than N tokens (or than the model's window),\nor cut them (--truncate)"},
+    {"truncate", 0, CH_OPT_CHOICE, offsetof(opts, truncate), .choices = "none|left|right", .def = "none",
+     .help = "a record longer than min(--max-tokens, the model's window): none:\n"
+             "refused by name; left: keep its LAST N tokens (the read position\n"
+             "stays the prompt's end: recommended); right: keep its first N.\n"
+             "Cut records are counted on stderr and in the archive"},
+    {"template", 0, CH_OPT_CHOICE, offsetof(opts, template_chat), .choices = "plain|chat", .def = "plain",
+     .help = "the rendering rule (docs/prepare.md): plain text, or the model's\n"
+             "chat template with the generation prompt; one rule for the probing\n"
+             "set, the target tasks and the pool (decompose and select check it)"},
+    {"span", 0, CH_OPT_CHOICE, offsetof(opts, span_full), .choices = "prompt|full", .def = "prompt",
+     .help = "prompt: a conversation's turns before its final assistant turn;\n"
+             "full: every turn, response included (a pool-only ablation: probe\n"
+             "and decompose refuse it)"},
+    {"cue", 0, CH_OPT_STRING, offsetof(opts, cue), "TEXT", .def = "Answer:",
+     .help = "under --template plain --span prompt, a conversation's prompt ends\n"
+             "with a line TEXT (\"\": none), as prepared texts do"},
     {"timing", 0, CH_OPT_PATH, offsetof(opts, timing), "FILE",
      .help = "append a JSON timing record (docs/timing.md)"},
 };
@@ -99,8 +118,8 @@ static void batch_free(batch_buf *bb) {
     memset(bb, 0, sizeof *bb);
 }
 
-static int batch_load(const opts *o, const ch_extract_plan *p, int64_t b, FILE *f, const ch_tokenizer *tok,
-                      ch_chat_style style, int vocab, batch_buf *bb) {
+static int batch_load(const opts *o, const ch_extract_plan *p, int64_t b, FILE *f, const ch_corpus_render *how,
+                      int window, batch_buf *bb) {
     memset(bb, 0, sizeof *bb);
     int64_t r0 = p->batch_start[b], r1 = p->batch_start[b + 1];
     int n = (int)(r1 - r0), ntok = 0, rc = 0;
@@ -122,8 +141,10 @@ static int batch_load(const opts *o, const ch_extract_plan *p, int64_t b, FILE *
                             (long long)p->line[g]);
             break;
         }
-        if ((rc = ch_corpus_record(buf, (size_t)p->len[g], o->input, p->line[g], tok, style, vocab, &bb->rec[i]))) break;
+        if ((rc = ch_corpus_record(buf, (size_t)p->len[g], o->input, p->line[g], how, &bb->rec[i]))) break;
         bb->n = i + 1;
+        /* the cut the plan made (extract_plan.c), made again */
+        ch_record_cut(&bb->rec[i], ch_extract_limit(o->max_tokens, window), (ch_truncate)o->truncate);
         if (bb->rec[i].n_tokens != p->n_tokens[g]) {
             rc = ch_err_set(CH_EINTERNAL, __FILE__, __LINE__, "%s:%lld: tokenized differently on two passes", o->input,
                             (long long)p->line[g]);
@@ -185,6 +206,8 @@ typedef struct {
     ch_tokenizer *tok;
     const ch_config *cfg;
     ch_chat_style style;
+    ch_render_rule rule;
+    ch_corpus_render how;   /* how records become tokens: tokenizer, template, rule */
     ch_extract_plan plan;
     ch_archive *a;
     int exists;             /* the output was there before: --resume continues it */
@@ -250,6 +273,48 @@ static int open_model(xrun *x, const opts *o) {
     return 0;
 }
 
+static const char *const trunc_names[] = {"none", "left", "right"};
+
+/* The rendering rule of this run; a chat template needs a tokenizer that has one. */
+static int make_rule(xrun *x, const opts *o) {
+    CH_TRY(ch_render_rule_make(o->template_chat ? "chat" : "plain", o->span_full ? "full" : "prompt", o->cue, &x->rule));
+    if (o->template_chat && x->style == CH_CHAT_NONE)
+        CH_FAIL(CH_EARG, "--template chat: %s has %s: no chat template to render with (--template plain needs none)",
+                o->model, x->tok ? "a tokenizer without one (no Llama 3 or ChatML special tokens)" : "no tokenizer.json");
+    x->how = (ch_corpus_render){.tok = x->tok, .style = x->style, .rule = &x->rule, .vocab = x->cfg->vocab};
+    if (x->rank == 0 && o->span_full)
+        fprintf(stderr, "extract: --span full renders every turn, responses included: an ablation for a pool "
+                        "(probe and decompose refuse such an archive)\n");
+    return 0;
+}
+
+/* How many records --truncate cut, and the first few of them by id (rank 0 reads their lines
+ * again: the plan holds every record's place). */
+static void report_truncation(const xrun *x, const opts *o) {
+    const ch_extract_plan *p = &x->plan;
+    if (x->rank != 0 || !p->n_truncated) return;
+    fprintf(stderr, "extract: --truncate %s cut %lld record(s) to %d tokens:", trunc_names[o->truncate],
+            (long long)p->n_truncated, ch_extract_limit(o->max_tokens, x->cfg->max_pos));
+    int shown = 0;
+    char *buf = NULL;
+    for (int64_t i = 0; i < p->n_records && shown < 5; i++) {
+        if (!p->cut[i]) continue;
+        char *nb = realloc(buf, (size_t)p->len[i] + 1);
+        if (!nb) break;
+        buf = nb;
+        cJSON *j = NULL;
+        if (!fseeko(x->f, p->start[i], SEEK_SET) && fread(buf, 1, (size_t)p->len[i], x->f) == (size_t)p->len[i])
+            j = cJSON_ParseWithLength(buf, (size_t)p->len[i]);
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+        fprintf(stderr, "%s '%s' (line %lld)", shown ? "," : "", cJSON_IsString(id) ? id->valuestring : "?",
+                (long long)p->line[i]);
+        cJSON_Delete(j);
+        shown++;
+    }
+    free(buf);
+    fprintf(stderr, "%s\n", p->n_truncated > shown ? ", ..." : "");
+}
+
 /* The archive records the corpus's sha256 (rank 0 reads it) and how it was made, so that
  * --resume can refuse to continue it with other inputs. */
 static int open_archive(xrun *x, const opts *o) {
@@ -268,7 +333,8 @@ static int open_archive(xrun *x, const opts *o) {
                             .pool = o->pool == CH_POOL_MEAN ? "mean" : "last", .input_path = o->input,
                             .input_sha256 = hash, .command_line = o->command_line, .backend = x->be->name,
                             .precision = ch_model_precision(m),
-                            .batch_tokens = o->batch_tokens, .max_tokens = o->max_tokens};
+                            .batch_tokens = o->batch_tokens, .max_tokens = o->max_tokens,
+                            .render = &x->rule, .truncate = trunc_names[o->truncate], .n_truncated = plan.n_truncated};
     x->exists = access(o->output, F_OK) == 0;
     if (o->resume && x->exists)
         rc = ch_archive_open_resume(o->output, &meta, x->comm, &x->a);
@@ -326,12 +392,15 @@ static void report_start(const xrun *x) {
     fprintf(stderr, "extract: %lld records, %lld tokens, %lld batches on %d rank(s), backend %s%s, Linear inputs %s%s\n",
             (long long)p->n_records, (long long)p->total_tokens, (long long)p->n_batches, x->size, x->be->name,
             x->be->info[0] ? x->be->info : "", ch_model_precision(x->m), x->already ? " (resuming)" : "");
+    char d[400];
+    ch_render_rule_describe(&x->rule, d, sizeof d);
+    fprintf(stderr, "extract: render rule %s\n", d);
 }
 
 /* Load batch b's records into cur and queue its forward pass and the copy of its captures. */
 static int queue_batch(xrun *x, const opts *o, int64_t b, slot *cur) {
     ch_model *m = x->m;
-    int rc = batch_load(o, &x->plan, b, x->f, x->tok, x->style, x->cfg->vocab, &cur->bb);
+    int rc = batch_load(o, &x->plan, b, x->f, &x->how, x->cfg->max_pos, &cur->bb);
     if (!rc) {
         ch_batch batch = {.nseq = cur->bb.n, .tokens = cur->bb.tokens, .start = cur->bb.start};
         rc = ch_model_capture_start(m, &batch, o->pool, cur->out, cur->hidden, cur->ev);
@@ -442,12 +511,14 @@ static int run(const opts *o, MPI_Comm comm) {
     CH_TRY_GOTO(guard_output(&x, o), done);
     CH_TRY_GOTO(open_model(&x, o), done);
     CH_TRY_GOTO(hash_weights(&x, o), done);
-    CH_TRY_GOTO(ch_extract_plan_make(o->input, x.tok, x.style, x.cfg->vocab, x.cfg->max_pos, o->max_tokens, o->batch_tokens, comm,
-                                     &x.plan), done);
+    CH_TRY_GOTO(ch_mpi_agree(comm, make_rule(&x, o)), done);
+    CH_TRY_GOTO(ch_extract_plan_make(o->input, &x.how, x.cfg->max_pos, o->max_tokens, (ch_truncate)o->truncate,
+                                     o->batch_tokens, comm, &x.plan), done);
     CH_TRY_GOTO(open_archive(&x, o), done);
     CH_TRY_GOTO(find_todo(&x, o), done); /* --resume: skip batches whose rows are all done */
     report_start(&x);
     CH_TRY_GOTO(open_slots(&x, o), done);
+    report_truncation(&x, o);
     ch_progress prog;
     CH_TRY_GOTO(ch_progress_init(&prog, "extract", x.plan.n_records, x.already, comm), done);
     rc = write_rounds(&x, o, &prog);

@@ -14,7 +14,8 @@
 /* What a rank knows of its own records after the first pass. */
 typedef struct {
     ch_lines lines;
-    int32_t *n_tokens; /* per own record */
+    int32_t *n_tokens; /* per own record, after any cut */
+    uint8_t *cut;      /* per own record: 1 when --truncate cut it */
     uint64_t *id_hash; /* per own record: FNV-1a of the id, to find duplicates across ranks */
     char **ids;        /* per own record, until the duplicate check has run */
     int id_len, task_len;
@@ -27,24 +28,29 @@ static uint64_t fnv1a(const char *s) {
 }
 
 /* A record longer than the model's window would be computed at positions the model never saw
- * (and past a RoPE table sized for the window): refused by name, as one over --max-tokens. */
-static int check_length(const char *input, int64_t line, const ch_record *r, int max_tokens, int window) {
+ * (and past a RoPE table sized for the window): refused by name, as one over --max-tokens, unless
+ * --truncate cuts it to min(--max-tokens, window). */
+static int check_length(const char *input, int64_t line, ch_record *r, int max_tokens, int window, ch_truncate trunc,
+                        uint8_t *cut) {
+    *cut = (uint8_t)ch_record_cut(r, ch_extract_limit(max_tokens, window), trunc);
     if (window > 0 && r->n_tokens > window)
         CH_FAIL(CH_EFORMAT, "%s:%lld: record '%s' has %d tokens, more than the model's window "
-                "(max_position_embeddings %d in config.json)", input, (long long)line, r->id, r->n_tokens, window);
+                "(max_position_embeddings %d in config.json; --truncate left|right cuts such records)", input, (long long)line, r->id, r->n_tokens, window);
     if (r->n_tokens > max_tokens)
-        CH_FAIL(CH_EFORMAT, "%s:%lld: record '%s' has %d tokens, more than --max-tokens %d", input,
+        CH_FAIL(CH_EFORMAT, "%s:%lld: record '%s' has %d tokens, more than --max-tokens %d (--truncate left|right cuts "
+                "such records)", input,
                 (long long)line, r->id, r->n_tokens, max_tokens);
     return 0;
 }
 
-static int first_pass(const char *input, int max_tokens, int window, const ch_tokenizer *tok, ch_chat_style style,
-                      int vocab, own_records *own, MPI_Comm comm) {
+static int first_pass(const char *input, int max_tokens, int window, ch_truncate trunc, const ch_corpus_render *how,
+                      own_records *own, MPI_Comm comm) {
     CH_TRY(ch_lines_plan(input, comm, &own->lines));
     ch_lines *l = &own->lines;
     int rc = CH_ALLOC(own->n_tokens, l->count, "token counts");
     if (!rc) rc = CH_ALLOC(own->id_hash, l->count, "id hashes");
     if (!rc) rc = CH_ALLOC(own->ids, l->count, "ids");
+    if (!rc) rc = CH_ALLOC(own->cut, l->count, "cut flags");
     FILE *f = rc ? NULL : fopen(input, "rb");
     if (!rc && !f) rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: cannot open", input);
     char *buf = NULL;
@@ -61,8 +67,8 @@ static int first_pass(const char *input, int max_tokens, int window, const ch_to
             break;
         }
         ch_record r;
-        if ((rc = ch_corpus_record(buf, (size_t)l->len[i], input, l->line[i], tok, style, vocab, &r))) break;
-        rc = check_length(input, l->line[i], &r, max_tokens, window);
+        if ((rc = ch_corpus_record(buf, (size_t)l->len[i], input, l->line[i], how, &r))) break;
+        rc = check_length(input, l->line[i], &r, max_tokens, window, trunc, &own->cut[i]);
         own->n_tokens[i] = r.n_tokens;
         own->id_hash[i] = fnv1a(r.id);
         if (!rc && !(own->ids[i] = strdup(r.id))) rc = ch_err_set(CH_ENOMEM, __FILE__, __LINE__, "out of memory");
@@ -134,14 +140,15 @@ out:
 
 /* Global batches [bstart[b], bstart[b+1]) of records under the token budget; then this rank's
  * block of batches [*b0, *b1), balanced by tokens. */
-static int plan_batches(int batch_tokens, own_records *own, MPI_Comm comm, int32_t **all_ntok, int64_t **bstart,
-                        int64_t *nb, int64_t *b0, int64_t *b1) {
+static int plan_batches(int batch_tokens, own_records *own, MPI_Comm comm, int32_t **all_ntok, uint8_t **all_cut,
+                        int64_t **bstart, int64_t *nb, int64_t *b0, int64_t *b1) {
     int rank, size;
     CH_MPI_TRY(MPI_Comm_rank(comm, &rank));
     CH_MPI_TRY(MPI_Comm_size(comm, &size));
     int64_t N = own->lines.total;
     int *counts = NULL, *displ = NULL;
     CH_TRY(CH_ALLOC(*all_ntok, N, "token counts"));
+    CH_TRY(CH_ALLOC(*all_cut, N, "cut flags"));
     CH_TRY(CH_ALLOC(counts, size, "counts"));
     CH_TRY(CH_ALLOC(displ, size, "displacements"));
     int mine = (int)own->lines.count;
@@ -149,6 +156,7 @@ static int plan_batches(int batch_tokens, own_records *own, MPI_Comm comm, int32
     CH_MPI_TRY_GOTO(MPI_Allgather(&mine, 1, MPI_INT, counts, 1, MPI_INT, comm), out);
     for (int r = 0, off = 0; r < size; r++) displ[r] = off, off += counts[r];
     CH_MPI_TRY_GOTO(MPI_Allgatherv(own->n_tokens, mine, MPI_INT32_T, *all_ntok, counts, displ, MPI_INT32_T, comm), out);
+    CH_MPI_TRY_GOTO(MPI_Allgatherv(own->cut, mine, MPI_UINT8_T, *all_cut, counts, displ, MPI_UINT8_T, comm), out);
     CH_TRY_GOTO(CH_ALLOC(*bstart, N + 1, "batch plan"), out);
     int64_t n = 0, tok = 0, total = 0;
     (*bstart)[0] = 0;
@@ -195,26 +203,30 @@ out:
     return rc;
 }
 
-int ch_extract_plan_make(const char *input, const ch_tokenizer *tok, ch_chat_style style, int vocab, int window,
-                         int max_tokens, int batch_tokens, MPI_Comm comm, ch_extract_plan *p) {
+int ch_extract_limit(int max_tokens, int window) { return window > 0 && window < max_tokens ? window : max_tokens; }
+
+int ch_extract_plan_make(const char *input, const ch_corpus_render *how, int window, int max_tokens, ch_truncate trunc,
+                         int batch_tokens, MPI_Comm comm, ch_extract_plan *p) {
     memset(p, 0, sizeof *p);
     own_records own;
     memset(&own, 0, sizeof own);
-    int rc = first_pass(input, max_tokens, window, tok, style, vocab, &own, comm);
+    int rc = first_pass(input, max_tokens, window, trunc, how, &own, comm);
     if (!rc) rc = check_unique_ids(input, &own, comm);
-    if (!rc) rc = plan_batches(batch_tokens, &own, comm, &p->n_tokens, &p->batch_start, &p->n_batches, &p->b0, &p->b1);
+    if (!rc)
+        rc = plan_batches(batch_tokens, &own, comm, &p->n_tokens, &p->cut, &p->batch_start, &p->n_batches, &p->b0,
+                          &p->b1);
     if (!rc) rc = gather_offsets(&own, comm, &p->start, &p->len, &p->line);
     p->n_records = own.lines.total;
     p->id_len = own.id_len, p->task_len = own.task_len;
-    for (int64_t i = 0; !rc && i < p->n_records; i++) p->total_tokens += p->n_tokens[i];
+    for (int64_t i = 0; !rc && i < p->n_records; i++) p->total_tokens += p->n_tokens[i], p->n_truncated += p->cut[i];
     for (int64_t i = 0; own.ids && i < own.lines.count; i++) free(own.ids[i]);
     ch_lines_free(&own.lines);
-    free(own.n_tokens), free(own.id_hash), free(own.ids);
+    free(own.n_tokens), free(own.id_hash), free(own.ids), free(own.cut);
     if (rc) ch_extract_plan_free(p);
     return rc;
 }
 
 void ch_extract_plan_free(ch_extract_plan *p) {
-    free(p->batch_start), free(p->n_tokens), free(p->start), free(p->len), free(p->line);
+    free(p->batch_start), free(p->n_tokens), free(p->cut), free(p->start), free(p->len), free(p->line);
     memset(p, 0, sizeof *p);
 }

@@ -114,6 +114,7 @@ typedef struct {
     int evals, unconverged;
     /* provenance */
     const char *input_path, *input_created, *input_sha256, *options;
+    const ch_render_rule *render; /* the input archive's rendering rule, copied (none when NULL) */
 } ch_probe_result;
 
 /* Rank 0: from the validation probabilities prob [L*H][nval][5] and labels y, fill val_acc,

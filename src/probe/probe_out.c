@@ -147,6 +147,7 @@ int ch_probe_write(const char *path, const ch_probe_result *r) {
     CH_TRY_GOTO(write_str_attr(f, path, "input_created", r->input_created), out);
     CH_TRY_GOTO(write_str_attr(f, path, "input_sha256", r->input_sha256), out);
     CH_TRY_GOTO(write_str_attr(f, path, "options", r->options), out);
+    if (r->render && r->render->recorded) CH_TRY_GOTO(ch_render_rule_write(f, path, r->render), out);
     CH_TRY_GOTO(write_attr(f, path, "top_k", H5T_NATIVE_INT32, &k), out);
     CH_TRY_GOTO(write_attr(f, path, "best_head", H5T_NATIVE_INT32, &best), out);
     CH_TRY_GOTO(write_attr(f, path, "best_head_val_accuracy", H5T_NATIVE_DOUBLE, &r->best_head_acc), out);

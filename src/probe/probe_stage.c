@@ -366,6 +366,12 @@ out:
 static int open_input(probe_ctx *c, const probe_args *a) {
     CH_TRY(ch_mpi_agree(c->comm, ch_archive_open_read(a->input, c->comm, &c->ar)));
     CH_TRY(ch_mpi_agree(c->comm, ch_archive_get_info(c->ar, &c->info)));
+    /* the probes are applied at the prompt's end (decompose, select): fitted there too */
+    if (c->info.render.recorded)
+        CH_TRY(ch_render_rule_need_prompt("probe", "probing archive", a->input, &c->info.render));
+    else if (c->rank == 0)
+        fprintf(stderr, "probe: %s records no render rule (an older extract): the probe file will record none, and "
+                        "decompose and select refuse such probes\n", a->input);
     c->L = c->info.n_layers, c->H = c->info.n_heads, c->D = c->info.head_dim;
     const int64_t N = c->info.n_rows, FB = CH_PROBE_BLOCK;
     int64_t nblk = (N + FB - 1) / FB, b0 = nblk * c->rank / c->size, b1 = nblk * (c->rank + 1) / c->size;
@@ -468,6 +474,7 @@ static int write_output(probe_ctx *c, const probe_args *a, ch_probe_result *res,
     res->input_path = a->input, res->input_created = c->info.created ? c->info.created : "";
     res->input_sha256 = c->info.input_sha256 ? c->info.input_sha256 : "";
     res->options = opts_json;
+    res->render = &c->info.render;
     int orc = 0;
     if (c->rank == 0) {
         orc = ch_probe_metrics(res->n_val, c->vprob, c->yval, res);

@@ -111,6 +111,15 @@ typedef struct {
     ch_mix mix;
 } dctx;
 
+/* The tasks are read where the probes were fitted: the prompt's end, rendered by one rule. */
+static int check_render(dctx *d, const opts *o) {
+    ch_render_rule probes;
+    CH_TRY(ch_render_rule_read_file(o->probes, &probes));
+    CH_TRY(ch_render_rule_need_prompt("decompose", "tasks archive", o->input, &d->info.render));
+    CH_TRY(ch_render_rule_need_prompt("decompose", "probe file", o->probes, &probes));
+    return ch_render_rule_check("probe file", o->probes, &probes, "tasks archive", o->input, &d->info.render, 0);
+}
+
 /* The probes and the archive must be for the same capabilities and heads. */
 static int open_inputs(dctx *d, const opts *o) {
     CH_TRY(ch_capmix_load(o->probes, &d->cm));
@@ -131,7 +140,7 @@ static int open_inputs(dctx *d, const opts *o) {
                 "%s is incomplete (%lld of %lld rows done): finish it with extract --resume, or "
                 "pass --allow-incomplete",
                 o->input, (long long)info->n_done, (long long)info->n_rows);
-    return 0;
+    return check_render(d, o);
 }
 
 /* The archive's tasks, and which of them to report (--tasks). */
@@ -236,6 +245,7 @@ static int make_mix(dctx *d, const opts *o) {
     mix->probes_sha256 = d->cm.digest; /* the identity select checks its --probes against */
     mix->probes_input_sha256 = d->cm.source_sha256;
     mix->heads = (char *)ch_capmix_heads_name(d->cm.heads);
+    mix->render = d->info.render;
     return 0;
 }
 

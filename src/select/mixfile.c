@@ -56,6 +56,7 @@ static int write_h5(const char *path, const ch_mix *m) {
     H5CHK(ch_h5_put_str(f, "probes_sha256", m->probes_sha256 ? m->probes_sha256 : ""));
     H5CHK(ch_h5_put_str(f, "probes_input_sha256", m->probes_input_sha256 ? m->probes_input_sha256 : ""));
     H5CHK(ch_h5_put_str(f, "heads", m->heads ? m->heads : "own"));
+    if (m->render.recorded) CH_TRY_GOTO(ch_render_rule_write(f, path, &m->render), done);
 done:
     if (st >= 0) H5Tclose(st);
     if (f >= 0 && H5Fclose(f) < 0 && !rc) rc = ch_err_set(CH_EHDF5, __FILE__, __LINE__, "%s: close failed", path);
@@ -127,6 +128,7 @@ int ch_mix_read(const char *where, ch_mix *m) {
     CH_TRY_GOTO(ch_h5_get_str(f, "probes_sha256", &m->probes_sha256), done);
     CH_TRY_GOTO(ch_h5_get_str(f, "probes_input_sha256", &m->probes_input_sha256), done);
     CH_TRY_GOTO(ch_h5_get_str(f, "heads", &m->heads), done);
+    CH_TRY_GOTO(ch_render_rule_read(f, path, &m->render), done);
     H5CHK(d = H5Dopen2(f, "tasks", H5P_DEFAULT));
     H5CHK(s = H5Dget_space(d));
     m->ntask = (int)H5Sget_simple_extent_npoints(s);

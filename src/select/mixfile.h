@@ -6,13 +6,16 @@
  * (path of the probe file), probes_sha256 (ch_capmix.digest: the identity of the probes the mix
  * was computed with), probes_input_sha256 (the probe file's own input_sha256), heads ("own" or
  * "union": the mix formula, capmix.h), input (path of the task archive), input_sha256 (its
- * corpus hash). Beside it: mix.csv (task, n_examples, one column per capability; a task name
+ * corpus hash), render_template, render_span, render_cue (the task archive's rendering rule,
+ * io/render_rule.h). Beside it: mix.csv (task, n_examples, one column per capability; a task name
  * holding a comma, quote or line break is quoted as RFC 4180 says) and mix.svg, a stacked bar
  * chart of the mixes (one <g class="bar"> per task, in mix order). */
 #ifndef CH_MIXFILE_H
 #define CH_MIXFILE_H
 
 #include <stdint.h>
+
+#include "render_rule.h"
 
 typedef struct {
     int ntask;
@@ -24,6 +27,7 @@ typedef struct {
     char *capability_names; /* JSON list */
     char *probes, *input, *input_sha256;
     char *probes_sha256, *probes_input_sha256, *heads; /* NULL when absent (older mix files) */
+    ch_render_rule render; /* the tasks archive's rendering rule (render.recorded 0: older mix files) */
 } ch_mix;
 
 /* Write DIR/mix.h5, DIR/mix.csv, DIR/mix.svg (serial: call from one rank). */

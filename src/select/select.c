@@ -308,6 +308,24 @@ static int open_pool(sctx *s, const opts *o) {
     return check_pool(o, &s->info, &s->l, s->ids, s->comm);
 }
 
+/* The pool is read where the tasks and probes were: rendered by the same template and cue. Span
+ * full (responses included) is accepted for the pool as an ablation, and said. */
+static int check_render(sctx *s, const opts *o) {
+    const ch_render_rule *pool = &s->info.render;
+    int rc = ch_render_rule_check("mix", o->mix, &s->mix.render, "pool archive", o->input, pool, 0);
+    if (!rc && o->method == M_CAPABILITY) {
+        ch_render_rule probes;
+        rc = ch_render_rule_read_file(o->probes, &probes);
+        if (!rc) rc = ch_render_rule_check("probe file", o->probes, &probes, "pool archive", o->input, pool, 0);
+    }
+    CH_TRY(ch_mpi_agree(s->comm, rc));
+    if (s->rank == 0 && ch_render_rule_is_full(pool))
+        fprintf(stderr, "select: the pool archive %s was extracted with --span full (prompt and response): an "
+                        "ablation, read at the response's end while the probes were fitted at the prompt's\n",
+                o->input);
+    return 0;
+}
+
 /* What the method scores rows by: capability mixes or hidden states of this rank's rows. */
 static int row_inputs(sctx *s, const opts *o) {
     const int64_t n = s->l.count;
@@ -348,6 +366,7 @@ static int open_output(sctx *s, const opts *o) {
     for (int t = 0; t < s->nt; t++) names[t] = s->mix.tasks[s->which[t]];
     rc = ch_scores_create(path, names, s->nt, N, s->comm, &s->sf);
     free(names);
+    if (!rc) rc = ch_scores_put_render(s->sf, &s->info.render);
     if (!rc && s->rank == 0) printf("%-40s %8s %12s %12s  %s\n", "task", "selected", "min score", "mean score", "file");
     return rc;
 }
@@ -430,6 +449,7 @@ static int run(const opts *o, MPI_Comm comm) {
     CH_TRY_GOTO(ch_stage_guard(comm, in, 4, outs, 2, 1, o->force), out);
     CH_TRY_GOTO(read_mix(&s, o), out);
     CH_TRY_GOTO(open_pool(&s, o), out);
+    CH_TRY_GOTO(check_render(&s, o), out);
     CH_TRY_GOTO(row_inputs(&s, o), out);
     CH_TRY_GOTO(open_output(&s, o), out);
     for (int t = 0; t < s.nt; t++) CH_TRY_GOTO(select_task(&s, o, t), out);

@@ -167,3 +167,7 @@ int ch_scores_close(ch_scores_file *s) {
     free(path);
     return rc;
 }
+
+int ch_scores_put_render(ch_scores_file *s, const ch_render_rule *r) {
+    return r->recorded ? ch_render_rule_write(s->f, s->path, r) : 0;
+}

@@ -12,6 +12,8 @@
 #include <mpi.h>
 #include <stdint.h>
 
+#include "render_rule.h"
+
 /* Collective. Lines [start[i], start[i]+len[i]) of pool for the local rows with sel[i]. */
 int ch_select_write_jsonl(const char *out_path, const char *pool_path, const int64_t *start,
                           const int64_t *len, const uint8_t *sel, int64_t n, MPI_Comm comm);
@@ -24,5 +26,7 @@ int ch_scores_create(const char *path, char **tasks, int ntask, int64_t nrows, M
 int ch_scores_write(ch_scores_file *s, int t, int64_t row0, int64_t n, const float *scores,
                     const uint8_t *sel);
 int ch_scores_close(ch_scores_file *s);
+/* Collective: record the pool archive's rendering rule (render_template, render_span, render_cue). */
+int ch_scores_put_render(ch_scores_file *s, const ch_render_rule *r);
 
 #endif

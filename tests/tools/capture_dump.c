@@ -42,8 +42,10 @@ int main(int argc, char **argv) {
     int has;
     while (!(rc = ch_jsonl_next(&r, &line, &len, &has)) && has) {
         ch_record rec;
-        ch_chat_style style = tok ? ch_tok_chat_style(tok) : CH_CHAT_NONE;
-        if ((rc = ch_corpus_record(line, len, argv[2], r.lineno, tok, style, ch_model_config(m)->vocab, &rec))) break;
+        ch_render_rule rule; /* extract's default rule */
+        ch_render_rule_default(&rule);
+        ch_corpus_render how = {tok, tok ? ch_tok_chat_style(tok) : CH_CHAT_NONE, &rule, ch_model_config(m)->vocab};
+        if ((rc = ch_corpus_record(line, len, argv[2], r.lineno, &how, &rec))) break;
         int start[2] = {0, rec.n_tokens};
         ch_batch b = {1, rec.tokens, start};
         rc = ch_model_capture(m, &b, pool, v);
