@@ -319,10 +319,11 @@ static int expect_tokens(ch_archive *a, const ch_archive_meta *m) {
     }
     char *tr = NULL;
     CH_TRY(ch_h5_get_str(a->f, "truncate", &tr));
-    const char *want = m->truncate ? m->truncate : "none", *got = tr ? tr : "none";
-    int same = !strcmp(got, want);
+    const char *want = m->truncate ? m->truncate : "none";
+    char got[16];
+    snprintf(got, sizeof got, "%s", tr ? tr : "none");
     free(tr);
-    if (!same)
+    if (strcmp(got, want))
         CH_FAIL(CH_EMISMATCH, "%s: cannot resume: it was written with --truncate %s but this run has --truncate %s",
                 a->path, got, want);
     if (strcmp(want, "none")) CH_TRY(expect_option(a, "max_tokens", "--max-tokens", m->max_tokens));

@@ -124,7 +124,7 @@ int ch_render_rule_check(const char *what_a, const char *path_a, const ch_render
     ch_render_rule_describe(a, da, sizeof da);
     ch_render_rule_describe(b, db, sizeof db);
     CH_FAIL(CH_EMISMATCH,
-            "render rules differ (%s): the %s %s was extracted with %s but the %s %s with %s; probes must be "
+            "render rules differ (%s): the %s %s was made with %s but the %s %s with %s; probes must be "
             "applied at the kind of position they were fitted at: extract both with one rule",
             diff, what_a, path_a, da, what_b, path_b, db);
 }
