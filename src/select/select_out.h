@@ -5,7 +5,9 @@
  *                    the byte counts and one MPI_File_write_at_all puts them in place. Written
  *                    under a temporary name and renamed when complete.
  * DIR/scores.h5    : /scores [T, N] f32 (every pool row's score for every task), /selected
- *                    [T, N] uint8, /tasks [T]; written with parallel HDF5, each rank its rows. */
+ *                    [T, N] uint8, /tasks [T]; written with parallel HDF5, each rank its rows;
+ *                    root attributes render_template, render_span, render_cue: the pool
+ *                    archive's rendering rule (io/render_rule.h). */
 #ifndef CH_SELECT_OUT_H
 #define CH_SELECT_OUT_H
 
