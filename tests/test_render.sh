@@ -107,6 +107,8 @@ assert "'%s'" % order[0] in e, e
 print("  %s: %d of %d records cut to %d tokens, each equal to its kept tokens given as `tokens`" % (side, len(cut), len(g), n))
 PY
 done
+"$CAPHEADS" inspect "$T/tr1/left.h5" | grep -q 'rendering  template plain, span prompt, cue "Answer:"; truncate left (6 record(s) cut)' \
+  || fail "inspect does not show the rule and the cut"
 # the limit is min(--max-tokens, the model's window): a window of N cuts as --max-tokens N does
 mkdir -p "$T/win"
 cp "$M/model.safetensors" "$M/tokenizer.json" "$T/win/"

@@ -137,6 +137,9 @@ static int inspect_archive(const char *path, int verify) {
     printf("  shape      [%lld, %d layers, %d heads, %d] float16 = %.3f GiB\n", (long long)in.n_rows, in.n_layers,
            in.n_heads, in.head_dim, gib);
     printf("  pooling    %s\n", in.pool ? in.pool : "?");
+    char rule[400];
+    ch_render_rule_describe(&in.render, rule, sizeof rule);
+    printf("  rendering  %s; truncate %s (%lld record(s) cut)\n", rule, in.truncate, (long long)in.n_truncated);
     if (in.hidden_dim) printf("  hidden     [%lld, %d] float16 (mean final hidden state)\n", (long long)in.n_rows, in.hidden_dim);
     printf("  model      %s (backend %s, Linear inputs %s)\n", in.model_dir ? in.model_dir : "?",
            in.backend && *in.backend ? in.backend : "?", in.precision && *in.precision ? in.precision : "?");
