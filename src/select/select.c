@@ -63,9 +63,9 @@ static const ch_opt opts_table[] = {
     {"pool", 0, CH_OPT_PATH, offsetof(opts, pool), "POOL.jsonl", .flags = CH_OPT_REQUIRED,
      .help = "the pool JSONL the archive was extracted from"},
     {"output", 0, CH_OPT_PATH, offsetof(opts, output), "DIR", .flags = CH_OPT_REQUIRED,
-     .help = "where <task>.jsonl and scores.h5 go"},
+     .help = "where <task>.jsonl, benchmark/<benchmark>.jsonl and scores.h5 go"},
     {"fraction", 0, CH_OPT_DOUBLE, offsetof(opts, fraction), "F", .def = "0.05", .flo = 0, .fhi = 1,
-     .flags = CH_OPT_LO_OPEN, .help = "keep ceil(F x rows) pool rows per task"},
+     .flags = CH_OPT_LO_OPEN, .help = "keep ceil(F x rows) pool rows per task and per benchmark"},
     {"tasks", 0, CH_OPT_STRING, offsetof(opts, tasks), "T1,T2,...", .help = "only these tasks of the mix"},
     {"level", 0, CH_OPT_CHOICE, offsetof(opts, level), .choices = "both|task|benchmark", .def = "both",
      .help = "task: one set per task (DIR/<task>.jsonl); benchmark: one set per\n"
@@ -88,7 +88,7 @@ static const ch_opt opts_table[] = {
      .help = "accept an unfinished pool archive (unfinished rows never selected)"},
     {"timing", 0, CH_OPT_PATH, offsetof(opts, timing), "FILE",
      .help = "append a JSON timing record (docs/timing.md): records = pool rows\n"
-             "scored, tasks, selected = rows kept per task"},
+             "scored, tasks, benchmarks, selected = rows kept per set"},
 };
 
 static const ch_opt_cmd cmd = {
