@@ -157,11 +157,11 @@ for method, frac in (("capability", 0.05), ("random", 0.05), ("rds", 0.05), ("co
     assert a["score"] == {"capability": "dot", "cos": "cosine"}.get(method, "")
     assert a["heads"] == s_(mixf.attrs["heads"]) == "own"
     assert a["pool_sha256"] == hashlib.sha256(open(pool, "rb").read()).hexdigest()
-    for mine, theirs in (("input_input_sha256", "input_sha256"), ("input_rows_sha256", "rows_sha256"),
-                         ("input_weights_sha256", "weights_sha256"), ("render_template", "render_template"),
+    for mine, theirs in (("archive_input_sha256", "input_sha256"), ("archive_rows_sha256", "rows_sha256"),
+                         ("archive_weights_sha256", "weights_sha256"), ("render_template", "render_template"),
                          ("render_span", "render_span"), ("render_cue", "render_cue")):
         assert a[mine] == s_(arch.attrs.get(theirs, "")), (mine, a[mine])
-    assert len(a["input_rows_sha256"]) == 64 and len(a["input_weights_sha256"]) == 64
+    assert len(a["archive_rows_sha256"]) == 64 and len(a["archive_weights_sha256"]) == 64
     assert a["probes_sha256"] == s_(mixf.attrs["probes_sha256"]) and len(a["probes_sha256"]) == 64
     assert re.fullmatch("[0-9a-f]{64}", a["mix_sha256"]) and a["capability_names"] == s_(mixf.attrs["capability_names"])
     assert (a["pool"], a["input"], a["mix"]) == ("../data/pool.jsonl", "pool.h5", "mix")
