@@ -461,13 +461,14 @@ static int keep_top(sctx *s, const opts *o, const double *score, const char *nam
         printf("%-40s %8.0f %12.6f %12.6f  %s\n", name, tot[1], kth, tot[1] ? tot[0] / tot[1] : 0.0, path);
     return 0;
 }
+
 /* Task t: its scores, its column of scores.h5 and, at task level, its top k and JSONL; the
  * running maximum of its benchmark. */
 static int select_task(sctx *s, const opts *o, int t) {
     const int64_t n = s->l.count;
     score_rows(s, o, t);
-    for (int64_t i = 0; i < n; i++)
-        if (s->score[i] > s->bmax[i]) s->bmax[i] = s->score[i];
+    for (int64_t i = 0; i < n; i++) /* a NaN stays, for the top-k to refuse as at task level */
+        if (isnan(s->score[i]) || s->score[i] > s->bmax[i]) s->bmax[i] = s->score[i];
     if (o->level != L_BENCHMARK) {
         char path[4200], safe[256];
         ch_fs_safe_name(s->tnames[t], safe, sizeof safe);
