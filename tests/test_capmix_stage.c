@@ -2,13 +2,16 @@
  * run, on archives written here: ch_capmix_read + ch_capmix_apply_used (only the used layers are
  * read), `decompose` (w_task = the mean of the rows' mixes over a task's examples, --heads own
  * and union, the attributes it records) and `select` (dot and cosine scores, the selected rows
- * and their JSONL lines, the mix/probe consistency refusals). An MPI program, run on one rank:
+ * and their JSONL lines, the mix/probe consistency refusals; the benchmark-level sets, a row's
+ * benchmark score being the max of its task scores, --level, benchmark file name collisions).
+ * An MPI program, run on one rank:
  * the stages are called as the CLI calls them. */
 #include <check.h>
 #include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -122,6 +125,30 @@ static void check_line(const char *out, const char *name, const char *want) {
     free(buf);
 }
 
+/* A whole numeric dataset of scores.h5 as doubles; 0 when it is not there. */
+static int read_all(const char *out, const char *name, double *v, int n) {
+    char p[400];
+    snprintf(p, sizeof p, "%s/scores.h5", out);
+    hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    int there = H5Lexists(f, name, H5P_DEFAULT) > 0;
+    if (there) {
+        hid_t d = H5Dopen2(f, name, H5P_DEFAULT), sp = H5Dget_space(d);
+        ck_assert_int_eq(H5Sget_simple_extent_npoints(sp), n);
+        ck_assert_int_ge(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), 0);
+        H5Sclose(sp), H5Dclose(d);
+    }
+    H5Fclose(f);
+    return there;
+}
+
+static int exists(const char *out, const char *name) {
+    char p[400];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", out, name);
+    return stat(p, &st) == 0;
+}
+
 START_TEST(test_decompose_and_select_by_hand) {
     stage_fixture();
     char mix_own[300], mix_uni[300], out[300];
@@ -190,6 +217,14 @@ START_TEST(test_decompose_and_select_by_hand) {
     ck_assert_double_eq_tol(sc[2], 233037.0 / 744769, 1e-6);
     ck_assert_int_eq(sel[2], 1);
     check_line(out, "t_beta.jsonl", line[2]);
+    /* one task each: benchmark t (from t/alpha) and t,beta (no '/': its own benchmark) */
+    check_line(out, "benchmark/t_beta.jsonl", line[2]);
+    check_line(out, "benchmark/t.jsonl", line[2]);
+    double bs[2][3], ts[2][3], bot[2];
+    ck_assert(read_all(out, "benchmark_scores", bs[0], 6) && read_all(out, "scores", ts[0], 6));
+    ck_assert(read_all(out, "benchmark_of_task", bot, 2));
+    ck_assert(bot[0] == 0 && bot[1] == 1); /* benchmarks in the order of their first task */
+    ck_assert_mem_eq(bs, ts, sizeof bs);
 
     snprintf(out, sizeof out, "%s/sel_cos", dir);
     char *s2[] = {"select", "--probes", probes, "--mix", mix_own, "--input", pool_h5, "--pool", pool_jsonl,
@@ -245,6 +280,83 @@ START_TEST(test_decompose_and_select_by_hand) {
 }
 END_TEST
 
+/* Benchmark b = tasks b/x (rows e1, e2: mix wa) and b/y (row e3: mix wb). A pool row's benchmark
+ * score is the max of its two cosine scores; k = ceil(0.3 x 3) = 1. */
+START_TEST(test_benchmark_level_by_hand) {
+    stage_fixture();
+    char tb[300], mix[300], out[300];
+    snprintf(tb, sizeof tb, "%s/tasks_b.h5", dir);
+    snprintf(mix, sizeof mix, "%s/mix_b", dir);
+    const char *tid[4] = {"e1", "e2", "e3", "e4"}, *tt[4] = {"b/x", "b/x", "b/y", ""};
+    write_stage_archive(tb, 4, tid, tt, "tasks-hash");
+    char *d1[] = {"decompose", "--probes", probes, "--input", tb, "--output", mix, NULL};
+    ck_assert_msg(cli(ch_cmd_decompose, d1) == 0, "%s", ch_err_msg());
+    double wa[5], wb[5], pr[3][5], ca[3], cb[3], bm[3];
+    for (int c = 0; c < 5; c++) wa[c] = (P1[c] / 149 + P2[c] / 138) / 2;
+    hand(wb, P3, 863), hand(pr[0], P1, 149), hand(pr[1], P2, 138), hand(pr[2], P3, 863);
+    for (int i = 0; i < 3; i++) {
+        ca[i] = ch_capmix_score_cosine(wa, pr[i]), cb[i] = ch_capmix_score_cosine(wb, pr[i]);
+        bm[i] = ca[i] > cb[i] ? ca[i] : cb[i];
+    }
+    /* b/x keeps p1 (0.994249), b/y keeps p3 (its own row, 1.0); the max keeps p3, where the mean
+     * of the two scores would keep p1 (0.990601 > 0.982572) */
+    ck_assert_double_eq_tol(ca[0], 0.994249, 1e-6);
+    ck_assert_double_eq_tol(cb[0], 0.986952, 1e-6);
+    ck_assert_double_eq_tol(cb[2], 1.0, 1e-12);
+    ck_assert(ca[0] > ca[1] && ca[0] > ca[2] && cb[2] > cb[0] && cb[2] > cb[1]);
+    ck_assert(ca[0] + cb[0] > ca[2] + cb[2] && bm[2] > bm[0] && bm[2] > bm[1]);
+
+    snprintf(out, sizeof out, "%s/sel_b", dir);
+    char *s1[] = {"select", "--probes", probes, "--mix", mix, "--input", pool_h5, "--pool", pool_jsonl,
+                  "--fraction", "0.3", "--score", "cosine", "--output", out, NULL};
+    ck_assert_msg(cli(ch_cmd_select, s1) == 0, "%s", ch_err_msg());
+    check_line(out, "b_x.jsonl", "{\"id\":\"p1\",\"text\":\"one\"}\n");
+    check_line(out, "b_y.jsonl", "{\"id\":\"p3\",\"text\":\"three\"}\n");
+    check_line(out, "benchmark/b.jsonl", "{\"id\":\"p3\",\"text\":\"three\"}\n");
+    double bs[3], bsel[3], sc[2][3];
+    ck_assert(read_all(out, "benchmark_scores", bs, 3) && read_all(out, "benchmark_selected", bsel, 3));
+    ck_assert(read_all(out, "scores", sc[0], 6));
+    for (int i = 0; i < 3; i++) {
+        ck_assert_double_eq_tol(bs[i], bm[i], 1e-6);
+        ck_assert(bs[i] == (sc[0][i] > sc[1][i] ? sc[0][i] : sc[1][i])); /* exactly the max */
+        ck_assert(bsel[i] == (i == 2));
+    }
+
+    /* --level task: no benchmark sets; --level benchmark: no task sets */
+    snprintf(out, sizeof out, "%s/sel_task", dir);
+    char *s2[] = {"select", "--probes", probes, "--mix", mix, "--input", pool_h5, "--pool", pool_jsonl,
+                  "--fraction", "0.3", "--score", "cosine", "--level", "task", "--output", out, NULL};
+    ck_assert_msg(cli(ch_cmd_select, s2) == 0, "%s", ch_err_msg());
+    ck_assert(exists(out, "b_x.jsonl") && exists(out, "b_y.jsonl") && !exists(out, "benchmark"));
+    ck_assert(!read_all(out, "benchmark_selected", bsel, 3) && read_all(out, "benchmark_scores", bs, 3));
+    snprintf(out, sizeof out, "%s/sel_bench", dir);
+    char *s3[] = {"select", "--probes", probes, "--mix", mix, "--input", pool_h5, "--pool", pool_jsonl,
+                  "--fraction", "0.3", "--score", "cosine", "--level", "benchmark", "--output", out, NULL};
+    ck_assert_msg(cli(ch_cmd_select, s3) == 0, "%s", ch_err_msg());
+    ck_assert(!exists(out, "b_x.jsonl") && !exists(out, "b_y.jsonl"));
+    check_line(out, "benchmark/b.jsonl", "{\"id\":\"p3\",\"text\":\"three\"}\n");
+    ck_assert(!read_all(out, "selected", sc[0], 6) && read_all(out, "scores", sc[0], 6));
+
+    /* benchmarks "a b" and "a_b" would share benchmark/a_b.jsonl: refused before anything is
+     * written; their tasks' files differ, so --level task is fine */
+    const char *tc[4] = {"a b/x", "a b/x", "a_b/y", ""};
+    write_stage_archive(tb, 4, tid, tc, "tasks-hash");
+    snprintf(mix, sizeof mix, "%s/mix_c", dir);
+    ck_assert_msg(cli(ch_cmd_decompose, d1) == 0, "%s", ch_err_msg());
+    snprintf(out, sizeof out, "%s/sel_c", dir);
+    char *s4[] = {"select", "--probes", probes, "--mix", mix, "--input", pool_h5, "--pool", pool_jsonl,
+                  "--output", out, NULL};
+    ck_assert_int_eq(cli(ch_cmd_select, s4), CH_EARG);
+    ck_assert_ptr_nonnull(strstr(ch_err_msg(), "would both be written"));
+    ck_assert_ptr_nonnull(strstr(ch_err_msg(), "benchmark/a_b.jsonl"));
+    ck_assert(!exists(out, "scores.h5"));
+    char *s5[] = {"select", "--probes", probes, "--mix", mix, "--input", pool_h5, "--pool", pool_jsonl,
+                  "--level", "task", "--output", out, NULL};
+    ck_assert_msg(cli(ch_cmd_select, s5) == 0, "%s", ch_err_msg());
+    ck_assert(exists(out, "a_b_x.jsonl") && exists(out, "a_b_y.jsonl"));
+}
+END_TEST
+
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the refusals are the expected errors here */
@@ -253,6 +365,7 @@ int main(int argc, char **argv) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_read_used_layers_then_apply_by_hand);
     tcase_add_test(tc, test_decompose_and_select_by_hand);
+    tcase_add_test(tc, test_benchmark_level_by_hand);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK); /* an MPI process must not fork */

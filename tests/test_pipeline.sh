@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # The whole demo pipeline (issue 7's proof): prepare -> extract -> probe -> decompose -> select
-#  - with 1 and 3 ranks every output is identical (mixes, selections, scores)
+#  - with 1 and 3 ranks every output is identical (mixes, selections, scores), and select on 2
+#    ranks writes the same bytes too (task and benchmark sets, scores.h5)
 #  - each task selects exactly ceil(fraction x N) pool rows, and the selected JSONL lines are
 #    byte-identical to lines of the pool file, in pool order
 #  - the random and rds baselines run and are rank-invariant too
+#  - the benchmark-level sets (DIR/benchmark/<b>.jsonl) against an independent reference: the
+#    benchmark of a task = its name up to the first '/', a row's score = the max over the
+#    benchmark's tasks of scores.h5's task scores, the top ceil(f N) by score then id; the task
+#    sets by the same reference; the random scores recomputed (splitmix64 of seed and id)
+#  - scores.h5: the pool ids, method, fraction, seed, heads, render rule and input identities
+#    against the inputs themselves (sha256 of the pool JSONL, the archive's and mix's attributes);
+#    the mix identity does not change when mix.h5 is repacked and does when a mix value does
 #  - bad input: a task with no examples, a mix file for other capabilities, a pool JSONL that
 #    does not match the pool archive (record count, hash, ids), a probe file for other
 #    capabilities than the mix, a mix made from other probes or with another --heads
@@ -37,7 +45,8 @@ pipeline() { # pipeline RANKS DIR
 echo "== demo pipeline on 1 and 3 ranks"
 pipeline 1 one
 pipeline 3 three
-for f in mix/mix.csv sel_capability/*.jsonl sel_random/*.jsonl sel_rds/*.jsonl sel_cos/*.jsonl; do
+for f in mix/mix.csv sel_capability/*.jsonl sel_random/*.jsonl sel_rds/*.jsonl sel_cos/*.jsonl \
+  sel_capability/benchmark/*.jsonl sel_random/benchmark/*.jsonl sel_rds/benchmark/*.jsonl sel_cos/benchmark/*.jsonl; do
   for a in "$T"/one/$f; do
     b=$T/three/${a#"$T"/one/}
     cmp -s "$a" "$b" || fail "${a#"$T"/one/} differs between 1 and 3 ranks"
@@ -47,6 +56,18 @@ h5diff "$T/one/mix/mix.h5" "$T/three/mix/mix.h5" >/dev/null || fail "mix.h5 diff
 for m in capability random rds cos; do
   h5diff "$T/one/sel_$m/scores.h5" "$T/three/sel_$m/scores.h5" >/dev/null || fail "scores ($m) differ between 1 and 3 ranks"
 done
+echo "== select on 2 ranks: the bytes of 1 rank"
+cd "$T/one"
+for m in capability random rds; do
+  run 2 select --probes probes.h5 --mix mix --input pool.h5 --pool ../data/pool.jsonl --fraction 0.05 \
+    --method $m --output sel2_$m >/dev/null 2>&1 || fail "select --method $m on 2 ranks"
+  [ "$(cd sel_$m && ls -R)" = "$(cd sel2_$m && ls -R)" ] || fail "select ($m) on 2 ranks writes other files"
+  for a in sel_$m/*.jsonl sel_$m/benchmark/*.jsonl; do
+    cmp -s "$a" "sel2_${a#sel_}" || fail "$a differs between 1 and 2 ranks"
+  done
+  h5diff sel_$m/scores.h5 sel2_$m/scores.h5 >/dev/null || fail "scores ($m) differ between 1 and 2 ranks"
+done
+cd - >/dev/null
 
 echo "== selection size and byte-identical pool lines"
 N=$(grep -c . "$T/data/pool.jsonl")
@@ -75,8 +96,111 @@ for method, frac in (("capability", 0.05), ("random", 0.05), ("rds", 0.05), ("co
 print("selection: sizes, pool order, byte-identical lines and top scores checked")
 PY
 
-echo "== bad input"
+echo "== benchmark-level sets and scores.h5 against an independent reference"
+/usr/bin/python3 - "$T/one" "$T/data/pool.jsonl" <<'PY' || fail "benchmark sets / scores.h5"
+import hashlib, json, math, os, re, sys, h5py, numpy as np
+d, pool = sys.argv[1], sys.argv[2]
+s_ = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+raw = [l for l in open(pool, "rb").read().split(b"\n") if l.strip()]
+ids = [json.loads(l)["id"] for l in raw]
+pos = {l: i for i, l in enumerate(raw)}
+n = len(ids)
+arch, mixf = h5py.File(os.path.join(d, "pool.h5"), "r"), h5py.File(os.path.join(d, "mix", "mix.h5"), "r")
+safe = lambda name: re.sub(rb"[^A-Za-z0-9._-]", b"_", name.encode())[:255].decode()
+def splitmix(seed, id_):        # select.c's random score, written out again
+    h = 1469598103934665603
+    for c in id_.encode():
+        h = ((h ^ c) * 1099511628211) % 2**64
+    z = (h + seed * 0x9e3779b97f4a7c15) % 2**64
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) % 2**64
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) % 2**64
+    z ^= z >> 31
+    return (z >> 11) / 9007199254740992.0
+def top(score, k):              # score descending, then id ascending (bytes); in pool order
+    return sorted(sorted(range(n), key=lambda i: (-score[i], ids[i].encode()))[:k])
+def lines_of(path):
+    got = open(path, "rb").read().split(b"\n")
+    assert got[-1] == b"", path
+    return [pos[l] for l in got[:-1]]
+nb_checked = 0
+for method, frac in (("capability", 0.05), ("random", 0.05), ("rds", 0.05), ("cos", 0.1)):
+    sd = os.path.join(d, "sel_" + method)
+    s = h5py.File(os.path.join(sd, "scores.h5"), "r")
+    assert [s_(x) for x in s["ids"][()]] == ids == [s_(x) for x in arch["ids"][()]], method + ": ids"
+    tasks = [s_(x) for x in s["tasks"][()]]
+    sc = s["scores"][()]
+    assert sc.dtype == np.float64 and sc.shape == (len(tasks), n)
+    k = int(s.attrs["k"])
+    assert k == math.ceil(frac * n - 1e-9) and abs(float(s.attrs["fraction"]) - frac) < 1e-15
+    groups = {}
+    for t, name in enumerate(tasks):
+        groups.setdefault(name.split("/", 1)[0], []).append(t)
+    assert [s_(x) for x in s["benchmarks"][()]] == list(groups), (method, list(groups))
+    assert len(groups) == 2 and all(len(v) > 1 for v in groups.values())   # mmlu and bbh, several tasks each
+    for b, (name, ts) in enumerate(groups.items()):
+        assert list(s["benchmark_of_task"][ts]) == [b] * len(ts)
+        ref = sc[ts].max(axis=0)
+        assert np.array_equal(ref, s["benchmark_scores"][b]), (method, name)
+        want = top(ref, k)
+        assert lines_of(os.path.join(sd, "benchmark", safe(name) + ".jsonl")) == want, (method, name)
+        assert list(np.nonzero(s["benchmark_selected"][b])[0]) == want
+        nb_checked += 1
+    for t, name in enumerate(tasks):
+        want = top(sc[t], k)
+        assert lines_of(os.path.join(sd, safe(name) + ".jsonl")) == want, (method, name)
+        assert list(np.nonzero(s["selected"][t])[0]) == want
+    if method == "random":
+        assert all(sc[t][i] == splitmix(1, ids[i]) for t in range(len(tasks)) for i in range(n))
+    a = {k_: s_(v) for k_, v in s.attrs.items() if k_ not in ("fraction", "k", "seed")}
+    assert a["format"] == "capheads-scores" and int(s.attrs["seed"]) == 1 and a["level"] == "both"
+    assert a["method"] == ("capability" if method == "cos" else method)
+    assert a["score"] == {"capability": "dot", "cos": "cosine"}.get(method, "")
+    assert a["heads"] == s_(mixf.attrs["heads"]) == "own"
+    assert a["pool_sha256"] == hashlib.sha256(open(pool, "rb").read()).hexdigest()
+    for mine, theirs in (("archive_input_sha256", "input_sha256"), ("archive_rows_sha256", "rows_sha256"),
+                         ("archive_weights_sha256", "weights_sha256"), ("render_template", "render_template"),
+                         ("render_span", "render_span"), ("render_cue", "render_cue")):
+        assert a[mine] == s_(arch.attrs.get(theirs, "")), (mine, a[mine])
+    assert len(a["archive_rows_sha256"]) == 64 and len(a["archive_weights_sha256"]) == 64
+    assert a["probes_sha256"] == s_(mixf.attrs["probes_sha256"]) and len(a["probes_sha256"]) == 64
+    assert re.fullmatch("[0-9a-f]{64}", a["mix_sha256"]) and a["capability_names"] == s_(mixf.attrs["capability_names"])
+    assert (a["pool"], a["input"], a["mix"]) == ("../data/pool.jsonl", "pool.h5", "mix")
+print("benchmark sets: %d checked against the max-over-tasks reference; task sets, ids, attributes checked" % nb_checked)
+PY
 D=$T/one
+cp -r "$D/mix" "$T/mix_repacked" && rm "$T/mix_repacked/mix.h5"
+h5repack "$D/mix/mix.h5" "$T/mix_repacked/mix.h5"
+cp "$D/pool.h5" "$T/pool_render.h5"   # the rule a newer extract records: copied into scores.h5 as it is
+/usr/bin/python3 -c "
+import h5py, sys
+f = h5py.File(sys.argv[1], 'r+')
+for k, v in (('render_template', 'plain'), ('render_span', 'prompt'), ('render_cue', 'Answer:')):
+    f.attrs[k] = v.encode()   # fixed-length, as extract writes
+" "$T/pool_render.h5"
+run 1 select --mix "$T/mix_repacked" --input "$T/pool_render.h5" --pool "$T/data/pool.jsonl" --method random \
+  --seed 7 --fraction 0.2 --level benchmark --output "$T/sel_repacked" >/dev/null 2>&1 || fail "select on a repacked mix"
+cp -r "$D/mix" "$T/mix_changed"
+/usr/bin/python3 -c "
+import h5py, sys
+f = h5py.File(sys.argv[1], 'r+'); m = f['mix'][()]; m[0, 0] += 1e-12; f['mix'][...] = m
+" "$T/mix_changed/mix.h5"
+run 1 select --mix "$T/mix_changed" --input "$D/pool.h5" --pool "$T/data/pool.jsonl" --method random \
+  --output "$T/sel_changed" >/dev/null 2>&1 || fail "select on a changed mix"
+/usr/bin/python3 - "$D/sel_random/scores.h5" "$T/sel_repacked" "$T/sel_changed/scores.h5" <<'PY' || fail "mix identity / render rule / level"
+import os, sys, h5py
+s_ = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+base, rep, chg = h5py.File(sys.argv[1], "r"), h5py.File(os.path.join(sys.argv[2], "scores.h5"), "r"), h5py.File(sys.argv[3], "r")
+assert s_(rep.attrs["mix_sha256"]) == s_(base.attrs["mix_sha256"]), "repacking mix.h5 changed its identity"
+assert s_(chg.attrs["mix_sha256"]) != s_(base.attrs["mix_sha256"]), "a changed mix kept its identity"
+assert [s_(rep.attrs[k]) for k in ("render_template", "render_span", "render_cue")] == ["plain", "prompt", "Answer:"]
+assert int(rep.attrs["seed"]) == 7 and float(rep.attrs["fraction"]) == 0.2 and s_(rep.attrs["level"]) == "benchmark"
+assert s_(rep.attrs["probes"]) == "" and s_(rep.attrs["probes_sha256"]) == s_(base.attrs["probes_sha256"])
+assert "selected" not in rep and "benchmark_selected" in rep and "scores" in rep
+assert not [f for f in os.listdir(sys.argv[2]) if f.endswith(".jsonl")], "--level benchmark wrote task sets"
+print("mix identity: same after h5repack, different after a change of 1e-12; render rule copied; --level benchmark")
+PY
+
+echo "== bad input"
 expect_fail "task with no examples" "has no examples" "$CAPHEADS" decompose --probes "$D/probes.h5" \
   --input "$D/tasks.h5" --output "$T/m2" --tasks mmlu/anatomy
 cp -r "$D/mix" "$T/othercaps"

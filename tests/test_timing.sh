@@ -51,7 +51,7 @@ for r in recs:
         assert k in r and (r[k] is None or num(r[k])), (k, r)
     assert isinstance(r["records"], int) and r["records"] >= 0, r
 own = {"prepare": ["sources"], "extract": ["backend", "precision"], "probe": ["heads", "train_rows", "val_rows"],
-       "decompose": ["tasks"], "select": ["tasks", "selected"]}
+       "decompose": ["tasks"], "select": ["tasks", "benchmarks", "selected"]}
 for r in recs:
     keys = list(r)
     assert keys == ["stage", "ranks", "records", "tokens", "seconds", "io_seconds"] + own[r["stage"]], keys
@@ -77,6 +77,8 @@ npool = nlines(d + "/data/pool.jsonl")
 files = glob.glob(d + "/sel/*.jsonl")
 assert se["records"] == npool and se["tasks"] == len(files) == de["tasks"], se
 assert se["selected"] == math.ceil(0.05 * npool) == nlines(files[0]), se
+benches = glob.glob(d + "/sel/benchmark/*.jsonl")     # mmlu and bbh
+assert se["benchmarks"] == len(benches) == 2 and nlines(benches[0]) == se["selected"], se
 print("timing: %d records, all valid: %s" % (len(recs), " ".join("%s %.3fs" % (r["stage"], r["seconds"]) for r in recs)))
 PY
 

@@ -8,7 +8,9 @@
  *   capability  score = w_task . p_row (METHOD.md section 5), or cosine(w_task, p_row)
  *   random      a seeded hash of the row id: a uniform, reproducible random subset
  *   rds         cosine of mean-pooled final hidden states (row vs the task examples' mean);
- *               needs archives extracted with --hidden */
+ *               needs archives extracted with --hidden
+ * Besides one set per task, one set per benchmark (benchmarks.h): a row's benchmark score is the
+ * maximum of its scores for the benchmark's tasks, as LESS selects for MMLU and BBH. */
 #include <cjson/cJSON.h>
 #include <sys/resource.h>
 #include <math.h>
@@ -18,6 +20,7 @@
 
 #include "agree.h"
 #include "archive.h"
+#include "benchmarks.h"
 #include "capmix.h"
 #include "stage.h"
 #include "err.h"
@@ -26,11 +29,16 @@
 #include "mixfile.h"
 #include "mpicheck.h"
 #include "options.h"
+#include "provenance.h"
 #include "select_out.h"
 #include "timing.h"
 #include "topk.h"
 
 typedef enum { M_CAPABILITY, M_RANDOM, M_RDS } method;
+typedef enum { L_BOTH, L_TASK, L_BENCHMARK } level;
+static const char *const method_names[] = {"capability", "random", "rds"};
+static const char *const level_names[] = {"both", "task", "benchmark"};
+#define BENCH_DIR "benchmark" /* DIR/benchmark/<b>.jsonl: never a task's DIR/<t>.jsonl */
 
 typedef struct {
     const char *probes, *mix, *input, *pool, *output, *tasks, *timing;
@@ -38,6 +46,7 @@ typedef struct {
     int method; /* M_CAPABILITY, M_RANDOM or M_RDS */
     int cosine, allow_incomplete, force;
     int heads; /* CH_HEADS_OWN | CH_HEADS_UNION: must be the mix's */
+    int level; /* L_BOTH, L_TASK or L_BENCHMARK */
     uint64_t seed;
     int64_t block_rows;
     ch_timing *tm; /* filled in by run() */
@@ -54,10 +63,14 @@ static const ch_opt opts_table[] = {
     {"pool", 0, CH_OPT_PATH, offsetof(opts, pool), "POOL.jsonl", .flags = CH_OPT_REQUIRED,
      .help = "the pool JSONL the archive was extracted from"},
     {"output", 0, CH_OPT_PATH, offsetof(opts, output), "DIR", .flags = CH_OPT_REQUIRED,
-     .help = "where <task>.jsonl and scores.h5 go"},
+     .help = "where <task>.jsonl, benchmark/<benchmark>.jsonl and scores.h5 go"},
     {"fraction", 0, CH_OPT_DOUBLE, offsetof(opts, fraction), "F", .def = "0.05", .flo = 0, .fhi = 1,
-     .flags = CH_OPT_LO_OPEN, .help = "keep ceil(F x rows) pool rows per task"},
+     .flags = CH_OPT_LO_OPEN, .help = "keep ceil(F x rows) pool rows per task and per benchmark"},
     {"tasks", 0, CH_OPT_STRING, offsetof(opts, tasks), "T1,T2,...", .help = "only these tasks of the mix"},
+    {"level", 0, CH_OPT_CHOICE, offsetof(opts, level), .choices = "both|task|benchmark", .def = "both",
+     .help = "task: one set per task (DIR/<task>.jsonl); benchmark: one set per\n"
+             "benchmark (DIR/benchmark/<benchmark>.jsonl, a row's score = the max\n"
+             "of its scores for the benchmark's tasks, as LESS); both"},
     {"method", 0, CH_OPT_CHOICE, offsetof(opts, method), .choices = "capability|random|rds", .def = "capability",
      .help = "capability: w_task . p_row, the capability mixes;\n"
              "random: seeded uniform subset (baseline);\n"
@@ -75,7 +88,7 @@ static const ch_opt opts_table[] = {
      .help = "accept an unfinished pool archive (unfinished rows never selected)"},
     {"timing", 0, CH_OPT_PATH, offsetof(opts, timing), "FILE",
      .help = "append a JSON timing record (docs/timing.md): records = pool rows\n"
-             "scored, tasks, selected = rows kept per task"},
+             "scored, tasks, benchmarks, selected = rows kept per set"},
 };
 
 static const ch_opt_cmd cmd = {
@@ -85,7 +98,10 @@ static const ch_opt_cmd cmd = {
              "(ceil(fraction x rows) of them), plus DIR/scores.h5 with every score. <task> is the\n"
              "task name with every character other than A-Z a-z 0-9 . _ - replaced by '_'\n"
              "(mmlu/anatomy -> mmlu_anatomy.jsonl); two tasks of one run that map to the same file\n"
-             "name are refused (select them in separate runs with --tasks).\n"};
+             "name are refused (select them in separate runs with --tasks). The benchmark of a task\n"
+             "is its name up to the first '/' (mmlu/anatomy -> mmlu; a task without '/' is its own):\n"
+             "DIR/benchmark/<benchmark>.jsonl holds the top rows by the max of the row's scores for\n"
+             "the benchmark's tasks of this run (--level).\n"};
 
 /* The mix must be over the same five capabilities, in the same order, as this build's. */
 static int check_capabilities(const char *json, const char *where) {
@@ -133,18 +149,18 @@ static int check_probes(const opts *o, const ch_mix *mix) {
     return rc;
 }
 
-/* Each task's selection goes to DIR/<safe name>.jsonl: two tasks with one file name would
- * overwrite each other, so they are refused. */
-static int check_file_names(const opts *o, const ch_mix *mix, const int *which, int nt) {
+/* Each selection goes to DIR/[sub/]<safe name>.jsonl: two names with one file name would
+ * overwrite each other, so they are refused. what: "tasks" or "benchmarks". */
+static int check_file_names(const opts *o, char *const *names, int n, const char *sub, const char *what) {
     char a[256], b[256];
-    for (int i = 0; i < nt; i++) {
-        ch_fs_safe_name(mix->tasks[which[i]], a, sizeof a);
+    for (int i = 0; i < n; i++) {
+        ch_fs_safe_name(names[i], a, sizeof a);
         for (int j = 0; j < i; j++) {
-            if (which[i] == which[j]) CH_FAIL(CH_EARG, "task '%s' is listed twice in --tasks", mix->tasks[which[i]]);
-            ch_fs_safe_name(mix->tasks[which[j]], b, sizeof b);
+            ch_fs_safe_name(names[j], b, sizeof b);
             if (!strcmp(a, b))
-                CH_FAIL(CH_EARG, "tasks '%s' and '%s' would both be written to %s/%s.jsonl: select them in "
-                        "separate runs (--tasks)", mix->tasks[which[j]], mix->tasks[which[i]], o->output, a);
+                CH_FAIL(CH_EARG, "%s '%s' and '%s' would both be written to %s/%s%s%s.jsonl: select them in "
+                        "separate runs (--tasks)%s", what, names[j], names[i], o->output, sub, *sub ? "/" : "", a,
+                        *sub ? " or with --level task" : "");
         }
     }
     return 0;
@@ -169,16 +185,15 @@ static double cosine_f(const float *a, const float *b, int n) {
 }
 
 /* Check the pool JSONL against the archive: same number of records, same corpus hash, and the
- * same id on every line this rank holds. */
+ * same id on every line this rank holds. hex: the pool file's SHA-256, on every rank. */
 static int check_pool(const opts *o, const ch_archive_info *info, const ch_lines *l, char **ids,
-                      MPI_Comm comm) {
+                      MPI_Comm comm, char hex[65]) {
     int rank, rc = 0;
     CH_MPI_TRY(MPI_Comm_rank(comm, &rank));
     if (l->total != info->n_rows)
         CH_FAIL(CH_EMISMATCH, "%s has %lld records but %s has %lld rows: not the pool it was extracted from",
                 o->pool, (long long)l->total, o->input, (long long)info->n_rows);
     if (rank == 0) {
-        char hex[65];
         rc = ch_fs_sha256(o->pool, hex);
         if (!rc && info->input_sha256 && strcmp(hex, info->input_sha256))
             rc = ch_err_set(CH_EMISMATCH, __FILE__, __LINE__,
@@ -206,7 +221,8 @@ static int check_pool(const opts *o, const ch_archive_info *info, const ch_lines
     }
     free(line);
     if (f) fclose(f);
-    return ch_mpi_agree(comm, rc);
+    CH_TRY(ch_mpi_agree(comm, rc));
+    return ch_select_bcast_hex(hex, comm);
 }
 
 /* Per-row features for this rank's rows: capability mixes p [n][5], or hidden states. */
@@ -253,16 +269,48 @@ typedef struct {
     int rank;
     ch_mix mix;
     int *which, nt;        /* the mix's tasks to select for */
+    char **tnames;         /* [nt] their names */
+    ch_benchmarks bench;   /* the benchmarks of those tasks */
+    ch_select_prov prov;   /* what the pool archive records of its inputs */
+    char pool_sha256[65], mix_sha256[65];
     ch_archive_reader *r;
     ch_archive_info info;
     ch_lines l;            /* this rank's pool lines */
     char **ids;
     uint8_t *done, *sel;
     double *p, *score;     /* p: capability mixes [n][5] */
-    float *fscore, *hid;   /* hid: RDS, this rank's rows' mean final hidden states */
-    int64_t k;             /* rows kept per task */
+    double *bmax;          /* the running benchmark score of this rank's rows */
+    float *hid;            /* RDS: this rank's rows' mean final hidden states */
+    int64_t k;             /* rows kept per task and per benchmark */
     ch_scores_file *sf;
 } sctx;
+
+/* The tasks of --tasks (all the mix's without it), their benchmarks, their output names. */
+static int pick_tasks(sctx *s, const opts *o) {
+    CH_TRY(CH_ALLOC(s->which, s->mix.ntask, "task list"));
+    int rc = 0;
+    if (!o->tasks)
+        for (int i = 0; i < s->mix.ntask; i++) s->which[s->nt++] = i;
+    else {
+        char *list = strdup(o->tasks), *save = NULL;
+        if (!list) CH_FAIL(CH_ENOMEM, "out of memory");
+        for (char *t = strtok_r(list, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
+            int i = ch_mix_find(&s->mix, t);
+            if (i < 0) rc = ch_err_set(CH_EARG, __FILE__, __LINE__, "task '%s' is not in the mix %s", t, o->mix);
+            for (int j = 0; j < s->nt && !rc; j++)
+                if (s->which[j] == i) rc = ch_err_set(CH_EARG, __FILE__, __LINE__, "task '%s' is listed twice in --tasks", t);
+            if (!rc) s->which[s->nt++] = i;
+        }
+        free(list);
+        CH_TRY(rc);
+    }
+    CH_TRY(CH_ALLOC(s->tnames, s->nt ? s->nt : 1, "task names"));
+    for (int t = 0; t < s->nt; t++) s->tnames[t] = s->mix.tasks[s->which[t]];
+    CH_TRY(ch_benchmarks_group(s->tnames, s->nt, &s->bench));
+    if (o->level != L_BENCHMARK) CH_TRY(check_file_names(o, s->tnames, s->nt, "", "tasks"));
+    if (o->level != L_TASK) CH_TRY(check_file_names(o, s->bench.name, s->bench.nb, BENCH_DIR, "benchmarks"));
+    return 0;
+}
 
 /* The mix, checked against this build, the probes and the method; the tasks to select for. */
 static int read_mix(sctx *s, const opts *o) {
@@ -271,26 +319,13 @@ static int read_mix(sctx *s, const opts *o) {
     if (o->method == M_CAPABILITY) CH_TRY(check_probes(o, &s->mix));
     if (o->method == M_RDS && !s->mix.hidden_mean)
         CH_FAIL(CH_EARG, "--method rds needs hidden-state means in %s: extract the task archive with --hidden", o->mix);
-    CH_TRY(CH_ALLOC(s->which, s->mix.ntask, "task list"));
-    if (!o->tasks) {
-        for (int i = 0; i < s->mix.ntask; i++) s->which[s->nt++] = i;
-        return check_file_names(o, &s->mix, s->which, s->nt);
-    }
-    char *list = strdup(o->tasks), *save = NULL;
-    if (!list) CH_FAIL(CH_ENOMEM, "out of memory");
-    int rc = 0;
-    for (char *t = strtok_r(list, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
-        int i = ch_mix_find(&s->mix, t);
-        if (i < 0) rc = ch_err_set(CH_EARG, __FILE__, __LINE__, "task '%s' is not in the mix %s", t, o->mix);
-        else s->which[s->nt++] = i;
-    }
-    free(list);
-    CH_TRY(rc);
-    return check_file_names(o, &s->mix, s->which, s->nt);
+    CH_TRY(ch_select_mix_identity(&s->mix, s->mix_sha256));
+    return pick_tasks(s, o);
 }
 
 /* The pool archive and this rank's part of the pool JSONL, checked to belong together. */
 static int open_pool(sctx *s, const opts *o) {
+    CH_TRY(ch_select_prov_read(o->input, s->comm, &s->prov)); /* before the collective open */
     CH_TRY(ch_archive_open_read(o->input, s->comm, &s->r));
     CH_TRY(ch_archive_get_info(s->r, &s->info));
     if (!s->info.complete && !o->allow_incomplete)
@@ -305,7 +340,7 @@ static int open_pool(sctx *s, const opts *o) {
         if (!rc) rc = ch_archive_read_done(s->r, s->l.first, s->l.count, s->done);
     }
     CH_TRY(ch_mpi_agree(s->comm, rc));
-    return check_pool(o, &s->info, &s->l, s->ids, s->comm);
+    return check_pool(o, &s->info, &s->l, s->ids, s->comm, s->pool_sha256);
 }
 
 /* The pool is read where the tasks and probes were: rendered by the same template and cue. Span
@@ -330,7 +365,7 @@ static int check_render(sctx *s, const opts *o) {
 static int row_inputs(sctx *s, const opts *o) {
     const int64_t n = s->l.count;
     int rc = CH_ALLOC(s->score, n, "scores");
-    if (!rc) rc = CH_ALLOC(s->fscore, n, "scores");
+    if (!rc) rc = CH_ALLOC(s->bmax, n, "benchmark scores");
     if (!rc) rc = CH_ALLOC(s->sel, n, "selection");
     if (!rc && o->method == M_CAPABILITY) {
         rc = CH_ALLOC(s->p, (size_t)n * CH_NCAP, "row mixes");
@@ -347,28 +382,67 @@ static int row_inputs(sctx *s, const opts *o) {
     return ch_mpi_agree(s->comm, rc);
 }
 
-/* The output directory (rank 0) and scores.h5 (all ranks). */
+/* scores.h5's root attributes: how the scores were made and the identities of the inputs. */
+static int write_provenance(sctx *s, const opts *o) {
+    ch_scores_file *f = s->sf;
+    const ch_select_prov *pv = &s->prov;
+    const struct { const char *name, *value; } a[] = {
+        {"method", method_names[o->method]},
+        {"score", o->method == M_CAPABILITY ? (o->cosine ? "cosine" : "dot") : ""},
+        {"level", level_names[o->level]},
+        {"heads", s->mix.heads && s->mix.heads[0] ? s->mix.heads : "own"},
+        {"tie_rule", "score descending, then id ascending (bytes)"},
+        {"pool", o->pool}, {"pool_sha256", s->pool_sha256},
+        {"input", o->input}, {"archive_input_sha256", pv->input_sha256},
+        {"archive_rows_sha256", pv->rows_sha256}, {"archive_weights_sha256", pv->weights_sha256},
+        {"mix", o->mix}, {"mix_sha256", s->mix_sha256},
+        {"probes", o->probes ? o->probes : ""},
+        {"probes_sha256", s->mix.probes_sha256 ? s->mix.probes_sha256 : ""},
+        {"capability_names", s->mix.capability_names}};
+    for (size_t i = 0; i < sizeof a / sizeof a[0]; i++) CH_TRY(ch_scores_attr_str(f, a[i].name, a[i].value));
+    CH_TRY(ch_scores_put_render(f, &s->info.render));
+    CH_TRY(ch_scores_attr_f64(f, "fraction", o->fraction));
+    CH_TRY(ch_scores_attr_i64(f, "k", s->k));
+    return ch_scores_attr_i64(f, "seed", (int64_t)o->seed);
+}
+
+/* scores.h5 (all ranks): its datasets, this rank's ids, the provenance. */
+static int open_scores(sctx *s, const opts *o) {
+    long long idl = 1;
+    for (int64_t i = 0; i < s->l.count; i++)
+        if ((long long)strlen(s->ids[i]) > idl) idl = (long long)strlen(s->ids[i]);
+    CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &idl, 1, MPI_LONG_LONG, MPI_MAX, s->comm));
+    const ch_scores_layout lay = {.tasks = s->tnames, .ntask = s->nt, .benchmarks = s->bench.name,
+                                  .nbench = s->bench.nb, .bench_of_task = s->bench.of_task,
+                                  .nrows = s->info.n_rows, .id_len = (int)idl,
+                                  .task_selected = o->level != L_BENCHMARK, .bench_selected = o->level != L_TASK};
+    char path[4200];
+    snprintf(path, sizeof path, "%s/scores.h5", o->output);
+    CH_TRY(ch_scores_create(path, &lay, s->comm, &s->sf));
+    CH_TRY(ch_scores_write_ids(s->sf, s->l.first, s->l.count, s->ids));
+    return write_provenance(s, o);
+}
+
+/* The output directories (rank 0) and scores.h5 (all ranks). */
 static int open_output(sctx *s, const opts *o) {
     const int64_t N = s->info.n_rows;
     s->k = (int64_t)ceil(o->fraction * (double)N - 1e-9);
     int rc = 0;
     if (s->rank == 0) {
+        char sub[4200];
+        snprintf(sub, sizeof sub, "%s/" BENCH_DIR, o->output);
         rc = ch_fs_mkdir_p(o->output);
-        fprintf(stderr, "select: %lld pool rows, %d task(s), keeping %lld per task (%s)\n", (long long)N, s->nt,
-                (long long)s->k, o->method == M_CAPABILITY ? (o->cosine ? "capability, cosine" : "capability, dot")
-                                 : o->method == M_RANDOM ? "random" : "rds");
+        if (!rc && o->level != L_TASK) rc = ch_fs_mkdir_p(sub);
+        fprintf(stderr, "select: %lld pool rows, %d task(s) in %d benchmark(s), keeping %lld per %s (%s)\n",
+                (long long)N, s->nt, s->bench.nb, (long long)s->k,
+                o->level == L_TASK ? "task" : o->level == L_BENCHMARK ? "benchmark" : "task and per benchmark",
+                o->method == M_CAPABILITY ? (o->cosine ? "capability, cosine" : "capability, dot")
+                                          : method_names[o->method]);
     }
     CH_TRY(ch_mpi_agree(s->comm, rc));
-    char path[4200];
-    snprintf(path, sizeof path, "%s/scores.h5", o->output);
-    char **names = NULL;
-    CH_TRY(CH_ALLOC(names, s->nt, "task names"));
-    for (int t = 0; t < s->nt; t++) names[t] = s->mix.tasks[s->which[t]];
-    rc = ch_scores_create(path, names, s->nt, N, s->comm, &s->sf);
-    free(names);
-    if (!rc) rc = ch_scores_put_render(s->sf, &s->info.render);
-    if (!rc && s->rank == 0) printf("%-40s %8s %12s %12s  %s\n", "task", "selected", "min score", "mean score", "file");
-    return rc;
+    CH_TRY(open_scores(s, o));
+    if (s->rank == 0) printf("%-40s %8s %12s %12s  %s\n", "task / benchmark", "selected", "min score", "mean score", "file");
+    return 0;
 }
 
 /* Task t's score of each of this rank's rows (an unfinished row scores -inf). */
@@ -385,31 +459,57 @@ static void score_rows(sctx *s, const opts *o, int t) {
                          mix->hidden_dim);
         else v = o->cosine ? ch_capmix_score_cosine(w, p + i * CH_NCAP) : ch_capmix_score_dot(w, p + i * CH_NCAP);
         s->score[i] = v;
-        s->fscore[i] = (float)v;
     }
 }
 
-/* Task t: scores, the global top k, its JSONL and its column of scores.h5. */
+/* The global top k of score, its JSONL at path and the summary line. */
+static int keep_top(sctx *s, const opts *o, const double *score, const char *name, const char *path) {
+    const int64_t n = s->l.count;
+    double kth;
+    CH_TRY(ch_topk_select(score, (const char *const *)s->ids, n, s->k, s->comm, s->sel, &kth));
+    for (int64_t i = 0; i < n; i++) /* an unfinished row is never selected, even to fill k */
+        if (!s->done[i]) s->sel[i] = 0;
+    CH_TRY(ch_select_write_jsonl(path, o->pool, s->l.start, s->l.len, s->sel, n, s->comm));
+    double tot[2] = {0, 0}; /* sum of the kept scores, kept rows */
+    for (int64_t i = 0; i < n; i++)
+        if (s->sel[i]) tot[0] += score[i], tot[1]++;
+    CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, tot, 2, MPI_DOUBLE, MPI_SUM, s->comm));
+    if (s->rank == 0)
+        printf("%-40s %8.0f %12.6f %12.6f  %s\n", name, tot[1], kth, tot[1] ? tot[0] / tot[1] : 0.0, path);
+    return 0;
+}
+
+/* Task t: its scores, its column of scores.h5 and, at task level, its top k and JSONL; the
+ * running maximum of its benchmark. */
 static int select_task(sctx *s, const opts *o, int t) {
     const int64_t n = s->l.count;
     score_rows(s, o, t);
-    double kth;
-    CH_TRY(ch_topk_select(s->score, (const char *const *)s->ids, n, s->k, s->comm, s->sel, &kth));
-    for (int64_t i = 0; i < n; i++) /* an unfinished row is never selected, even to fill k */
-        if (!s->done[i]) s->sel[i] = 0;
-    const char *tname = s->mix.tasks[s->which[t]];
-    char path[4200], safe[256];
-    ch_fs_safe_name(tname, safe, sizeof safe);
-    snprintf(path, sizeof path, "%s/%s.jsonl", o->output, safe);
-    CH_TRY(ch_select_write_jsonl(path, o->pool, s->l.start, s->l.len, s->sel, n, s->comm));
-    CH_TRY(ch_scores_write(s->sf, t, s->l.first, n, s->fscore, s->sel));
-    double tot[2] = {0, 0}; /* sum of the kept scores, kept rows */
-    for (int64_t i = 0; i < n; i++)
-        if (s->sel[i]) tot[0] += s->score[i], tot[1]++;
-    CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, tot, 2, MPI_DOUBLE, MPI_SUM, s->comm));
-    if (s->rank == 0)
-        printf("%-40s %8.0f %12.6f %12.6f  %s\n", tname, tot[1], kth, tot[1] ? tot[0] / tot[1] : 0.0, path);
-    return 0;
+    for (int64_t i = 0; i < n; i++) /* a NaN stays, for the top-k to refuse as at task level */
+        if (isnan(s->score[i]) || s->score[i] > s->bmax[i]) s->bmax[i] = s->score[i];
+    if (o->level != L_BENCHMARK) {
+        char path[4200], safe[256];
+        ch_fs_safe_name(s->tnames[t], safe, sizeof safe);
+        snprintf(path, sizeof path, "%s/%s.jsonl", o->output, safe);
+        CH_TRY(keep_top(s, o, s->score, s->tnames[t], path));
+    }
+    return ch_scores_write_task(s->sf, t, s->l.first, n, s->score, s->sel);
+}
+
+/* Benchmark b: every task of it in turn, then (at benchmark level) the top k by the max of the
+ * row's task scores. An unfinished row's -inf stays -inf. */
+static int select_benchmark(sctx *s, const opts *o, int b) {
+    const int64_t n = s->l.count;
+    for (int64_t i = 0; i < n; i++) s->bmax[i] = -INFINITY;
+    for (int t = 0; t < s->nt; t++)
+        if (s->bench.of_task[t] == b) CH_TRY(select_task(s, o, t));
+    if (o->level != L_TASK) {
+        char path[4200], safe[256], name[300];
+        ch_fs_safe_name(s->bench.name[b], safe, sizeof safe);
+        snprintf(path, sizeof path, "%s/" BENCH_DIR "/%s.jsonl", o->output, safe);
+        snprintf(name, sizeof name, "[%s]", s->bench.name[b]);
+        CH_TRY(keep_top(s, o, s->bmax, name, path));
+    }
+    return ch_scores_write_benchmark(s->sf, b, s->l.first, n, s->bmax, s->sel);
 }
 
 /* Close scores.h5, report the peak memory, fill in the timing record. */
@@ -421,16 +521,21 @@ static int finish(sctx *s, const opts *o) {
     long rss = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0; /* KiB on Linux */
     CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &rss, 1, MPI_LONG, MPI_MAX, s->comm));
     if (s->rank == 0)
-        printf("wrote %s/scores.h5 and one JSONL per task (peak memory per rank %.0f MiB)\n", o->output, rss / 1024.0);
+        printf("wrote %s/scores.h5 and the selections (peak memory per rank %.0f MiB)\n", o->output, rss / 1024.0);
     o->tm->records = s->info.n_rows;
     CH_TRY(ch_timing_add(o->tm, "tasks", s->nt));
+    CH_TRY(ch_timing_add(o->tm, "benchmarks", s->bench.nb));
     return ch_timing_add(o->tm, "selected", s->k);
 }
 
 static void sctx_free(sctx *s) {
     if (s->sf) ch_scores_close(s->sf);
     if (s->ids) ch_archive_free_strings(s->ids, s->l.count);
-    free(s->p), free(s->score), free(s->fscore), free(s->sel), free(s->done), free(s->which), free(s->hid);
+    free(s->ids);
+    free(s->p), free(s->score), free(s->bmax), free(s->sel), free(s->done), free(s->which), free(s->hid);
+    free(s->tnames);
+    ch_benchmarks_free(&s->bench);
+    ch_select_prov_free(&s->prov);
     ch_lines_free(&s->l);
     ch_archive_info_free(&s->info);
     if (s->r) ch_archive_close_read(s->r);
@@ -452,7 +557,7 @@ static int run(const opts *o, MPI_Comm comm) {
     CH_TRY_GOTO(check_render(&s, o), out);
     CH_TRY_GOTO(row_inputs(&s, o), out);
     CH_TRY_GOTO(open_output(&s, o), out);
-    for (int t = 0; t < s.nt; t++) CH_TRY_GOTO(select_task(&s, o, t), out);
+    for (int b = 0; b < s.bench.nb; b++) CH_TRY_GOTO(select_benchmark(&s, o, b), out);
     rc = finish(&s, o);
 out:
     sctx_free(&s);

@@ -11,6 +11,7 @@
 
 #include "agree.h"
 #include "err.h"
+#include "h5util.h"
 #include "mpicheck.h"
 
 int ch_select_write_jsonl(const char *out_path, const char *pool_path, const int64_t *start,
@@ -68,9 +69,7 @@ done:
 }
 
 struct ch_scores_file {
-    hid_t f, scores, selected;
-    int ntask;
-    int64_t nrows;
+    hid_t f, scores, selected, bscores, bselected, ids; /* -1: not in this file */
     char *path;
 };
 
@@ -79,61 +78,105 @@ struct ch_scores_file {
         if ((call) < 0) CH_FAIL_GOTO(fail, CH_EHDF5, "%s: %s failed", path, #call);              \
     } while (0)
 
-int ch_scores_create(const char *path, char **tasks, int ntask, int64_t nrows, MPI_Comm comm,
-                     ch_scores_file **out) {
+/* A [rows, cols] dataset of type t (cols 0: one-dimensional [rows]). */
+static int make_2d(ch_scores_file *s, const char *name, hid_t t, int64_t rows, int64_t cols, hid_t *d) {
+    const char *path = s->path;
     int rc = 0;
-    ch_scores_file *s = NULL;
-    hid_t fapl = -1, sp = -1, st = -1, d = -1;
+    hid_t sp = -1;
+    hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
+    H5CHK(sp = H5Screate_simple(cols ? 2 : 1, dims, NULL));
+    H5CHK(*d = H5Dcreate2(s->f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+fail:
+    if (sp >= 0) H5Sclose(sp);
+    return rc;
+}
+
+/* A small dataset every rank writes whole, collectively, with identical data: names [n] as
+ * fixed-length NUL-padded strings. */
+static int put_names(ch_scores_file *s, const char *name, char *const *v, int n) {
+    const char *path = s->path;
+    int rc = 0;
+    hid_t st = -1, d = -1;
     char *flat = NULL;
-    CH_TRY(CH_ALLOC(s, 1, "scores file"));
-    s->f = s->scores = s->selected = -1;
-    s->ntask = ntask, s->nrows = nrows;
-    s->path = strdup(path);
-    H5CHK(fapl = H5Pcreate(H5P_FILE_ACCESS));
-    H5CHK(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
-    H5CHK(s->f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
-    hsize_t dims[2] = {(hsize_t)ntask, (hsize_t)nrows};
-    H5CHK(sp = H5Screate_simple(2, dims, NULL));
-    H5CHK(s->scores = H5Dcreate2(s->f, "scores", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-    H5CHK(s->selected = H5Dcreate2(s->f, "selected", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     size_t len = 1;
-    for (int i = 0; i < ntask; i++)
-        if (strlen(tasks[i]) + 1 > len) len = strlen(tasks[i]) + 1;
-    CH_TRY_GOTO(CH_ALLOC(flat, (size_t)ntask * len + 1, "task names"), fail);
-    for (int i = 0; i < ntask; i++) memcpy(flat + i * len, tasks[i], strlen(tasks[i]));
-    H5Sclose(sp);
-    hsize_t tn = (hsize_t)ntask;
-    H5CHK(sp = H5Screate_simple(1, &tn, NULL));
-    H5CHK(st = H5Tcopy(H5T_C_S1));
-    H5CHK(H5Tset_size(st, len));
-    H5CHK(d = H5Dcreate2(s->f, "tasks", st, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-    /* every rank writes the same small dataset collectively (identical data) */
+    for (int i = 0; i < n; i++)
+        if (strlen(v[i]) + 1 > len) len = strlen(v[i]) + 1;
+    CH_TRY(CH_ALLOC(flat, (size_t)n * len + 1, name));
+    for (int i = 0; i < n; i++) memcpy(flat + (size_t)i * len, v[i], strlen(v[i]));
+    H5CHK(st = ch_h5_str_type(len));
+    CH_TRY_GOTO(make_2d(s, name, st, n, 0, &d), fail);
     H5CHK(H5Dwrite(d, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, flat));
-    H5Dclose(d), d = -1;
-    H5Tclose(st), st = -1;
-    H5Sclose(sp), sp = -1;
-    H5Pclose(fapl);
-    free(flat);
-    *out = s;
-    return 0;
 fail:
     if (d >= 0) H5Dclose(d);
     if (st >= 0) H5Tclose(st);
-    if (sp >= 0) H5Sclose(sp);
-    if (fapl >= 0) H5Pclose(fapl);
     free(flat);
+    return rc;
+}
+
+static int put_ints(ch_scores_file *s, const char *name, const int *v, int n) {
+    const char *path = s->path;
+    int rc = 0;
+    hid_t d = -1;
+    CH_TRY(make_2d(s, name, H5T_STD_I32LE, n, 0, &d));
+    H5CHK(H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v));
+fail:
+    if (d >= 0) H5Dclose(d);
+    return rc;
+}
+
+static int create_sets(ch_scores_file *s, const ch_scores_layout *l) {
+    const char *path = s->path;
+    int rc = 0;
+    hid_t st = -1;
+    CH_TRY(make_2d(s, "scores", H5T_IEEE_F64LE, l->ntask, l->nrows, &s->scores));
+    CH_TRY(make_2d(s, "benchmark_scores", H5T_IEEE_F64LE, l->nbench, l->nrows, &s->bscores));
+    if (l->task_selected) CH_TRY(make_2d(s, "selected", H5T_STD_U8LE, l->ntask, l->nrows, &s->selected));
+    if (l->bench_selected)
+        CH_TRY(make_2d(s, "benchmark_selected", H5T_STD_U8LE, l->nbench, l->nrows, &s->bselected));
+    H5CHK(st = ch_h5_str_type((size_t)(l->id_len > 0 ? l->id_len : 1)));
+    CH_TRY_GOTO(make_2d(s, "ids", st, l->nrows, 0, &s->ids), fail);
+    CH_TRY_GOTO(put_names(s, "tasks", l->tasks, l->ntask), fail);
+    CH_TRY_GOTO(put_names(s, "benchmarks", l->benchmarks, l->nbench), fail);
+    CH_TRY_GOTO(put_ints(s, "benchmark_of_task", l->bench_of_task, l->ntask), fail);
+    H5CHK(ch_h5_put_str(s->f, "format", CH_SCORES_FORMAT));
+fail:
+    if (st >= 0) H5Tclose(st);
+    return rc;
+}
+
+int ch_scores_create(const char *path, const ch_scores_layout *l, MPI_Comm comm, ch_scores_file **out) {
+    int rc = 0;
+    ch_scores_file *s = NULL;
+    hid_t fapl = -1;
+    CH_TRY(CH_ALLOC(s, 1, "scores file"));
+    s->f = s->scores = s->selected = s->bscores = s->bselected = s->ids = -1;
+    if (!(s->path = strdup(path))) {
+        free(s);
+        CH_FAIL(CH_ENOMEM, "out of memory");
+    }
+    H5CHK(fapl = H5Pcreate(H5P_FILE_ACCESS));
+    H5CHK(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
+    H5CHK(s->f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
+    CH_TRY_GOTO(create_sets(s, l), fail);
+    H5Pclose(fapl);
+    *out = s;
+    return 0;
+fail:
+    if (fapl >= 0) H5Pclose(fapl);
     ch_scores_close(s);
     return rc;
 }
 
-static int write_slab(ch_scores_file *s, hid_t d, hid_t mt, int t, int64_t row0, int64_t n, const void *buf) {
+/* Collective write of rows [row0, row0 + n) of row r of a [R, N] dataset (r < 0: of a [N] one). */
+static int write_slab(ch_scores_file *s, hid_t d, hid_t mt, int r, int64_t row0, int64_t n, const void *buf) {
     const char *path = s->path;
     int rc = 0;
     hid_t fs = -1, ms = -1, x = -1;
     H5CHK(fs = H5Dget_space(d));
-    hsize_t start[2] = {(hsize_t)t, (hsize_t)row0}, count[2] = {1, (hsize_t)n}, mn = (hsize_t)(n ? n : 1);
+    int two = r >= 0;
+    hsize_t start[2] = {(hsize_t)r, (hsize_t)row0}, count[2] = {1, (hsize_t)n}, mn = (hsize_t)(n ? n : 1);
     if (n) {
-        H5CHK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL));
+        H5CHK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, two ? start : start + 1, NULL, two ? count : count + 1, NULL));
     } else {
         H5CHK(H5Sselect_none(fs));
     }
@@ -149,17 +192,67 @@ fail:
     return rc;
 }
 
-int ch_scores_write(ch_scores_file *s, int t, int64_t row0, int64_t n, const float *scores,
-                    const uint8_t *sel) {
-    CH_TRY(write_slab(s, s->scores, H5T_NATIVE_FLOAT, t, row0, n, scores));
-    return write_slab(s, s->selected, H5T_NATIVE_UINT8, t, row0, n, sel);
+int ch_scores_write_ids(ch_scores_file *s, int64_t row0, int64_t n, char *const *ids) {
+    const char *path = s->path;
+    int rc = 0;
+    hid_t t = -1;
+    char *flat = NULL;
+    H5CHK(t = H5Dget_type(s->ids));
+    size_t len = H5Tget_size(t);
+    CH_TRY_GOTO(CH_ALLOC(flat, (size_t)n * len + 1, "ids"), fail);
+    for (int64_t i = 0; i < n; i++) {
+        size_t l = strlen(ids[i]);
+        memcpy(flat + (size_t)i * len, ids[i], l < len ? l : len);
+    }
+    rc = write_slab(s, s->ids, t, -1, row0, n, flat);
+fail:
+    if (t >= 0) H5Tclose(t);
+    free(flat);
+    return rc;
+}
+
+int ch_scores_write_task(ch_scores_file *s, int t, int64_t row0, int64_t n, const double *scores,
+                         const uint8_t *sel) {
+    CH_TRY(write_slab(s, s->scores, H5T_NATIVE_DOUBLE, t, row0, n, scores));
+    return s->selected >= 0 ? write_slab(s, s->selected, H5T_NATIVE_UINT8, t, row0, n, sel) : 0;
+}
+
+int ch_scores_write_benchmark(ch_scores_file *s, int b, int64_t row0, int64_t n, const double *scores,
+                              const uint8_t *sel) {
+    CH_TRY(write_slab(s, s->bscores, H5T_NATIVE_DOUBLE, b, row0, n, scores));
+    return s->bselected >= 0 ? write_slab(s, s->bselected, H5T_NATIVE_UINT8, b, row0, n, sel) : 0;
+}
+
+int ch_scores_attr_str(ch_scores_file *s, const char *name, const char *value) {
+    if (ch_h5_put_str(s->f, name, value ? value : ""))
+        return ch_err_wrap("%s: attribute %s: ", s->path, name);
+    return 0;
+}
+
+int ch_scores_attr_i64(ch_scores_file *s, const char *name, int64_t value) {
+    if (ch_h5_put_i64(s->f, name, value)) return ch_err_wrap("%s: attribute %s: ", s->path, name);
+    return 0;
+}
+
+int ch_scores_attr_f64(ch_scores_file *s, const char *name, double value) {
+    const char *path = s->path;
+    int rc = 0;
+    hid_t sp = -1, a = -1;
+    H5CHK(sp = H5Screate(H5S_SCALAR));
+    H5CHK(a = H5Acreate2(s->f, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT));
+    H5CHK(H5Awrite(a, H5T_NATIVE_DOUBLE, &value));
+fail:
+    if (a >= 0) H5Aclose(a);
+    if (sp >= 0) H5Sclose(sp);
+    return rc;
 }
 
 int ch_scores_close(ch_scores_file *s) {
     if (!s) return 0;
     int bad = 0;
-    if (s->scores >= 0) bad |= H5Dclose(s->scores) < 0;
-    if (s->selected >= 0) bad |= H5Dclose(s->selected) < 0;
+    hid_t d[] = {s->scores, s->selected, s->bscores, s->bselected, s->ids};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+        if (d[i] >= 0) bad |= H5Dclose(d[i]) < 0;
     if (s->f >= 0) bad |= H5Fclose(s->f) < 0;
     char *path = s->path;
     free(s);
