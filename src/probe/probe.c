@@ -31,7 +31,43 @@ uint64_t ch_probe_fnv1a64(const char *s) {
     return h;
 }
 
-int ch_probe_is_validation(const char *id) { return ch_probe_fnv1a64(id) % 5 == 0; }
+int ch_probe_split(const char *id) {
+    const uint64_t b = ch_probe_fnv1a64(id) % 5;
+    return b == 0 ? CH_SPLIT_VAL : b == 1 ? CH_SPLIT_TEST : CH_SPLIT_TRAIN;
+}
+
+int ch_probe_is_validation(const char *id) { return ch_probe_split(id) == CH_SPLIT_VAL; }
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int ch_probe_parse_grid(const char *opt, const char *s, double *grid, int *n) {
+    *n = 0;
+    for (const char *p = s;;) {
+        const char *e = strchr(p, ',');
+        const size_t len = e ? (size_t)(e - p) : strlen(p);
+        char item[64];
+        if (len == 0 || len >= sizeof item)
+            CH_FAIL(CH_EARG, "--%s: empty or overlong item in '%s'", opt, s);
+        memcpy(item, p, len);
+        item[len] = 0;
+        char *end;
+        const double v = strtod(item, &end);
+        if (*end || !(v > 0) || !isfinite(v))
+            CH_FAIL(CH_EARG, "--%s expects numbers > 0 separated by commas, got '%s' in '%s'", opt, item, s);
+        if (*n >= CH_PROBE_MAX_LAMBDAS)
+            CH_FAIL(CH_EARG, "--%s: more than %d values in '%s'", opt, CH_PROBE_MAX_LAMBDAS, s);
+        grid[(*n)++] = v;
+        if (!e) break;
+        p = e + 1;
+    }
+    qsort(grid, (size_t)*n, sizeof *grid, cmp_double);
+    for (int i = 1; i < *n; i++)
+        if (grid[i] == grid[i - 1]) CH_FAIL(CH_EARG, "--%s: %g given twice in '%s'", opt, grid[i], s);
+    return 0;
+}
 
 /* Sum buf over ranks with the same result on every rank (Reduce in a fixed tree + Bcast). */
 static int allsum(double *buf, double *tmp, int n, MPI_Comm comm) {
