@@ -45,6 +45,8 @@ grep -q "probe: test accuracy (held out, n=200): best head L1.H0 (chosen on vali
   || { cat "$T/golden.log"; fail "the printed accuracy is not the test split's"; }
 grep -q "format-only baseline skipped: cannot read the corpus synthetic.jsonl" "$T/golden.log" \
   || { cat "$T/golden.log"; fail "no word on the skipped baseline"; }
+# every percentage printed is on a line that says it is the test split's
+if grep "%" "$T/golden.log" | grep -v "test"; then fail "an accuracy printed without saying it is the test split's"; fi
 
 # 2. known signal heads: layer 0 head 2, layer 1 head 3, layer 2 head 1 (flat 2, 7, 9) must be
 #    exactly the top-3 of every capability; the baseline (a corpus without format signal) near
@@ -115,6 +117,9 @@ PYEOF
 grep -q "test accuracy (held out, n=" "$T/fmt_inspect.log" || { cat "$T/fmt_inspect.log"; fail "inspect: test figures"; }
 grep -q "format-only baseline: test accuracy (held out, n=.*WARNING" "$T/fmt_inspect.log" \
   || { cat "$T/fmt_inspect.log"; fail "inspect: baseline warning"; }
+if cat "$T/fmt1.log" "$T/fmt_inspect.log" | grep "%" | grep -v "test"; then
+  fail "probe or inspect shows an accuracy without saying it is the test split's"
+fi
 mkdir -p "$T/moved" && cp "$T/fmt.jsonl" "$T/moved/corpus.jsonl" && mv "$T/fmt.jsonl" "$T/fmt.jsonl.away"
 run 2 --input "$T/fmt.h5" --output "$T/fmt_moved.h5" --corpus "$T/moved/corpus.jsonl" > "$T/moved.log" 2>&1
 grep -q "warning: a format-only baseline" "$T/moved.log" || { cat "$T/moved.log"; fail "--corpus not used"; }

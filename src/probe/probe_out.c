@@ -264,7 +264,7 @@ static int read_attr(hid_t f, const char *name, hid_t type, void *v) {
 /* The summary's root attributes of a version-2 probe file. */
 typedef struct {
     int32_t ver, k, best;
-    double best_test, ens_test, best_val, ens_val, base_test;
+    double best_test, ens_test, base_test;
     int64_t ntr, nva, nte;
     char input[1024], base[16], note[1024];
     int32_t warn;
@@ -295,8 +295,6 @@ static int read_summary(hid_t f, const char *path, probe_summary *s) {
         read_attr(f, "best_head", H5T_NATIVE_INT32, &s->best) ||
         read_attr(f, "best_head_test_accuracy", H5T_NATIVE_DOUBLE, &s->best_test) ||
         read_attr(f, "ensemble_test_accuracy", H5T_NATIVE_DOUBLE, &s->ens_test) ||
-        read_attr(f, "best_head_val_accuracy", H5T_NATIVE_DOUBLE, &s->best_val) ||
-        read_attr(f, "ensemble_val_accuracy", H5T_NATIVE_DOUBLE, &s->ens_val) ||
         read_attr(f, "n_train", H5T_NATIVE_INT64, &s->ntr) || read_attr(f, "n_val", H5T_NATIVE_INT64, &s->nva) ||
         read_attr(f, "n_test", H5T_NATIVE_INT64, &s->nte) || read_str(f, "input_path", s->input, sizeof s->input) ||
         read_str(f, "format_baseline", s->base, sizeof s->base) ||
@@ -336,8 +334,8 @@ int ch_probe_print_summary(const char *path, FILE *out) {
             (long long)s.nva, (long long)s.nte);
     fprintf(out, "  test accuracy (held out, n=%lld): best head L%d.H%d %.2f%%, top-%d ensemble %.2f%%\n",
             (long long)s.nte, s.best / H, s.best % H, 100 * s.best_test, s.k, 100 * s.ens_test);
-    fprintf(out, "  (validation, which chose the heads, the lambdas and k: best head %.2f%%, ensemble %.2f%%)\n",
-            100 * s.best_val, 100 * s.ens_val);
+    fprintf(out, "  (the heads, their lambdas, k and the best head were chosen on the %lld validation rows)\n",
+            (long long)s.nva);
     if (!strcmp(s.base, "fitted"))
         fprintf(out, "  format-only baseline: test accuracy (held out, n=%lld) %.2f%%%s\n", (long long)s.nte,
                 100 * s.base_test, s.warn ? ": WARNING, the classes can be told apart by format (docs/probe.md#format-baseline)" : "");

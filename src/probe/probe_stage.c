@@ -480,9 +480,10 @@ static void report_choices(const probe_ctx *c, const ch_probe_result *res) {
         for (int h = 0; h < c->L * c->H; h++) n += res->lambda[h] == (float)res->lambda_grid[g];
         printf(" %g (%d head(s))%s", res->lambda_grid[g], n, g + 1 < res->n_lambda ? "," : "\n");
     }
+    /* (the validation accuracies behind the choice are in the file, not printed: every accuracy
+     * printed is the test split's) */
     printf("probe: top-k = %d, %s", res->k, res->k_fixed ? "fixed by --top-k" : "chosen on validation from");
-    for (int i = 0; i < res->n_topk && !res->k_fixed; i++)
-        printf(" %d (%.2f%%)%s", res->topk_grid[i], 100 * res->ens_val_by_k[i], i + 1 < res->n_topk ? "," : "");
+    for (int i = 0; i < res->n_topk && !res->k_fixed; i++) printf(" %d", res->topk_grid[i]);
     printf("\n");
 }
 
