@@ -12,6 +12,7 @@
 #include "err.h"
 #include "ops_math.h"
 #include "probe.h"
+#include "probe_format.h"
 #include "probe_kernel.h"
 
 static char arch[512], dump[512], labdump[512];
@@ -474,6 +475,41 @@ START_TEST(test_text_features_counted_by_hand) {
 }
 END_TEST
 
+START_TEST(test_corpus_features_by_id_messages_joined) {
+    /* rows in another order than the corpus; a messages record is its contents joined by a blank
+     * line; a tokens record has no text; a row not kept is not looked up */
+    if (rank_ != 0) return;
+    char path[600];
+    snprintf(path, sizeof path, "%s.corpus.jsonl", arch);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"id\": \"t1\", \"text\": \"Is it? A. yes\"}\n"
+          "{\"id\": \"m1\", \"messages\": [{\"role\": \"user\", \"content\": \"Q1\\nA) x\"}, "
+          "{\"role\": \"assistant\", \"content\": \"ok\"}]}\n"
+          "{\"id\": \"k1\", \"tokens\": [1, 2, 3]}\n", f);
+    fclose(f);
+    char *ids[4] = {"k1", "m1", "t1", "zz"};
+    const uint8_t keep[4] = {1, 1, 1, 0};
+    const int32_t ntok[4] = {3, 9, 7, 1};
+    float got[4 * CH_PROBE_NFEAT], want[CH_PROBE_NFEAT];
+    ck_assert_int_eq(ch_probe_corpus_features(path, ids, keep, 4, ntok, got), 0);
+    ch_probe_text_features("", 0, 3, want);
+    ck_assert_mem_eq(got, want, sizeof want);
+    const char *joined = "Q1\nA) x\n\nok";
+    ch_probe_text_features(joined, strlen(joined), 9, want);
+    ck_assert_mem_eq(got + CH_PROBE_NFEAT, want, sizeof want);
+    ck_assert_float_eq(got[CH_PROBE_NFEAT + 3], 4); /* lines */
+    ck_assert_float_eq(got[CH_PROBE_NFEAT + 4], 1); /* option lines */
+    ch_probe_text_features("Is it? A. yes", 13, 7, want);
+    ck_assert_mem_eq(got + 2 * CH_PROBE_NFEAT, want, sizeof want);
+    /* a kept row whose id the corpus lacks */
+    const uint8_t keep_all[4] = {1, 1, 1, 1};
+    ck_assert_int_eq(ch_probe_corpus_features(path, ids, keep_all, 4, ntok, got), CH_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(ch_err_msg(), "no record with id 'zz'"));
+    remove(path);
+}
+END_TEST
+
 START_TEST(test_baseline_warning_margin) {
     ck_assert(ch_probe_baseline_warns(0.60, 0.64));  /* within 5 points */
     ck_assert(!ch_probe_baseline_warns(0.58, 0.64));
@@ -498,6 +534,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_metrics_choose_on_validation_report_test);
     tcase_add_test(tc, test_text_features_counted_by_hand);
     tcase_add_test(tc, test_baseline_warning_margin);
+    tcase_add_test(tc, test_corpus_features_by_id_messages_joined);
     tcase_add_test(tc, test_fnv1a64_published_vectors);
     tcase_add_test(tc, test_auc_counts_ties_as_half);
     tcase_add_test(tc, test_auc_matches_pair_count_with_signs_ties_and_stride);
