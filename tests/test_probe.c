@@ -510,6 +510,44 @@ START_TEST(test_corpus_features_by_id_messages_joined) {
 }
 END_TEST
 
+/* One lockstep fit of a grid (src maps every problem to the same head, lambda per problem) gives
+ * bit for bit the fits of one call per lambda: the stage's grid relies on it. */
+START_TEST(test_grid_in_one_fit_equals_one_fit_per_lambda) {
+    enum { N = 96, DD = 5, G = 3 };
+    float x[N * DD];
+    int32_t y[N];
+    uint32_t r = 12345;
+    for (int i = 0; i < N; i++) {
+        y[i] = i % 4;
+        for (int j = 0; j < DD; j++) {
+            r = r * 1664525u + 1013904223u;
+            x[i * DD + j] = (float)((r >> 8) / 16777216.0 - 0.5) + (j == y[i] ? 0.4f : 0.0f);
+        }
+    }
+    const double lam[G] = {1e-3, 1e-1, 1.0};
+    const int src[G] = {0, 0, 0};
+    ch_probe_opts o;
+    ch_probe_opts_default(&o);
+    float Wg[G * 5 * DD], bg[G * 5], W1[5 * DD], b1[5];
+    int64_t rg[G], r1;
+    ch_probe_data d = {G, DD, N, N, x, y, {1, 1, 1, 1, 0}};
+    d.src = src, d.lambda = lam;
+    ck_assert_int_eq(ch_probe_fit(&o, &d, MPI_COMM_SELF, Wg, bg, rg, NULL, NULL), 0);
+    ch_probe_data one = {1, DD, N, N, x, y, {1, 1, 1, 1, 0}};
+    for (int g = 0; g < G; g++) {
+        o.lambda = lam[g];
+        ck_assert_int_eq(ch_probe_fit(&o, &one, MPI_COMM_SELF, W1, b1, &r1, NULL, NULL), 0);
+        ck_assert_mem_eq(Wg + g * 5 * DD, W1, sizeof W1);
+        ck_assert_mem_eq(bg + g * 5, b1, sizeof b1);
+        ck_assert_int_eq(rg[g], r1);
+    }
+    /* and the lambdas matter: the strongest shrinks the weights the most */
+    double n0 = 0, n2 = 0;
+    for (int i = 0; i < 5 * DD; i++) n0 += fabs(Wg[i]), n2 += fabs(Wg[2 * 5 * DD + i]);
+    ck_assert(n2 < 0.5 * n0);
+}
+END_TEST
+
 START_TEST(test_baseline_warning_margin) {
     ck_assert(ch_probe_baseline_warns(0.60, 0.64));  /* within 5 points */
     ck_assert(!ch_probe_baseline_warns(0.58, 0.64));
@@ -534,6 +572,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_metrics_choose_on_validation_report_test);
     tcase_add_test(tc, test_text_features_counted_by_hand);
     tcase_add_test(tc, test_baseline_warning_margin);
+    tcase_add_test(tc, test_grid_in_one_fit_equals_one_fit_per_lambda);
     tcase_add_test(tc, test_corpus_features_by_id_messages_joined);
     tcase_add_test(tc, test_fnv1a64_published_vectors);
     tcase_add_test(tc, test_auc_counts_ties_as_half);

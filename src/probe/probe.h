@@ -75,6 +75,11 @@ typedef struct {
     int64_t nblk;
     const uint16_t *x16;
     const float *mean, *std;
+    /* Optional (NULL: head h is head h, lambda is the options'): head h fits the rows, mean and
+     * std of head src[h] of x16 or x, with lambda[h]; one call then fits a grid of lambdas for
+     * the same heads in lockstep, one reduction per evaluation for all of them. */
+    const int *src;
+    const double *lambda;
 } ch_probe_data;
 
 /* Collective. Fits every head; W [nh][5][D] and b [nh][5] (outputs, identical on all ranks).

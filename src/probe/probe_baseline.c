@@ -104,7 +104,7 @@ static int fit_baseline(probe_ctx *c, const probe_args *a, float *x[CH_NSPLIT], 
     int64_t right;
     int evals, unconv, pick, rc = 0;
     ch_probe_data d = {1, NF, c->n[CH_SPLIT_TRAIN], c->ntot[CH_SPLIT_TRAIN], x[CH_SPLIT_TRAIN], c->y[CH_SPLIT_TRAIN],
-                       {0}, c->trblk, c->lblk, NULL, mean, sd};
+                       {0}, c->trblk, c->lblk, NULL, mean, sd, NULL, NULL};
     memcpy(d.present, c->present, sizeof c->present);
     probe_rows val = {1, NF, NULL, x[CH_SPLIT_VAL], mean, sd}, test = val;
     test.x = x[CH_SPLIT_TEST];

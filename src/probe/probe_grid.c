@@ -1,6 +1,7 @@
-/* probe_grid.c - the regularization strength chosen on validation: every head is fitted once per
- * lambda of the grid on the training rows, and keeps the fit with the lowest validation
- * cross-entropy; and the gathers that bring a split's probabilities to rank 0. */
+/* probe_grid.c - the regularization strength chosen on validation: every head is fitted for each
+ * lambda of the grid on the training rows (all of them in one lockstep run), and keeps the fit with
+ * the lowest validation cross-entropy; and the gathers that bring a split's probabilities to
+ * rank 0. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,12 +65,26 @@ static void choose(int G, int nh, const double *loss, int *pick) {
 typedef struct {
     float *W, *b, *vprob;
     int64_t *trc;
-    double *loss;
-    int *pick;
+    double *loss, *lam;
+    int *pick, *src;
 } grid_scratch;
 
 static void scratch_free(grid_scratch *s) {
-    free(s->W), free(s->b), free(s->vprob), free(s->trc), free(s->loss), free(s->pick);
+    free(s->W), free(s->b), free(s->vprob), free(s->trc), free(s->loss), free(s->lam), free(s->pick), free(s->src);
+}
+
+/* All G x nh problems (head h with lambda g is problem g * nh + h) in one lockstep fit: one
+ * reduction per evaluation serves the whole grid, where a fit per lambda paid G times the
+ * collective rounds (what bounds small problems on many ranks). A head's path does not depend on
+ * its batch, so the results are those of one fit per lambda. */
+static int fit_all(probe_ctx *c, const probe_args *a, const ch_probe_data *d, grid_scratch *s, int *evals,
+                   int *unconverged) {
+    const int G = a->ngrid, nh = d->nh;
+    for (int g = 0; g < G; g++)
+        for (int h = 0; h < nh; h++) s->src[g * nh + h] = h, s->lam[g * nh + h] = a->grid[g];
+    ch_probe_data all = *d;
+    all.nh = G * nh, all.src = s->src, all.lambda = s->lam;
+    return ch_probe_fit(&a->fit, &all, c->comm, s->W, s->b, s->trc, evals, unconverged);
 }
 
 int ch_probe_fit_grid(probe_ctx *c, const probe_args *a, const ch_probe_data *d, const probe_rows *val,
@@ -84,16 +99,13 @@ int ch_probe_fit_grid(probe_ctx *c, const probe_args *a, const ch_probe_data *d,
     CH_TRY_GOTO(CH_ALLOC(s.b, PB * G, "probe biases per lambda"), out);
     CH_TRY_GOTO(CH_ALLOC(s.trc, (size_t)nh * G, "train counts per lambda"), out);
     CH_TRY_GOTO(CH_ALLOC(s.pick, nh, "chosen lambdas"), out);
+    CH_TRY_GOTO(CH_ALLOC(s.src, (size_t)nh * G, "grid heads"), out);
+    CH_TRY_GOTO(CH_ALLOC(s.lam, (size_t)nh * G, "grid lambdas"), out);
     CH_TRY_GOTO(CH_ALLOC(s.loss, (size_t)nh * G, "validation losses"), out);
     if (c->rank == 0) CH_TRY_GOTO(CH_ALLOC(s.vprob, (size_t)nh * nval * CH_NCAP, "validation probabilities"), out);
-    *evals = 0, *unconverged = 0;
+    CH_TRY_GOTO(ch_mpi_agree(c->comm, rc), out);
+    CH_TRY_GOTO(fit_all(c, a, d, &s, evals, unconverged), out);
     for (int g = 0; g < G; g++) {
-        ch_probe_opts o = a->fit;
-        o.lambda = a->grid[g];
-        int e = 0, u = 0;
-        CH_TRY_GOTO(ch_probe_fit(&o, d, c->comm, s.W + PW * g, s.b + PB * g, s.trc + (size_t)nh * g, &e, &u), out);
-        *evals = e > *evals ? e : *evals;
-        *unconverged += u;
         CH_TRY_GOTO(ch_probe_predict_split(c, val, CH_SPLIT_VAL, s.W + PW * g, s.b + PB * g, s.vprob), out);
         if (c->rank == 0)
             for (int h = 0; h < nh; h++)

@@ -7,8 +7,8 @@
  * archive's chunks are one layer wide) keeps the cache small and reused: a bigger group made
  * nothing faster, and its first touch of fresh memory cost more than the copy into it.
  * Standardization statistics (mean, population std over TRAIN rows) are reduced over ranks, the
- * probes of the layer's heads are fitted in lockstep (src/probe.c) on cache-sized batches, once
- * per lambda of the grid, each head keeping the lambda its validation rows prefer
+ * probes of the layer's heads are fitted in lockstep (src/probe.c) on cache-sized batches, every
+ * lambda of the grid in the same run, each head keeping the lambda its validation rows prefer
  * (src/probe_grid.c); the validation and test probabilities are gathered on rank 0, which chooses
  * the capability-head map and k on validation, reports the test split's figures, and writes the
  * probe file (serially) and the heatmaps. The format-only baseline (src/probe_baseline.c) is
@@ -422,7 +422,7 @@ static int fit_layer(probe_ctx *c, const probe_args *a, ch_probe_result *res, in
     float *mean = res->mean + (size_t)hg0 * D, *std = res->std + (size_t)hg0 * D;
     CH_TRY(stats(c, nh, res->n_train, s1, s2, mean, std));
     ch_probe_data d = {nh, D, c->n[CH_SPLIT_TRAIN], res->n_train, NULL, c->y[CH_SPLIT_TRAIN], {0}, c->trblk, c->lblk,
-                       c->x16[CH_SPLIT_TRAIN], mean, std};
+                       c->x16[CH_SPLIT_TRAIN], mean, std, NULL, NULL};
     memcpy(d.present, c->present, sizeof c->present);
     int evals = 0, unconv = 0;
     float *W = res->weights + (size_t)hg0 * CH_NCAP * D, *b = res->bias + (size_t)hg0 * CH_NCAP;

@@ -60,7 +60,8 @@ typedef struct {
 int ch_probe_predict_split(probe_ctx *c, const probe_rows *rows, int split, const float *W, const float *b,
                            float *dst);
 
-/* Collective. Fit the nh heads of d once per lambda of a->grid on the training rows, and keep for
+/* Collective. Fit the nh heads of d once per lambda of a->grid on the training rows (one lockstep
+ * run for the whole grid), and keep for
  * each head the fit whose validation cross-entropy (rank 0, over the gathered probabilities) is
  * lowest, ties to the larger lambda: W, b, train_correct and pick [nh], the index of the lambda in
  * a->grid (identical on every rank).
