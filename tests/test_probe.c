@@ -12,6 +12,7 @@
 #include "err.h"
 #include "ops_math.h"
 #include "probe.h"
+#include "probe_format.h"
 #include "probe_kernel.h"
 
 static char arch[512], dump[512], labdump[512];
@@ -307,11 +308,21 @@ START_TEST(test_probe_file_roundtrip_and_summary) {
      * that `capheads inspect` prints; only rank 0 writes (the stage writes serially too) */
     if (rank_ != 0) return;
     float w[10] = {0}, b[10] = {0}, m[2] = {0}, sd[2] = {1, 1}, va[2] = {0.25f, 0.75f}, ta[2] = {0.5f, 0.5f};
+    float te[2] = {0.3f, 0.7f}, lam[2] = {1e-3f, 1e-2f}, vl[4] = {1, 2, 3, 4};
     float oa[10] = {0}, auc[10] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.9f, 0.9f, 0.9f, 0.9f, 0.9f};
     int32_t top[5] = {1, 1, 1, 1, 1};
     float ts[5] = {0.9f, 0.9f, 0.9f, 0.9f, 0.9f};
-    ch_probe_result r = {1, 2, 1, 1, w, b, m, sd, va, ta, oa, auc, top, ts, 0.75, 0.8, 1, 80, 20, 0, 0,
-                         {0}, {0}, 3, 0, "in.h5", "2026-01-01T00:00:00Z", "abc", "{}"};
+    ch_probe_result r = {.L = 1, .H = 2, .D = 1, .k = 1, .weights = w, .bias = b, .mean = m, .std = sd,
+                         .val_acc = va, .train_acc = ta, .test_acc = te, .ovr_acc = oa, .ovr_auc = auc,
+                         .test_ovr_acc = oa, .test_ovr_auc = auc, .lambda = lam, .val_loss = vl,
+                         .top_heads = top, .top_scores = ts, .n_lambda = 2, .lambda_grid = {1e-3, 1e-2},
+                         .n_topk = 2, .topk_grid = {1, 2}, .ens_val_by_k = {0.8, 0.7},
+                         .best_head_val_acc = 0.75, .best_head_test_acc = 0.7, .ensemble_val_acc = 0.8,
+                         .ensemble_test_acc = 0.65, .best_head = 1, .n_train = 60, .n_val = 20, .n_test = 21,
+                         .base = {.fitted = 1, .note = "corpus.jsonl", .lambda = 0.1, .val_acc = 0.5,
+                                  .test_acc = 0.675, .warn = 1},
+                         .input_path = "in.h5", .input_created = "2026-01-01T00:00:00Z", .input_sha256 = "abc",
+                         .options = "{}"};
     char path[600], *text = NULL;
     size_t len = 0;
     snprintf(path, sizeof path, "%s.probes.h5", arch);
@@ -319,9 +330,21 @@ START_TEST(test_probe_file_roundtrip_and_summary) {
     FILE *f = open_memstream(&text, &len);
     ck_assert_int_eq(ch_probe_print_summary(path, f), 0);
     fclose(f);
-    ck_assert_ptr_nonnull(strstr(text, "1 layers x 2 heads, 80 train / 20 validation rows"));
-    ck_assert_ptr_nonnull(strstr(text, "best head validation accuracy 75.00%, top-1 ensemble 80.00%"));
+    ck_assert_ptr_nonnull(strstr(text, "1 layers x 2 heads, 60 train / 20 validation / 21 test rows"));
+    ck_assert_ptr_nonnull(strstr(text, "test accuracy (held out, n=21): best head L0.H1 70.00%, top-1 ensemble 65.00%"));
+    ck_assert_ptr_nonnull(strstr(text, "(the heads, their lambdas, k and the best head were chosen on the 20 validation rows)"));
+    ck_assert_ptr_null(strstr(text, "75.00%")); /* no validation accuracy shown */
+    ck_assert_ptr_null(strstr(text, "80.00%"));
+    ck_assert_ptr_nonnull(strstr(text, "format-only baseline: test accuracy (held out, n=21) 67.50%: WARNING"));
     ck_assert_ptr_nonnull(strstr(text, "math         L0.H1"));
+    free(text);
+    /* a skipped baseline says why */
+    r.base = (ch_probe_baseline){.fitted = 0, .note = "cannot read the corpus x.jsonl"};
+    ck_assert_int_eq(ch_probe_write(path, &r), 0);
+    f = open_memstream(&text, &len);
+    ck_assert_int_eq(ch_probe_print_summary(path, f), 0);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(text, "format-only baseline: skipped (cannot read the corpus x.jsonl)"));
     free(text);
     /* an activation archive is not a probe file */
     f = open_memstream(&text, &len);
@@ -330,6 +353,206 @@ START_TEST(test_probe_file_roundtrip_and_summary) {
     free(text);
     ck_assert_ptr_nonnull(strstr(ch_err_msg(), "not a probe file"));
     remove(path);
+}
+END_TEST
+
+START_TEST(test_split_is_the_id_hash_mod_5) {
+    int n[3] = {0, 0, 0};
+    char id[32];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(id, sizeof id, "rec-%06d", i);
+        const uint64_t b = ch_probe_fnv1a64(id) % 5;
+        const int s = ch_probe_split(id);
+        ck_assert_int_eq(s, b == 0 ? CH_SPLIT_VAL : b == 1 ? CH_SPLIT_TEST : CH_SPLIT_TRAIN);
+        ck_assert_int_eq(ch_probe_is_validation(id), b == 0);
+        n[s]++;
+    }
+    /* about 60/20/20 (binomial sd of a 20% share over 20000 ids: 0.28 points) */
+    ck_assert(fabs(n[CH_SPLIT_VAL] / 20000.0 - 0.2) < 0.015);
+    ck_assert(fabs(n[CH_SPLIT_TEST] / 20000.0 - 0.2) < 0.015);
+}
+END_TEST
+
+START_TEST(test_lambda_grid_parse_sorts_and_refuses) {
+    double g[CH_PROBE_MAX_LAMBDAS];
+    int n = 0;
+    ck_assert_int_eq(ch_probe_parse_grid("lambda-grid", "1,1e-4,0.01", g, &n), 0);
+    ck_assert_int_eq(n, 3);
+    ck_assert(g[0] == 1e-4 && g[1] == 0.01 && g[2] == 1);
+    ck_assert_int_eq(ch_probe_parse_grid("lambda-grid", CH_PROBE_LAMBDA_GRID, g, &n), 0);
+    ck_assert_int_eq(n, 5);
+    ck_assert_int_eq(ch_probe_parse_grid("lambda-grid", "1e-3,,1", g, &n), CH_EARG);
+    ck_assert_int_eq(ch_probe_parse_grid("lambda-grid", "1e-3,-1", g, &n), CH_EARG);
+    ck_assert_ptr_nonnull(strstr(ch_err_msg(), "got '-1'"));
+    ck_assert_int_eq(ch_probe_parse_grid("lambda-grid", "0.1,1e-1", g, &n), CH_EARG);
+    ck_assert_int_eq(ch_probe_parse_grid("lambda-grid", "abc", g, &n), CH_EARG);
+}
+END_TEST
+
+START_TEST(test_topk_grid_capped_at_the_head_count) {
+    int32_t g[CH_PROBE_MAX_TOPKS];
+    ck_assert_int_eq(ch_probe_topk_grid(1024, g), 7);
+    ck_assert_int_eq(g[0], 1);
+    ck_assert_int_eq(g[6], 64);
+    ck_assert_int_eq(ch_probe_topk_grid(12, g), 5);
+    ck_assert(g[0] == 1 && g[1] == 2 && g[2] == 4 && g[3] == 8 && g[4] == 12);
+    ck_assert_int_eq(ch_probe_topk_grid(1, g), 1);
+}
+END_TEST
+
+/* Three heads over 4 validation and 4 test rows, probabilities set by hand: head 2 ranks first
+ * on validation AUC for every class, head 0 has the best validation accuracy; k is chosen where
+ * the validation ensemble is best (k = 1: only head 2), and the test figures come from the test
+ * rows alone. */
+START_TEST(test_metrics_choose_on_validation_report_test) {
+    if (rank_ != 0) return;
+    enum { NH = 3, N = 4 };
+    const int32_t yv[N] = {0, 1, 2, 3}, yt[N] = {0, 1, 2, 3};
+    float pv[NH][N][5], pt[NH][N][5];
+    for (int h = 0; h < NH; h++)
+        for (int i = 0; i < N; i++)
+            for (int c = 0; c < 5; c++) pv[h][i][c] = pt[h][i][c] = 0.1f;
+    /* head 0: validation right on 3 of 4 rows by a small margin, wrong on row 3 */
+    for (int i = 0; i < 3; i++) pv[0][i][yv[i]] = 0.2f;
+    pv[0][3][0] = 0.3f, pv[0][3][1] = 0.25f, pv[0][3][2] = 0.25f; /* no class ranked perfectly */
+    /* head 1: validation right on 2 */
+    pv[1][0][0] = 0.2f, pv[1][1][1] = 0.2f, pv[1][2][4] = 0.3f, pv[1][3][4] = 0.3f;
+    pv[1][2][0] = 0.25f, pv[1][3][1] = 0.25f;
+    /* head 2: validation right on 2 but ranks every class perfectly (AUC 1) */
+    for (int i = 0; i < N; i++) pv[2][i][yv[i]] = 0.15f;
+    pv[2][2][4] = 0.9f, pv[2][3][4] = 0.9f;
+    /* test: head 0 right on 1, head 2 right on all 4 */
+    pt[0][0][0] = 0.3f, pt[0][1][4] = 0.3f, pt[0][2][4] = 0.3f, pt[0][3][4] = 0.3f;
+    for (int i = 0; i < N; i++) pt[2][i][yt[i]] = 0.5f;
+    float va[NH], ta[NH], tra[NH], oa[NH * 5], auc[NH * 5], toa[NH * 5], tauc[NH * 5], ts[5 * NH];
+    int32_t top[5 * NH];
+    ch_probe_result r = {.L = 1, .H = NH, .D = 1, .val_acc = va, .test_acc = ta, .train_acc = tra, .ovr_acc = oa,
+                         .ovr_auc = auc, .test_ovr_acc = toa, .test_ovr_auc = tauc, .top_heads = top,
+                         .top_scores = ts};
+    const ch_probe_split_probs v = {N, &pv[0][0][0], yv}, t = {N, &pt[0][0][0], yt};
+    ck_assert_int_eq(ch_probe_metrics(&v, &t, &r), 0);
+    ck_assert_float_eq_tol(va[0], 0.75, 1e-6);
+    ck_assert_float_eq_tol(va[2], 0.5, 1e-6);
+    ck_assert_int_eq(r.best_head, 0);
+    ck_assert_double_eq_tol(r.best_head_val_acc, 0.75, 1e-9);
+    ck_assert_double_eq_tol(r.best_head_test_acc, 0.25, 1e-9); /* head 0 on the test rows */
+    ck_assert_float_eq_tol(ta[2], 1.0, 1e-6);
+    ck_assert_int_eq(r.n_topk, 3); /* 1, 2, then 3 = L*H for 4 and above */
+    ck_assert_int_eq(r.topk_grid[2], 3);
+    for (int c = 0; c < 4; c++) ck_assert_int_eq(top[c], 2); /* classes with validation rows */
+    ck_assert_float_eq_tol(auc[2 * 5 + 0], 1.0, 1e-6);
+    ck_assert_int_eq(r.k, 1);
+    ck_assert_double_eq_tol(r.ensemble_val_acc, r.ens_val_by_k[0], 1e-12);
+    ck_assert_double_eq_tol(r.ensemble_test_acc, 1.0, 1e-9); /* head 2 alone on the test rows */
+    /* --top-k fixes k */
+    r.k_fixed = 3;
+    ck_assert_int_eq(ch_probe_metrics(&v, &t, &r), 0);
+    ck_assert_int_eq(r.k, 3);
+}
+END_TEST
+
+START_TEST(test_text_features_counted_by_hand) {
+    const char *t = "What is 12+30?\nA. 42\n(B) 41\nC) x\nAnswer:";
+    float f[CH_PROBE_NFEAT];
+    ch_probe_text_features(t, strlen(t), 17, f);
+    const char *const *names = ch_probe_format_features;
+    ck_assert_str_eq(names[0], "n_tokens");
+    ck_assert_float_eq(f[0], 17);
+    ck_assert_float_eq(f[1], (float)strlen(t)); /* chars: ASCII, newlines included */
+    ck_assert_float_eq(f[2], 10);               /* words: What is 12+30? A. 42 (B) 41 C) x Answer: */
+    ck_assert_float_eq(f[3], 5);                /* lines */
+    ck_assert_float_eq(f[4], 3);                /* option lines: A. / (B) / C) */
+    ck_assert_float_eq_tol(f[5], 8.0 / strlen(t), 1e-6);  /* digits 1,2,3,0,4,2,4,1 */
+    ck_assert_float_eq_tol(f[6], 5.0 / strlen(t), 1e-6);  /* W A B C A */
+    ck_assert_float_eq_tol(f[7], 7.0 / strlen(t), 1e-6);  /* + ? . ( ) ) : */
+    ck_assert_float_eq(f[10], 1);               /* question lines */
+    ck_assert_float_eq(f[11], 14);              /* longest line: "What is 12+30?" */
+    /* UTF-8: characters, not bytes; an option letter must be followed by a blank */
+    const char *u = "\xc3\xa9t\xc3\xa9\nA.b";
+    ch_probe_text_features(u, strlen(u), 1, f);
+    ck_assert_float_eq(f[1], 7);
+    ck_assert_float_eq(f[4], 0);
+}
+END_TEST
+
+START_TEST(test_corpus_features_by_id_messages_joined) {
+    /* rows in another order than the corpus; a messages record is its contents joined by a blank
+     * line; a tokens record has no text; a row not kept is not looked up */
+    if (rank_ != 0) return;
+    char path[600];
+    snprintf(path, sizeof path, "%s.corpus.jsonl", arch);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"id\": \"t1\", \"text\": \"Is it? A. yes\"}\n"
+          "{\"id\": \"m1\", \"messages\": [{\"role\": \"user\", \"content\": \"Q1\\nA) x\"}, "
+          "{\"role\": \"assistant\", \"content\": \"ok\"}]}\n"
+          "{\"id\": \"k1\", \"tokens\": [1, 2, 3]}\n", f);
+    fclose(f);
+    char *ids[4] = {"k1", "m1", "t1", "zz"};
+    const uint8_t keep[4] = {1, 1, 1, 0};
+    const int32_t ntok[4] = {3, 9, 7, 1};
+    float got[4 * CH_PROBE_NFEAT], want[CH_PROBE_NFEAT];
+    ck_assert_int_eq(ch_probe_corpus_features(path, ids, keep, 4, ntok, got), 0);
+    ch_probe_text_features("", 0, 3, want);
+    ck_assert_mem_eq(got, want, sizeof want);
+    const char *joined = "Q1\nA) x\n\nok";
+    ch_probe_text_features(joined, strlen(joined), 9, want);
+    ck_assert_mem_eq(got + CH_PROBE_NFEAT, want, sizeof want);
+    ck_assert_float_eq(got[CH_PROBE_NFEAT + 3], 4); /* lines */
+    ck_assert_float_eq(got[CH_PROBE_NFEAT + 4], 1); /* option lines */
+    ch_probe_text_features("Is it? A. yes", 13, 7, want);
+    ck_assert_mem_eq(got + 2 * CH_PROBE_NFEAT, want, sizeof want);
+    /* a kept row whose id the corpus lacks */
+    const uint8_t keep_all[4] = {1, 1, 1, 1};
+    ck_assert_int_eq(ch_probe_corpus_features(path, ids, keep_all, 4, ntok, got), CH_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(ch_err_msg(), "no record with id 'zz'"));
+    remove(path);
+}
+END_TEST
+
+/* One lockstep fit of a grid (src maps every problem to the same head, lambda per problem) gives
+ * bit for bit the fits of one call per lambda: the stage's grid relies on it. */
+START_TEST(test_grid_in_one_fit_equals_one_fit_per_lambda) {
+    enum { N = 96, DD = 5, G = 3 };
+    float x[N * DD];
+    int32_t y[N];
+    uint32_t r = 12345;
+    for (int i = 0; i < N; i++) {
+        y[i] = i % 4;
+        for (int j = 0; j < DD; j++) {
+            r = r * 1664525u + 1013904223u;
+            x[i * DD + j] = (float)((r >> 8) / 16777216.0 - 0.5) + (j == y[i] ? 0.4f : 0.0f);
+        }
+    }
+    const double lam[G] = {1e-3, 1e-1, 1.0};
+    const int src[G] = {0, 0, 0};
+    ch_probe_opts o;
+    ch_probe_opts_default(&o);
+    float Wg[G * 5 * DD], bg[G * 5], W1[5 * DD], b1[5];
+    int64_t rg[G], r1;
+    ch_probe_data d = {G, DD, N, N, x, y, {1, 1, 1, 1, 0}};
+    d.src = src, d.lambda = lam;
+    ck_assert_int_eq(ch_probe_fit(&o, &d, MPI_COMM_SELF, Wg, bg, rg, NULL, NULL), 0);
+    ch_probe_data one = {1, DD, N, N, x, y, {1, 1, 1, 1, 0}};
+    for (int g = 0; g < G; g++) {
+        o.lambda = lam[g];
+        ck_assert_int_eq(ch_probe_fit(&o, &one, MPI_COMM_SELF, W1, b1, &r1, NULL, NULL), 0);
+        ck_assert_mem_eq(Wg + g * 5 * DD, W1, sizeof W1);
+        ck_assert_mem_eq(bg + g * 5, b1, sizeof b1);
+        ck_assert_int_eq(rg[g], r1);
+    }
+    /* and the lambdas matter: the strongest shrinks the weights the most */
+    double n0 = 0, n2 = 0;
+    for (int i = 0; i < 5 * DD; i++) n0 += fabs(Wg[i]), n2 += fabs(Wg[2 * 5 * DD + i]);
+    ck_assert(n2 < 0.5 * n0);
+}
+END_TEST
+
+START_TEST(test_baseline_warning_margin) {
+    ck_assert(ch_probe_baseline_warns(0.60, 0.64));  /* within 5 points */
+    ck_assert(!ch_probe_baseline_warns(0.58, 0.64));
+    ck_assert(ch_probe_baseline_warns(0.91, 0.999)); /* 90% absolute */
+    ck_assert(!ch_probe_baseline_warns(0.25, 0.95));
 }
 END_TEST
 
@@ -343,6 +566,14 @@ int main(int argc, char **argv) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_reader_rank_block_matches_numpy_f16_widening);
     tcase_add_test(tc, test_reader_refuses_non_archive_naming_file);
+    tcase_add_test(tc, test_split_is_the_id_hash_mod_5);
+    tcase_add_test(tc, test_lambda_grid_parse_sorts_and_refuses);
+    tcase_add_test(tc, test_topk_grid_capped_at_the_head_count);
+    tcase_add_test(tc, test_metrics_choose_on_validation_report_test);
+    tcase_add_test(tc, test_text_features_counted_by_hand);
+    tcase_add_test(tc, test_baseline_warning_margin);
+    tcase_add_test(tc, test_grid_in_one_fit_equals_one_fit_per_lambda);
+    tcase_add_test(tc, test_corpus_features_by_id_messages_joined);
     tcase_add_test(tc, test_fnv1a64_published_vectors);
     tcase_add_test(tc, test_auc_counts_ties_as_half);
     tcase_add_test(tc, test_auc_matches_pair_count_with_signs_ties_and_stride);

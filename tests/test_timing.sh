@@ -50,7 +50,7 @@ for r in recs:
     for k in ("records", "tokens", "io_seconds"):       # present, a number or null (not measured)
         assert k in r and (r[k] is None or num(r[k])), (k, r)
     assert isinstance(r["records"], int) and r["records"] >= 0, r
-own = {"prepare": ["sources"], "extract": ["backend", "precision"], "probe": ["heads", "train_rows", "val_rows"],
+own = {"prepare": ["sources"], "extract": ["backend", "precision"], "probe": ["heads", "train_rows", "val_rows", "test_rows", "lambdas"],
        "decompose": ["tasks"], "select": ["tasks", "benchmarks", "selected"]}
 for r in recs:
     keys = list(r)
@@ -66,7 +66,8 @@ for r, s in ((x1, "probeset"), (x2, "tasks"), (x3, "pool")):
     assert r["io_seconds"] <= r["seconds"], r
 p = h5py.File(d + "/probes.h5", "r")
 labels = h5py.File(d + "/probeset.h5", "r")["labels"][:]
-assert pr["records"] == pr["train_rows"] + pr["val_rows"] == int((labels >= 0).sum()), pr
+assert pr["records"] == pr["train_rows"] + pr["val_rows"] + pr["test_rows"] == int((labels >= 0).sum()), pr
+assert pr["lambdas"] == len(p["lambda_grid"]) == 5, pr
 assert num(pr["io_seconds"]) and 0 < pr["io_seconds"] <= pr["seconds"], pr
 acts = h5py.File(d + "/probeset.h5", "r")["activations"]
 assert pr["heads"] == acts.shape[1] * acts.shape[2], pr

@@ -31,7 +31,43 @@ uint64_t ch_probe_fnv1a64(const char *s) {
     return h;
 }
 
-int ch_probe_is_validation(const char *id) { return ch_probe_fnv1a64(id) % 5 == 0; }
+int ch_probe_split(const char *id) {
+    const uint64_t b = ch_probe_fnv1a64(id) % 5;
+    return b == 0 ? CH_SPLIT_VAL : b == 1 ? CH_SPLIT_TEST : CH_SPLIT_TRAIN;
+}
+
+int ch_probe_is_validation(const char *id) { return ch_probe_split(id) == CH_SPLIT_VAL; }
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int ch_probe_parse_grid(const char *opt, const char *s, double *grid, int *n) {
+    *n = 0;
+    for (const char *p = s;;) {
+        const char *e = strchr(p, ',');
+        const size_t len = e ? (size_t)(e - p) : strlen(p);
+        char item[64];
+        if (len == 0 || len >= sizeof item)
+            CH_FAIL(CH_EARG, "--%s: empty or overlong item in '%s'", opt, s);
+        memcpy(item, p, len);
+        item[len] = 0;
+        char *end;
+        const double v = strtod(item, &end);
+        if (*end || !(v > 0) || !isfinite(v))
+            CH_FAIL(CH_EARG, "--%s expects numbers > 0 separated by commas, got '%s' in '%s'", opt, item, s);
+        if (*n >= CH_PROBE_MAX_LAMBDAS)
+            CH_FAIL(CH_EARG, "--%s: more than %d values in '%s'", opt, CH_PROBE_MAX_LAMBDAS, s);
+        grid[(*n)++] = v;
+        if (!e) break;
+        p = e + 1;
+    }
+    qsort(grid, (size_t)*n, sizeof *grid, cmp_double);
+    for (int i = 1; i < *n; i++)
+        if (grid[i] == grid[i - 1]) CH_FAIL(CH_EARG, "--%s: %g given twice in '%s'", opt, grid[i], s);
+    return 0;
+}
 
 /* Sum buf over ranks with the same result on every rank (Reduce in a fixed tree + Bcast). */
 static int allsum(double *buf, double *tmp, int n, MPI_Comm comm) {
@@ -68,12 +104,13 @@ static int evaluate(const ch_probe_opts *o, const ch_probe_data *d, const double
         if (!active[h]) continue;
         const double *s = sums + (size_t)h * S, *wh = w + (size_t)h * P;
         double *gh = g + (size_t)h * P, reg = 0;
+        const double lam = d->lambda ? d->lambda[h] : o->lambda;
         for (int i = 0; i < CH_NCAP * D; i++) {
-            gh[i] = s[i] * inv + o->lambda * wh[i];
+            gh[i] = s[i] * inv + lam * wh[i];
             reg += wh[i] * wh[i];
         }
         for (int c = 0; c < CH_NCAP; c++) gh[CH_NCAP * D + c] = d->present[c] ? s[CH_NCAP * D + c] * inv : 0;
-        f[h] = s[P] * inv + 0.5 * o->lambda * reg;
+        f[h] = s[P] * inv + 0.5 * lam * reg;
         cor[h] = (int64_t)s[P + 1];
     }
     return 0;
@@ -184,7 +221,8 @@ static int fit_batch(const ch_probe_opts *o, const ch_probe_data *d, MPI_Comm co
          * correlations: H ~ (1/K) I (+ lambda for W). One such step nearly solves a head without
          * signal, where a unit-length steepest-descent step needed ~3 more evaluations. */
         double *dh = dir + (size_t)h * P;
-        for (int i = 0; i < P; i++) dh[i] = -gh[i] / (i < CH_NCAP * D ? hdiag + o->lambda : hdiag);
+        const double lam = d->lambda ? d->lambda[h] : o->lambda;
+        for (int i = 0; i < P; i++) dh[i] = -gh[i] / (i < CH_NCAP * D ? hdiag + lam : hdiag);
         t[h] = 1.0;
         gd[h] = dot(gh, dh, P);
     }
@@ -281,10 +319,11 @@ int ch_probe_fit(const ch_probe_opts *o, const ch_probe_data *d, MPI_Comm comm, 
 #endif
     hb = hb < nt ? nt : hb;
     hb = hb < 1 ? 1 : hb > d->nh ? d->nh : hb;
-    /* binary16 input: each batch is standardized into one f32 buffer, reused batch to batch */
+    /* binary16 input (or heads mapped by src): each batch is standardized (copied) into one f32
+     * buffer, reused batch to batch */
     const size_t head_vals = (size_t)d->n * d->D;
     float *xb = NULL;
-    if (d->x16) { /* (a rank without rows still gets a buffer: no arithmetic on NULL below) */
+    if (d->x16 || d->src) { /* (a rank without rows still gets a buffer: no arithmetic on NULL below) */
         xb = ch_probe_alloc_f32((size_t)hb * head_vals);
         if (!xb)
             CH_FAIL(CH_ENOMEM, "out of memory for the probe batch (%d heads x %lld rows x %d)", hb,
@@ -294,12 +333,17 @@ int ch_probe_fit(const ch_probe_opts *o, const ch_probe_data *d, MPI_Comm comm, 
     for (int h0 = 0; h0 < d->nh && !rc; h0 += hb) {
         ch_probe_data s = *d;
         s.nh = d->nh - h0 < hb ? d->nh - h0 : hb;
+        s.src = NULL, s.lambda = d->lambda ? d->lambda + h0 : NULL;
         if (xb) {
 #pragma omp parallel for schedule(static)
-            for (int h = 0; h < s.nh; h++)
-                ch_probe_standardize16(d->n, d->D, d->x16 + (size_t)(h0 + h) * head_vals,
-                                       d->mean + (size_t)(h0 + h) * d->D,
-                                       d->std + (size_t)(h0 + h) * d->D, xb + (size_t)h * head_vals);
+            for (int h = 0; h < s.nh; h++) {
+                const size_t sh = (size_t)(d->src ? d->src[h0 + h] : h0 + h);
+                if (d->x16)
+                    ch_probe_standardize16(d->n, d->D, d->x16 + sh * head_vals, d->mean + sh * d->D,
+                                           d->std + sh * d->D, xb + (size_t)h * head_vals);
+                else
+                    memcpy(xb + (size_t)h * head_vals, d->x + sh * head_vals, sizeof(float) * head_vals);
+            }
             s.x = xb;
         } else {
             s.x = d->x + (size_t)h0 * head_vals;

@@ -36,10 +36,22 @@ typedef struct {
 
 void ch_probe_opts_default(ch_probe_opts *o);
 
-/* The train/validation split: FNV-1a 64-bit hash of the id's bytes; validation when hash % 5 == 0
- * (about 20%). Depends on the id only, so it does not change with rank count or row order. */
+/* The split: h = FNV-1a 64-bit hash of the id's bytes; h % 5 == 0 validation, h % 5 == 1 test,
+ * otherwise train (about 60/20/20). Depends on the id only, so it does not change with rank count
+ * or row order; the validation ids are the ones the two-way split of format 1 used. */
+enum { CH_SPLIT_TRAIN = 0, CH_SPLIT_VAL = 1, CH_SPLIT_TEST = 2 };
 uint64_t ch_probe_fnv1a64(const char *s);
+int ch_probe_split(const char *id);
 int ch_probe_is_validation(const char *id);
+
+/* The default --lambda-grid, and the top-k candidates (powers of two up to this, capped at L*H). */
+#define CH_PROBE_LAMBDA_GRID "1e-4,1e-3,1e-2,1e-1,1"
+#define CH_PROBE_MAX_LAMBDAS 32
+#define CH_PROBE_TOPK_MAX 64
+#define CH_PROBE_MAX_TOPKS 8
+/* Parse a comma list of positive numbers into grid[0..*n) (at most CH_PROBE_MAX_LAMBDAS, sorted
+ * ascending, duplicates refused); CH_EARG naming the option and the item otherwise. */
+int ch_probe_parse_grid(const char *opt, const char *s, double *grid, int *n);
 
 /* Rows per f32 summation block of the fit (see ch_probe_data.blk). */
 #define CH_PROBE_BLOCK 32
@@ -63,6 +75,11 @@ typedef struct {
     int64_t nblk;
     const uint16_t *x16;
     const float *mean, *std;
+    /* Optional (NULL: head h is head h, lambda is the options'): head h fits the rows, mean and
+     * std of head src[h] of x16 or x, with lambda[h]; one call then fits a grid of lambdas for
+     * the same heads in lockstep, one reduction per evaluation for all of them. */
+    const int *src;
+    const double *lambda;
 } ch_probe_data;
 
 /* Collective. Fits every head; W [nh][5][D] and b [nh][5] (outputs, identical on all ranks).
@@ -98,32 +115,78 @@ double ch_probe_auc(const float *score, int stride, const uint8_t *pos, int64_t 
 /* ---- results (src/probe_out.c) ---------------------------------------------------------------- */
 
 #define CH_PROBES_FORMAT "capheads-probes"
-#define CH_PROBES_VERSION 1
+#define CH_PROBES_VERSION 2
+
+/* The format-only baseline (src/probe_format.c): features of a record's text. */
+#define CH_PROBE_NFEAT 12
+extern const char *const ch_probe_format_features[CH_PROBE_NFEAT];
+/* Warn when the baseline's test accuracy is within this of the best head's, or above ABS. */
+#define CH_PROBE_BASELINE_MARGIN 0.05
+#define CH_PROBE_BASELINE_ABS 0.90
+
+typedef struct {
+    int fitted;            /* 0: skipped (note says why) */
+    char note[1024];       /* the corpus used, or why the baseline was skipped */
+    double lambda, val_acc, test_acc;
+    int warn;              /* the test accuracy came within the margin: see ch_probe_baseline_warns */
+} ch_probe_baseline;
+
+/* Rows of one held-out split on rank 0: prob [heads][n][5] and labels y [n]. */
+typedef struct {
+    int64_t n;
+    const float *prob;
+    const int32_t *y;
+} ch_probe_split_probs;
 
 typedef struct {
     int L, H, D, k;
     float *weights, *bias, *mean, *std;        /* [L,H,5,D] [L,H,5] [L,H,D] [L,H,D] */
-    float *val_acc, *train_acc;                /* [L,H] */
-    float *ovr_acc, *ovr_auc;                  /* [L,H,5] */
-    int32_t *top_heads;                        /* [5,k] flat l*H+h */
-    float *top_scores;                         /* [5,k] */
-    double best_head_acc, ensemble_acc;
-    int best_head;
-    int64_t n_train, n_val, n_skipped_unlabeled, n_skipped_incomplete;
-    int64_t class_train[CH_NCAP], class_val[CH_NCAP];
+    float *val_acc, *train_acc, *test_acc;     /* [L,H] */
+    float *ovr_acc, *ovr_auc;                  /* [L,H,5] validation: the ranking */
+    float *test_ovr_acc, *test_ovr_auc;        /* [L,H,5] test */
+    float *lambda;                             /* [L,H] the lambda chosen per head */
+    float *val_loss;                           /* [G,L,H] validation cross-entropy per grid lambda */
+    int32_t *top_heads;                        /* [5,k] flat l*H+h (room for [5,kmax]) */
+    float *top_scores;                         /* [5,k] validation AUCs */
+    int n_lambda;
+    double lambda_grid[CH_PROBE_MAX_LAMBDAS];
+    int k_fixed;                               /* --top-k (0: chosen on validation from the grid) */
+    int n_topk;
+    int32_t topk_grid[CH_PROBE_MAX_TOPKS];
+    double ens_val_by_k[CH_PROBE_MAX_TOPKS];   /* validation ensemble accuracy of each candidate */
+    double best_head_val_acc, best_head_test_acc, ensemble_val_acc, ensemble_test_acc;
+    int best_head;                             /* chosen by validation accuracy */
+    int64_t n_train, n_val, n_test, n_skipped_unlabeled, n_skipped_incomplete;
+    int64_t class_train[CH_NCAP], class_val[CH_NCAP], class_test[CH_NCAP];
     int evals, unconverged;
+    ch_probe_baseline base;
     /* provenance */
     const char *input_path, *input_created, *input_sha256, *options;
     const ch_render_rule *render; /* the input archive's rendering rule, copied (none when NULL) */
 } ch_probe_result;
 
-/* Rank 0: from the validation probabilities prob [L*H][nval][5] and labels y, fill val_acc,
- * ovr_acc (accuracy of "argmax == c" as a detector of class c), ovr_auc (AUC of p_c), the top-k
- * heads per capability by ovr_auc (NaN last, ties to the lower index), best_head(_acc) and
- * ensemble_acc: per capability c the mean of p_c over c's top-k heads, predicted class = argmax
- * of those five means. The top-k are chosen on the same validation rows, so ensemble_acc is an
- * optimistic (selection-biased) figure; the per-head accuracies are not. */
-int ch_probe_metrics(int64_t nval, const float *prob, const int32_t *y, ch_probe_result *r);
+/* Rank 0, after the fits. From the validation split v: val_acc, ovr_acc, ovr_auc (one-vs-rest
+ * AUC of p_c), each capability's ranking of the heads by ovr_auc (NaN last, ties to the lower
+ * index), the best head (highest validation accuracy, ties to the lower index), and k: r->k_fixed,
+ * or the candidate of r->topk_grid whose validation ensemble accuracy is highest (ties to the
+ * smaller k). The ensemble: per capability c the mean of p_c over c's top-k heads, predicted class
+ * = argmax of the five means. Then from the test split t, which chose nothing: test_acc,
+ * test_ovr_acc, test_ovr_auc, best_head_test_acc and ensemble_test_acc. r->top_heads and
+ * r->top_scores need room for [5, min(max(CH_PROBE_TOPK_MAX, k_fixed), L*H)]. */
+int ch_probe_metrics(const ch_probe_split_probs *v, const ch_probe_split_probs *t, ch_probe_result *r);
+/* The top-k candidates for L*H heads: 1, 2, 4, ..., CH_PROBE_TOPK_MAX, those above L*H replaced
+ * by L*H once. Returns their count. */
+int ch_probe_topk_grid(int nheads, int32_t grid[CH_PROBE_MAX_TOPKS]);
+/* Whether a format baseline at base_test comes within the documented margin of best_test. */
+int ch_probe_baseline_warns(double base_test, double best_test);
+/* Features of one record for the format baseline: out [CH_PROBE_NFEAT], text the record's text
+ * (messages: their contents joined by "\n\n"; tokens records: ""), n_tokens from the archive. */
+void ch_probe_text_features(const char *text, size_t len, int32_t n_tokens, float *out);
+
+/* Multinomial accuracy (argmax, ties to the lower class) and mean cross-entropy of n rows'
+ * probabilities prob [n][5] against y (p floored at 1e-30 so a wrong certainty costs ~69). */
+double ch_probe_accuracy(int64_t n, const float *prob, const int32_t *y);
+double ch_probe_xent(int64_t n, const float *prob, const int32_t *y);
 
 /* Serial write (call on one rank) of the probe file. */
 int ch_probe_write(const char *path, const ch_probe_result *r);

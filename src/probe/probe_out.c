@@ -1,4 +1,4 @@
-/* probe_out.c - metrics, the probe file, heatmaps and the probe-file summary (rank 0 only). */
+/* probe_out.c - the probe file, heatmaps and the probe-file summary (rank 0 only). */
 #include <errno.h>
 #include <hdf5.h>
 #include <math.h>
@@ -8,68 +8,6 @@
 
 #include "err.h"
 #include "probe.h"
-
-int ch_probe_metrics(int64_t nval, const float *prob, const int32_t *y, ch_probe_result *r) {
-    const int nh = r->L * r->H, k = r->k;
-    ch_auc_pair *scr = NULL;
-    uint8_t *pos = NULL;
-    int *order = NULL, rc = 0;
-    double *ens = NULL;
-    CH_TRY_GOTO(CH_ALLOC(scr, 2 * nval + 1, "AUC scratch"), out);
-    CH_TRY_GOTO(CH_ALLOC(pos, (size_t)CH_NCAP * (nval + 1), "AUC labels"), out);
-    CH_TRY_GOTO(CH_ALLOC(order, nh, "head order"), out);
-    CH_TRY_GOTO(CH_ALLOC(ens, (size_t)(nval + 1) * CH_NCAP, "ensemble scores"), out);
-    for (int c = 0; c < CH_NCAP; c++)
-        for (int64_t i = 0; i < nval; i++) pos[c * nval + i] = y[i] == c;
-    r->best_head = 0, r->best_head_acc = -1;
-    for (int h = 0; h < nh; h++) {
-        const float *p = prob + (size_t)h * nval * CH_NCAP;
-        int64_t correct = 0, ovr[CH_NCAP] = {0};
-        for (int64_t i = 0; i < nval; i++) {
-            int best = 0;
-            for (int c = 1; c < CH_NCAP; c++) best = p[i * CH_NCAP + c] > p[i * CH_NCAP + best] ? c : best;
-            correct += best == y[i];
-            for (int c = 0; c < CH_NCAP; c++) ovr[c] += (best == c) == (y[i] == c);
-        }
-        r->val_acc[h] = (float)((double)correct / (double)nval);
-        if (r->val_acc[h] > r->best_head_acc) r->best_head_acc = r->val_acc[h], r->best_head = h;
-        for (int c = 0; c < CH_NCAP; c++) {
-            r->ovr_acc[h * CH_NCAP + c] = (float)((double)ovr[c] / (double)nval);
-            r->ovr_auc[h * CH_NCAP + c] = (float)ch_probe_auc(p + c, CH_NCAP, pos + c * nval, nval, scr);
-        }
-    }
-    /* top-k per capability by AUC, NaN last, ties to the lower flat index (selection sort: k small) */
-    for (int c = 0; c < CH_NCAP; c++) {
-        for (int h = 0; h < nh; h++) order[h] = 0;
-        for (int j = 0; j < k; j++) {
-            int best = -1;
-            for (int h = 0; h < nh; h++) {
-                if (order[h]) continue;
-                float s = r->ovr_auc[h * CH_NCAP + c], bs = best < 0 ? 0 : r->ovr_auc[best * CH_NCAP + c];
-                if (best < 0 || (!isnan(s) && (isnan(bs) || s > bs))) best = h;
-            }
-            order[best] = 1;
-            r->top_heads[c * k + j] = best;
-            r->top_scores[c * k + j] = r->ovr_auc[best * CH_NCAP + c];
-        }
-    }
-    for (int64_t i = 0; i < nval * CH_NCAP; i++) ens[i] = 0;
-    for (int c = 0; c < CH_NCAP; c++)
-        for (int j = 0; j < k; j++) {
-            const float *p = prob + (size_t)r->top_heads[c * k + j] * nval * CH_NCAP;
-            for (int64_t i = 0; i < nval; i++) ens[i * CH_NCAP + c] += p[i * CH_NCAP + c] / k;
-        }
-    int64_t correct = 0;
-    for (int64_t i = 0; i < nval; i++) {
-        int best = 0;
-        for (int c = 1; c < CH_NCAP; c++) best = ens[i * CH_NCAP + c] > ens[i * CH_NCAP + best] ? c : best;
-        correct += best == y[i];
-    }
-    r->ensemble_acc = (double)correct / (double)nval;
-out:
-    free(scr), free(pos), free(order), free(ens);
-    return rc;
-}
 
 #define H5C(call, what)                                                                           \
     do {                                                                                          \
@@ -114,27 +52,94 @@ out:
     return rc;
 }
 
+/* A figure's dataset with its split said in a string attribute "split". */
+static int write_fig(hid_t f, const char *path, const char *name, int rank, const hsize_t *dims,
+                     const float *data, const char *split) {
+    CH_TRY(write_ds(f, path, name, H5T_NATIVE_FLOAT, rank, dims, data));
+    int rc = 0;
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    H5C(d, name);
+    rc = write_str_attr(d, path, "split", split);
+out:
+    if (d >= 0) H5Dclose(d);
+    return rc;
+}
+
+/* "[a, b, ...]" of the feature names, for the baseline's attribute. */
+static void feature_list(char *buf, size_t cap) {
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int k = 0; k < CH_PROBE_NFEAT && n < cap; k++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s\"%s\"", k ? ", " : "", ch_probe_format_features[k]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+/* The held-out figures (test split), the validation ones they were chosen by, and the choices. */
+static int write_figures(hid_t f, const char *path, const ch_probe_result *r) {
+    const hsize_t L = r->L, H = r->H, C = CH_NCAP, G = r->n_lambda, NK = r->n_topk;
+    const hsize_t db[3] = {L, H, C}, dh[2] = {L, H}, dg[3] = {G, L, H};
+    CH_TRY(write_fig(f, path, "test_accuracy", 2, dh, r->test_acc, "test"));
+    CH_TRY(write_fig(f, path, "test_ovr_accuracy", 3, db, r->test_ovr_acc, "test"));
+    CH_TRY(write_fig(f, path, "test_ovr_auc", 3, db, r->test_ovr_auc, "test"));
+    CH_TRY(write_fig(f, path, "val_accuracy", 2, dh, r->val_acc, "validation"));
+    CH_TRY(write_fig(f, path, "ovr_accuracy", 3, db, r->ovr_acc, "validation"));
+    CH_TRY(write_fig(f, path, "ovr_auc", 3, db, r->ovr_auc, "validation"));
+    CH_TRY(write_fig(f, path, "train_accuracy", 2, dh, r->train_acc, "train"));
+    CH_TRY(write_fig(f, path, "lambda", 2, dh, r->lambda, "chosen on validation"));
+    CH_TRY(write_fig(f, path, "val_loss", 3, dg, r->val_loss, "validation"));
+    CH_TRY(write_ds(f, path, "lambda_grid", H5T_NATIVE_DOUBLE, 1, &G, r->lambda_grid));
+    CH_TRY(write_ds(f, path, "top_k_grid", H5T_NATIVE_INT32, 1, &NK, r->topk_grid));
+    CH_TRY(write_ds(f, path, "ensemble_val_accuracy_by_k", H5T_NATIVE_DOUBLE, 1, &NK, r->ens_val_by_k));
+    const int32_t best = r->best_head, k = r->k;
+    CH_TRY(write_attr(f, path, "top_k", H5T_NATIVE_INT32, &k));
+    CH_TRY(write_str_attr(f, path, "top_k_chosen_by", r->k_fixed ? "--top-k" : "validation ensemble accuracy"));
+    CH_TRY(write_str_attr(f, path, "lambda_chosen_by",
+                          r->n_lambda > 1 ? "per head: lowest validation cross-entropy" : "--lambda"));
+    CH_TRY(write_attr(f, path, "best_head", H5T_NATIVE_INT32, &best));
+    CH_TRY(write_attr(f, path, "best_head_test_accuracy", H5T_NATIVE_DOUBLE, &r->best_head_test_acc));
+    CH_TRY(write_attr(f, path, "ensemble_test_accuracy", H5T_NATIVE_DOUBLE, &r->ensemble_test_acc));
+    CH_TRY(write_attr(f, path, "best_head_val_accuracy", H5T_NATIVE_DOUBLE, &r->best_head_val_acc));
+    CH_TRY(write_attr(f, path, "ensemble_val_accuracy", H5T_NATIVE_DOUBLE, &r->ensemble_val_acc));
+    CH_TRY(write_attr(f, path, "n_train", H5T_NATIVE_INT64, &r->n_train));
+    CH_TRY(write_attr(f, path, "n_val", H5T_NATIVE_INT64, &r->n_val));
+    CH_TRY(write_attr(f, path, "n_test", H5T_NATIVE_INT64, &r->n_test));
+    return write_str_attr(f, path, "split", "fnv1a64(id) % 5: 0 validation, 1 test, 2..4 train");
+}
+
+/* The format-only baseline: its figures when fitted, why not otherwise. */
+static int write_baseline(hid_t f, const char *path, const ch_probe_baseline *b) {
+    char feats[512];
+    feature_list(feats, sizeof feats);
+    const int32_t warn = b->warn;
+    CH_TRY(write_str_attr(f, path, "format_baseline", b->fitted ? "fitted" : "skipped"));
+    CH_TRY(write_str_attr(f, path, "format_baseline_note", b->note));
+    CH_TRY(write_str_attr(f, path, "format_baseline_features", feats));
+    if (!b->fitted) return 0;
+    CH_TRY(write_attr(f, path, "format_baseline_test_accuracy", H5T_NATIVE_DOUBLE, &b->test_acc));
+    CH_TRY(write_attr(f, path, "format_baseline_val_accuracy", H5T_NATIVE_DOUBLE, &b->val_acc));
+    CH_TRY(write_attr(f, path, "format_baseline_lambda", H5T_NATIVE_DOUBLE, &b->lambda));
+    return write_attr(f, path, "format_baseline_warning", H5T_NATIVE_INT32, &warn);
+}
+
 int ch_probe_write(const char *path, const ch_probe_result *r) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) CH_FAIL(CH_EIO, "%s: cannot create the probe file", path);
     int rc = 0;
     const hsize_t L = r->L, H = r->H, D = r->D, C = CH_NCAP, K = r->k;
-    const hsize_t dw[4] = {L, H, C, D}, db[3] = {L, H, C}, dm[3] = {L, H, D}, dh[2] = {L, H},
-                  dt[2] = {C, K};
+    const hsize_t dw[4] = {L, H, C, D}, db[3] = {L, H, C}, dm[3] = {L, H, D}, dt[2] = {C, K};
     CH_TRY_GOTO(write_ds(f, path, "weights", H5T_NATIVE_FLOAT, 4, dw, r->weights), out);
     CH_TRY_GOTO(write_ds(f, path, "bias", H5T_NATIVE_FLOAT, 3, db, r->bias), out);
     CH_TRY_GOTO(write_ds(f, path, "mean", H5T_NATIVE_FLOAT, 3, dm, r->mean), out);
     CH_TRY_GOTO(write_ds(f, path, "std", H5T_NATIVE_FLOAT, 3, dm, r->std), out);
-    CH_TRY_GOTO(write_ds(f, path, "val_accuracy", H5T_NATIVE_FLOAT, 2, dh, r->val_acc), out);
-    CH_TRY_GOTO(write_ds(f, path, "train_accuracy", H5T_NATIVE_FLOAT, 2, dh, r->train_acc), out);
-    CH_TRY_GOTO(write_ds(f, path, "ovr_accuracy", H5T_NATIVE_FLOAT, 3, db, r->ovr_acc), out);
-    CH_TRY_GOTO(write_ds(f, path, "ovr_auc", H5T_NATIVE_FLOAT, 3, db, r->ovr_auc), out);
     CH_TRY_GOTO(write_ds(f, path, "top_heads", H5T_NATIVE_INT32, 2, dt, r->top_heads), out);
-    CH_TRY_GOTO(write_ds(f, path, "top_scores", H5T_NATIVE_FLOAT, 2, dt, r->top_scores), out);
+    CH_TRY_GOTO(write_fig(f, path, "top_scores", 2, dt, r->top_scores, "validation"), out);
     /* training rows per class: a class with none is masked out of every softmax (capmix) */
     CH_TRY_GOTO(write_ds(f, path, "class_train", H5T_NATIVE_INT64, 1, &C, r->class_train), out);
-    int32_t ver = CH_PROBES_VERSION, k = r->k, best = r->best_head;
+    CH_TRY_GOTO(write_ds(f, path, "class_val", H5T_NATIVE_INT64, 1, &C, r->class_val), out);
+    CH_TRY_GOTO(write_ds(f, path, "class_test", H5T_NATIVE_INT64, 1, &C, r->class_test), out);
+    CH_TRY_GOTO(write_figures(f, path, r), out);
+    CH_TRY_GOTO(write_baseline(f, path, &r->base), out);
+    int32_t ver = CH_PROBES_VERSION;
     char caps[160];
     snprintf(caps, sizeof caps, "[\"%s\", \"%s\", \"%s\", \"%s\", \"%s\"]", ch_capability_names[0],
              ch_capability_names[1], ch_capability_names[2], ch_capability_names[3],
@@ -142,18 +147,12 @@ int ch_probe_write(const char *path, const ch_probe_result *r) {
     CH_TRY_GOTO(write_str_attr(f, path, "format", CH_PROBES_FORMAT), out);
     CH_TRY_GOTO(write_attr(f, path, "format_version", H5T_NATIVE_INT32, &ver), out);
     CH_TRY_GOTO(write_str_attr(f, path, "capability_names", caps), out);
-    CH_TRY_GOTO(write_str_attr(f, path, "score", "ovr_auc: one-vs-rest ROC AUC of the head's multinomial probability"), out);
+    CH_TRY_GOTO(write_str_attr(f, path, "score", "ovr_auc: one-vs-rest ROC AUC of the head's multinomial probability (validation)"), out);
     CH_TRY_GOTO(write_str_attr(f, path, "input_path", r->input_path), out);
     CH_TRY_GOTO(write_str_attr(f, path, "input_created", r->input_created), out);
     CH_TRY_GOTO(write_str_attr(f, path, "input_sha256", r->input_sha256), out);
     CH_TRY_GOTO(write_str_attr(f, path, "options", r->options), out);
     if (r->render && r->render->recorded) CH_TRY_GOTO(ch_render_rule_write(f, path, r->render), out);
-    CH_TRY_GOTO(write_attr(f, path, "top_k", H5T_NATIVE_INT32, &k), out);
-    CH_TRY_GOTO(write_attr(f, path, "best_head", H5T_NATIVE_INT32, &best), out);
-    CH_TRY_GOTO(write_attr(f, path, "best_head_val_accuracy", H5T_NATIVE_DOUBLE, &r->best_head_acc), out);
-    CH_TRY_GOTO(write_attr(f, path, "ensemble_val_accuracy", H5T_NATIVE_DOUBLE, &r->ensemble_acc), out);
-    CH_TRY_GOTO(write_attr(f, path, "n_train", H5T_NATIVE_INT64, &r->n_train), out);
-    CH_TRY_GOTO(write_attr(f, path, "n_val", H5T_NATIVE_INT64, &r->n_val), out);
 out:
     if (H5Fclose(f) < 0 && !rc) rc = ch_err_set(CH_EHDF5, __FILE__, __LINE__, "%s: close failed", path);
     return rc;
@@ -180,21 +179,22 @@ static int heatmap_svg(const char *dir, const ch_probe_result *r, int c) {
     const int w = x0 + H * cell + 110 > 440 ? x0 + H * cell + 110 : 440, hgt = y0 + L * cell + 50;
     double lo = INFINITY, hi = -INFINITY;
     for (int h = 0; h < L * H; h++) {
-        double s = r->ovr_auc[h * CH_NCAP + c];
+        double s = r->test_ovr_auc[h * CH_NCAP + c];
         if (!isnan(s)) lo = s < lo ? s : lo, hi = s > hi ? s : hi;
     }
     if (!(hi > lo)) lo = 0, hi = 1;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
                "font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", w, hgt);
-    fprintf(f, "<text x=\"%d\" y=\"20\" font-size=\"14\">%s: one-vs-rest AUC per head (top-%d outlined)</text>\n",
-            x0, ch_capability_names[c], r->k);
+    fprintf(f, "<text x=\"%d\" y=\"20\" font-size=\"14\">%s: test one-vs-rest AUC per head (held out, n=%lld); "
+               "top-%d by validation outlined</text>\n",
+            x0, ch_capability_names[c], (long long)r->n_test, r->k);
     for (int l = 0; l < L; l++)
         for (int h = 0; h < H; h++) {
-            double s = r->ovr_auc[(l * H + h) * CH_NCAP + c];
-            int rgb[3] = {200, 200, 200}; /* NaN (class absent from validation): grey */
+            double s = r->test_ovr_auc[(l * H + h) * CH_NCAP + c];
+            int rgb[3] = {200, 200, 200}; /* NaN (class absent from the test rows): grey */
             if (!isnan(s)) ramp((s - lo) / (hi - lo), rgb);
             fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"rgb(%d,%d,%d)\">"
-                       "<title>layer %d head %d: %.4f</title></rect>\n",
+                       "<title>layer %d head %d: test AUC %.4f</title></rect>\n",
                     x0 + h * cell, y0 + l * cell, cell, cell, rgb[0], rgb[1], rgb[2], l, h, s);
         }
     for (int j = 0; j < r->k; j++) { /* outline the top-k on top of the grid */
@@ -221,7 +221,7 @@ static int heatmap_svg(const char *dir, const ch_probe_result *r, int c) {
     }
     fprintf(f, "<text x=\"%d\" y=\"%d\">%.3f</text>\n<text x=\"%d\" y=\"%d\">%.3f</text>\n", bx + 20, y0 + 10,
             hi, bx + 20, y0 + bh, lo);
-    fprintf(f, "<text x=\"%d\" y=\"%d\">AUC</text>\n</svg>\n", bx, y0 - 6);
+    fprintf(f, "<text x=\"%d\" y=\"%d\">test AUC</text>\n</svg>\n", bx, y0 - 6);
     if (fclose(f) != 0) CH_FAIL(CH_EIO, "%s: write failed", path);
     return 0;
 }
@@ -234,12 +234,14 @@ int ch_probe_heatmap(const char *dir, const ch_probe_result *r) {
     snprintf(path, sizeof path, "%s/scores.csv", dir);
     FILE *f = fopen(path, "w");
     if (!f) CH_FAIL(CH_EIO, "%s: cannot create: %s", path, strerror(errno));
-    fprintf(f, "layer,head,val_accuracy");
-    for (int c = 0; c < CH_NCAP; c++) fprintf(f, ",auc_%s", ch_capability_names[c]);
+    fprintf(f, "layer,head,test_accuracy,val_accuracy,lambda");
+    for (int c = 0; c < CH_NCAP; c++) fprintf(f, ",test_auc_%s", ch_capability_names[c]);
+    for (int c = 0; c < CH_NCAP; c++) fprintf(f, ",val_auc_%s", ch_capability_names[c]);
     for (int c = 0; c < CH_NCAP; c++) fprintf(f, ",top_%s", ch_capability_names[c]);
     fprintf(f, "\n");
     for (int h = 0; h < r->L * r->H; h++) {
-        fprintf(f, "%d,%d,%.6f", h / r->H, h % r->H, r->val_acc[h]);
+        fprintf(f, "%d,%d,%.6f,%.6f,%.6g", h / r->H, h % r->H, r->test_acc[h], r->val_acc[h], r->lambda[h]);
+        for (int c = 0; c < CH_NCAP; c++) fprintf(f, ",%.6f", r->test_ovr_auc[h * CH_NCAP + c]);
         for (int c = 0; c < CH_NCAP; c++) fprintf(f, ",%.6f", r->ovr_auc[h * CH_NCAP + c]);
         for (int c = 0; c < CH_NCAP; c++) {
             int in = 0;
@@ -260,52 +262,95 @@ static int read_attr(hid_t f, const char *name, hid_t type, void *v) {
     return e < 0 ? -1 : 0;
 }
 
+/* The summary's root attributes of a version-2 probe file. */
+typedef struct {
+    int32_t ver, k, best;
+    double best_test, ens_test, base_test;
+    int64_t ntr, nva, nte;
+    char input[1024], base[16], note[1024];
+    int32_t warn;
+} probe_summary;
+
+static int read_str(hid_t f, const char *name, char *buf, size_t cap) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0 || H5Tset_size(t, cap) < 0) {
+        if (t >= 0) H5Tclose(t);
+        return -1;
+    }
+    const int e = read_attr(f, name, t, buf);
+    H5Tclose(t);
+    buf[cap - 1] = 0;
+    return e;
+}
+
+static int read_summary(hid_t f, const char *path, probe_summary *s) {
+    char fmt[64] = "";
+    if (read_str(f, "format", fmt, sizeof fmt) || strcmp(fmt, CH_PROBES_FORMAT))
+        CH_FAIL(CH_EFORMAT, "%s: not a probe file (format '%s')", path, fmt);
+    if (read_attr(f, "format_version", H5T_NATIVE_INT32, &s->ver))
+        CH_FAIL(CH_EFORMAT, "%s: probe file without format_version", path);
+    if (s->ver != CH_PROBES_VERSION)
+        CH_FAIL(CH_EFORMAT, "%s: probe file version %d, this build reads version %d (version 1 has no held-out "
+                "test figures: run probe again)", path, s->ver, CH_PROBES_VERSION);
+    if (read_attr(f, "top_k", H5T_NATIVE_INT32, &s->k) || s->k < 1 ||
+        read_attr(f, "best_head", H5T_NATIVE_INT32, &s->best) ||
+        read_attr(f, "best_head_test_accuracy", H5T_NATIVE_DOUBLE, &s->best_test) ||
+        read_attr(f, "ensemble_test_accuracy", H5T_NATIVE_DOUBLE, &s->ens_test) ||
+        read_attr(f, "n_train", H5T_NATIVE_INT64, &s->ntr) || read_attr(f, "n_val", H5T_NATIVE_INT64, &s->nva) ||
+        read_attr(f, "n_test", H5T_NATIVE_INT64, &s->nte) || read_str(f, "input_path", s->input, sizeof s->input) ||
+        read_str(f, "format_baseline", s->base, sizeof s->base) ||
+        read_str(f, "format_baseline_note", s->note, sizeof s->note))
+        CH_FAIL(CH_EFORMAT, "%s: probe file version %d: missing or bad root attributes", path, s->ver);
+    if (!strcmp(s->base, "fitted") &&
+        (read_attr(f, "format_baseline_test_accuracy", H5T_NATIVE_DOUBLE, &s->base_test) ||
+         read_attr(f, "format_baseline_warning", H5T_NATIVE_INT32, &s->warn)))
+        CH_FAIL(CH_EFORMAT, "%s: format_baseline is 'fitted' without its figures", path);
+    return 0;
+}
+
 int ch_probe_print_summary(const char *path, FILE *out) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) CH_FAIL(CH_EIO, "%s: cannot open as an HDF5 file", path);
     int rc = 0;
-    char fmt[64] = "", input[1024] = "";
-    int32_t ver = 0, k = 0, *top = NULL;
-    double best = 0, ens = 0;
-    int64_t ntr = 0, nva = 0;
-    hid_t s64 = H5Tcopy(H5T_C_S1), s1k = H5Tcopy(H5T_C_S1), d = -1;
-    if (s64 < 0 || s1k < 0 || H5Tset_size(s64, sizeof fmt) < 0 || H5Tset_size(s1k, sizeof input) < 0)
-        CH_FAIL_GOTO(out_, CH_EHDF5, "%s: cannot make string types", path);
-    if (read_attr(f, "format", s64, fmt) || strcmp(fmt, CH_PROBES_FORMAT))
-        CH_FAIL_GOTO(out_, CH_EFORMAT, "%s: not a probe file (format '%s')", path, fmt);
-    if (read_attr(f, "format_version", H5T_NATIVE_INT32, &ver) || ver != CH_PROBES_VERSION ||
-        read_attr(f, "top_k", H5T_NATIVE_INT32, &k) || k < 1 ||
-        read_attr(f, "best_head_val_accuracy", H5T_NATIVE_DOUBLE, &best) ||
-        read_attr(f, "ensemble_val_accuracy", H5T_NATIVE_DOUBLE, &ens) ||
-        read_attr(f, "n_train", H5T_NATIVE_INT64, &ntr) || read_attr(f, "n_val", H5T_NATIVE_INT64, &nva) ||
-        read_attr(f, "input_path", s1k, input))
-        CH_FAIL_GOTO(out_, CH_EFORMAT, "%s: probe file version %d: missing or bad root attributes", path, ver);
-    d = H5Dopen2(f, "val_accuracy", H5P_DEFAULT);
+    int32_t *top = NULL;
+    probe_summary s;
+    memset(&s, 0, sizeof s);
+    hid_t d = -1, sp = -1;
+    CH_TRY_GOTO(read_summary(f, path, &s), out_);
+    d = H5Dopen2(f, "test_accuracy", H5P_DEFAULT);
     hsize_t dims[2] = {0, 0};
-    hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
-    if (sp < 0 || H5Sget_simple_extent_dims(sp, dims, NULL) != 2)
-        CH_FAIL_GOTO(out_, CH_EFORMAT, "%s: /val_accuracy missing or not [L,H]", path);
-    H5Sclose(sp);
+    sp = d >= 0 ? H5Dget_space(d) : -1;
+    if (sp < 0 || H5Sget_simple_extent_dims(sp, dims, NULL) != 2 || dims[1] < 1)
+        CH_FAIL_GOTO(out_, CH_EFORMAT, "%s: /test_accuracy missing or not [L,H]", path);
     H5Dclose(d);
     d = H5Dopen2(f, "top_heads", H5P_DEFAULT);
-    CH_TRY_GOTO(CH_ALLOC(top, (size_t)CH_NCAP * k, "top heads"), out_);
+    CH_TRY_GOTO(CH_ALLOC(top, (size_t)CH_NCAP * s.k, "top heads"), out_);
     if (d < 0 || H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, top) < 0)
         CH_FAIL_GOTO(out_, CH_EFORMAT, "%s: /top_heads missing or unreadable", path);
-    fprintf(out, "%s: capheads probe file v%d\n  input: %s\n  %llu layers x %llu heads, %lld train / "
-                 "%lld validation rows\n  best head validation accuracy %.2f%%, top-%d ensemble %.2f%%\n",
-            path, ver, input, (unsigned long long)dims[0], (unsigned long long)dims[1], (long long)ntr,
-            (long long)nva, 100 * best, k, 100 * ens);
+    const int H = (int)dims[1];
+    fprintf(out, "%s: capheads probe file v%d\n  input: %s\n  %llu layers x %llu heads, %lld train / %lld "
+                 "validation / %lld test rows\n",
+            path, s.ver, s.input, (unsigned long long)dims[0], (unsigned long long)dims[1], (long long)s.ntr,
+            (long long)s.nva, (long long)s.nte);
+    fprintf(out, "  test accuracy (held out, n=%lld): best head L%d.H%d %.2f%%, top-%d ensemble %.2f%%\n",
+            (long long)s.nte, s.best / H, s.best % H, 100 * s.best_test, s.k, 100 * s.ens_test);
+    fprintf(out, "  (the heads, their lambdas, k and the best head were chosen on the %lld validation rows)\n",
+            (long long)s.nva);
+    if (!strcmp(s.base, "fitted"))
+        fprintf(out, "  format-only baseline: test accuracy (held out, n=%lld) %.2f%%%s\n", (long long)s.nte,
+                100 * s.base_test, s.warn ? ": WARNING, the classes can be told apart by format (docs/probe.md#format-baseline)" : "");
+    else
+        fprintf(out, "  format-only baseline: skipped (%s)\n", s.note);
     for (int c = 0; c < CH_NCAP; c++) {
         fprintf(out, "  %-12s", ch_capability_names[c]);
-        for (int j = 0; j < k; j++) fprintf(out, " L%d.H%d", top[c * k + j] / (int)dims[1], top[c * k + j] % (int)dims[1]);
+        for (int j = 0; j < s.k; j++) fprintf(out, " L%d.H%d", top[c * s.k + j] / H, top[c * s.k + j] % H);
         fprintf(out, "\n");
     }
 out_:
     free(top);
+    if (sp >= 0) H5Sclose(sp);
     if (d >= 0) H5Dclose(d);
-    if (s64 >= 0) H5Tclose(s64);
-    if (s1k >= 0) H5Tclose(s1k);
     H5Fclose(f);
     return rc;
 }

@@ -7,9 +7,12 @@
  * archive's chunks are one layer wide) keeps the cache small and reused: a bigger group made
  * nothing faster, and its first touch of fresh memory cost more than the copy into it.
  * Standardization statistics (mean, population std over TRAIN rows) are reduced over ranks, the
- * probes of the layer's heads are fitted in lockstep (src/probe.c) on cache-sized batches, and
- * the validation probabilities are gathered on rank 0, which computes accuracies, one-vs-rest
- * AUCs, the capability-head map and writes the probe file (serially) and the heatmaps. */
+ * probes of the layer's heads are fitted in lockstep (src/probe.c) on cache-sized batches, every
+ * lambda of the grid in the same run, each head keeping the lambda its validation rows prefer
+ * (src/probe_grid.c); the validation and test probabilities are gathered on rank 0, which chooses
+ * the capability-head map and k on validation, reports the test split's figures, and writes the
+ * probe file (serially) and the heatmaps. The format-only baseline (src/probe_baseline.c) is
+ * fitted the same way on features of the corpus text. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,16 +27,11 @@
 #include "options.h"
 #include "agree.h"
 #include "probe.h"
+#include "probe_stage.h"
 #include "timing.h"
 
 #define RBLOCK 256
 #define TILE 32
-
-typedef struct {
-    const char *input, *output, *heatmap, *timing;
-    int top_k, allow_incomplete, force;
-    ch_probe_opts fit;
-} probe_args;
 
 /* The fit's defaults are ch_probe_opts_default's (src/probe/probe.c), written out for --help. */
 static const ch_opt opts_table[] = {
@@ -41,12 +39,22 @@ static const ch_opt opts_table[] = {
      .help = "the probing set's archive (capheads extract)"},
     {"output", 0, CH_OPT_PATH, offsetof(probe_args, output), "PROBES.h5", .flags = CH_OPT_REQUIRED,
      .help = "the probe file"},
-    {"top-k", 0, CH_OPT_INT, offsetof(probe_args, top_k), "K", .def = "16", .lo = 1, .hi = INT32_MAX,
-     .help = "heads per capability in the capability-head map"},
+    {"top-k", 0, CH_OPT_INT, offsetof(probe_args, top_k), "K", .lo = 1, .hi = INT32_MAX,
+     .help = "heads per capability in the capability-head map (default: chosen on validation\n"
+             "from 1, 2, 4, ..., 64, capped at layers x heads)"},
     {"heatmap", 0, CH_OPT_PATH, offsetof(probe_args, heatmap), "DIR",
      .help = "also draw per-capability head heatmaps (SVG) into DIR"},
-    {"lambda", 0, CH_OPT_DOUBLE, offsetof(probe_args, fit.lambda), "L", .def = "1e-3", .flo = 0, .fhi = INFINITY,
-     .flags = CH_OPT_LO_OPEN, .help = "L2 regularisation strength"},
+    {"lambda", 0, CH_OPT_DOUBLE, offsetof(probe_args, lambda), "L", .flo = 0, .fhi = INFINITY,
+     .flags = CH_OPT_LO_OPEN, .help = "fix the L2 regularisation strength (default: chosen per head on\n"
+                                      "validation from --lambda-grid)"},
+    {"lambda-grid", 0, CH_OPT_STRING, offsetof(probe_args, lambda_grid), "L1,L2,...",
+     .help = "candidate strengths, each head keeping the one with the lowest validation\n"
+             "cross-entropy (default " CH_PROBE_LAMBDA_GRID ")"},
+    {"corpus", 0, CH_OPT_PATH, offsetof(probe_args, corpus), "FILE",
+     .help = "the JSONL the archive was extracted from, for the format-only baseline\n"
+             "(default: the archive's input_path; its sha256 must be the archive's input_sha256)"},
+    {"require-baseline", 0, CH_OPT_FLAG, offsetof(probe_args, require_baseline),
+     .help = "fail when the format-only baseline cannot be fitted (default: skip it, saying why)"},
     {"tol", 0, CH_OPT_DOUBLE, offsetof(probe_args, fit.tol), "T", .def = "1e-5", .flo = 0, .fhi = INFINITY,
      .flags = CH_OPT_LO_OPEN, .help = "convergence tolerance of the solver"},
     {"max-evals", 0, CH_OPT_INT, offsetof(probe_args, fit.max_evals), "N", .def = "500", .lo = 1, .hi = INT32_MAX,
@@ -56,39 +64,18 @@ static const ch_opt opts_table[] = {
      .help = "skip rows an unfinished extraction left undone"},
     {"timing", 0, CH_OPT_PATH, offsetof(probe_args, timing), "FILE",
      .help = "append a JSON timing record (docs/timing.md): records = rows fitted\n"
-             "(train + validation), heads, train_rows, val_rows"},
+             "(train + validation + test), heads, train_rows, val_rows, test_rows, lambdas"},
 };
 
 static const ch_opt_cmd cmd = {
     "probe", opts_table, CH_NOPTS(opts_table),
     .about = "Fits a multinomial logistic-regression probe per (layer, head) over the five\n"
-             "capabilities; validation rows are the ids whose FNV-1a 64 hash % 5 == 0.\n"};
+             "capabilities. Rows split by the FNV-1a 64 hash of their id: % 5 == 0 validation (chooses\n"
+             "lambda, the head ranking and k), == 1 test (every accuracy reported), else train.\n"};
 
-typedef struct {
-    MPI_Comm comm;
-    int rank, size;
-    ch_archive_reader *ar;
-    int L, H, D;
-    int64_t row0, nloc;          /* this rank's row block */
-    int64_t *train, *val;        /* local row indices (0-based within the block) */
-    int64_t ntr, nva;            /* local counts */
-    int32_t *ytr, *yva;
-    char **ids;
-    double io_seconds; /* in activation reads (the timing record's io_seconds) */
-    ch_archive_info info;
-    int64_t counts[4];           /* local: unlabeled, incomplete, train, validation rows */
-    int64_t *trblk, lblk;        /* [lblk + 1]: offsets of each FB-row block into the train rows */
-    int present[CH_NCAP];        /* classes with training rows, over all ranks */
-    uint16_t *buf, *xtr, *xva;   /* binary16 as in the archive */
-    double *s1;                  /* [2][group heads][D]: sums of x, then of x^2 */
-    float *ploc, *vprob, *rbuf;  /* validation probabilities: local, rank 0's all, gather buffer */
-    int32_t *yval;               /* rank 0: every validation label */
-    int *nva_all, *dsp;          /* validation rows per rank, and their offsets */
-    int64_t *tr_correct;         /* [L*H]: training rows each head's probe gets right */
-} probe_ctx;
-
-/* Labels, done mask and ids of the rank's rows: split into train/val, skip unlabeled rows. */
-static int load_rows(probe_ctx *c, const probe_args *a, int64_t counts[4]) {
+/* Labels, done mask and ids of the rank's rows: split into train/validation/test, skip unlabeled
+ * rows. */
+static int load_rows(probe_ctx *c, const probe_args *a) {
     int32_t *lab = NULL;
     uint8_t *done = NULL;
     int rc = 0;
@@ -96,10 +83,10 @@ static int load_rows(probe_ctx *c, const probe_args *a, int64_t counts[4]) {
     CH_TRY_GOTO(CH_ALLOC(lab, n + 1, "labels"), out);
     CH_TRY_GOTO(CH_ALLOC(done, n + 1, "done mask"), out);
     CH_TRY_GOTO(CH_ALLOC(c->ids, n + 1, "ids"), out);
-    CH_TRY_GOTO(CH_ALLOC(c->train, n + 1, "train rows"), out);
-    CH_TRY_GOTO(CH_ALLOC(c->val, n + 1, "validation rows"), out);
-    CH_TRY_GOTO(CH_ALLOC(c->ytr, n + 1, "train labels"), out);
-    CH_TRY_GOTO(CH_ALLOC(c->yva, n + 1, "validation labels"), out);
+    for (int s = 0; s < CH_NSPLIT; s++) {
+        CH_TRY_GOTO(CH_ALLOC(c->idx[s], n + 1, "split rows"), out);
+        CH_TRY_GOTO(CH_ALLOC(c->y[s], n + 1, "split labels"), out);
+    }
     CH_TRY_GOTO(ch_archive_read_labels(c->ar, c->row0, n, lab), out);
     CH_TRY_GOTO(ch_archive_read_done(c->ar, c->row0, n, done), out);
     CH_TRY_GOTO(ch_archive_read_ids(c->ar, c->row0, n, c->ids), out);
@@ -111,18 +98,18 @@ static int load_rows(probe_ctx *c, const probe_args *a, int64_t counts[4]) {
                              "%s: row %lld (id '%s') is not done: the archive is incomplete "
                              "(finish it with extract --resume, or pass --allow-incomplete)",
                              a->input, (long long)(c->row0 + i), id);
-            counts[1]++;
+            c->skipped[1]++;
             continue;
         }
         if (lab[i] == -1) {
-            counts[0]++;
+            c->skipped[0]++;
             continue;
         }
         if (lab[i] < 0 || lab[i] >= CH_NCAP)
             CH_FAIL_GOTO(out, CH_EFORMAT, "%s: row %lld (id '%s'): label %d outside 0..4 (-1 = none)",
                          a->input, (long long)(c->row0 + i), id, lab[i]);
-        if (ch_probe_is_validation(id)) c->yva[c->nva] = lab[i], c->val[c->nva++] = i;
-        else c->ytr[c->ntr] = lab[i], c->train[c->ntr++] = i;
+        const int s = ch_probe_split(id);
+        c->y[s][c->n[s]] = lab[i], c->idx[s][c->n[s]++] = i;
     }
 out:
     free(lab);
@@ -192,31 +179,34 @@ static void add_stats(int f16c, const uint16_t *base, size_t stride, const int *
     stats_plain(base, stride, rows, nr, 0, D, a1, a2);
 }
 
-/* Read layers [l0, l0+G) of the rank's kept rows into head-major xtr [G*H][ntr][D] and
- * xva [G*H][nva][D], the archive's binary16 values as they are (half the bytes of f32; the fit
- * standardizes a cache-sized batch of heads at a time), refusing non-finite values; s1, s2
- * [G*H][D] get the train rows' sums of x and x^2 (double, in row order), the standardization's
- * statistics, in the same pass. */
-/* A read block's kept rows: where in buf, where in head 0's rows of xtr or xva (head h adds
- * h * ntr * D or h * nva * D), and whether a training row. */
+/* A read block's kept rows: where in buf, where in head 0's rows of their split's cache (head h
+ * adds h * n[split] * D), and which split. */
 typedef struct {
     int n;
     int pick[RBLOCK];
     uint16_t *dst[RBLOCK];
-    uint8_t is_train[RBLOCK];
+    uint8_t split[RBLOCK];
 } kept_rows;
 
-/* The kept rows of block [r0, r0+nb) (layers l0.., nh heads in buf); *it, *iv: the next train
- * and validation rows. One scan of the block; a row-by-row search only when it finds something,
- * and only kept rows count (an incomplete row may hold anything). */
+/* The split of local row i when it is the next row of one (next[s]: the next row of split s), or
+ * -1. */
+static int row_split(const probe_ctx *c, const int64_t next[CH_NSPLIT], int64_t i) {
+    for (int s = 0; s < CH_NSPLIT; s++)
+        if (next[s] < c->n[s] && c->idx[s][next[s]] == i) return s;
+    return -1;
+}
+
+/* The kept rows of block [r0, r0+nb) (layers l0.., nh heads in buf); next[s]: the next row of
+ * split s. One scan of the block; a row-by-row search only when it finds something, and only
+ * kept rows count (an incomplete row may hold anything). */
 static int pick_rows(const probe_ctx *c, const probe_args *a, int l0, int nh, int64_t r0, int64_t nb,
-                     const uint16_t *buf, uint16_t *xtr, uint16_t *xva, int64_t *it, int64_t *iv, kept_rows *k) {
+                     const uint16_t *buf, int64_t next[CH_NSPLIT], kept_rows *k) {
     const int H = c->H, D = c->D;
     const int bad = ch_h5_f16_any_nonfinite(buf, (size_t)nb * nh * D);
     k->n = 0;
     for (int64_t i = r0; i < r0 + nb; i++) {
-        const int is_tr = *it < c->ntr && c->train[*it] == i;
-        if (!is_tr && !(*iv < c->nva && c->val[*iv] == i)) continue;
+        const int sp = row_split(c, next, i);
+        if (sp < 0) continue;
         const uint16_t *src = buf + (size_t)(i - r0) * nh * D;
         if (bad && ch_h5_f16_any_nonfinite(src, (size_t)nh * D)) {
             size_t e = 0;
@@ -226,8 +216,8 @@ static int pick_rows(const probe_ctx *c, const probe_args *a, int l0, int nh, in
                     (int)(e / D) % H, (int)(e % D), src[e] & 0x3ffu ? "NaN" : "Inf");
         }
         k->pick[k->n] = (int)(i - r0);
-        k->dst[k->n] = is_tr ? xtr + (size_t)(*it)++ * D : xva + (size_t)(*iv)++ * D;
-        k->is_train[k->n++] = (uint8_t)is_tr;
+        k->dst[k->n] = c->x16[sp] + (size_t)next[sp]++ * D;
+        k->split[k->n++] = (uint8_t)sp;
     }
     return 0;
 }
@@ -242,10 +232,10 @@ static void copy_rows(const probe_ctx *c, int nh, int f16c, const uint16_t *buf,
         const int k1 = k->n - k0 < TILE ? k->n : k0 + TILE;
         int tr_rows[TILE], nt = 0;
         for (int j = k0; j < k1; j++)
-            if (k->is_train[j]) tr_rows[nt++] = k->pick[j];
+            if (k->split[j] == CH_SPLIT_TRAIN) tr_rows[nt++] = k->pick[j];
         for (int h = 0; h < nh; h++) {
             for (int j = k0; j < k1; j++)
-                memcpy(k->dst[j] + (size_t)h * (size_t)(k->is_train[j] ? c->ntr : c->nva) * D,
+                memcpy(k->dst[j] + (size_t)h * (size_t)c->n[k->split[j]] * D,
                        buf + ((size_t)k->pick[j] * nh + h) * D, sizeof(uint16_t) * D);
             add_stats(f16c, buf + (size_t)h * D, (size_t)nh * D, tr_rows, nt, D, s1 + (size_t)h * D,
                       s2 + (size_t)h * D);
@@ -253,29 +243,29 @@ static void copy_rows(const probe_ctx *c, int nh, int f16c, const uint16_t *buf,
     }
 }
 
-/* Read layers [l0, l0+G) of the rank's kept rows into head-major xtr [G*H][ntr][D] and
- * xva [G*H][nva][D], the archive's binary16 values as they are (half the bytes of f32; the fit
- * standardizes a cache-sized batch of heads at a time), refusing non-finite values; s1, s2
- * [G*H][D] get the train rows' sums of x and x^2 (double, in row order), the standardization's
- * statistics, in the same pass. */
-static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, uint16_t *buf, uint16_t *xtr,
-                      uint16_t *xva, double *s1, double *s2) {
+/* Read layers [l0, l0+G) of the rank's kept rows into the head-major caches x16[s]
+ * [G*H][n[s]][D] of their splits, the archive's binary16 values as they are (half the bytes of
+ * f32; the fit standardizes a cache-sized batch of heads at a time), refusing non-finite values;
+ * s1, s2 [G*H][D] get the train rows' sums of x and x^2 (double, in row order), the
+ * standardization's statistics, in the same pass. */
+static int load_group(probe_ctx *c, const probe_args *a, int l0, int G, uint16_t *buf, double *s1, double *s2) {
     const int nh = G * c->H, D = c->D;
     const int f16c = ch_h5_have_f16c();
-    int64_t it = 0, iv = 0;
+    int64_t next[CH_NSPLIT] = {0};
     memset(s1, 0, sizeof(double) * (size_t)nh * D);
     memset(s2, 0, sizeof(double) * (size_t)nh * D);
     kept_rows k;
     for (int64_t r0 = 0; r0 < c->nloc; r0 += RBLOCK) {
         int64_t nb = c->nloc - r0 < RBLOCK ? c->nloc - r0 : RBLOCK;
         /* skip blocks with no kept rows (e.g. an unlabeled tail) */
-        int64_t next_t = it < c->ntr ? c->train[it] : INT64_MAX,
-                next_v = iv < c->nva ? c->val[iv] : INT64_MAX;
-        if ((next_t < next_v ? next_t : next_v) >= r0 + nb) continue;
+        int64_t first = INT64_MAX;
+        for (int s = 0; s < CH_NSPLIT; s++)
+            if (next[s] < c->n[s] && c->idx[s][next[s]] < first) first = c->idx[s][next[s]];
+        if (first >= r0 + nb) continue;
         const double t0 = MPI_Wtime();
         CH_TRY(ch_archive_read_acts_raw(c->ar, c->row0 + r0, nb, l0, G, buf));
         c->io_seconds += MPI_Wtime() - t0;
-        CH_TRY(pick_rows(c, a, l0, nh, r0, nb, buf, xtr, xva, &it, &iv, &k));
+        CH_TRY(pick_rows(c, a, l0, nh, r0, nb, buf, next, &k));
         copy_rows(c, nh, f16c, buf, &k, s1, s2);
     }
     return 0;
@@ -308,57 +298,30 @@ out:
     return rc;
 }
 
-static int alloc_result(ch_probe_result *r, int L, int H, int D, int k) {
+static int alloc_result(ch_probe_result *r, int L, int H, int D, int kroom, int G) {
     const size_t nh = (size_t)L * H;
-    r->L = L, r->H = H, r->D = D, r->k = k;
+    r->L = L, r->H = H, r->D = D;
     CH_TRY(CH_ALLOC(r->weights, nh * CH_NCAP * D, "probe weights"));
     CH_TRY(CH_ALLOC(r->bias, nh * CH_NCAP, "probe biases"));
     CH_TRY(CH_ALLOC(r->mean, nh * D, "feature means"));
     CH_TRY(CH_ALLOC(r->std, nh * D, "feature stds"));
     CH_TRY(CH_ALLOC(r->val_acc, nh, "validation accuracies"));
+    CH_TRY(CH_ALLOC(r->test_acc, nh, "test accuracies"));
     CH_TRY(CH_ALLOC(r->train_acc, nh, "train accuracies"));
     CH_TRY(CH_ALLOC(r->ovr_acc, nh * CH_NCAP, "one-vs-rest accuracies"));
     CH_TRY(CH_ALLOC(r->ovr_auc, nh * CH_NCAP, "one-vs-rest AUCs"));
-    CH_TRY(CH_ALLOC(r->top_heads, (size_t)CH_NCAP * k, "top heads"));
-    CH_TRY(CH_ALLOC(r->top_scores, (size_t)CH_NCAP * k, "top scores"));
-    return 0;
+    CH_TRY(CH_ALLOC(r->test_ovr_acc, nh * CH_NCAP, "test one-vs-rest accuracies"));
+    CH_TRY(CH_ALLOC(r->test_ovr_auc, nh * CH_NCAP, "test one-vs-rest AUCs"));
+    CH_TRY(CH_ALLOC(r->lambda, nh, "chosen lambdas"));
+    CH_TRY(CH_ALLOC(r->val_loss, nh * G, "validation losses"));
+    CH_TRY(CH_ALLOC(r->top_heads, (size_t)CH_NCAP * kroom, "top heads"));
+    return CH_ALLOC(r->top_scores, (size_t)CH_NCAP * kroom, "top scores");
 }
 
 static void free_result(ch_probe_result *r) {
-    free(r->weights), free(r->bias), free(r->mean), free(r->std), free(r->val_acc);
-    free(r->train_acc), free(r->ovr_acc), free(r->ovr_auc), free(r->top_heads), free(r->top_scores);
-}
-
-/* Gather the rank's validation probabilities [nh][nva][5] into rank 0's global
- * vprob [L*H][nval][5] (rows in rank order = archive row order), heads [hg0, hg0+nh). */
-static int gather_val(probe_ctx *c, int nh, int hg0, const float *loc, const int *nva_all,
-                      int64_t nval, float *vprob, float *rbuf) {
-    int *cnt = NULL, *dsp = NULL, rc = 0;
-    CH_TRY_GOTO(CH_ALLOC(cnt, c->size, "gather counts"), out);
-    CH_TRY_GOTO(CH_ALLOC(dsp, c->size, "gather offsets"), out);
-    int64_t off = 0;
-    for (int r = 0; r < c->size; r++) {
-        int64_t n = (int64_t)nh * nva_all[r] * CH_NCAP;
-        if (off + n > INT32_MAX)
-            CH_FAIL_GOTO(out, CH_EUNSUPPORTED, "validation set too large to gather (%lld values)",
-                         (long long)(off + n));
-        cnt[r] = (int)n, dsp[r] = (int)off, off += n;
-    }
-    CH_MPI_TRY_GOTO(MPI_Gatherv(loc, cnt[c->rank], MPI_FLOAT, rbuf, cnt, dsp, MPI_FLOAT, 0, c->comm), out);
-    if (c->rank == 0) {
-        int64_t row = 0;
-        for (int r = 0; r < c->size; r++) {
-            for (int h = 0; h < nh; h++)
-                memcpy(vprob + (((size_t)(hg0 + h) * nval) + row) * CH_NCAP,
-                       rbuf + dsp[r] + (size_t)h * nva_all[r] * CH_NCAP,
-                       sizeof(float) * (size_t)nva_all[r] * CH_NCAP);
-            row += nva_all[r];
-        }
-    }
-out:
-    free(cnt);
-    free(dsp);
-    return rc;
+    free(r->weights), free(r->bias), free(r->mean), free(r->std), free(r->val_acc), free(r->test_acc);
+    free(r->train_acc), free(r->ovr_acc), free(r->ovr_auc), free(r->test_ovr_acc), free(r->test_ovr_auc);
+    free(r->lambda), free(r->val_loss), free(r->top_heads), free(r->top_scores);
 }
 
 /* Open the archive; this rank gets whole FB-row blocks: a block is the unit of the fit's f32
@@ -381,93 +344,114 @@ static int open_input(probe_ctx *c, const probe_args *a) {
     return 0;
 }
 
-/* The rank's rows into train and validation, and the train rows' block offsets. */
+/* The rank's rows into the three splits, and the train rows' block offsets. */
 static int split_rows(probe_ctx *c, const probe_args *a) {
     const int64_t FB = CH_PROBE_BLOCK;
-    CH_TRY(ch_mpi_agree(c->comm, load_rows(c, a, c->counts)));
+    CH_TRY(ch_mpi_agree(c->comm, load_rows(c, a)));
     c->lblk = (c->nloc + FB - 1) / FB;
     CH_TRY(ch_mpi_agree(c->comm, CH_ALLOC(c->trblk, c->lblk + 1, "block offsets")));
+    const int64_t *train = c->idx[CH_SPLIT_TRAIN];
     for (int64_t b = 0, i = 0; b <= c->lblk; b++) {
-        while (i < c->ntr && c->train[i] < b * FB) i++;
+        while (i < c->n[CH_SPLIT_TRAIN] && train[i] < b * FB) i++;
         c->trblk[b] = i;
     }
     return 0;
 }
 
-/* Row and class counts over all ranks; probing needs two classes and validation rows. */
+/* Row and class counts over all ranks; probing needs two classes, validation and test rows. */
 static int count_rows(probe_ctx *c, const probe_args *a, ch_probe_result *res) {
-    int64_t cls[2 * CH_NCAP] = {0}, gcls[2 * CH_NCAP], gcounts[4];
-    for (int64_t i = 0; i < c->ntr; i++) cls[c->ytr[i]]++;
-    for (int64_t i = 0; i < c->nva; i++) cls[CH_NCAP + c->yva[i]]++;
-    c->counts[2] = c->ntr, c->counts[3] = c->nva;
-    CH_MPI_TRY(MPI_Allreduce(c->counts, gcounts, 4, MPI_INT64_T, MPI_SUM, c->comm));
-    CH_MPI_TRY(MPI_Allreduce(cls, gcls, 2 * CH_NCAP, MPI_INT64_T, MPI_SUM, c->comm));
-    res->n_skipped_unlabeled = gcounts[0], res->n_skipped_incomplete = gcounts[1];
-    res->n_train = gcounts[2], res->n_val = gcounts[3];
+    int64_t cls[CH_NSPLIT * CH_NCAP] = {0}, gcls[CH_NSPLIT * CH_NCAP], loc[2 + CH_NSPLIT], glob[2 + CH_NSPLIT];
+    for (int s = 0; s < CH_NSPLIT; s++)
+        for (int64_t i = 0; i < c->n[s]; i++) cls[s * CH_NCAP + c->y[s][i]]++;
+    loc[0] = c->skipped[0], loc[1] = c->skipped[1];
+    for (int s = 0; s < CH_NSPLIT; s++) loc[2 + s] = c->n[s];
+    CH_MPI_TRY(MPI_Allreduce(loc, glob, 2 + CH_NSPLIT, MPI_INT64_T, MPI_SUM, c->comm));
+    CH_MPI_TRY(MPI_Allreduce(cls, gcls, CH_NSPLIT * CH_NCAP, MPI_INT64_T, MPI_SUM, c->comm));
+    res->n_skipped_unlabeled = glob[0], res->n_skipped_incomplete = glob[1];
+    for (int s = 0; s < CH_NSPLIT; s++) c->ntot[s] = glob[2 + s];
+    res->n_train = c->ntot[CH_SPLIT_TRAIN], res->n_val = c->ntot[CH_SPLIT_VAL], res->n_test = c->ntot[CH_SPLIT_TEST];
     int npresent = 0;
     for (int k = 0; k < CH_NCAP; k++) {
-        res->class_train[k] = gcls[k], res->class_val[k] = gcls[CH_NCAP + k];
-        c->present[k] = gcls[k] > 0;
+        res->class_train[k] = gcls[CH_SPLIT_TRAIN * CH_NCAP + k];
+        res->class_val[k] = gcls[CH_SPLIT_VAL * CH_NCAP + k];
+        res->class_test[k] = gcls[CH_SPLIT_TEST * CH_NCAP + k];
+        c->present[k] = res->class_train[k] > 0;
         npresent += c->present[k];
     }
     if (npresent < 2)
         CH_FAIL(CH_EFORMAT, "%s: the training rows hold %d capability class(es); probing needs at least two",
                 a->input, npresent);
     if (res->n_val == 0) CH_FAIL(CH_EFORMAT, "%s: no validation rows (ids with FNV-1a %% 5 == 0)", a->input);
-    const int LH = c->L * c->H;
-    return alloc_result(res, c->L, c->H, c->D, a->top_k < LH ? a->top_k : LH);
+    if (res->n_test == 0) CH_FAIL(CH_EFORMAT, "%s: no test rows (ids with FNV-1a %% 5 == 1)", a->input);
+    const int LH = c->L * c->H, kroom = a->top_k > CH_PROBE_TOPK_MAX ? a->top_k : CH_PROBE_TOPK_MAX;
+    res->k_fixed = a->top_k;
+    res->n_lambda = a->ngrid;
+    memcpy(res->lambda_grid, a->grid, sizeof(double) * (size_t)a->ngrid);
+    return alloc_result(res, c->L, c->H, c->D, kroom < LH ? kroom : LH, a->ngrid);
 }
 
-/* The layer caches, and rank 0's gathered validation labels and probability buffers. */
+/* The layer caches, and rank 0's gathered held-out labels and probability buffers. */
 static int alloc_buffers(probe_ctx *c, const ch_probe_result *res) {
-    const int64_t kept = c->ntr + c->nva;
     const int nhg = c->H, D = c->D; /* one layer at a time (see the top of the file) */
+    const int64_t nho = c->n[CH_SPLIT_VAL] > c->n[CH_SPLIT_TEST] ? c->n[CH_SPLIT_VAL] : c->n[CH_SPLIT_TEST];
+    const int64_t gho = res->n_val > res->n_test ? res->n_val : res->n_test;
     CH_TRY(CH_ALLOC(c->buf, (size_t)RBLOCK * nhg * D, "read buffer"));
     CH_TRY(CH_ALLOC(c->s1, 2 * (size_t)nhg * D, "standardization sums"));
-    CH_TRY(CH_ALLOC(c->xtr, (size_t)nhg * (c->ntr + 1) * D, "train activations"));
-    CH_TRY(CH_ALLOC(c->xva, (size_t)nhg * (c->nva + 1) * D, "validation activations"));
-    CH_TRY(CH_ALLOC(c->ploc, (size_t)nhg * (kept + 1) * CH_NCAP, "probabilities"));
-    CH_TRY(CH_ALLOC(c->nva_all, c->size, "validation counts"));
-    CH_TRY(CH_ALLOC(c->dsp, c->size, "validation offsets"));
-    int nva_i = (int)c->nva;
-    CH_MPI_TRY(MPI_Allgather(&nva_i, 1, MPI_INT, c->nva_all, 1, MPI_INT, c->comm));
-    if (c->rank == 0) {
-        CH_TRY(CH_ALLOC(c->vprob, (size_t)c->L * c->H * res->n_val * CH_NCAP, "validation probabilities"));
-        CH_TRY(CH_ALLOC(c->rbuf, (size_t)nhg * res->n_val * CH_NCAP, "gather buffer"));
-        CH_TRY(CH_ALLOC(c->yval, res->n_val, "validation labels"));
+    for (int s = 0; s < CH_NSPLIT; s++) CH_TRY(CH_ALLOC(c->x16[s], (size_t)nhg * (c->n[s] + 1) * D, "activations"));
+    CH_TRY(CH_ALLOC(c->ploc, (size_t)nhg * (nho + 1) * CH_NCAP, "probabilities"));
+    for (int s = CH_SPLIT_VAL; s <= CH_SPLIT_TEST; s++) {
+        CH_TRY(CH_ALLOC(c->nall[s], c->size, "held-out counts"));
+        int n_i = (int)c->n[s];
+        CH_MPI_TRY(MPI_Allgather(&n_i, 1, MPI_INT, c->nall[s], 1, MPI_INT, c->comm));
+        if (c->rank == 0) {
+            CH_TRY(CH_ALLOC(c->prob[s], (size_t)c->L * c->H * c->ntot[s] * CH_NCAP, "held-out probabilities"));
+            CH_TRY(CH_ALLOC(c->yall[s], c->ntot[s], "held-out labels"));
+        }
+        int *dsp = NULL;
+        CH_TRY(CH_ALLOC(dsp, c->size, "held-out offsets"));
+        for (int r = 0, o = 0; r < c->size; r++) dsp[r] = o, o += c->nall[s][r];
+        const int e = MPI_Gatherv(c->y[s], n_i, MPI_INT32_T, c->yall[s], c->nall[s], dsp, MPI_INT32_T, 0, c->comm);
+        free(dsp);
+        CH_MPI_TRY(e);
     }
-    for (int r = 0, o = 0; r < c->size; r++) c->dsp[r] = o, o += c->nva_all[r];
-    CH_MPI_TRY(MPI_Gatherv(c->yva, nva_i, MPI_INT32_T, c->yval, c->nva_all, c->dsp, MPI_INT32_T, 0, c->comm));
+    if (c->rank == 0) CH_TRY(CH_ALLOC(c->rbuf, (size_t)nhg * gho * CH_NCAP, "gather buffer"));
+    CH_TRY(CH_ALLOC(c->pick, nhg, "chosen lambdas"));
     return CH_ALLOC(c->tr_correct, (size_t)c->L * c->H, "train accuracy counts");
 }
 
-/* Layer l: load, standardize, fit its heads' probes in lockstep, gather the validation
- * probabilities on rank 0. */
+/* Layer l: load, standardize, fit its heads' probes once per lambda in lockstep and keep each
+ * head's validation choice, gather the validation and test probabilities on rank 0. */
 static int fit_layer(probe_ctx *c, const probe_args *a, ch_probe_result *res, int l) {
     const int H = c->H, D = c->D, nh = H, hg0 = l * H;
     double *s1 = c->s1, *s2 = s1 + (size_t)nh * D;
-    CH_TRY(ch_mpi_agree(c->comm, load_group(c, a, l, 1, c->buf, c->xtr, c->xva, s1, s2)));
+    CH_TRY(ch_mpi_agree(c->comm, load_group(c, a, l, 1, c->buf, s1, s2)));
     float *mean = res->mean + (size_t)hg0 * D, *std = res->std + (size_t)hg0 * D;
     CH_TRY(stats(c, nh, res->n_train, s1, s2, mean, std));
-    ch_probe_data d = {nh, D, c->ntr, res->n_train, NULL, c->ytr, {0}, c->trblk, c->lblk, c->xtr, mean, std};
+    ch_probe_data d = {nh, D, c->n[CH_SPLIT_TRAIN], res->n_train, NULL, c->y[CH_SPLIT_TRAIN], {0}, c->trblk, c->lblk,
+                       c->x16[CH_SPLIT_TRAIN], mean, std, NULL, NULL};
     memcpy(d.present, c->present, sizeof c->present);
     int evals = 0, unconv = 0;
     float *W = res->weights + (size_t)hg0 * CH_NCAP * D, *b = res->bias + (size_t)hg0 * CH_NCAP;
-    CH_TRY(ch_probe_fit(&a->fit, &d, c->comm, W, b, c->tr_correct + hg0, &evals, &unconv));
+    probe_rows val = {nh, D, c->x16[CH_SPLIT_VAL], NULL, mean, std}, test = val;
+    test.x16 = c->x16[CH_SPLIT_TEST];
+    CH_TRY(ch_probe_fit_grid(c, a, &d, &val, W, b, c->tr_correct + hg0, c->pick, res->val_loss + hg0, c->L * H,
+                             &evals, &unconv));
+    for (int h = 0; h < nh; h++) res->lambda[hg0 + h] = (float)a->grid[c->pick[h]];
     res->evals = evals > res->evals ? evals : res->evals;
     res->unconverged += unconv;
-    CH_TRY(ch_mpi_agree(c->comm, ch_probe_predict16(nh, D, c->nva, c->xva, mean, std, W, b, c->present, c->ploc)));
-    CH_TRY(gather_val(c, nh, hg0, c->ploc, c->nva_all, res->n_val, c->vprob, c->rbuf));
+    const size_t off_v = (size_t)hg0 * res->n_val * CH_NCAP, off_t = (size_t)hg0 * res->n_test * CH_NCAP;
+    CH_TRY(ch_probe_predict_split(c, &val, CH_SPLIT_VAL, W, b, c->rank == 0 ? c->prob[CH_SPLIT_VAL] + off_v : NULL));
+    CH_TRY(ch_probe_predict_split(c, &test, CH_SPLIT_TEST, W, b, c->rank == 0 ? c->prob[CH_SPLIT_TEST] + off_t : NULL));
     if (c->rank == 0) {
-        printf("probe: layer %d of %d fitted in %d evaluations (%d head(s) at the cap)\n", l + 1, c->L, evals,
-               unconv);
+        printf("probe: layer %d of %d fitted, %d lambda(s), in %d evaluations at most (%d fit(s) at the cap)\n", l + 1,
+               c->L, a->ngrid, evals, unconv);
         fflush(stdout);
     }
     return 0;
 }
 
-/* Rank 0 computes the metrics and the capability-head map and writes the probe file (and the
- * heatmaps); every rank learns whether it could. */
+/* Rank 0 computes the figures, chooses k and writes the probe file (and the heatmaps); every rank
+ * learns whether it could. */
 static int write_output(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *opts_json) {
     /* the fit counted the rows right over all ranks at each head's solution */
     for (int h = 0; h < c->L * c->H; h++) res->train_acc[h] = (float)((double)c->tr_correct[h] / res->n_train);
@@ -477,7 +461,10 @@ static int write_output(probe_ctx *c, const probe_args *a, ch_probe_result *res,
     res->render = &c->info.render;
     int orc = 0;
     if (c->rank == 0) {
-        orc = ch_probe_metrics(res->n_val, c->vprob, c->yval, res);
+        const ch_probe_split_probs v = {res->n_val, c->prob[CH_SPLIT_VAL], c->yall[CH_SPLIT_VAL]},
+                                   t = {res->n_test, c->prob[CH_SPLIT_TEST], c->yall[CH_SPLIT_TEST]};
+        orc = ch_probe_metrics(&v, &t, res);
+        if (res->base.fitted) res->base.warn = ch_probe_baseline_warns(res->base.test_acc, res->best_head_test_acc);
         if (!orc) orc = ch_probe_write(a->output, res);
         if (!orc && a->heatmap) orc = ch_probe_heatmap(a->heatmap, res);
     }
@@ -486,37 +473,79 @@ static int write_output(probe_ctx *c, const probe_args *a, ch_probe_result *res,
 
 static void report_start(const probe_ctx *c, const ch_probe_result *res) {
     if (c->rank != 0) return;
-    printf("probe: %lld train + %lld validation rows (%lld unlabeled, %lld incomplete skipped), "
+    printf("probe: %lld train + %lld validation + %lld test rows (%lld unlabeled, %lld incomplete skipped), "
            "%d x %d heads, D=%d, %d rank(s)\n",
-           (long long)res->n_train, (long long)res->n_val, (long long)res->n_skipped_unlabeled,
-           (long long)res->n_skipped_incomplete, c->L, c->H, c->D, c->size);
+           (long long)res->n_train, (long long)res->n_val, (long long)res->n_test,
+           (long long)res->n_skipped_unlabeled, (long long)res->n_skipped_incomplete, c->L, c->H, c->D, c->size);
+}
+
+/* What validation chose: the lambdas (how many heads took each) and k. */
+static void report_choices(const probe_ctx *c, const ch_probe_result *res) {
+    printf("probe: lambda per head, chosen on validation:");
+    for (int g = 0; g < res->n_lambda; g++) {
+        int n = 0;
+        for (int h = 0; h < c->L * c->H; h++) n += res->lambda[h] == (float)res->lambda_grid[g];
+        printf(" %g (%d head(s))%s", res->lambda_grid[g], n, g + 1 < res->n_lambda ? "," : "\n");
+    }
+    /* (the validation accuracies behind the choice are in the file, not printed: every accuracy
+     * printed is the test split's) */
+    printf("probe: top-k = %d, %s", res->k, res->k_fixed ? "fixed by --top-k" : "chosen on validation from");
+    for (int i = 0; i < res->n_topk && !res->k_fixed; i++) printf(" %d", res->topk_grid[i]);
+    printf("\n");
+}
+
+/* The format-only baseline beside the heads, and the warning when it comes within the margin. */
+static void report_baseline(const ch_probe_result *res) {
+    const ch_probe_baseline *b = &res->base;
+    if (!b->fitted) {
+        printf("probe: format-only baseline skipped: %s\n", b->note);
+        return;
+    }
+    printf("probe: format-only baseline test accuracy (held out, n=%lld) %.2f%% (lambda %g); the heads above it: "
+           "best head %+.2f points, ensemble %+.2f points\n",
+           (long long)res->n_test, 100 * b->test_acc, b->lambda, 100 * (res->best_head_test_acc - b->test_acc),
+           100 * (res->ensemble_test_acc - b->test_acc));
+    if (b->warn) {
+        fflush(stdout);
+        fprintf(stderr,
+                "warning: a format-only baseline reaches %.2f%% on the test split (held out, n=%lld; best head "
+                "%.2f%%, ensemble %.2f%%): the classes can be told apart by format; the probes may read the "
+                "format, not the capability (docs/probe.md#format-baseline)\n",
+                100 * b->test_acc, (long long)res->n_test, 100 * res->best_head_test_acc, 100 * res->ensemble_test_acc);
+    }
 }
 
 static void report_end(const probe_ctx *c, const probe_args *a, const ch_probe_result *res) {
     if (c->rank != 0) return;
     const int H = c->H;
-    printf("probe: best head L%d.H%d validation accuracy %.2f%%; top-%d ensemble %.2f%%\n",
-           res->best_head / H, res->best_head % H, 100 * res->best_head_acc, res->k, 100 * res->ensemble_acc);
+    report_choices(c, res);
+    printf("probe: test accuracy (held out, n=%lld): best head L%d.H%d (chosen on validation) %.2f%%; top-%d "
+           "ensemble %.2f%%\n",
+           (long long)res->n_test, res->best_head / H, res->best_head % H, 100 * res->best_head_test_acc, res->k,
+           100 * res->ensemble_test_acc);
+    report_baseline(res);
     for (int k = 0; k < CH_NCAP; k++) {
-        printf("  %-12s top heads:", ch_capability_names[k]);
-        for (int j = 0; j < res->k && j < 5; j++)
-            printf(" L%d.H%d(%.3f)", res->top_heads[k * res->k + j] / H, res->top_heads[k * res->k + j] % H,
-                   res->top_scores[k * res->k + j]);
+        printf("  %-12s top heads (test AUC):", ch_capability_names[k]);
+        for (int j = 0; j < res->k && j < 5; j++) {
+            const int h = res->top_heads[k * res->k + j];
+            printf(" L%d.H%d(%.3f)", h / H, h % H, res->test_ovr_auc[h * CH_NCAP + k]);
+        }
         printf("%s\n", res->k > 5 ? " ..." : "");
     }
     printf("probe: wrote %s\n", a->output);
 }
 
 static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *opts_json) {
-    const ch_path_role in[] = {{a->input, "--input", 0}};
+    const ch_path_role in[] = {{a->input, "--input", 0}, {a->corpus, "--corpus", 1}};
     const ch_path_role out[] = {{a->output, "--output", 0}, {a->heatmap, "--heatmap", 1}, {a->timing, "--timing", 0}};
-    CH_TRY(ch_stage_guard(c->comm, in, 1, out, 3, 2, a->force));
+    CH_TRY(ch_stage_guard(c->comm, in, a->corpus ? 2 : 1, out, 3, 2, a->force));
     CH_TRY(open_input(c, a));
     CH_TRY(split_rows(c, a));
     CH_TRY(count_rows(c, a, res));
     CH_TRY(alloc_buffers(c, res));
     report_start(c, res);
     for (int l = 0; l < c->L; l++) CH_TRY(fit_layer(c, a, res, l));
+    CH_TRY(ch_probe_baseline_run(c, a, res));
     CH_TRY(write_output(c, a, res, opts_json));
     report_end(c, a, res);
     return 0;
@@ -524,20 +553,37 @@ static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *op
 
 static void ctx_free(probe_ctx *c) {
     if (c->ids) ch_archive_free_strings(c->ids, c->nloc);
-    free(c->ids), free(c->train), free(c->val), free(c->ytr), free(c->yva);
+    free(c->ids);
+    for (int s = 0; s < CH_NSPLIT; s++)
+        free(c->idx[s]), free(c->y[s]), free(c->x16[s]), free(c->prob[s]), free(c->yall[s]), free(c->nall[s]);
     ch_archive_info_free(&c->info);
-    free(c->buf), free(c->xtr), free(c->xva), free(c->ploc), free(c->vprob), free(c->rbuf), free(c->yval);
-    free(c->nva_all), free(c->dsp), free(c->trblk), free(c->s1), free(c->tr_correct);
+    free(c->buf), free(c->ploc), free(c->rbuf), free(c->trblk), free(c->s1), free(c->tr_correct), free(c->pick);
+}
+
+/* The lambda grid: --lambda alone, or --lambda-grid (its default when neither is given). */
+static int lambda_grid(probe_args *a) {
+    if (a->lambda > 0 && a->lambda_grid)
+        CH_FAIL(CH_EARG, "--lambda %g and --lambda-grid %s: give one (--lambda fixes lambda, the grid chooses it)",
+                a->lambda, a->lambda_grid);
+    if (a->lambda > 0) {
+        a->grid[0] = a->lambda, a->ngrid = 1;
+        return 0;
+    }
+    return ch_probe_parse_grid("lambda-grid", a->lambda_grid ? a->lambda_grid : CH_PROBE_LAMBDA_GRID, a->grid,
+                               &a->ngrid);
 }
 
 /* The options as the probe file records them. */
 static void options_json(const probe_args *a, char *buf, size_t cap) {
+    char grid[CH_PROBE_MAX_LAMBDAS * 26] = "";
+    for (int g = 0, n = 0; g < a->ngrid; g++)
+        n += snprintf(grid + n, sizeof grid - (size_t)n, "%s%.17g", g ? ", " : "", a->grid[g]);
     snprintf(buf, cap,
-             "{\"top_k\": %d, \"lambda\": %.17g, \"tol\": %.17g, \"max_evals\": %d, \"history\": %d, "
-             "\"allow_incomplete\": %s, \"split\": \"fnv1a64(id) %% 5 == 0 -> validation\", "
-             "\"score\": \"ovr_auc\"}",
-             a->top_k, a->fit.lambda, a->fit.tol, a->fit.max_evals, a->fit.history,
-             a->allow_incomplete ? "true" : "false");
+             "{\"top_k\": %d, \"lambda_grid\": [%s], \"tol\": %.17g, \"max_evals\": %d, \"history\": %d, "
+             "\"allow_incomplete\": %s, \"corpus\": \"%s\", \"require_baseline\": %s, "
+             "\"split\": \"fnv1a64(id) %% 5: 0 validation, 1 test, 2..4 train\", \"score\": \"ovr_auc\"}",
+             a->top_k, grid, a->fit.tol, a->fit.max_evals, a->fit.history, a->allow_incomplete ? "true" : "false",
+             a->corpus ? a->corpus : "", a->require_baseline ? "true" : "false");
 }
 
 int ch_cmd_probe(int argc, char **argv, MPI_Comm comm) {
@@ -547,6 +593,7 @@ int ch_cmd_probe(int argc, char **argv, MPI_Comm comm) {
     int help;
     CH_TRY(ch_opt_parse(&cmd, argc, argv, &a, &help));
     if (help) return ch_opt_help(&cmd, comm);
+    CH_TRY(lambda_grid(&a));
     ch_timing tm;
     ch_timing_start(&tm, "probe");
     probe_ctx c;
@@ -554,7 +601,7 @@ int ch_cmd_probe(int argc, char **argv, MPI_Comm comm) {
     c.comm = comm;
     CH_MPI_TRY(MPI_Comm_rank(comm, &c.rank));
     CH_MPI_TRY(MPI_Comm_size(comm, &c.size));
-    char opts[512];
+    char opts[2048];
     options_json(&a, opts, sizeof opts);
     ch_probe_result res;
     memset(&res, 0, sizeof res);
@@ -563,10 +610,12 @@ int ch_cmd_probe(int argc, char **argv, MPI_Comm comm) {
     ctx_free(&c);
     int crc = ch_archive_close_read(c.ar);
     rc = rc ? rc : crc;
-    tm.records = res.n_train + res.n_val;
+    tm.records = res.n_train + res.n_val + res.n_test;
     tm.io_seconds = c.io_seconds;
     if (!rc) rc = ch_timing_add(&tm, "heads", (int64_t)c.L * c.H);
     if (!rc) rc = ch_timing_add(&tm, "train_rows", res.n_train);
     if (!rc) rc = ch_timing_add(&tm, "val_rows", res.n_val);
+    if (!rc) rc = ch_timing_add(&tm, "test_rows", res.n_test);
+    if (!rc) rc = ch_timing_add(&tm, "lambdas", a.ngrid);
     return ch_timing_finish(&tm, a.timing, rc, comm);
 }

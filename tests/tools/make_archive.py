@@ -7,9 +7,16 @@ l:h:s additionally adds s * mu[l,h,label] where mu is a fixed random unit-varian
 so a linear probe can find exactly those heads. Options that break the archive on purpose feed the
 bad-input tests.
 
+--corpus FILE also writes the JSONL the archive stands for (one {"id", "text", "label"} record per
+row) and records its path and sha256 as input_path / input_sha256; with --format-signal the texts of
+class c differ from the others' by format only (c + 2 option lines "A. ...", a class-specific word
+count), otherwise every text has the same shape whatever its class (random words, 4 option lines).
+
 usage: make_archive.py OUT.h5 [--n N --layers L --heads H --dim D --signal l:h:s,... --seed S
-        --rows-per-chunk R --unlabeled K --incomplete K --bad-label ROW --nan ROW:l:h --classes C]
+        --rows-per-chunk R --unlabeled K --incomplete K --bad-label ROW --nan ROW:l:h --classes C
+        --corpus FILE [--format-signal]]
 """
+import hashlib
 import argparse
 import json
 
@@ -17,6 +24,25 @@ import h5py
 import numpy as np
 
 CAPS = ["math", "reading", "commonsense", "science", "professional"]
+
+
+WORDS = ["alpha", "beta", "gamma", "delta", "river", "stone", "light", "number", "market", "theory"]
+
+
+def write_corpus(path, ids, labels, format_signal, rng):
+    """One text record per row. With format_signal the class shows in the format (option lines,
+    length); without it the format is the same for every class."""
+    with open(path, "w") as f:
+        for rid, lab in zip(ids, labels):
+            c = int(lab) if 0 <= lab < 5 else 0
+            n_opt = c + 2 if format_signal else 4
+            n_words = 6 + 5 * c if format_signal else int(rng.integers(6, 27))
+            q = " ".join(WORDS[int(i)] for i in rng.integers(0, len(WORDS), n_words))
+            opts = "\n".join(f"{'ABCDEFGHIJ'[k]}. {WORDS[int(rng.integers(0, len(WORDS)))]}" for k in range(n_opt))
+            rec = {"id": rid, "text": f"{q}?\n{opts}\nAnswer:"}
+            if 0 <= lab < 5:
+                rec["label"] = CAPS[lab]
+            f.write(json.dumps(rec) + "\n")
 
 
 def main():
@@ -35,6 +61,8 @@ def main():
     ap.add_argument("--nan", default="", help="row:layer:head that gets a NaN")
     ap.add_argument("--classes", type=int, default=5, help="use only the first C classes")
     ap.add_argument("--block", type=int, default=4096, help="rows generated at a time")
+    ap.add_argument("--corpus", default="", help="also write the records' JSONL here")
+    ap.add_argument("--format-signal", action="store_true", help="class-dependent text format")
     a = ap.parse_args()
 
     rng = np.random.default_rng(a.seed)
@@ -52,6 +80,11 @@ def main():
     mu = {(l, h): rng.standard_normal((5, D)) for l, h, _ in signal}
     ids = [f"rec-{i:06d}" for i in range(N)]
     tasks = [CAPS[x] if x in range(5) else "" for x in labels]
+
+    input_path, input_sha = "synthetic.jsonl", "%064x" % a.seed
+    if a.corpus:
+        write_corpus(a.corpus, ids, labels, a.format_signal, np.random.default_rng(a.seed + 1))
+        input_path, input_sha = a.corpus, hashlib.sha256(open(a.corpus, "rb").read()).hexdigest()
 
     f16le = h5py.h5t.IEEE_F16LE if hasattr(h5py.h5t, "IEEE_F16LE") else np.dtype("<f2")
     with h5py.File(a.out, "w") as f:
@@ -89,8 +122,8 @@ def main():
         attrs = {
             "format": "capheads-activations", "format_version": np.int32(1),
             "model_config": json.dumps(cfg), "model_dir": "synthetic",
-            "tokenizer_sha256": "0" * 64, "pool": "last", "input_path": "synthetic.jsonl",
-            "input_sha256": "%064x" % a.seed, "n_records": np.int64(N),
+            "tokenizer_sha256": "0" * 64, "pool": "last", "input_path": input_path,
+            "input_sha256": input_sha, "n_records": np.int64(N),
             "capability_names": json.dumps(CAPS),
             "command_line": "tests/tools/make_archive.py " + a.out,
             "created": "2026-01-01T00:00:00Z", "complete": np.uint8(0 if a.incomplete else 1),
