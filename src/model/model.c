@@ -78,7 +78,8 @@ static int load_norm(ch_model *m, const char *name, int64_t n, ch_weight *w) {
     const ch_st_tensor *t;
     int64_t shape[1] = {n};
     CH_TRY(ch_st_get(m->ckpt, name, 1, shape, &t));
-    const int cap = 4 * m->cfg.n_layers + 3 + 2 * m->cfg.n_layers;
+    /* per layer: input, q, k, post-attention, pre- and post-feedforward norms; then the final one */
+    const int cap = 6 * m->cfg.n_layers + 1;
     if (!m->plus_one) CH_TRY(CH_ALLOC(m->plus_one, cap, "norm weights"));
     if (m->n_plus_one >= cap) CH_FAIL(CH_EINTERNAL, "more norm weights than the model has");
     float *v = NULL;
