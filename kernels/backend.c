@@ -42,7 +42,8 @@ int ch_backend_check(const ch_backend *be) {
     REQUIRED(event_destroy) REQUIRED(event_record) REQUIRED(event_wait)
     /* compute ops (gemm_workspace, mlp and, above, mem_info are optional) */
     REQUIRED(load_weight) REQUIRED(free_weight) REQUIRED(embed) REQUIRED(gemm) REQUIRED(add_bias)
-    REQUIRED(rmsnorm) REQUIRED(rope) REQUIRED(attention) REQUIRED(swiglu) REQUIRED(add) REQUIRED(pool)
+    REQUIRED(rmsnorm) REQUIRED(rope) REQUIRED(attention) REQUIRED(swiglu) REQUIRED(geglu) REQUIRED(scale)
+    REQUIRED(add) REQUIRED(pool)
     REQUIRED(destroy)
 #undef REQUIRED
     if (missing)

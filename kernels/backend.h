@@ -55,6 +55,16 @@ typedef struct {
 
 typedef enum { CH_POOL_LAST = 0, CH_POOL_MEAN = 1 } ch_pool;
 
+/* What a layer's attention does beyond causal softmax(q k^T) v (ops_math.h has the rules):
+ * scores scale * q.k, capped by ch_softcap(score, softcap) when softcap > 0 (Gemma 2), and
+ * query i sees keys j in [ch_attn_first_key(i, window), i]: all j <= i when window <= 0, the
+ * last `window` positions otherwise (Mistral, Gemma's sliding layers). */
+typedef struct {
+    float scale;
+    float softcap;
+    int window;
+} ch_attn_params;
+
 /* The table a backend fills. Two sections: the device and its stream (memory, copies, order of
  * work), and the compute ops the forward pass calls. Every entry is required unless tagged
  * "optional"; ch_backend_check (run by ch_backend_create) refuses a backend that leaves a
@@ -133,12 +143,17 @@ struct ch_backend {
     int (*rope)(ch_backend *be, float *x, int ntok, int nheads, int head_dim, const int32_t *pos,
                 const float *inv_freq);
     /* Causal self-attention inside each sequence, GQA: query head h reads kv head
-     * h / (nq / nkv). q [ntok, nq*D], k, v [ntok, nkv*D], out [ntok, nq*D]. */
+     * h / (nq / nkv), as p says (scale, soft cap, sliding window). q [ntok, nq*D],
+     * k, v [ntok, nkv*D], out [ntok, nq*D]. */
     int (*attention)(ch_backend *be, const float *q, const float *k, const float *v,
-                     const ch_seqs *s, int nq, int nkv, int head_dim, float scale, float *out);
+                     const ch_seqs *s, int nq, int nkv, int head_dim, const ch_attn_params *p, float *out);
     /* gate[i] = silu(gate[i]) * up[i] */
     int (*swiglu)(ch_backend *be, float *gate, const float *up, size_t n);
-    /* optional: NULL means the model runs gemm, gemm, swiglu, gemm. The MLP, out [ntok, hidden] =
+    /* gate[i] = gelu_tanh(gate[i]) * up[i] (Gemma's MLP; the model never fuses it) */
+    int (*geglu)(ch_backend *be, float *gate, const float *up, size_t n);
+    /* x[i] *= s (Gemma's embedding scale) */
+    int (*scale)(ch_backend *be, float *x, float s, size_t n);
+    /* optional: NULL means the model runs gemm, gemm, swiglu, gemm. The SwiGLU MLP, out [ntok, hidden] =
      * (silu(x Wg^T) * (x Wu^T)) Wd^T for gate and up [I, hidden], down [hidden, I], x [ntok,
      * hidden] - the values of those four calls, where the backend can keep the products and h
      * out of memory. gate_s and up_s [ntok, I] are the backend's scratch. */

@@ -231,11 +231,19 @@ static int cpu_rope(ch_backend *be, float *x, int ntok, int nheads, int head_dim
     return 0;
 }
 static int cpu_attention(ch_backend *be, const float *q, const float *k, const float *v, const ch_seqs *s, int nq,
-                         int nkv, int head_dim, float scale, float *out) {
-    return impl_of(be)->ops->attention(q, k, v, s, nq, nkv, head_dim, scale, out);
+                         int nkv, int head_dim, const ch_attn_params *p, float *out) {
+    return impl_of(be)->ops->attention(q, k, v, s, nq, nkv, head_dim, p, out);
 }
 static int cpu_swiglu(ch_backend *be, float *gate, const float *up, size_t n) {
     impl_of(be)->ops->swiglu(gate, up, n);
+    return 0;
+}
+static int cpu_geglu(ch_backend *be, float *gate, const float *up, size_t n) {
+    impl_of(be)->ops->geglu(gate, up, n);
+    return 0;
+}
+static int cpu_scale(ch_backend *be, float *x, float s, size_t n) {
+    impl_of(be)->ops->scale(x, s, n);
     return 0;
 }
 static int cpu_add(ch_backend *be, float *x, const float *y, size_t n) {
@@ -311,6 +319,8 @@ int ch_backend_cpu_create(int threads, ch_backend **out) {
                        .rope = cpu_rope,
                        .attention = cpu_attention,
                        .swiglu = cpu_swiglu,
+                       .geglu = cpu_geglu,
+                       .scale = cpu_scale,
                        .mlp = cpu_mlp,
                        .add = cpu_add,
                        .pool = cpu_pool,

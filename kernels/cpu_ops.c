@@ -67,15 +67,19 @@ static void OPS(rope)(float *x, int ntok, int nheads, int head_dim, const float 
 
 /* Attention by (sequence, kv head, block of queries): the group of query heads that share the kv
  * head are stacked, head after head, into one matrix Q of ATT_ROWS rows at most (ATT_ROWS / group
- * queries of each), so that their scores against every key up to the block's last query are one
- * GEMM (S = scale Q K^T, K packed once for the group), each row's softmax is ch_softmax_row (keys
- * past the query's own position weigh 0), and the output is a second GEMM (O = P V), divided by
- * the row sums as it is copied back. The flops are OpenBLAS's and there is one exponential per
- * (query, key). Scratch per thread: ATT_ROWS x (longest sequence + 2 head_dim + 1) floats. */
+ * queries of each), so that their scores against every key the block sees - from the first key
+ * of its first query's window (ch_attn_first_key) to its last query - are one GEMM (S = scale Q
+ * K^T, K packed once for the group), each row is soft-capped where asked (ch_softcap) and its
+ * softmax is ch_softmax_row over the query's own keys (keys after it, or before its window,
+ * weigh 0), and the output is a second GEMM (O = P V), divided by the row sums as it is copied
+ * back. The flops are OpenBLAS's and there is one exponential per (query, key the block sees).
+ * Scratch per thread: ATT_ROWS x (longest sequence + 2 head_dim + 1) floats. */
 #define ATT_ROWS 128
 static int OPS(attention)(const float *q, const float *k, const float *v, const ch_seqs *s, int nq, int nkv,
-                          int head_dim, float scale, float *out) {
+                          int head_dim, const ch_attn_params *p, float *out) {
     const int group = nq / nkv, qb = ATT_ROWS / group > 0 ? ATT_ROWS / group : 1, D = head_dim;
+    const int window = p->window;
+    const float scale = p->scale, cap = p->softcap;
     const size_t qstride = (size_t)nq * D, kstride = (size_t)nkv * D;
     const size_t rows = (size_t)group * qb, longest = (size_t)(s->max_len > 0 ? s->max_len : 1);
     int failed = 0, nblk_max = (int)((longest + qb - 1) / qb);
@@ -90,9 +94,11 @@ static int OPS(attention)(const float *q, const float *k, const float *v, const 
                 for (int blk = 0; blk < nblk_max; blk++) {
                     int t0 = s->start[sq], len = s->start[sq + 1] - t0, i0 = blk * qb;
                     if (!sc || i0 >= len) continue;
-                    int nb = len - i0 < qb ? len - i0 : qb, nk = i0 + nb, m = group * nb; /* keys 0..nk-1 */
-                    const float *kr = k + (size_t)t0 * kstride + (size_t)kh * D;
-                    const float *vr = v + (size_t)t0 * kstride + (size_t)kh * D;
+                    /* the block's queries i0..i0+nb-1 see keys k0..k0+nk-1 between them */
+                    int nb = len - i0 < qb ? len - i0 : qb, k0 = ch_attn_first_key(i0, window), nk = i0 + nb - k0,
+                        m = group * nb;
+                    const float *kr = k + (size_t)(t0 + k0) * kstride + (size_t)kh * D;
+                    const float *vr = v + (size_t)(t0 + k0) * kstride + (size_t)kh * D;
                     /* row g * nb + i of Q: query i0 + i of head kh * group + g */
                     for (int g = 0; g < group; g++)
                         for (int i = 0; i < nb; i++)
@@ -100,8 +106,13 @@ static int OPS(attention)(const float *q, const float *k, const float *v, const 
                                    q + (size_t)(t0 + i0 + i) * qstride + (size_t)(kh * group + g) * D, sizeof(float) * D);
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nk, D, scale, qg, D, kr, (int)kstride, 0.0f,
                                 sc, nk);
-                    /* query i0 + i sees keys 0..i0 + i (its own position and before) */
-                    for (int r = 0; r < m; r++) rowsum[r] = ch_softmax_row(sc + (size_t)r * nk, i0 + r % nb + 1, nk);
+                    for (int r = 0; r < m; r++) {
+                        const int i = i0 + r % nb, lo = ch_attn_first_key(i, window) - k0, hi = i + 1 - k0;
+                        float *row = sc + (size_t)r * nk;
+                        if (cap > 0.0f)
+                            for (int j = lo; j < hi; j++) row[j] = ch_softcap(row[j], cap);
+                        rowsum[r] = ch_softmax_row(row, lo, hi, nk);
+                    }
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, nk, 1.0f, sc, nk, vr, (int)kstride, 0.0f,
                                 og, D);
                     for (int g = 0; g < group; g++)
@@ -125,6 +136,16 @@ static void OPS(swiglu)(float *gate, const float *up, size_t n) {
     for (size_t i = 0; i < n; i++) gate[i] = ch_swiglu(gate[i], up[i]);
 }
 
+static void OPS(geglu)(float *gate, const float *up, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) gate[i] = ch_geglu(gate[i], up[i]);
+}
+
+static void OPS(scale)(float *x, float s, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
 static void OPS(add)(float *x, const float *y, size_t n) {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) x[i] += y[i];
@@ -137,6 +158,8 @@ const ch_cpu_ops OPS_TABLE = {.isa = OPS_ISA,
                               .rope = OPS(rope),
                               .attention = OPS(attention),
                               .swiglu = OPS(swiglu),
+                              .geglu = OPS(geglu),
+                              .scale = OPS(scale),
                               .add = OPS(add)};
 
 #ifndef CH_CPU_OPS_V4 /* ---- once ------------------------------------------------------------ */

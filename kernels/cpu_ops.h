@@ -26,9 +26,13 @@ typedef struct {
     void (*rope)(float *x, int ntok, int nheads, int head_dim, const float *cs);
     /* the backend's attention (backend.h); CH_ENOMEM when the per-thread scratch fails */
     int (*attention)(const float *q, const float *k, const float *v, const ch_seqs *s, int nq, int nkv,
-                     int head_dim, float scale, float *out);
+                     int head_dim, const ch_attn_params *p, float *out);
     /* gate[i] = silu(gate[i]) * up[i] */
     void (*swiglu)(float *gate, const float *up, size_t n);
+    /* gate[i] = gelu_tanh(gate[i]) * up[i] */
+    void (*geglu)(float *gate, const float *up, size_t n);
+    /* x[i] *= s */
+    void (*scale)(float *x, float s, size_t n);
     /* x[i] += y[i] */
     void (*add)(float *x, const float *y, size_t n);
 } ch_cpu_ops;

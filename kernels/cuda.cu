@@ -385,6 +385,8 @@ extern "C" int ch_backend_cuda_create(int device, ch_backend **out) {
     be->rope = ch_cuda_rope;
     be->attention = ch_cuda_attention;
     be->swiglu = ch_cuda_swiglu;
+    be->geglu = ch_cuda_geglu;
+    be->scale = ch_cuda_scale;
     be->add = ch_cuda_add;
     be->pool = ch_cuda_pool;
     be->destroy = cuda_destroy;

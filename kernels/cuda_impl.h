@@ -63,10 +63,12 @@ int ch_cuda_rmsnorm(ch_backend *be, const float *x, const ch_weight *w, int ntok
 int ch_cuda_rope(ch_backend *be, float *x, int ntok, int nheads, int head_dim, const int32_t *pos,
                  const float *inv_freq);
 int ch_cuda_swiglu(ch_backend *be, float *gate, const float *up, size_t n);
+int ch_cuda_geglu(ch_backend *be, float *gate, const float *up, size_t n);
+int ch_cuda_scale(ch_backend *be, float *x, float s, size_t n);
 int ch_cuda_add(ch_backend *be, float *x, const float *y, size_t n);
 int ch_cuda_pool(ch_backend *be, const float *x, int width, const ch_seqs *s, ch_pool mode,
                  ch_dtype out_dtype, void *out);
 int ch_cuda_attention(ch_backend *be, const float *q, const float *k, const float *v,
-                      const ch_seqs *s, int nq, int nkv, int head_dim, float scale, float *out);
+                      const ch_seqs *s, int nq, int nkv, int head_dim, const ch_attn_params *p, float *out);
 
 #endif

@@ -1,7 +1,7 @@
 /* cuda_kernels.cu - the non-GEMM ops of the CUDA backend.
  *
  * Every kernel is a loop nest around the per-element rules of ops_math.h (ch_rms_inv,
- * ch_rms_apply, ch_rope_rotate, ch_swiglu, ch_softmax_step, the dtype conversions): the same
+ * ch_rms_apply, ch_rope_rotate, ch_swiglu, ch_geglu, ch_softcap, ch_softmax_step, the dtype conversions): the same
  * inline functions kernels/cpu.c calls, so the CPU tests cover this arithmetic. Only the order of
  * the RMSNorm sum of squares (a block tree of doubles instead of a sequential double sum)
  * differs. */
@@ -87,6 +87,30 @@ int ch_cuda_swiglu(ch_backend *be, float *gate, const float *up, size_t n) {
 
 __global__ void add_kernel(float *x, const float *y, size_t n) {
     GRID_STRIDE(i, n) x[i] += y[i];
+}
+
+__global__ void geglu_kernel(float *gate, const float *up, size_t n) {
+    GRID_STRIDE(i, n) gate[i] = ch_geglu(gate[i], up[i]);
+}
+
+int ch_cuda_geglu(ch_backend *be, float *gate, const float *up, size_t n) {
+    ch_cuda *c = cuda_of(be);
+    if (!n) return 0;
+    geglu_kernel<<<blocks_for(n), THREADS, 0, c->stream>>>(gate, up, n);
+    CH_CUDA_LAUNCHED(c);
+    return 0;
+}
+
+__global__ void scale_kernel(float *x, float s, size_t n) {
+    GRID_STRIDE(i, n) x[i] *= s;
+}
+
+int ch_cuda_scale(ch_backend *be, float *x, float s, size_t n) {
+    ch_cuda *c = cuda_of(be);
+    if (!n) return 0;
+    scale_kernel<<<blocks_for(n), THREADS, 0, c->stream>>>(x, s, n);
+    CH_CUDA_LAUNCHED(c);
+    return 0;
 }
 
 int ch_cuda_add(ch_backend *be, float *x, const float *y, size_t n) {
@@ -188,7 +212,9 @@ int ch_cuda_pool(ch_backend *be, const float *x, int width, const ch_seqs *s, ch
  * queries; keys and values stream through shared memory ATT_TK at a time. Inside a key tile lane
  * j computes the score of key j (a sequential dot product over D, like the CPU), then the warp
  * walks the keys in order, every lane applying ch_softmax_step to the broadcast score and
- * updating its D/32 slice of the accumulator. No kernel holds more than one tile of scores. */
+ * updating its D/32 slice of the accumulator. No kernel holds more than one tile of scores.
+ * Scores are soft-capped by ch_softcap where asked; the key tiles start at the first key of the
+ * tile's first query's window, and each query walks only its own keys (ch_attn_first_key). */
 #define ATT_WARPS 4
 #define ATT_QPW 4
 #define ATT_TQ (ATT_WARPS * ATT_QPW)
@@ -202,7 +228,7 @@ static size_t att_smem(int D) {
 
 __global__ void __launch_bounds__(ATT_WARPS * 32)
     attention_kernel(const float *q, const float *k, const float *v, const int *start, int nq,
-                     int nkv, int D, float scale, float *out) {
+                     int nkv, int D, float scale, float softcap, int window, float *out) {
     extern __shared__ float sm[];
     float *qs = sm;                       /* ATT_TQ x D */
     float *ks = qs + ATT_TQ * D;          /* ATT_TK x (D + 1): padded, lane j reads row j */
@@ -228,7 +254,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
     }
 
     const int kend = q0 + nqt; /* causal: the last query of the tile sees keys [0, kend) */
-    for (int k0 = 0; k0 < kend; k0 += ATT_TK) {
+    for (int k0 = ch_attn_first_key(q0, window); k0 < kend; k0 += ATT_TK) {
         const int nk = min(ATT_TK, kend - k0);
         __syncthreads(); /* the previous tile is consumed (first pass: q tile is complete) */
         for (int i = threadIdx.x; i < nk * D; i += blockDim.x) {
@@ -245,10 +271,11 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
             if (lane < nk) {
                 float dot = 0.0f;
                 for (int d = 0; d < D; d++) dot += qs[r * D + d] * ks[lane * (D + 1) + d];
-                sc = dot * scale;
+                sc = ch_softcap(dot * scale, softcap);
             }
             const int jmax = min(nk, q0 + r - k0 + 1); /* keys up to the query itself */
-            for (int j = 0; j < jmax; j++) {
+            const int jmin = max(0, ch_attn_first_key(q0 + r, window) - k0); /* and from its window's first */
+            for (int j = jmin; j < jmax; j++) {
                 float sj = __shfl_sync(0xffffffffu, sc, j), so, p;
                 ch_softmax_step(sj, &m[a], &l[a], &so, &p);
 #pragma unroll
@@ -273,7 +300,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
 }
 
 int ch_cuda_attention(ch_backend *be, const float *q, const float *k, const float *v,
-                      const ch_seqs *s, int nq, int nkv, int head_dim, float scale, float *out) {
+                      const ch_seqs *s, int nq, int nkv, int head_dim, const ch_attn_params *p, float *out) {
     ch_cuda *c = cuda_of(be);
     if (s->nseq <= 0 || s->ntok <= 0) return 0;
     if (nkv <= 0 || nq % nkv)
@@ -298,7 +325,7 @@ int ch_cuda_attention(ch_backend *be, const float *q, const float *k, const floa
         int ns = min(GRID_YZ_MAX, s->nseq - s0);
         dim3 grid((unsigned)((s->max_len + ATT_TQ - 1) / ATT_TQ), (unsigned)nq, (unsigned)ns);
         attention_kernel<<<grid, ATT_WARPS * 32, smem, c->stream>>>(
-            q, k, v, s->start_dev + s0, nq, nkv, head_dim, scale, out);
+            q, k, v, s->start_dev + s0, nq, nkv, head_dim, p->scale, p->softcap, p->window, out);
         CH_CUDA_LAUNCHED(c);
     }
     return 0;

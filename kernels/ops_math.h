@@ -51,6 +51,15 @@ CH_HD float ch_expf(float x) {
 CH_HD float ch_silu(float x) { return x / (1.0f + ch_expf(-x)); }
 /* SwiGLU as in Llama/Qwen2 MLP: down(silu(gate(x)) * up(x)) - this is the middle part. */
 CH_HD float ch_swiglu(float gate, float up) { return ch_silu(gate) * up; }
+/* GELU, tanh form (PyTorch's gelu(approximate="tanh"), transformers' gelu_pytorch_tanh), in the
+ * order PyTorch's kernel computes it: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+CH_HD float ch_gelu_tanh(float x) {
+    const float beta = 0.7978845608028654f, kappa = 0.044715f; /* sqrt(2/pi) */
+    const float inner = beta * (x + kappa * (x * x * x));
+    return 0.5f * x * (1.0f + tanhf(inner));
+}
+/* GeGLU as in Gemma's MLP: down(gelu_tanh(gate(x)) * up(x)) - the middle part. */
+CH_HD float ch_geglu(float gate, float up) { return ch_gelu_tanh(gate) * up; }
 
 /* ---- RMSNorm ------------------------------------------------------------------------------- */
 /* HF LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * w, the mean taken in f32. */
@@ -67,13 +76,16 @@ typedef struct {
     float low_freq_factor;
     float high_freq_factor;
     float orig_max_pos;       /* original_max_position_embeddings */
+    float linear;             /* rope_type "linear": every frequency divided by this factor (0: none) */
 } ch_rope_params;
 
 /* Inverse frequency of rotary pair i (0 <= i < head_dim/2), with Llama-3 scaling when asked.
  * Mirrors HF's default rope init (1 / theta^(2i/dim)) followed by _compute_llama3_parameters:
- * long wavelengths are divided by factor, short ones kept, the band between blended smoothly. */
+ * long wavelengths are divided by factor, short ones kept, the band between blended smoothly;
+ * or by _compute_linear_scaling_rope_parameters: every one divided by the linear factor. */
 CH_HD float ch_rope_inv_freq(int i, const ch_rope_params *r) {
     float inv = 1.0f / powf(r->theta, (float)(2 * i) / (float)r->head_dim);
+    if (r->linear > 0.0f) return inv / r->linear;
     if (!r->llama3) return inv;
     const float two_pi = 6.283185307179586f;
     float low_wavelen = r->orig_max_pos / r->low_freq_factor;
@@ -94,21 +106,31 @@ CH_HD void ch_rope_rotate(float *x0, float *x1, float c, float s) {
     *x1 = b * c + a * s;
 }
 
-/* ---- attention: softmax ---------------------------------------------------------------------
- * A key's weight is exp(score - max) over the scores seen; the denominator is their sum. */
+/* ---- attention: scores and softmax ------------------------------------------------------------
+ * A score is scale * q.k, capped by tanh where the model asks (Gemma 2's attn_logit_softcapping,
+ * in transformers' order: divide, tanh, multiply); cap <= 0 leaves it as it is. A key's weight
+ * is exp(score - max) over the scores seen; the denominator is their sum. */
+CH_HD float ch_softcap(float score, float cap) { return cap > 0.0f ? tanhf(score / cap) * cap : score; }
 CH_HD float ch_softmax_weight(float score, float max) { return ch_expf(score - max); }
 
-/* Whole-row form: row[0..n_valid) are one query's scores, row[n_valid..n) keys it must not see
- * (causal mask). Replaces the scores with their weights over the row's max, the masked ones with
- * 0, and returns the denominator (>= 1: the max's own weight is 1). The CPU backend's blocked
- * attention (kernels/cpu.c) then multiplies the weights with V and divides by it. */
-CH_HD float ch_softmax_row(float *row, int n_valid, int n) {
+/* The keys query position i may see: j in [ch_attn_first_key(i, window), i], all earlier ones
+ * when window <= 0, else the window's last `window` positions (transformers' sliding window:
+ * kv_idx > q_idx - window). */
+CH_HD int ch_attn_first_key(int i, int window) { return window > 0 && i - window + 1 > 0 ? i - window + 1 : 0; }
+
+/* Whole-row form: row[lo..hi) are one query's scores, the rest of row[0..n) keys it must not see
+ * (causal and sliding-window mask). Replaces the scores with their weights over the row's max,
+ * the masked ones with 0, and returns the denominator (>= 1: the max's own weight is 1). The CPU
+ * backend's blocked attention (kernels/cpu.c) then multiplies the weights with V and divides by
+ * it. */
+CH_HD float ch_softmax_row(float *row, int lo, int hi, int n) {
     float mx = -INFINITY, l = 0.0f;
     CH_SIMD_MAX(mx)
-    for (int j = 0; j < n_valid; j++) mx = row[j] > mx ? row[j] : mx;
+    for (int j = lo; j < hi; j++) mx = row[j] > mx ? row[j] : mx;
     CH_SIMD_SUM(l)
-    for (int j = 0; j < n_valid; j++) l += row[j] = ch_softmax_weight(row[j], mx);
-    for (int j = n_valid; j < n; j++) row[j] = 0.0f;
+    for (int j = lo; j < hi; j++) l += row[j] = ch_softmax_weight(row[j], mx);
+    for (int j = 0; j < lo; j++) row[j] = 0.0f;
+    for (int j = hi; j < n; j++) row[j] = 0.0f;
     return l;
 }
 

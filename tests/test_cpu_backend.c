@@ -19,12 +19,18 @@ static void setup(void) { ck_assert_int_eq(ch_backend_cpu_create(2, &be), 0); }
 static void teardown(void) { ch_backend_destroy(be); }
 
 /* Packed sequences of several lengths; with the backend's blocks of 128 / group queries, the
- * longer ones take several blocks (group 3: 42 queries; group 1: 128). */
+ * longer ones take several blocks (group 3: 42 queries; group 1: 128). With a sliding window
+ * (shorter and longer than a block, and than some sequences) a later block's keys start inside
+ * the sequence; with a soft cap (Gemma 2) the scores are capped by tanh, which at cap 2 changes
+ * most of them (scores here reach ~3 x 3 x sqrt(D) / sqrt(D)). */
 START_TEST(test_attention_matches_textbook_softmax_gqa_packed) {
-    static const struct { int nq, nkv, d, nseq, len[4]; } cases[] = {
-        {6, 2, 12, 3, {1, 5, 13}}, {6, 2, 12, 4, {130, 1, 43, 84}}, {4, 4, 8, 2, {300, 129}}, {8, 1, 16, 1, {70}}};
+    static const struct { int nq, nkv, d, nseq, len[4], window; float cap; } cases[] = {
+        {6, 2, 12, 3, {1, 5, 13}, 0, 0},    {6, 2, 12, 4, {130, 1, 43, 84}, 0, 0}, {4, 4, 8, 2, {300, 129}, 0, 0},
+        {8, 1, 16, 1, {70}, 0, 0},          {6, 2, 12, 4, {130, 1, 43, 84}, 5, 0}, {4, 4, 8, 2, {300, 129}, 150, 0},
+        {8, 1, 16, 2, {70, 3}, 1, 0},       {6, 2, 12, 3, {1, 5, 90}, 0, 2.0f},   {4, 2, 8, 2, {200, 17}, 9, 1.5f}};
     const int c = _i;
-    const int NQ = cases[c].nq, NKV = cases[c].nkv, D = cases[c].d, nseq = cases[c].nseq;
+    const int NQ = cases[c].nq, NKV = cases[c].nkv, D = cases[c].d, nseq = cases[c].nseq, W = cases[c].window;
+    const double cap = cases[c].cap;
     int start[5] = {0}, max_len = 0;
     for (int i = 0; i < nseq; i++) {
         start[i + 1] = start[i] + cases[c].len[i];
@@ -38,24 +44,27 @@ START_TEST(test_attention_matches_textbook_softmax_gqa_packed) {
     for (int i = 0; i < ntok * NKV * D; i++) k[i] = 3 * frand(), v[i] = frand();
     ch_seqs s = {.nseq = nseq, .ntok = ntok, .max_len = max_len, .start = start, .start_dev = start};
     float scale = 1.0f / sqrtf((float)D);
-    ck_assert_int_eq(be->attention(be, q, k, v, &s, NQ, NKV, D, scale, out), 0);
+    const ch_attn_params p = {.scale = scale, .softcap = cases[c].cap, .window = W};
+    ck_assert_int_eq(be->attention(be, q, k, v, &s, NQ, NKV, D, &p, out), 0);
     double maxerr = 0;
     for (int sq = 0; sq < nseq; sq++)
         for (int h = 0; h < NQ; h++)
             for (int t = start[sq]; t < start[sq + 1]; t++) {
-                int kh = h / (NQ / NKV), n = t - start[sq] + 1;
+                /* keys j0 .. n-1 of the sequence: the causal prefix, its last W when windowed */
+                int kh = h / (NQ / NKV), n = t - start[sq] + 1, j0 = W > 0 && n > W ? n - W : 0;
                 double mx = -1e300, den = 0;
-                for (int j = 0; j < n; j++) {
+                for (int j = j0; j < n; j++) {
                     double dot = 0;
                     for (int d = 0; d < D; d++)
                         dot += (double)q[(t * NQ + h) * D + d] * k[((start[sq] + j) * NKV + kh) * D + d];
                     sc[j] = dot * scale;
+                    if (cap > 0) sc[j] = cap * tanh(sc[j] / cap);
                     if (sc[j] > mx) mx = sc[j];
                 }
-                for (int j = 0; j < n; j++) den += (sc[j] = exp(sc[j] - mx));
+                for (int j = j0; j < n; j++) den += (sc[j] = exp(sc[j] - mx));
                 for (int d = 0; d < D; d++) {
                     double o = 0;
-                    for (int j = 0; j < n; j++) o += sc[j] / den * v[((start[sq] + j) * NKV + kh) * D + d];
+                    for (int j = j0; j < n; j++) o += sc[j] / den * v[((start[sq] + j) * NKV + kh) * D + d];
                     double e = fabs(o - out[(t * NQ + h) * D + d]);
                     if (e > maxerr) maxerr = e;
                 }
@@ -115,6 +124,22 @@ START_TEST(test_swiglu_and_add) {
     memcpy(x0, x, sizeof x);
     ck_assert_int_eq(be->add(be, x, u, 64), 0);
     for (int i = 0; i < 64; i++) ck_assert_float_eq(x[i], x0[i] + u[i]);
+}
+END_TEST
+
+/* GeGLU's gelu in its tanh form (PyTorch's approximate="tanh") and the embedding scale, against
+ * double-precision formulas; the tanh form differs from the erf form by up to ~5e-4 near
+ * |x| = 2, so a kernel using the other gelu fails the 1e-6. */
+START_TEST(test_geglu_and_scale) {
+    float g[64], u[64], g0[64], x[64], x0[64];
+    for (int i = 0; i < 64; i++) g[i] = g0[i] = 8 * frand(), u[i] = frand(), x[i] = x0[i] = frand();
+    ck_assert_int_eq(be->geglu(be, g, u, 64), 0);
+    for (int i = 0; i < 64; i++) {
+        double a = g0[i], gelu = 0.5 * a * (1 + tanh(sqrt(2 / 3.14159265358979323846) * (a + 0.044715 * a * a * a)));
+        ck_assert_double_eq_tol(g[i], gelu * u[i], 1e-6);
+    }
+    ck_assert_int_eq(be->scale(be, x, 55.5f, 64), 0);
+    for (int i = 0; i < 64; i++) ck_assert_float_eq(x[i], x0[i] * 55.5f);
 }
 END_TEST
 
@@ -233,10 +258,11 @@ int main(void) {
      * (test_expf_within_2_ulp_of_exp timed out there, before and after the AVX512-BF16 work) */
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_loop_test(tc, test_attention_matches_textbook_softmax_gqa_packed, 0, 4);
+    tcase_add_loop_test(tc, test_attention_matches_textbook_softmax_gqa_packed, 0, 9);
     tcase_add_test(tc, test_rmsnorm_matches_reference);
     tcase_add_test(tc, test_gemm_is_hf_linear);
     tcase_add_test(tc, test_swiglu_and_add);
+    tcase_add_test(tc, test_geglu_and_scale);
     tcase_add_test(tc, test_rope_rotate_half_convention);
     tcase_add_test(tc, test_pool_last_and_mean);
     tcase_add_test(tc, test_embed_rejects_out_of_vocab);

@@ -1,7 +1,10 @@
 /* test_model_golden.c - the engine against Hugging Face transformers (tests/golden/
  * make_model_golden.py): every layer's per-head attention output, at the last token and averaged
  * over the prompt, and the mean final hidden state, for tiny random Llama-3.1 / Llama-3.2 /
- * Qwen2.5 / Qwen3 (per-head q/k RMSNorm, head_dim != hidden / heads) checkpoints in f32 and bf16 (one sharded). All sequences run packed in ONE batch and
+ * Qwen2.5 / Qwen3 (per-head q/k RMSNorm, head_dim != hidden / heads) / Mistral (sliding window on
+ * every layer) / Gemma 2 (GeGLU, scaled embedding, (1 + w) sandwich norms, soft-capped scores,
+ * sliding and global layers) / Gemma 3 (q/k norms, local rope base, linear rope scaling)
+ * checkpoints in f32 and bf16 (one sharded). All sequences run packed in ONE batch and
  * again one per batch, at both precisions. Error metric: max |ours - HF| / max |HF| per
  * (sequence, layer).
  *   f32 weights (either precision): <= 1e-4.
@@ -27,6 +30,7 @@
 typedef struct {
     const char *name;
     int bf16;
+    double bf16in_tol; /* 0: BF16IN_TOL */
 } golden;
 
 /* bf16-rounded Linear inputs against the reference that rounds the same inputs: what is left is
@@ -36,10 +40,18 @@ typedef struct {
  * reference and the unrounded f32 run - what an engine that skipped the rounding would show - is
  * 5.0e-3 to 1e-2 on these models, pooled either way: the limit sits between. */
 #define BF16IN_TOL 2e-3
+/* gemma2_bf16 is worse conditioned: on its 100-token sequence transformers' own f32 run of the
+ * bf16-input contract is 2.6e-3 from the same contract run in float64 (last token, third layer;
+ * 1e-4 on the second, < 4e-7 on every other sequence) - a rounding flip the soft-capped layers
+ * amplify. 5e-3 allows twice that and stays under both the skip-the-rounding gap (1.2e-2) and
+ * the gap of an embedding scale left unrounded (1.2e-2; on gemma3_bf16 6.2e-3 against 2e-3). */
+#define GEMMA2_BF16IN_TOL 5e-3
 
-static const golden models[] = {{"llama31_f32", 0},  {"llama31_bf16", 1}, {"llama31_bf16_sharded", 1},
-                                {"llama32_tied", 0}, {"qwen25_f32", 0},  {"qwen25_bf16", 1},
-                                {"qwen3_f32", 0},    {"qwen3_bf16", 1}};
+static const golden models[] = {{"llama31_f32", 0, 0},  {"llama31_bf16", 1, 0}, {"llama31_bf16_sharded", 1, 0},
+                                {"llama32_tied", 0, 0}, {"qwen25_f32", 0, 0},  {"qwen25_bf16", 1, 0},
+                                {"qwen3_f32", 0, 0},    {"qwen3_bf16", 1, 0},  {"mistral_f32", 0, 0},
+                                {"mistral_bf16", 1, 0}, {"gemma2_f32", 0, 0},  {"gemma2_bf16", 1, GEMMA2_BF16IN_TOL},
+                                {"gemma3_f32", 0, 0},   {"gemma3_bf16", 1, 0}};
 
 #include "golden_ref.h"
 
@@ -71,7 +83,7 @@ static void check_model(const golden *g, int packed, ch_precision prec) {
     const char *refs[2] = {!g->bf16 ? "heads" : rounded ? "heads_bf16in" : "heads_f32", g->bf16 ? "heads" : NULL};
     const char *hrefs[2] = {!g->bf16 ? "final_hidden" : rounded ? "final_hidden_bf16in" : "final_hidden_f32",
                             g->bf16 ? "final_hidden" : NULL};
-    const double tol[2] = {rounded ? BF16IN_TOL : 1e-4, 2e-2};
+    const double tol[2] = {rounded ? (g->bf16in_tol > 0 ? g->bf16in_tol : BF16IN_TOL) : 1e-4, 2e-2};
     for (int pool = 0; pool < 2; pool++) {
         if (packed) {
             ch_batch b = {NSEQ, all, start};

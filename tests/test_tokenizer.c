@@ -694,8 +694,25 @@ START_TEST(test_chat_template_chosen_by_model_config) {
     assert_chat_refused("llama3_1", "{\"architectures\":[\"Qwen2ForCausalLM\"]}", "ChatML", "no added token <|im_start|>");
     assert_refused(open_dir("llama3_1", NULL, "{\"model_type\":\"llama\",\"architectures\":[\"Qwen2ForCausalLM\"]}", NULL),
                    CH_EMISMATCH, "disagree", NULL);
-    assert_refused(open_dir("llama3_1", NULL, "{\"architectures\":[\"MistralForCausalLM\"],\"model_type\":\"mistral\"}", NULL),
-                   CH_EUNSUPPORTED, "'MistralForCausalLM'", "no built-in chat template");
+    assert_refused(open_dir("llama3_1", NULL, "{\"architectures\":[\"PhiForCausalLM\"],\"model_type\":\"phi\"}", NULL),
+                   CH_EUNSUPPORTED, "'PhiForCausalLM'", "no built-in chat template");
+    /* the engine runs Mistral and Gemma without their chat templates: text encodes, a chat is
+     * refused naming config.json, even with a tokenizer that has another template's tokens */
+    static const char *const untemplated[] = {"{\"architectures\":[\"MistralForCausalLM\"],\"model_type\":\"mistral\"}",
+                                              "{\"architectures\":[\"Gemma2ForCausalLM\"],\"model_type\":\"gemma2\"}",
+                                              "{\"architectures\":[\"Gemma3ForCausalLM\"],\"model_type\":\"gemma3_text\"}"};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(open_dir("llama3_1", NULL, untemplated[i], &t) == 0, "%s", ch_err_msg());
+        ck_assert_int_eq(ch_tok_chat_style(t), CH_CHAT_NONE);
+        int32_t *ids;
+        size_t n;
+        ck_assert_int_eq(ch_tok_encode(t, "plain text", 10, 1, &ids, &n), 0);
+        free(ids);
+        ch_message msg = {"user", "hi"};
+        assert_refused(ch_tok_encode_chat(t, ch_tok_chat_style(t), &msg, 1, 0, &ids, &n), CH_EUNSUPPORTED,
+                       "config.json: architecture", "no built-in chat template");
+        ch_tok_free(t);
+    }
     assert_refused(open_dir("llama3_1", NULL, "{\"hidden_size\":8}", NULL), CH_EFORMAT, "config.json",
                    "neither 'architectures' nor 'model_type'");
     /* without config.json (a tokenizer directory): the template whose tokens the file has */

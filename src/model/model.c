@@ -1,8 +1,13 @@
-/* model.c - the Llama / Qwen2 / Qwen3 forward pass, written once against the backend seam.
+/* model.c - the Llama / Qwen2 / Qwen3 / Mistral / Gemma 2 / Gemma 3 forward pass, written once
+ * against the backend seam.
  *
- * Read forward() top to bottom: embed, then per layer: RMSNorm, q/k/v projections (+bias
- * for Qwen2), per-head q/k RMSNorm (Qwen3), RoPE, causal GQA attention - whose output, the o_proj input, is what we capture -
- * then o_proj, residual, RMSNorm, SwiGLU MLP, residual. The last layer stops after its attention:
+ * Read forward() top to bottom: embed (Gemma: times sqrt(hidden)), then per layer: RMSNorm,
+ * q/k/v projections (+bias for Qwen2), per-head q/k RMSNorm (Qwen3, Gemma 3), RoPE (Gemma 3's
+ * sliding layers with their own base), causal GQA attention - through a sliding window where
+ * the layer has one (Mistral, Gemma's local layers), scores soft-capped for Gemma 2 - whose
+ * output, the o_proj input, is what we capture - then o_proj, (Gemma: RMSNorm,) residual,
+ * RMSNorm, SwiGLU or GeGLU MLP, (Gemma: RMSNorm,) residual. Gemma's RMSNorm weights w act as
+ * (1 + w), added once at load. The last layer stops after its attention:
  * nothing after it is captured. The LM head is never computed. The captures are pooled into
  * one [L][nseq][H*D] buffer on the device - narrowed there to the archive's binary16 for
  * ch_model_capture_start - and copied to the host by download_async, queued behind the kernels:
@@ -20,8 +25,10 @@
 
 #define MAX_INV_FREQ_STACK 256
 
+/* ln1: the attention's input norm, ln2: the MLP's; attn_out, mlp_out: Gemma's norms on each
+ * block's output before the residual add (post_attention_layernorm, post_feedforward_layernorm) */
 typedef struct {
-    ch_weight ln1, wq, wk, wv, wo, bq, bk, bv, bo, qn, kn, ln2, wgate, wup, wdown;
+    ch_weight ln1, wq, wk, wv, wo, bq, bk, bv, bo, qn, kn, ln2, wgate, wup, wdown, attn_out, mlp_out;
 } layer_weights;
 
 /* Scratch activations for a batch of up to `cap` tokens and `seq_cap` sequences. */
@@ -40,7 +47,11 @@ struct ch_model {
     ch_st_dir *ckpt;
     ch_weight embed, final_norm;
     layer_weights *layers;
-    float *inv_freq; /* device, head_dim / 2 */
+    float *inv_freq;       /* device, head_dim / 2 */
+    float *inv_freq_local; /* Gemma 3's sliding layers (rope_local), else NULL */
+    float **plus_one;      /* host (1 + w) norm weights the backend may borrow, n_plus_one of them */
+    int n_plus_one;
+    float embed_scale;     /* Gemma: sqrt(hidden) in the Linear inputs' type; else 1 */
     scratch s;
 };
 
@@ -59,6 +70,30 @@ static int load(ch_model *m, const char *name, int64_t rows, int64_t cols, ch_we
     return m->be->load_weight(m->be, t, use, w);
 }
 
+/* An RMSNorm weight: as stored, or for Gemma as (1 + w) - what Gemma's RMSNorm multiplies by,
+ * summed in f32 as transformers does - made on the host once, kept for the model's life (the
+ * CPU backend uses an f32 vector in place). */
+static int load_norm(ch_model *m, const char *name, int64_t n, ch_weight *w) {
+    if (!m->cfg.gemma) return load(m, name, n, 0, CH_WEIGHT_F32, w);
+    const ch_st_tensor *t;
+    int64_t shape[1] = {n};
+    CH_TRY(ch_st_get(m->ckpt, name, 1, shape, &t));
+    /* per layer: input, q, k, post-attention, pre- and post-feedforward norms; then the final one */
+    const int cap = 6 * m->cfg.n_layers + 1;
+    if (!m->plus_one) CH_TRY(CH_ALLOC(m->plus_one, cap, "norm weights"));
+    if (m->n_plus_one >= cap) CH_FAIL(CH_EINTERNAL, "more norm weights than the model has");
+    float *v = NULL;
+    CH_TRY(CH_ALLOC(v, n, "norm weight"));
+    m->plus_one[m->n_plus_one++] = v;
+    ch_convert_to_f32(t->data, t->dtype, (size_t)n, v);
+    for (int64_t i = 0; i < n; i++) v[i] += 1.0f;
+    ch_st_tensor f32 = *t;
+    f32.dtype = CH_DT_F32;
+    f32.data = v;
+    f32.nbytes = (size_t)n * sizeof(float);
+    return m->be->load_weight(m->be, &f32, CH_WEIGHT_F32, w);
+}
+
 static int load_layer(ch_model *m, int l, layer_weights *w) {
     const ch_config *c = &m->cfg;
     int64_t qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
@@ -69,7 +104,12 @@ static int load_layer(ch_model *m, int l, layer_weights *w) {
         snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);                                   \
         CH_TRY(load(m, n, rows, cols, (cols) ? m->linear_use : CH_WEIGHT_F32, &w->field));        \
     } while (0)
-    LOAD(ln1, "input_layernorm.weight", c->hidden, 0);
+#define NORM(field, suffix, size)                                                                 \
+    do {                                                                                          \
+        snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);                                   \
+        CH_TRY(load_norm(m, n, size, &w->field));                                                 \
+    } while (0)
+    NORM(ln1, "input_layernorm.weight", c->hidden);
     LOAD(wq, "self_attn.q_proj.weight", qd, c->hidden);
     LOAD(wk, "self_attn.k_proj.weight", kvd, c->hidden);
     LOAD(wv, "self_attn.v_proj.weight", kvd, c->hidden);
@@ -81,14 +121,21 @@ static int load_layer(ch_model *m, int l, layer_weights *w) {
     }
     if (c->o_bias) LOAD(bo, "self_attn.o_proj.bias", c->hidden, 0);
     if (c->qk_norm) {
-        LOAD(qn, "self_attn.q_norm.weight", c->head_dim, 0);
-        LOAD(kn, "self_attn.k_norm.weight", c->head_dim, 0);
+        NORM(qn, "self_attn.q_norm.weight", c->head_dim);
+        NORM(kn, "self_attn.k_norm.weight", c->head_dim);
     }
-    LOAD(ln2, "post_attention_layernorm.weight", c->hidden, 0);
+    if (c->gemma) {
+        NORM(attn_out, "post_attention_layernorm.weight", c->hidden);
+        NORM(ln2, "pre_feedforward_layernorm.weight", c->hidden);
+        NORM(mlp_out, "post_feedforward_layernorm.weight", c->hidden);
+    } else {
+        NORM(ln2, "post_attention_layernorm.weight", c->hidden);
+    }
     LOAD(wgate, "mlp.gate_proj.weight", c->intermediate, c->hidden);
     LOAD(wup, "mlp.up_proj.weight", c->intermediate, c->hidden);
     LOAD(wdown, "mlp.down_proj.weight", c->hidden, c->intermediate);
 #undef LOAD
+#undef NORM
     return 0;
 }
 
@@ -117,6 +164,27 @@ const char *ch_model_precision(const ch_model *m) {
     }
 }
 
+static int upload_inv_freq(ch_model *m, const ch_rope_params *r, float **dev) {
+    int half = m->cfg.head_dim / 2;
+    float inv[MAX_INV_FREQ_STACK];
+    if (half > MAX_INV_FREQ_STACK) CH_FAIL(CH_EUNSUPPORTED, "head_dim too large");
+    for (int i = 0; i < half; i++) inv[i] = ch_rope_inv_freq(i, r);
+    CH_TRY(m->be->alloc(m->be, half * sizeof(float), (void **)dev));
+    return m->be->upload(m->be, *dev, inv, half * sizeof(float));
+}
+
+/* Gemma's embedding scale: sqrt(hidden) made a tensor of the model's dtype, as transformers does
+ * (Gemma2/3TextScaledWordEmbedding: sqrt(2304) = 48 stays, sqrt(3072) becomes 55.5 in bf16) -
+ * here the type the Linear inputs are rounded to (bf16 or f16 at --precision auto, f32 at f32),
+ * the precision's contract; the product itself stays f32. 1 for the other architectures. */
+static float embed_scale(const ch_config *c, ch_dtype linear) {
+    if (!c->gemma) return 1.0f;
+    float s = (float)sqrt((double)c->hidden);
+    if (linear == CH_DT_BF16) return ch_bf16_to_f32(ch_f32_to_bf16(s));
+    if (linear == CH_DT_F16) return ch_f16_to_f32(ch_f32_to_f16(s));
+    return s;
+}
+
 int ch_model_open(const char *dir, ch_backend *be, ch_precision prec, ch_model **out) {
     *out = NULL;
     ch_model *m = NULL;
@@ -133,14 +201,10 @@ int ch_model_open(const char *dir, ch_backend *be, ch_precision prec, ch_model *
     CH_TRY_GOTO(CH_ALLOC(m->layers, c->n_layers, "layer table"), fail);
     for (int l = 0; l < c->n_layers; l++) CH_TRY_GOTO(load_layer(m, l, &m->layers[l]), fail);
     CH_TRY_GOTO(check_precision(m, dir), fail);
-    CH_TRY_GOTO(load(m, "model.norm.weight", c->hidden, 0, CH_WEIGHT_F32, &m->final_norm), fail);
-
-    int half = c->head_dim / 2;
-    float inv[MAX_INV_FREQ_STACK];
-    if (half > MAX_INV_FREQ_STACK) CH_FAIL_GOTO(fail, CH_EUNSUPPORTED, "head_dim too large");
-    for (int i = 0; i < half; i++) inv[i] = ch_rope_inv_freq(i, &c->rope);
-    CH_TRY_GOTO(be->alloc(be, half * sizeof(float), (void **)&m->inv_freq), fail);
-    CH_TRY_GOTO(be->upload(be, m->inv_freq, inv, half * sizeof(float)), fail);
+    CH_TRY_GOTO(load_norm(m, "model.norm.weight", c->hidden, &m->final_norm), fail);
+    CH_TRY_GOTO(upload_inv_freq(m, &c->rope, &m->inv_freq), fail);
+    if (c->local_rope) CH_TRY_GOTO(upload_inv_freq(m, &c->rope_local, &m->inv_freq_local), fail);
+    m->embed_scale = embed_scale(c, m->layers[0].wq.dtype);
     *out = m;
     return 0;
 fail: /* messages from config/safetensors already name the file */
@@ -176,6 +240,9 @@ void ch_model_close(ch_model *m) {
     if (m->embed.data) be->free_weight(be, &m->embed);
     if (m->final_norm.data) be->free_weight(be, &m->final_norm);
     if (m->inv_freq) be->free(be, m->inv_freq);
+    if (m->inv_freq_local) be->free(be, m->inv_freq_local);
+    for (int i = 0; i < m->n_plus_one; i++) free(m->plus_one[i]); /* after the weights that may borrow them */
+    free(m->plus_one);
     ch_st_close_dir(m->ckpt);
     ch_config_free(&m->cfg);
     free(m);
@@ -309,13 +376,15 @@ static int linear(ch_backend *be, const ch_weight *w, const ch_weight *b, const 
     return 0;
 }
 
-/* out = down(silu(gate(xn)) * up(xn)), gate and up as scratch: in one pass where the backend
- * fuses it (the CPU on AMX). */
-static int mlp(ch_backend *be, const layer_weights *w, const float *xn, int ntok, float *out, float *gate, float *up) {
-    if (be->mlp) return be->mlp(be, &w->wgate, &w->wup, &w->wdown, xn, ntok, out, gate, up);
+/* out = down(act(gate(xn)) * up(xn)), gate and up as scratch: SwiGLU in one pass where the
+ * backend fuses it (the CPU on AMX); GeGLU always as its four calls. */
+static int mlp(ch_backend *be, ch_act act, const layer_weights *w, const float *xn, int ntok, float *out, float *gate,
+               float *up) {
+    if (be->mlp && act == CH_ACT_SILU) return be->mlp(be, &w->wgate, &w->wup, &w->wdown, xn, ntok, out, gate, up);
     CH_TRY(linear(be, &w->wgate, NULL, xn, ntok, gate));
     CH_TRY(linear(be, &w->wup, NULL, xn, ntok, up));
-    CH_TRY(be->swiglu(be, gate, up, (size_t)ntok * (size_t)w->wgate.rows));
+    const size_t n = (size_t)ntok * (size_t)w->wgate.rows;
+    CH_TRY(act == CH_ACT_SILU ? be->swiglu(be, gate, up, n) : be->geglu(be, gate, up, n));
     return linear(be, &w->wdown, NULL, gate, ntok, out);
 }
 
@@ -354,31 +423,37 @@ static int forward(ch_model *m, const ch_batch *b, const int32_t *pos, int ntok,
     const int L = c->n_layers, H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, qd = H * D;
     const size_t esize = dt == CH_DT_F16 ? 2 : 4;
     const size_t layer_cap = (size_t)b->nseq * qd * esize; /* captured bytes per layer */
-    const float scale = 1.0f / sqrtf((float)D);
 
     CH_TRY(be->embed(be, &m->embed, s->ids, ntok, s->x));
+    if (c->gemma) CH_TRY(be->scale(be, s->x, m->embed_scale, (size_t)ntok * c->hidden));
     for (int l = 0; l < L; l++) {
         const layer_weights *w = &m->layers[l];
+        const int slide = c->sliding[l];
+        const ch_attn_params ap = {.scale = c->attn_scale, .softcap = c->attn_softcap,
+                                   .window = slide ? c->sliding_window : 0};
+        const float *inv_freq = slide && m->inv_freq_local ? m->inv_freq_local : m->inv_freq;
         /* attention block */
         CH_TRY(be->rmsnorm(be, s->x, &w->ln1, ntok, c->hidden, c->rms_eps, s->xn));
         CH_TRY(linear(be, &w->wq, &w->bq, s->xn, ntok, s->q));
         CH_TRY(linear(be, &w->wk, &w->bk, s->xn, ntok, s->k));
         CH_TRY(linear(be, &w->wv, &w->bv, s->xn, ntok, s->v));
-        if (c->qk_norm) { /* Qwen3: each head's q and k, as [ntok * heads, D] rows, before RoPE */
+        if (c->qk_norm) { /* Qwen3, Gemma 3: each head's q and k, as [ntok * heads, D] rows, before RoPE */
             CH_TRY(be->rmsnorm(be, s->q, &w->qn, ntok * H, D, c->rms_eps, s->q));
             CH_TRY(be->rmsnorm(be, s->k, &w->kn, ntok * KV, D, c->rms_eps, s->k));
         }
-        CH_TRY(be->rope(be, s->q, ntok, H, D, s->pos, m->inv_freq));
-        CH_TRY(be->rope(be, s->k, ntok, KV, D, s->pos, m->inv_freq));
-        CH_TRY(be->attention(be, s->q, s->k, s->v, &seqs, H, KV, D, scale, s->att));
+        CH_TRY(be->rope(be, s->q, ntok, H, D, s->pos, inv_freq));
+        CH_TRY(be->rope(be, s->k, ntok, KV, D, s->pos, inv_freq));
+        CH_TRY(be->attention(be, s->q, s->k, s->v, &seqs, H, KV, D, &ap, s->att));
         /* the capture: o_proj's input, per head, pooled per sequence */
         CH_TRY(be->pool(be, s->att, qd, &seqs, pool, dt, (char *)s->captured + (size_t)l * layer_cap));
         if (l == L - 1 && !hidden) break; /* nothing after it is captured */
         CH_TRY(linear(be, &w->wo, &w->bo, s->att, ntok, s->tmp));
+        if (c->gemma) CH_TRY(be->rmsnorm(be, s->tmp, &w->attn_out, ntok, c->hidden, c->rms_eps, s->tmp));
         CH_TRY(be->add(be, s->x, s->tmp, (size_t)ntok * c->hidden));
         /* MLP block */
         CH_TRY(be->rmsnorm(be, s->x, &w->ln2, ntok, c->hidden, c->rms_eps, s->xn));
-        CH_TRY(mlp(be, w, s->xn, ntok, s->tmp, s->gate, s->up));
+        CH_TRY(mlp(be, c->act, w, s->xn, ntok, s->tmp, s->gate, s->up));
+        if (c->gemma) CH_TRY(be->rmsnorm(be, s->tmp, &w->mlp_out, ntok, c->hidden, c->rms_eps, s->tmp));
         CH_TRY(be->add(be, s->x, s->tmp, (size_t)ntok * c->hidden));
     }
 

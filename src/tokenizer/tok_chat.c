@@ -14,6 +14,8 @@
  *   turn; it never inserts Qwen2.5's default system prompt nor Qwen3's "<think>" blocks.
  *
  * Which one: ch_tok_open_dir reads the model directory's config.json (tok_model_config below);
+ * the other architectures the engine runs (Mistral, Gemma 2 / 3) have none built in: their
+ * directories open, and a chat is refused when one is encoded;
  * a tokenizer opened without one (ch_tok_load, or a directory holding no config.json) falls back
  * to the template whose special tokens it has (ch_tok_chat_style). */
 #include <cjson/cJSON.h>
@@ -112,6 +114,10 @@ int ch_tok_encode_chat(const ch_tokenizer *t, ch_chat_style style, const ch_mess
     *ids = NULL, *n = 0;
     for (int i = 0; i < nmsg; i++)
         if (!msgs[i].role || !msgs[i].content) CH_FAIL(CH_EARG, "chat message %d has no role or content", i);
+    if (style == CH_CHAT_NONE)
+        CH_FAIL(CH_EUNSUPPORTED, "%s: %s has no built-in chat template: give its records as 'text' or 'tokens', "
+                "not 'messages'", t->chat_checked ? t->model_config_path : t->path,
+                t->chat_checked ? t->model_config_what : "this tokenizer");
     if (style == CH_CHAT_LLAMA3 || style == CH_CHAT_CHATML) {
         for (const char *const *k = chat_need[style == CH_CHAT_CHATML]; *k; k++) {
             if (ch_tok_token_id(t, *k) >= 0) continue;
@@ -134,7 +140,9 @@ int ch_tok_encode_chat(const ch_tokenizer *t, ch_chat_style style, const ch_mess
 
 /* config.json of the model directory chooses the template, as the issue asks: LlamaForCausalLM
  * (model_type llama) -> Llama 3 headers, Qwen2ForCausalLM / Qwen3ForCausalLM (qwen2 / qwen3) -> ChatML
- * (plain, see CH_CHAT_CHATML: no default system prompt, no <think> block). A tokenizer without
+ * (plain, see CH_CHAT_CHATML: no default system prompt, no <think> block); MistralForCausalLM,
+ * Gemma2ForCausalLM, Gemma3ForCausalLM (mistral, gemma2, gemma3_text) -> none (NO_TEMPLATE): the
+ * engine runs them, their [INST] / <start_of_turn> templates are not built in. A tokenizer without
  * that template's tokens cannot render it: ch_tok_encode_chat refuses then (CH_EMISMATCH, naming
  * this config.json), so a text-only corpus runs with any tokenizer of the architecture (a Llama-2
  * style SentencePiece one in a LlamaForCausalLM directory). */
@@ -153,20 +161,25 @@ int tok_model_config(ch_tokenizer *t, const char *path, const char *json, size_t
     if (mt && !cJSON_IsNull(mt) && !m) CH_FAIL_GOTO(done, CH_EFORMAT, "%s: 'model_type' must be a string", path);
     if (!a && !m)
         CH_FAIL_GOTO(done, CH_EFORMAT, "%s: neither 'architectures' nor 'model_type': no chat template to choose", path);
-    /* -1: a class / type without a built-in template */
+    /* -1: a class / type the engine does not run */
+    enum { NO_TEMPLATE = -2 };
     int sa = !a ? CH_CHAT_NONE : !strcmp(a, "LlamaForCausalLM") ? CH_CHAT_LLAMA3
-             : !strcmp(a, "Qwen2ForCausalLM") || !strcmp(a, "Qwen3ForCausalLM") ? CH_CHAT_CHATML : -1;
+             : !strcmp(a, "Qwen2ForCausalLM") || !strcmp(a, "Qwen3ForCausalLM") ? CH_CHAT_CHATML
+             : !strcmp(a, "MistralForCausalLM") || !strcmp(a, "Gemma2ForCausalLM") || !strcmp(a, "Gemma3ForCausalLM")
+                 ? NO_TEMPLATE : -1;
     int sm = !m ? CH_CHAT_NONE : !strcmp(m, "llama") ? CH_CHAT_LLAMA3
-             : !strcmp(m, "qwen2") || !strcmp(m, "qwen3") ? CH_CHAT_CHATML : -1;
-    if (sa < 0 || sm < 0)
+             : !strcmp(m, "qwen2") || !strcmp(m, "qwen3") ? CH_CHAT_CHATML
+             : !strcmp(m, "mistral") || !strcmp(m, "gemma2") || !strcmp(m, "gemma3_text") ? NO_TEMPLATE : -1;
+    if (sa == -1 || sm == -1)
         CH_FAIL_GOTO(done, CH_EUNSUPPORTED,
                      "%s: %s '%s' has no built-in chat template (LlamaForCausalLM / llama -> Llama 3 headers, "
-                     "Qwen2ForCausalLM / qwen2, Qwen3ForCausalLM / qwen3 -> ChatML)",
-                     path, sa < 0 ? "architecture" : "model_type", sa < 0 ? a : m);
+                     "Qwen2ForCausalLM / qwen2, Qwen3ForCausalLM / qwen3 -> ChatML; Mistral and Gemma 2 / 3 run "
+                     "without one)",
+                     path, sa == -1 ? "architecture" : "model_type", sa == -1 ? a : m);
     if (sa && sm && sa != sm)
         CH_FAIL_GOTO(done, CH_EMISMATCH, "%s: architecture '%s' and model_type '%s' disagree", path, a, m);
-    ch_chat_style st = (ch_chat_style)(sa ? sa : sm);
-    t->chat_style = st;
+    const int st = sa ? sa : sm;
+    t->chat_style = st == NO_TEMPLATE ? CH_CHAT_NONE : (ch_chat_style)st;
     t->chat_checked = 1;
     snprintf(t->model_config_path, sizeof t->model_config_path, "%s", path);
     snprintf(t->model_config_what, sizeof t->model_config_what, "%s '%.150s'", a ? "architecture" : "model_type", a ? a : m);
@@ -177,7 +190,7 @@ done:
 }
 
 ch_chat_style ch_tok_chat_style(const ch_tokenizer *t) {
-    if (t->chat_style) return t->chat_style; /* chosen by the model's config.json */
+    if (t->chat_checked) return t->chat_style; /* chosen by the model's config.json (NONE: no template) */
     if (ch_tok_token_id(t, "<|start_header_id|>") >= 0) return CH_CHAT_LLAMA3;
     if (ch_tok_token_id(t, "<|im_start|>") >= 0) return CH_CHAT_CHATML;
     return CH_CHAT_NONE;

@@ -278,6 +278,10 @@ static void do_swiglu(ch_backend *be, float *x, void *c) {
     pairop *p = c;
     OK(be->swiglu(be, x, p->y, p->n));
 }
+static void do_geglu(ch_backend *be, float *x, void *c) {
+    pairop *p = c;
+    OK(be->geglu(be, x, p->y, p->n));
+}
 static void do_add(ch_backend *be, float *x, void *c) {
     pairop *p = c;
     OK(be->add(be, x, p->y, p->n));
@@ -295,6 +299,8 @@ static void pair_test(const char *what, inplace_op op) {
 START_TEST(test_swiglu_matches) { pair_test("swiglu", do_swiglu); }
 END_TEST
 START_TEST(test_add_matches) { pair_test("add", do_add); }
+END_TEST
+START_TEST(test_geglu_matches) { pair_test("geglu", do_geglu); }
 END_TEST
 
 typedef struct {
@@ -397,28 +403,31 @@ START_TEST(test_pool_last_and_mean_match) {
 }
 END_TEST
 
-/* Causal GQA attention in double, one query at a time (independent of ops_math.h). */
+/* Causal GQA attention in double, one query at a time (independent of ops_math.h); window > 0:
+ * query i sees keys i - window + 1 .. i; cap > 0: scores cap * tanh(score / cap). */
 static void attention_ref(const float *q, const float *k, const float *v, const int *start,
-                          int nseq, int nq, int nkv, int D, float scale, float *out) {
+                          int nseq, int nq, int nkv, int D, float scale, int window, double cap, float *out) {
     double *sc = xmalloc(sizeof(double) * start[nseq]);
     for (int s = 0; s < nseq; s++)
         for (int i = start[s]; i < start[s + 1]; i++)
             for (int h = 0; h < nq; h++) {
                 int hk = h / (nq / nkv);
                 double mx = -INFINITY, den = 0;
-                for (int j = start[s]; j <= i; j++) {
+                const int j0 = window > 0 && i - window + 1 > start[s] ? i - window + 1 : start[s];
+                for (int j = j0; j <= i; j++) {
                     double d = 0;
                     for (int e = 0; e < D; e++)
                         d += (double)q[(size_t)i * nq * D + h * D + e] *
                              k[(size_t)j * nkv * D + hk * D + e];
                     sc[j] = d * scale;
+                    if (cap > 0) sc[j] = cap * tanh(sc[j] / cap);
                     if (sc[j] > mx) mx = sc[j];
                 }
-                for (int j = start[s]; j <= i; j++)
+                for (int j = j0; j <= i; j++)
                     den += exp(sc[j] - mx);
                 for (int e = 0; e < D; e++) {
                     double acc = 0;
-                    for (int j = start[s]; j <= i; j++)
+                    for (int j = j0; j <= i; j++)
                         acc += exp(sc[j] - mx) * v[(size_t)j * nkv * D + hk * D + e];
                     out[(size_t)i * nq * D + h * D + e] = (float)(acc / den);
                 }
@@ -426,7 +435,7 @@ static void attention_ref(const float *q, const float *k, const float *v, const 
     free(sc);
 }
 
-static void check_attention(const int *start, int nseq, int nq, int nkv, int D) {
+static void check_attention_ex(const int *start, int nseq, int nq, int nkv, int D, int window, float cap) {
     int ntok = start[nseq];
     size_t nqe = (size_t)ntok * nq * D, nke = (size_t)ntok * nkv * D;
     float *q = xmalloc(4 * nqe), *k = xmalloc(4 * nke), *v = xmalloc(4 * nke);
@@ -434,7 +443,8 @@ static void check_attention(const int *start, int nseq, int nq, int nkv, int D) 
     fill(q, nqe, 2.0f), fill(k, nke, 2.0f), fill(v, nke, 1.0f);
     float scale = 1.0f / sqrtf((float)D);
     int32_t *pos = positions(start, nseq);
-    attention_ref(q, k, v, start, nseq, nq, nkv, D, scale, ref);
+    attention_ref(q, k, v, start, nseq, nq, nkv, D, scale, window, cap, ref);
+    const ch_attn_params ap = {.scale = scale, .softcap = cap, .window = window};
     ch_backend *be[2] = {cpu, gpu};
     float *res[2] = {rc, rg};
     for (int i = 0; i < 2; i++) {
@@ -442,18 +452,34 @@ static void check_attention(const int *start, int nseq, int nq, int nkv, int D) 
         seqs_on(be[i], start, nseq, pos, &ds);
         float *dq = to_dev(be[i], q, 4 * nqe), *dk = to_dev(be[i], k, 4 * nke);
         float *dv = to_dev(be[i], v, 4 * nke), *dout = to_dev(be[i], NULL, 4 * nqe);
-        OK(be[i]->attention(be[i], dq, dk, dv, &ds.s, nq, nkv, D, scale, dout));
+        OK(be[i]->attention(be[i], dq, dk, dv, &ds.s, nq, nkv, D, &ap, dout));
         from_dev(be[i], res[i], dout, 4 * nqe);
         be[i]->free(be[i], dq), be[i]->free(be[i], dk), be[i]->free(be[i], dv);
         be[i]->free(be[i], dout), seqs_free(be[i], &ds);
     }
-    char what[96];
-    snprintf(what, sizeof what, "attention nq=%d nkv=%d D=%d vs double", nq, nkv, D);
+    char what[128];
+    snprintf(what, sizeof what, "attention nq=%d nkv=%d D=%d window=%d cap=%g vs double", nq, nkv, D, window, cap);
     assert_close(what, ref, rg, nqe, 1e-4, 2e-5);
-    snprintf(what, sizeof what, "attention nq=%d nkv=%d D=%d vs cpu", nq, nkv, D);
+    snprintf(what, sizeof what, "attention nq=%d nkv=%d D=%d window=%d cap=%g vs cpu", nq, nkv, D, window, cap);
     assert_close(what, rc, rg, nqe, 1e-4, 2e-5);
     free(q), free(k), free(v), free(ref), free(rc), free(rg), free(pos);
 }
+
+static void check_attention(const int *start, int nseq, int nq, int nkv, int D) {
+    check_attention_ex(start, nseq, nq, nkv, D, 0, 0.0f);
+}
+
+/* Sliding windows shorter than a key tile (32), spanning several, and longer than a sequence;
+ * a soft cap with and without one. */
+START_TEST(test_attention_sliding_window_and_softcap_match) {
+    const int start[6] = {0, 1, 18, 58, 63, 160};
+    check_attention_ex(start, 5, 8, 2, 64, 5, 0.0f);
+    check_attention_ex(start, 5, 8, 2, 64, 45, 0.0f);
+    check_attention_ex(start, 5, 4, 4, 32, 200, 0.0f);
+    check_attention_ex(start, 5, 8, 2, 64, 0, 2.0f);
+    check_attention_ex(start, 5, 4, 2, 256, 7, 1.5f);
+}
+END_TEST
 
 START_TEST(test_attention_gqa_packed_varlen_matches) {
     const int start[6] = {0, 1, 18, 58, 63, 96};
@@ -614,7 +640,10 @@ START_TEST(test_forward_matches_golden_files) {
         const char *name;
         int bf16;
     } models[] = {{"llama31_f32", 0},  {"llama31_bf16", 1}, {"llama31_bf16_sharded", 1},
-                  {"llama32_tied", 0}, {"qwen25_f32", 0},  {"qwen25_bf16", 1}};
+                  {"llama32_tied", 0}, {"qwen25_f32", 0},  {"qwen25_bf16", 1},
+                  {"qwen3_f32", 0},    {"qwen3_bf16", 1},  {"mistral_f32", 0},
+                  {"mistral_bf16", 1}, {"gemma2_f32", 0},  {"gemma2_bf16", 1},
+                  {"gemma3_f32", 0},   {"gemma3_bf16", 1}};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
         golden_forward(models[i].name, models[i].bf16);
 }
@@ -810,12 +839,14 @@ int main(void) {
     tcase_add_test(tc, test_rmsnorm_in_place_matches_for_odd_width);
     tcase_add_test(tc, test_swiglu_matches);
     tcase_add_test(tc, test_add_matches);
+    tcase_add_test(tc, test_geglu_matches);
     tcase_add_test(tc, test_rope_llama3_matches_at_far_positions);
     tcase_add_test(tc, test_pool_last_and_mean_match);
     tcase_add_test(tc, test_attention_gqa_packed_varlen_matches);
     tcase_add_test(tc, test_attention_head_dim_128_spans_key_tiles);
     tcase_add_test(tc, test_attention_head_dim_not_multiple_of_32);
     tcase_add_test(tc, test_attention_head_dim_256_opt_in_shared_memory);
+    tcase_add_test(tc, test_attention_sliding_window_and_softcap_match);
     tcase_add_test(tc, test_pool_and_attention_over_65535_sequences);
     tcase_add_test(tc, test_forward_matches_golden_files);
     tcase_add_test(tc, test_download_async_into_pinned_memory_after_queued_work);
