@@ -31,11 +31,38 @@ struct ch_prep_out {
     char tmp[4096];
     char **ids;
     long n, cap;
+    int64_t limit;     /* --limit: hold each file's records and write its sample */
+    uint64_t seed;
+    const char *eval;  /* the benchmark whose evaluation split the current file is, or NULL */
+    cJSON **held;      /* the current file's records under --limit, in file order */
+    long nheld, capheld;
 };
+
+/* The sampling key (prepare.h): a 64-bit mix of the id and the seed. */
+static uint64_t mix64(uint64_t z) { /* splitmix64 finaliser */
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t fnv1a64(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return h;
+}
+
+uint64_t ch_prep_key(const char *id, uint64_t seed) { return mix64(fnv1a64(id) ^ mix64(seed)); }
+
+static const char *rec_id(const cJSON *rec) {
+    return cJSON_GetObjectItemCaseSensitive(rec, "id")->valuestring;
+}
 
 static int out_open(ch_prep_out *w, const char *path) {
     memset(w, 0, sizeof *w);
     w->path = path;
+    w->limit = -1;
     if ((size_t)snprintf(w->tmp, sizeof w->tmp, "%s.tmp.XXXXXX", path) >= sizeof w->tmp)
         CH_FAIL(CH_EARG, "output path too long: %s", path);
     int fd = mkstemp(w->tmp);
@@ -56,6 +83,11 @@ static void out_free(ch_prep_out *w) {
     free(w->ids);
     w->ids = NULL;
     w->n = 0;
+    for (long i = 0; i < w->nheld; i++)
+        cJSON_Delete(w->held[i]);
+    free(w->held);
+    w->held = NULL;
+    w->nheld = w->capheld = 0;
 }
 
 /* Drop the temporary file: a failed run leaves no output, not half of one. */
@@ -93,17 +125,11 @@ fail:
     return rc;
 }
 
-int ch_prep_emit(ch_prep_out *w, cJSON *rec) {
+/* Write one record (and remember its id); rec is consumed. */
+static int write_rec(ch_prep_out *w, cJSON *rec) {
     int rc = 0;
     char *line = NULL;
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "id");
-    const cJSON *label = cJSON_GetObjectItemCaseSensitive(rec, "label");
-    if (!cJSON_IsString(id) || !id->valuestring[0])
-        CH_FAIL_GOTO(done, CH_EINTERNAL, "record without an id");
-    if (label && (!cJSON_IsString(label) || ch_capability_index(label->valuestring) < 0))
-        CH_FAIL_GOTO(done, CH_EARG,
-                     "label '%s' of %s is not a capability (" CH_CAP_LIST ")",
-                     cJSON_IsString(label) ? label->valuestring : "?", id->valuestring);
+    const char *id = rec_id(rec);
     if (w->n == w->cap) {
         long cap = w->cap ? w->cap * 2 : 1024;
         char **p = realloc(w->ids, (size_t)cap * sizeof *p);
@@ -111,16 +137,88 @@ int ch_prep_emit(ch_prep_out *w, cJSON *rec) {
         w->ids = p;
         w->cap = cap;
     }
-    w->ids[w->n] = strdup(id->valuestring);
+    w->ids[w->n] = strdup(id);
     if (!w->ids[w->n]) CH_FAIL_GOTO(done, CH_ENOMEM, "out of memory");
     w->n++;
     line = cJSON_PrintUnformatted(rec);
-    if (!line) CH_FAIL_GOTO(done, CH_ENOMEM, "out of memory printing record %s", id->valuestring);
+    if (!line) CH_FAIL_GOTO(done, CH_ENOMEM, "out of memory printing record %s", id);
     if (fputs(line, w->f) == EOF || fputc('\n', w->f) == EOF)
         CH_FAIL_GOTO(done, CH_EIO, "%s: write failed: %s", w->tmp, strerror(errno));
 done:
     free(line);
     cJSON_Delete(rec);
+    return rc;
+}
+
+/* meta.eval_split = the benchmark, the last key of meta (created when the record has none). */
+static int mark_eval(cJSON *rec, const char *benchmark) {
+    cJSON *meta = cJSON_GetObjectItemCaseSensitive(rec, "meta");
+    if (!meta && !(meta = cJSON_AddObjectToObject(rec, "meta"))) CH_FAIL(CH_ENOMEM, "out of memory");
+    if (!cJSON_AddStringToObject(meta, "eval_split", benchmark)) CH_FAIL(CH_ENOMEM, "out of memory");
+    return 0;
+}
+
+int ch_prep_emit(ch_prep_out *w, cJSON *rec) {
+    int rc = 0;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "id");
+    const cJSON *label = cJSON_GetObjectItemCaseSensitive(rec, "label");
+    if (!cJSON_IsString(id) || !id->valuestring[0]) CH_FAIL_GOTO(fail, CH_EINTERNAL, "record without an id");
+    if (label && (!cJSON_IsString(label) || ch_capability_index(label->valuestring) < 0))
+        CH_FAIL_GOTO(fail, CH_EARG, "label '%s' of %s is not a capability (" CH_CAP_LIST ")",
+                     cJSON_IsString(label) ? label->valuestring : "?", id->valuestring);
+    if (w->eval) CH_TRY_GOTO(mark_eval(rec, w->eval), fail);
+    if (w->limit < 0) return write_rec(w, rec);
+    if (w->nheld == w->capheld) {
+        long cap = w->capheld ? w->capheld * 2 : 1024;
+        cJSON **p = realloc(w->held, (size_t)cap * sizeof *p);
+        if (!p) CH_FAIL_GOTO(fail, CH_ENOMEM, "out of memory (%ld records)", cap);
+        w->held = p;
+        w->capheld = cap;
+    }
+    w->held[w->nheld++] = rec;
+    return 0;
+fail:
+    cJSON_Delete(rec);
+    return rc;
+}
+
+/* ---- --limit: a seeded sample of each source file ----------------------------------------- */
+
+typedef struct {
+    uint64_t key;
+    long pos;
+    const char *id;
+} sample_key;
+
+static int cmp_sample(const void *a, const void *b) {
+    const sample_key *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* The end of a source file: write the limit records with the smallest (key, id), in file order. */
+static int flush_sample(ch_prep_out *w) {
+    long n = w->nheld, keep = w->limit < n ? (long)w->limit : n;
+    sample_key *k = malloc((size_t)(n ? n : 1) * sizeof *k);
+    char *take = calloc((size_t)(n ? n : 1), 1);
+    int rc = 0;
+    if (!k || !take) CH_FAIL_GOTO(done, CH_ENOMEM, "out of memory sampling %ld records", n);
+    for (long i = 0; i < n; i++)
+        k[i] = (sample_key){ch_prep_key(rec_id(w->held[i]), w->seed), i, rec_id(w->held[i])};
+    qsort(k, (size_t)n, sizeof *k, cmp_sample);
+    for (long i = 0; i < keep; i++)
+        take[k[i].pos] = 1;
+    for (long i = 0; i < n; i++) {
+        cJSON *rec = w->held[i];
+        w->held[i] = NULL;
+        if (!take[i]) cJSON_Delete(rec);
+        else if (!rc) rc = write_rec(w, rec);
+        else cJSON_Delete(rec);
+    }
+    w->nheld = 0;
+done:
+    free(k);
+    free(take);
     return rc;
 }
 
@@ -138,67 +236,94 @@ static void stem_of(const char *path, char *out, size_t cap) {
     if (dot && dot != out) *dot = 0;
 }
 
-static int convert_path(ch_prep_out *w, const ch_prepare_opts *o, const ch_prep_format *fmt,
-                        const char *path) {
+/* The files a SRC stands for: itself, or a directory's files with the format's extension, in
+ * name order (stable whatever readdir returns). Appended to *files (malloc'ed strings). */
+typedef struct {
+    char **v;
+    size_t n, cap;
+} file_list;
+
+static int list_push(file_list *l, char *s) {
+    if (!s) CH_FAIL(CH_ENOMEM, "out of memory");
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char **p = realloc(l->v, cap * sizeof *p);
+        if (!p) {
+            free(s);
+            CH_FAIL(CH_ENOMEM, "out of memory listing sources");
+        }
+        l->v = p;
+        l->cap = cap;
+    }
+    l->v[l->n++] = s;
+    return 0;
+}
+
+static void list_free(file_list *l) {
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
+static int expand_src(const ch_prep_format *fmt, const char *path, file_list *l) {
     struct stat st;
     if (stat(path, &st)) CH_FAIL(CH_EIO, "%s: %s", path, strerror(errno));
-    if (!S_ISDIR(st.st_mode)) {
-        char stem[512];
-        stem_of(path, stem, sizeof stem);
-        return fmt->convert(w, o, path, stem);
-    }
+    if (!S_ISDIR(st.st_mode)) return list_push(l, strdup(path));
     DIR *d = opendir(path);
     if (!d) CH_FAIL(CH_EIO, "%s: cannot list: %s", path, strerror(errno));
-    char **names = NULL;
-    size_t n = 0, cap = 0, lx = strlen(fmt->ext);
+    size_t first = l->n, lx = strlen(fmt->ext);
     int rc = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        size_t l = strlen(e->d_name);
-        if (e->d_name[0] == '.' || l <= lx || strcmp(e->d_name + l - lx, fmt->ext)) continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **p = realloc(names, cap * sizeof *p);
-            if (!p) CH_FAIL_GOTO(done, CH_ENOMEM, "out of memory listing %s", path);
-            names = p;
-        }
-        if (!(names[n] = malloc(strlen(path) + l + 2)))
-            CH_FAIL_GOTO(done, CH_ENOMEM, "out of memory");
-        sprintf(names[n++], "%s/%s", path, e->d_name);
+    for (struct dirent *e; !rc && (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' || len <= lx || strcmp(e->d_name + len - lx, fmt->ext)) continue;
+        char *name = malloc(strlen(path) + len + 2);
+        if (name) sprintf(name, "%s/%s", path, e->d_name);
+        rc = list_push(l, name);
     }
-    if (n == 0) CH_FAIL_GOTO(done, CH_EARG, "%s: no *%s files in this directory", path, fmt->ext);
-    qsort(names, n, sizeof *names, cmp_str); /* stable order whatever readdir returns */
-    for (size_t i = 0; i < n && !rc; i++) {
-        char stem[512];
-        stem_of(names[i], stem, sizeof stem);
-        rc = fmt->convert(w, o, names[i], stem);
-    }
-done:
     closedir(d);
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    return rc;
+    if (rc) return rc;
+    if (l->n == first) CH_FAIL(CH_EARG, "%s: no *%s files in this directory", path, fmt->ext);
+    qsort(l->v + first, l->n - first, sizeof *l->v, cmp_str);
+    return 0;
+}
+
+/* An evaluation split is refused unless --allow-eval-split; allowed, stderr says which
+ * benchmarks the output contaminates. */
+static int check_eval_splits(const ch_prepare_opts *o, const ch_prep_format *fmt, const file_list *l) {
+    int used[16] = {0}, any = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        const ch_prep_eval_split *e = ch_prep_eval_split_of(fmt->name, l->v[i]);
+        if (!e) continue;
+        if (!o->allow_eval)
+            CH_FAIL(CH_EARG,
+                    "%s: %s: taking it would contaminate the %s evaluation (use the few-shot/dev data for targets, "
+                    "or --allow-eval-split to take it anyway)",
+                    l->v[i], e->how, e->benchmark);
+        used[e - ch_prep_eval_splits] = any = 1;
+    }
+    if (!any) return 0;
+    fprintf(stderr, "prepare %s: --allow-eval-split: contaminates:", fmt->name);
+    for (int i = 0, k = 0; i < ch_prep_neval_splits; i++)
+        if (used[i]) fprintf(stderr, "%s %s", k++ ? "," : "", ch_prep_eval_splits[i].benchmark);
+    fprintf(stderr, " (its records carry meta.eval_split)\n");
+    return 0;
+}
+
+static int convert_file(ch_prep_out *w, const ch_prepare_opts *o, const ch_prep_format *fmt, const char *path) {
+    char stem[512];
+    stem_of(path, stem, sizeof stem);
+    const ch_prep_eval_split *e = ch_prep_eval_split_of(fmt->name, path);
+    w->eval = e ? e->benchmark : NULL;
+    CH_TRY(fmt->convert(w, o, path, stem));
+    return w->limit >= 0 ? flush_sample(w) : 0;
 }
 
 /* ---- probeset: balanced, seeded selection from already prepared files ---------------------- */
 
-/* The order of records is a function of (seed, id) only: sort by a 64-bit mix of both. The n
- * records of a class with the smallest keys are kept, and the output is sorted by key, so the
- * result does not depend on the order of the inputs. */
-static uint64_t mix64(uint64_t z) { /* splitmix64 finaliser */
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static uint64_t fnv1a64(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-    return h;
-}
-
+/* The order of records is a function of (seed, id) only: sort by ch_prep_key. The n records of a
+ * class with the smallest keys are kept, and the output is sorted by key, so the result does not
+ * depend on the order of the inputs. Every kept record's text is rendered again from its meta
+ * with the one probing template (ch_prep_probe_text). */
 typedef struct {
     uint64_t key;
     int cap;
@@ -208,20 +333,19 @@ typedef struct {
 static int cmp_item(const void *a, const void *b) {
     const probe_item *x = a, *y = b;
     if (x->key != y->key) return x->key < y->key ? -1 : 1;
-    return strcmp(cJSON_GetObjectItemCaseSensitive(x->rec, "id")->valuestring,
-                  cJSON_GetObjectItemCaseSensitive(y->rec, "id")->valuestring);
+    return strcmp(rec_id(x->rec), rec_id(y->rec));
 }
 
-/* Rebuild a prepared record in the canonical key order with label = capability. */
-static int probe_record(const cJSON *in, const char *cap, cJSON **out) {
+/* Rebuild a prepared record in the canonical key order: label = capability, text = the probing
+ * template of its meta. */
+static int probe_record(const ch_prepare_opts *o, const cJSON *in, const char *cap, cJSON **out) {
+    char *text = NULL;
+    CH_TRY(ch_prep_probe_text(cJSON_GetObjectItemCaseSensitive(in, "meta"), o->show_options,
+                              o->cue ? o->cue : "Answer:", rec_id(in), &text));
     cJSON *r = cJSON_CreateObject();
-    int ok = r != NULL;
-    const char *keys[] = {"id", "text", "messages"};
-    for (int i = 0; i < 3 && ok; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, keys[i]);
-        if (v) ok = cJSON_AddItemToObject(r, keys[i], cJSON_Duplicate(v, 1));
-    }
-    ok = ok && cJSON_AddStringToObject(r, "label", cap);
+    int ok = r && cJSON_AddStringToObject(r, "id", rec_id(in)) && cJSON_AddStringToObject(r, "text", text) &&
+             cJSON_AddStringToObject(r, "label", cap);
+    free(text);
     const char *rest[] = {"task", "meta"};
     for (int i = 0; i < 2 && ok; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, rest[i]);
@@ -235,13 +359,50 @@ static int probe_record(const cJSON *in, const char *cap, cJSON **out) {
     return 0;
 }
 
-static int read_probe_file(const ch_prepare_opts *o, const char *path, int cap, probe_item **items,
-                           long *n, long *capacity) {
+/* Why a line of a CAP=FILE source cannot go into the probing set, or NULL. */
+static const char *probe_line_problem(const ch_prepare_opts *o, const cJSON *obj, int cap) {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "id");
+    const cJSON *label = cJSON_GetObjectItemCaseSensitive(obj, "label");
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "meta");
+    if (!cJSON_IsObject(obj)) return "expected a JSON object";
+    if (!cJSON_IsString(id) || !id->valuestring[0]) return "missing 'id' (not a prepared file?)";
+    if (label && (!cJSON_IsString(label) || strcmp(label->valuestring, ch_capability_names[cap])))
+        return "record carries another label than the class it is given for";
+    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(meta, "question")))
+        return "no meta.question to render the probing template from (prepare the source again)";
+    if (!o->allow_eval && cJSON_GetObjectItemCaseSensitive(meta, "eval_split"))
+        return "record of an evaluation split (meta.eval_split): refused without --allow-eval-split";
+    return NULL;
+}
+
+static int push_item(probe_item **items, long *n, long *capacity, probe_item it) {
+    if (*n == *capacity) {
+        long c2 = *capacity ? *capacity * 2 : 1024;
+        probe_item *p = realloc(*items, (size_t)c2 * sizeof *p);
+        if (!p) CH_FAIL(CH_ENOMEM, "out of memory reading the probing sources");
+        *items = p;
+        *capacity = c2;
+    }
+    (*items)[(*n)++] = it;
+    return 0;
+}
+
+/* --limit: keep the limit items of [first, *n) with the smallest keys. */
+static void limit_items(const ch_prepare_opts *o, probe_item *items, long first, long *n) {
+    if (o->limit < 0 || *n - first <= o->limit) return;
+    qsort(items + first, (size_t)(*n - first), sizeof *items, cmp_item);
+    for (long i = first + (long)o->limit; i < *n; i++)
+        cJSON_Delete(items[i].rec);
+    *n = first + (long)o->limit;
+}
+
+static int read_probe_file(const ch_prepare_opts *o, const char *path, int cap, probe_item **items, long *n,
+                           long *capacity, int *eval) {
     ch_jsonl r;
     CH_TRY(ch_jsonl_open(&r, path));
     int rc = 0;
-    uint64_t seedmix = mix64(o->seed);
-    for (long idx = 0; o->limit < 0 || idx < o->limit; idx++) {
+    long first = *n;
+    for (;;) {
         const char *line;
         size_t len;
         int has;
@@ -249,38 +410,19 @@ static int read_probe_file(const ch_prepare_opts *o, const char *path, int cap, 
         CH_TRY_GOTO(ch_jsonl_next(&r, &line, &len, &has), done);
         if (!has) break;
         CH_TRY_GOTO(ch_json_parse(path, r.lineno, line, len, &obj), done);
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "id");
-        const cJSON *text = cJSON_GetObjectItemCaseSensitive(obj, "text");
-        const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(obj, "messages");
-        const cJSON *label = cJSON_GetObjectItemCaseSensitive(obj, "label");
-        const char *why = NULL;
-        if (!cJSON_IsObject(obj))
-            why = "expected a JSON object";
-        else if (!cJSON_IsString(id) || !id->valuestring[0])
-            why = "missing 'id' (not a prepared file?)";
-        else if (!cJSON_IsString(text) && !cJSON_IsArray(msgs))
-            why = "missing 'text' or 'messages'";
-        else if (label &&
-                 (!cJSON_IsString(label) || strcmp(label->valuestring, ch_capability_names[cap])))
-            why = "record carries another label than the class it is given for";
+        const char *why = probe_line_problem(o, obj, cap);
         if (why) {
             cJSON_Delete(obj);
-            CH_FAIL_GOTO(done, CH_EFORMAT, "%s:%ld: %s (%s=%s)", path, r.lineno, why,
-                         ch_capability_names[cap], path);
+            CH_FAIL_GOTO(done, CH_EFORMAT, "%s:%ld: %s (%s=%s)", path, r.lineno, why, ch_capability_names[cap], path);
         }
-        if (*n == *capacity) {
-            long c2 = *capacity ? *capacity * 2 : 1024;
-            probe_item *p = realloc(*items, (size_t)c2 * sizeof *p);
-            if (!p) {
-                cJSON_Delete(obj);
-                CH_FAIL_GOTO(done, CH_ENOMEM, "out of memory reading %s", path);
-            }
-            *items = p;
-            *capacity = c2;
+        *eval |= cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "meta"), "eval_split") != NULL;
+        probe_item it = {ch_prep_key(rec_id(obj), o->seed), cap, obj};
+        if ((rc = push_item(items, n, capacity, it))) {
+            cJSON_Delete(obj);
+            goto done;
         }
-        (*items)[*n] = (probe_item){mix64(fnv1a64(id->valuestring) ^ seedmix), cap, obj};
-        (*n)++;
     }
+    limit_items(o, *items, first, n);
 done:
     ch_jsonl_close(&r);
     return rc;
@@ -291,6 +433,7 @@ typedef struct {
     probe_item *items;
     long n, capacity;
     int present[5]; /* the classes given */
+    int eval;       /* some record comes from an evaluation split */
 } probe_items;
 
 static int read_classes(const ch_prepare_opts *o, probe_items *pi) {
@@ -304,8 +447,11 @@ static int read_classes(const ch_prepare_opts *o, probe_items *pi) {
         int c = ch_capability_index(cap);
         if (c < 0) CH_FAIL(CH_EARG, "probeset: '%s' is not a capability (" CH_CAP_LIST ")", cap);
         pi->present[c] = 1;
-        CH_TRY(read_probe_file(o, eq + 1, c, &pi->items, &pi->n, &pi->capacity));
+        CH_TRY(read_probe_file(o, eq + 1, c, &pi->items, &pi->n, &pi->capacity, &pi->eval));
     }
+    if (pi->eval)
+        fprintf(stderr, "prepare probeset: --allow-eval-split: contaminates the benchmarks named in the records' "
+                        "meta.eval_split\n");
     return 0;
 }
 
@@ -333,6 +479,22 @@ static int class_quota(const ch_prepare_opts *o, const probe_items *pi, long *m,
     return 0;
 }
 
+static int nchoices(const cJSON *rec) {
+    const cJSON *ch = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rec, "meta"), "choices");
+    return cJSON_IsArray(ch) ? cJSON_GetArraySize(ch) : 0;
+}
+
+/* Shown options must not tell the classes apart by their number either. */
+static int same_choice_count(const cJSON *rec, const cJSON **first) {
+    if (!*first) *first = rec;
+    if (nchoices(rec) != nchoices(*first))
+        CH_FAIL(CH_EFORMAT,
+                "probeset --options show: %s has %d choices but %s has %d; shown options need one count for every "
+                "record (else the count tells the classes apart): use --options hide",
+                rec_id(rec), nchoices(rec), rec_id(*first), nchoices(*first));
+    return 0;
+}
+
 /* Smallest keys first; keep the first m of each class, in that (global key) order. */
 static int write_probeset(const ch_prepare_opts *o, probe_items *pi, long m, long *written) {
     ch_prep_out w;
@@ -340,11 +502,13 @@ static int write_probeset(const ch_prepare_opts *o, probe_items *pi, long m, lon
     CH_TRY(out_open(&w, o->output));
     long taken[5] = {0};
     int rc = 0;
+    const cJSON *first = NULL; /* --options show: the record whose choice count all must share */
     for (long i = 0; i < pi->n && !rc; i++) {
         int c = pi->items[i].cap;
         if (taken[c] >= m) continue;
         cJSON *rec = NULL;
-        rc = probe_record(pi->items[i].rec, ch_capability_names[c], &rec);
+        rc = probe_record(o, pi->items[i].rec, ch_capability_names[c], &rec);
+        if (!rc && o->show_options && (rc = same_choice_count(pi->items[i].rec, &first))) cJSON_Delete(rec);
         if (!rc) rc = ch_prep_emit(&w, rec);
         taken[c]++;
     }
@@ -383,11 +547,19 @@ static const ch_opt opts_table[] = {
              "--label professional` for the professional-expertise class"},
     {"task", 0, CH_OPT_STRING, offsetof(cli, p.task), "NAME", .help = "set the task of every record ('' for none)"},
     {"cue", 0, CH_OPT_STRING, offsetof(cli, p.cue), "TEXT",
-     .help = "line appended to each text ('' for none; default per format above);\nnot for less"},
+     .help = "line appended to each text ('' for none; default per format above,\n"
+             "and Answer: for probeset); not for less"},
     {"limit", 0, CH_OPT_INT64, offsetof(cli, p.limit), "N", .lo = 0, .hi = INT64_MAX,
-     .help = "take at most the first N records of each source file (default: all)"},
+     .help = "a random sample of N records of each source file, drawn over the whole\n"
+             "file (by --seed and the ids only; ids keep their file index; default: all)"},
     {"seed", 0, CH_OPT_U64, offsetof(cli, p.seed), "S", .def = "0",
-     .help = "probeset: selection and order seed"},
+     .help = "seed of --limit's sample and of probeset's selection and order"},
+    {"allow-eval-split", 0, CH_OPT_FLAG, offsetof(cli, p.allow_eval),
+     .help = "take a benchmark's evaluation split (MMLU test, BBH evaluation examples),\n"
+             "refused otherwise; stderr names the benchmarks it contaminates"},
+    {"options", 0, CH_OPT_CHOICE, offsetof(cli, p.show_options), .choices = "hide|show", .def = "hide",
+     .help = "probeset: leave the choices out of every text (hide), or show them as\n"
+             "A. ... lines in every text (show: every record needs the same count)"},
     {"per-class", 0, CH_OPT_INT64, offsetof(cli, p.per_class), "N", .lo = 0, .hi = INT64_MAX,
      .help = "probeset: records per class (default: the smallest class)"},
     {"force", 0, CH_OPT_FLAG, offsetof(cli, force),
@@ -397,19 +569,34 @@ static const ch_opt opts_table[] = {
              "written, sources = SRC arguments"},
 };
 
+/* One help line per format; a '\n' in its help continues under the text column. */
+static void print_format(FILE *f, const char *name, const char *help, const char *label, const char *cue) {
+    fprintf(f, "  %-10s ", name);
+    for (const char *p = help; *p; p++) {
+        fputc(*p, f);
+        if (*p == '\n') fprintf(f, "%13s", "");
+    }
+    fprintf(f, " (label: %s%s%s)\n", label ? label : "none", cue ? ", cue: " : "", cue ? cue : "");
+}
+
 static void list_formats(FILE *f) {
     fprintf(f, "\nformats:\n");
     for (int i = 0; i < ch_prep_nformats; i++) {
         const ch_prep_format *p = &ch_prep_formats[i];
-        fprintf(f, "  %-8s %s (label: %s%s%s)\n", p->name, p->help, p->label ? p->label : "none",
-                p->cue ? ", cue: " : "", p->cue ? p->cue : "");
+        print_format(f, p->name, p->help, p->label, p->cue);
     }
     fprintf(f,
-            "  %-8s the balanced probing set from prepared files given as CAP=FILE (CAP: math,\n"
-            "           reading, commonsense, science, professional; repeat a CAP for more files);\n"
-            "           records get label CAP; every class gets the same count (the smallest, or\n"
-            "           --per-class N); order and choice depend only on --seed and the ids\n",
+            "  %-10s the balanced probing set from prepared files given as CAP=FILE (CAP: math,\n"
+            "             reading, commonsense, science, professional; repeat a CAP for more files);\n"
+            "             records get label CAP and the one probing template as text:\n"
+            "             [PASSAGE\\n\\n]Question: QUESTION[\\nA. CHOICE...]\\nAnswer: (from meta; choices\n"
+            "             only with --options show); every class gets the same count (the smallest,\n"
+            "             or --per-class N); order and choice depend only on --seed and the ids\n",
             "probeset");
+    fprintf(f, "\nevaluation splits (refused without --allow-eval-split):\n");
+    for (int i = 0; i < ch_prep_neval_splits; i++)
+        fprintf(f, "  %-10s %s -> contaminates %s\n", ch_prep_eval_splits[i].format, ch_prep_eval_splits[i].how,
+                ch_prep_eval_splits[i].benchmark);
 }
 
 static const ch_opt_cmd cmd = {
@@ -441,14 +628,27 @@ static int resolve_format(ch_prepare_opts *o, const ch_prep_format **fmt) {
     if (o->nsrcs < 1) CH_FAIL(CH_EARG, "%s: no SRC given", o->format);
     if (o->label && *o->label && ch_capability_index(o->label) < 0)
         CH_FAIL(CH_EARG, "--label '%s' is not a capability (" CH_CAP_LIST ")", o->label);
+    if (*fmt && o->show_options)
+        CH_FAIL(CH_EARG, "--options applies to probeset only (a format's text shows its choices)");
     return 0;
 }
 
 /* Every source converted into one output, committed only when all of them are. */
 static int run_convert(const ch_prepare_opts *o, const ch_prep_format *fmt, long *nrec) {
+    file_list files = {0};
+    int rc = 0;
+    for (int i = 0; !rc && i < o->nsrcs; i++) rc = expand_src(fmt, o->srcs[i], &files);
+    if (!rc) rc = check_eval_splits(o, fmt, &files);
+    if (rc) {
+        list_free(&files);
+        return rc;
+    }
     ch_prep_out w;
-    int rc = out_open(&w, o->output);
-    for (int i = 0; !rc && i < o->nsrcs; i++) rc = convert_path(&w, o, fmt, o->srcs[i]);
+    rc = out_open(&w, o->output);
+    w.limit = o->limit;
+    w.seed = o->seed;
+    for (size_t i = 0; !rc && i < files.n; i++) rc = convert_file(&w, o, fmt, files.v[i]);
+    list_free(&files);
     long n = w.n;
     *nrec = n;
     if (!rc) rc = out_commit(&w);
