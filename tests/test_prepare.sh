@@ -160,6 +160,21 @@ if [ -d "$D/less" ]; then
      professional="$T/demo/parts/professional.jsonl" --seed 1 >"$T/clog") || fail "demo probeset: $(cat "$T/clog")"
 fi
 
+# ---- jobs/paper_prepare.txt follows the defaults: no evaluation split, every class a sample ----
+J=$SRC/jobs/paper_prepare.txt
+grep -v '^#' "$J" | grep -qE '_test\.csv|/test( |/|$)|bbh/bbh|allow-eval-split' && fail "paper_prepare.txt takes an evaluation split"
+grep -v '^#' "$J" | grep -E '^(gsm8k|squad|csqa|medqa) ' | grep -qv -- '--limit [0-9]* --seed' &&
+  fail "paper_prepare.txt: a large probing source is not drawn as a seeded sample"
+if [ -d "$R/mmlu/data/dev" ]; then # its target lines, run on the real MMLU and BBH files
+  while read -r -a l; do
+    l=("${l[@]/#data\//$R/}"); l=("${l[@]/#corpora\//$T/corpora/}")
+    mkdir -p "$T/corpora/tasks"
+    "$CAPHEADS" prepare "${l[@]}" >/dev/null 2>"$T/err" || fail "paper_prepare.txt: ${l[*]}: $(cat "$T/err")"
+  done < <(grep -E '^(mmlu|bbh-cot) ' "$J")
+  [ "$(wc -l <"$T/corpora/tasks/bbh.jsonl")" = 81 ] && [ "$(wc -l <"$T/corpora/tasks/mmlu.jsonl")" = 285 ] ||
+    fail "paper_prepare.txt targets: expected 27 x 3 BBH exemplars and 57 x 5 MMLU dev questions"
+fi
+
 # ---- bad input: message names file and place, exit != 0, no output -------------------------
 # bad EXPECTED-SUBSTRING FORMAT ARGS...
 bad() {
