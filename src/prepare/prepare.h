@@ -41,6 +41,7 @@ typedef struct {
 /* The sampling key of a record: splitmix64(fnv1a64(id) ^ splitmix64(seed)). --limit keeps the N
  * records of a file with the smallest (key, id); probeset orders and picks by the same key. */
 uint64_t ch_prep_key(const char *id, uint64_t seed);
+uint64_t ch_prep_fnv1a64(const char *s);
 
 /* The output being written (temporary file + id bookkeeping); defined in prepare.c. */
 typedef struct ch_prep_out ch_prep_out;
@@ -66,6 +67,9 @@ typedef struct {
 /* The converters (prepare_formats.c, prepare_readers.c); probeset is handled by prepare.c. */
 extern const ch_prep_format ch_prep_formats[];
 extern const int ch_prep_nformats;
+
+/* The probing set (prepare_probeset.c): CAP=FILE sources in o->srcs; writes o->output. */
+int ch_prep_run_probeset(const ch_prepare_opts *o, long *written, long *per_class, int *nclasses);
 
 /* ---- evaluation splits (prepare_eval.c) ---------------------------------------------------- */
 

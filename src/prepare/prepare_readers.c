@@ -217,13 +217,6 @@ int ch_prep_conv_race(ch_prep_out *w, const ch_prepare_opts *o, const char *path
  * The correct answer goes at position fnv1a64(id) mod 4 among the distractors (kept in order), so
  * its letter is spread over A-D yet fixed by the id alone. */
 
-static uint64_t fnv1a64(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-    return h;
-}
-
 static int sciq_one(ch_prep_out *w, const ch_prepare_opts *o, const cJSON *ex, const char *where, const char *stem,
                     long idx) {
     if (!cJSON_IsObject(ex)) CH_FAIL(CH_EFORMAT, "%s: not an object", where);
@@ -238,7 +231,7 @@ static int sciq_one(ch_prep_out *w, const ch_prepare_opts *o, const cJSON *ex, c
     }
     char id[1024];
     snprintf(id, sizeof id, "sciq/%s/%ld", stem, idx);
-    int pos = (int)(fnv1a64(id) % 4);
+    int pos = (int)(ch_prep_fnv1a64(id) % 4);
     const char *choices[4];
     for (int i = 0, k = 0; i < 4; i++)
         choices[i] = i == pos ? correct : d[k++];
