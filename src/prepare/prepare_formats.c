@@ -218,8 +218,9 @@ static int squad_answers(const cJSON *qa, const char *where, cJSON **texts) {
     const cJSON *a;
     cJSON_ArrayForEach(a, answers) {
         const char *at;
-        int rc = cJSON_IsObject(a) ? ch_prep_get_str(a, "text", where, 1, &at)
-                                   : ch_err_set(CH_EFORMAT, __FILE__, __LINE__, "%s: an answer is not an object", where);
+        int rc = cJSON_IsObject(a)
+                     ? ch_prep_get_str(a, "text", where, 1, &at)
+                     : ch_err_set(CH_EFORMAT, __FILE__, __LINE__, "%s: an answer is not an object", where);
         cJSON *t = rc ? NULL : cJSON_CreateString(at);
         if (!rc && (!t || !cJSON_AddItemToArray(*texts, t))) {
             cJSON_Delete(t);

@@ -126,7 +126,8 @@ int ch_prep_conv_bbh_cot(ch_prep_out *w, const ch_prepare_opts *o, const char *p
             rc = ch_err_set(CH_EFORMAT, __FILE__, __LINE__, "%s:%ld: 'A:' line before any 'Q:'", path, i + 1);
         i++;
     }
-    if (!rc && i == t.n) rc = ch_err_set(CH_EFORMAT, __FILE__, __LINE__, "%s: no exemplar (no line starts with 'Q: ')", path);
+    if (!rc && i == t.n)
+        rc = ch_err_set(CH_EFORMAT, __FILE__, __LINE__, "%s: no exemplar (no line starts with 'Q: ')", path);
     while (!rc && i < t.n)
         rc = cot_block(w, o, path, stem, &t, &i, idx++);
     free(t.lines);
