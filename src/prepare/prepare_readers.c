@@ -361,7 +361,7 @@ static int hellaswag_one(const ch_prep_line *c, const cJSON *obj) {
     CH_TRY(ch_prep_get_choices(endings, "endings", c->where, choices, &n));
     const cJSON *lab = cJSON_GetObjectItemCaseSensitive(obj, "label");
     const char *answer = NULL;
-    if (lab && !(cJSON_IsString(lab) && !lab->valuestring[0])) { /* the test split has "" or none */
+    if (lab && !cJSON_IsNull(lab) && !(cJSON_IsString(lab) && !lab->valuestring[0])) { /* test: "", null, none */
         int k = cJSON_IsNumber(lab) ? lab->valueint
                 : cJSON_IsString(lab) && strlen(lab->valuestring) == 1 ? lab->valuestring[0] - '0'
                                                                         : -1;
