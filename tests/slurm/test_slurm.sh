@@ -181,7 +181,8 @@ PY=/usr/bin/python3
 missing=""
 $PY -c 'import h5py' 2>/dev/null || missing+=" python3-h5py (/usr/bin/python3 -c 'import h5py'; scripts/install-deps.sh installs it)"
 for s in prepare extract probe decompose select; do
-  "$CAPHEADS" "$s" --help 2>&1 | grep -q -- '--timing' || missing+=" capheads $s (with --timing)"
+  # not piped into grep -q, which would SIGPIPE a help text longer than one stdio buffer
+  grep -q -- '--timing' <<<"$("$CAPHEADS" "$s" --help 2>&1)" || missing+=" capheads $s (with --timing)"
 done
 "$CAPHEADS" extract --help 2>&1 | grep -q -- --resume || missing+=" capheads extract --resume"
 if [ -z "$missing" ]; then
