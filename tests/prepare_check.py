@@ -2,15 +2,18 @@
 """Independent reference for `capheads prepare`: re-derive the records from the original files
 with Python's own json and csv parsers and compare them, byte for byte, with a JSONL file.
 
-  prepare_check.py FORMAT FILE.jsonl SRC... [--label L] [--task T] [--cue C] [--limit N] [--write]
-  prepare_check.py probeset FILE.jsonl CAP=FILE... [--seed S] [--per-class N] [--write]
+  prepare_check.py FORMAT FILE.jsonl SRC... [--label L] [--task T] [--cue C] [--limit N] [--seed S] [--write]
+  prepare_check.py probeset FILE.jsonl CAP=FILE... [--seed S] [--per-class N] [--options hide|show]
+                   [--cue C] [--limit N] [--write]
 
 Exit 0 when FILE.jsonl equals the re-derived records (or, with --write, after writing them to
 FILE.jsonl). Standard library only: CI runs it with Debian's /usr/bin/python3.
 
 The record shape is the contract of src/prepare.h: keys id, text|messages, label, task, meta in
 that order; compact JSON with non-ASCII kept (json.dumps(ensure_ascii=False, separators=(',',
-':'))). The id is DATASET/FILE-STEM/INDEX, INDEX counting the records of one file from 0."""
+':'))). The id is DATASET/FILE-STEM/INDEX, INDEX counting the records of one file from 0.
+Question readers keep meta = source_id, passage, question, choices, answer, then their own keys;
+a record of an evaluation split ends its meta with eval_split = the benchmark."""
 import argparse
 import csv
 import json
@@ -18,16 +21,30 @@ import os
 import sys
 
 CAPS = ["math", "reading", "commonsense", "science", "professional"]
-EXT = {"gsm8k": ".jsonl", "mmlu": ".csv", "bbh": ".json", "arc": ".jsonl", "csqa": ".jsonl",
-       "squad": ".json", "less": ".jsonl"}
-DEFAULT_LABEL = {"gsm8k": "math", "arc": "science", "csqa": "commonsense", "squad": "reading"}
-DEFAULT_CUE = {"mmlu": "Answer:", "arc": "Answer:", "csqa": "Answer:", "squad": "Answer:"}
+EXT = {"gsm8k": ".jsonl", "mmlu": ".csv", "bbh": ".json", "bbh-cot": ".txt", "arc": ".jsonl", "arc-hf": ".jsonl",
+       "csqa": ".jsonl", "csqa-hf": ".jsonl", "squad": ".json", "race": ".txt", "cosmosqa": ".csv",
+       "sciq": ".json", "hellaswag": ".jsonl", "medqa": ".jsonl", "less": ".jsonl"}
+DEFAULT_LABEL = {"gsm8k": "math", "arc": "science", "arc-hf": "science", "csqa": "commonsense",
+                 "csqa-hf": "commonsense", "squad": "reading", "race": "reading", "cosmosqa": "reading",
+                 "sciq": "science", "hellaswag": "commonsense", "medqa": "professional"}
+DEFAULT_CUE = {f: "Answer:" for f in EXT if f != "less"}
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def stem(path):
     base = os.path.basename(path)
     root, ext = os.path.splitext(base)
     return root if ext else base
+
+
+def eval_benchmark(fmt, path):
+    """The evaluation-split table of prepare_eval.c, written out again."""
+    if fmt == "mmlu" and (os.path.basename(path).endswith("_test.csv")
+                          or os.path.basename(os.path.dirname(path)) == "test"):
+        return "MMLU"
+    if fmt == "bbh":
+        return "BBH"
+    return None
 
 
 def jsonl_lines(path):
@@ -42,6 +59,11 @@ def jsonl_lines(path):
         if raw.strip(b" \t\r"):
             yield lineno, pos, raw
         pos = nxt
+
+
+def jsonl_objs(path):
+    for _, _, raw in jsonl_lines(path):
+        yield json.loads(raw.decode("utf-8"))
 
 
 def with_cue(text, cue):
@@ -67,26 +89,58 @@ def meta_of(**kw):
     return {k: v for k, v in kw.items() if v is not None}
 
 
-def mc_text(question, labels, choices, cue):
-    return with_cue(question + "".join("\n%s. %s" % (l, c) for l, c in zip(labels, choices)), cue)
+def qa(rid, question, cue, label, task, source_id=None, passage=None, choices=None, labels=None, answer=None,
+       **extra):
+    """A question record: text = [passage, "\n\nQuestion: "] question, "L. choice" lines, cue;
+    meta = source_id, passage, question, choices, answer, then the reader's extra keys."""
+    text = (passage + "\n\nQuestion: " if passage is not None else "") + question
+    choices = choices or []
+    labels = labels or LETTERS
+    text += "".join("\n%s. %s" % (l, c) for l, c in zip(labels, choices))
+    meta = meta_of(source_id=source_id, passage=passage, question=question)
+    if choices:
+        meta["choices"] = list(choices)
+    if answer is not None:
+        meta["answer"] = answer
+    meta.update({k: v for k, v in extra.items() if v is not None})
+    return record(rid, with_cue(text, cue), label=label, task=task, meta=meta)
+
+
+def fnv_pos(rid, n):
+    return fnv1a64(rid) % n
+
+
+def bbh_cot(path):
+    """(question, chain of thought, answer) of each Q:/A: block of a cot-prompts file."""
+    text = open(path, encoding="utf-8").read()
+    lines = [l[:-1] if l.endswith("\r") else l for l in text.split("\n")]
+    if lines and lines[-1] == "" and text.endswith("\n"):
+        lines.pop()
+    starts = [i for i, l in enumerate(lines) if l.startswith("Q: ")]
+    out = []
+    for k, q in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(lines)
+        a = next(i for i in range(q + 1, end) if lines[i].startswith("A: "))
+        block = lambda x, y: "\n".join(lines[x:y]).rstrip("\n")[3:]
+        question, cot = block(q, a), block(a, end)
+        ans = cot[cot.rindex("So the answer is ") + len("So the answer is "):].rstrip(" \n")
+        out.append((question, cot, ans[:-1] if ans.endswith(".") else ans))
+    return out
 
 
 def derive(fmt, path, a):
     label = a.label if a.label is not None else DEFAULT_LABEL.get(fmt)
     cue = a.cue if a.cue is not None else DEFAULT_CUE.get(fmt)
     s = stem(path)
+    task = a.task
     out = []
 
-    def full():
-        return a.limit is not None and len(out) >= a.limit
+    def rid(ds, n=None):
+        return "%s/%s/%d" % (ds, s, len(out) if n is None else n)
 
     if fmt == "gsm8k":
-        for _, _, raw in jsonl_lines(path):
-            if full():
-                break
-            o = json.loads(raw.decode("utf-8"))
-            out.append(record("gsm8k/%s/%d" % (s, len(out)), with_cue(o["question"], cue), label=label,
-                              task=a.task, meta={"answer": o["answer"]}))
+        for o in jsonl_objs(path):
+            out.append(qa(rid("gsm8k"), o["question"], cue, label, task, answer=o["answer"]))
     elif fmt == "mmlu":
         subject = s
         for suf in ("_dev", "_val", "_test"):
@@ -97,50 +151,83 @@ def derive(fmt, path, a):
             for row in csv.reader(f):
                 if not row:
                     continue
-                if full():
-                    break
                 q, *choices, ans = row
-                out.append(record("mmlu/%s/%d" % (s, len(out)), mc_text(q, "ABCD", choices, cue),
-                                  label=label, task=a.task if a.task is not None else "mmlu/" + subject,
-                                  meta={"answer": ans, "choices": choices}))
-    elif fmt in ("arc", "csqa"):
-        for _, _, raw in jsonl_lines(path):
-            if full():
-                break
-            o = json.loads(raw.decode("utf-8"))
+                out.append(qa(rid("mmlu"), q, cue, label, task if task is not None else "mmlu/" + subject,
+                              choices=choices, answer=ans))
+    elif fmt in ("arc", "arc-hf", "csqa", "csqa-hf"):
+        ds = fmt.split("-")[0]
+        for o in jsonl_objs(path):
             q = o["question"]
-            labels = [c["label"] for c in q["choices"]]
-            texts = [c["text"] for c in q["choices"]]
-            meta = meta_of(source_id=o.get("id"), answer=o.get("answerKey"))
-            meta["choices"] = texts
-            if fmt == "csqa" and "question_concept" in q:
-                meta["concept"] = q["question_concept"]
-            out.append(record("%s/%s/%d" % (fmt, s, len(out)), mc_text(q["stem"], labels, texts, cue),
-                              label=label, task=a.task, meta=meta))
+            if isinstance(q, dict):   # AI2's release
+                labels = [c["label"] for c in q["choices"]]
+                texts = [c["text"] for c in q["choices"]]
+                stem_, concept = q["stem"], q.get("question_concept")
+            else:                     # Hugging Face Hub rows
+                labels, texts = o["choices"]["label"], o["choices"]["text"]
+                stem_, concept = q, o.get("question_concept")
+            out.append(qa(rid(ds), stem_, cue, label, task, source_id=o.get("id"), choices=texts, labels=labels,
+                          answer=o.get("answerKey") or None, concept=concept if ds == "csqa" else None))
     elif fmt == "bbh":
         for ex in json.load(open(path, encoding="utf-8"))["examples"]:
-            if full():
-                break
-            out.append(record("bbh/%s/%d" % (s, len(out)), with_cue(ex["input"], cue), label=label,
-                              task=a.task if a.task is not None else "bbh/" + s,
-                              meta={"target": ex["target"]}))
+            out.append(qa(rid("bbh"), ex["input"], cue, label, task if task is not None else "bbh/" + s,
+                          answer=ex["target"]))
+    elif fmt == "bbh-cot":
+        for question, cot, ans in bbh_cot(path):
+            out.append(qa(rid("bbh-cot"), question, cue, label, task if task is not None else "bbh/" + s,
+                          answer=ans, cot=cot))
     elif fmt == "squad":
         for art in json.load(open(path, encoding="utf-8"))["data"]:
             for para in art["paragraphs"]:
-                for qa in para["qas"]:
-                    if full():
-                        return out
-                    meta = meta_of(source_id=qa.get("id"), title=art.get("title"))
-                    meta["answers"] = [x["text"] for x in qa["answers"]]
-                    if "is_impossible" in qa:
-                        meta["is_impossible"] = qa["is_impossible"]
-                    text = with_cue(para["context"] + "\n\nQuestion: " + qa["question"], cue)
-                    out.append(record("squad/%s/%d" % (s, len(out)), text, label=label, task=a.task,
-                                      meta=meta))
+                for x in para["qas"]:
+                    out.append(qa(rid("squad"), x["question"], cue, label, task, source_id=x.get("id"),
+                                  passage=para["context"], title=art.get("title"),
+                                  answers=[y["text"] for y in x["answers"]], is_impossible=x.get("is_impossible")))
+    elif fmt == "race":
+        def article(o, id_stem):
+            for q, opts, ans in zip(o["questions"], o["options"], o["answers"]):
+                out.append(qa("race/%s/%d" % (id_stem, len(out)), q, cue, label, task, source_id=o.get("id"),
+                              passage=o["article"], choices=opts, answer=ans))
+        if path.endswith(".jsonl"):
+            for o in jsonl_objs(path):
+                if "questions" in o:
+                    article(o, s)
+                else:
+                    out.append(qa(rid("race"), o["question"], cue, label, task, source_id=o.get("example_id"),
+                                  passage=o["article"], choices=o["options"], answer=o.get("answer")))
+        else:
+            o = json.load(open(path, encoding="utf-8"))
+            article(o, o["id"][:-4] if o.get("id", "").endswith(".txt") else (o.get("id") or s))
+    elif fmt == "cosmosqa":
+        if path.endswith(".jsonl"):
+            rows = list(jsonl_objs(path))
+        else:
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = [r for r in csv.DictReader(f)]
+        for o in rows:
+            lab = o.get("label")
+            ans = LETTERS[int(lab)] if lab not in (None, "") else None
+            out.append(qa(rid("cosmosqa"), o["question"], cue, label, task, source_id=o.get("id"),
+                          passage=o["context"], choices=[o["answer%d" % i] for i in range(4)], answer=ans))
+    elif fmt == "sciq":
+        for o in json.load(open(path, encoding="utf-8")):
+            r = rid("sciq")
+            pos = fnv_pos(r, 4)
+            choices = [o["distractor1"], o["distractor2"], o["distractor3"]]
+            choices.insert(pos, o["correct_answer"])
+            out.append(qa(r, o["question"], cue, label, task, choices=choices, answer=LETTERS[pos],
+                          support=o.get("support")))
+    elif fmt == "hellaswag":
+        for o in jsonl_objs(path):
+            lab = o.get("label")
+            ans = LETTERS[int(lab)] if lab not in (None, "") else None
+            out.append(qa(rid("hellaswag"), o["ctx"], cue, label, task, source_id=o.get("source_id"),
+                          choices=o["endings"], answer=ans, activity_label=o.get("activity_label")))
+    elif fmt == "medqa":
+        for o in jsonl_objs(path):
+            out.append(qa(rid("medqa"), o["question"], cue, label, task, choices=list(o["options"].values()),
+                          labels=list(o["options"].keys()), answer=o.get("answer_idx"), meta_info=o.get("meta_info")))
     elif fmt == "less":
         for lineno, off, raw in jsonl_lines(path):
-            if full():
-                break
             o = json.loads(raw.decode("utf-8"))
             meta = meta_of(dataset=o.get("dataset"), source_id=o.get("id"), file=path)
             meta.update(line=lineno, offset=off, bytes=len(raw))
@@ -150,7 +237,20 @@ def derive(fmt, path, a):
                 assert f.read(len(raw)) == raw
             out.append(record("less/%s/%d" % (s, len(out)), messages=o["messages"], label=label,
                               task=a.task, meta=meta))
-    return out
+    bench = eval_benchmark(fmt, path)
+    if bench:
+        for r in out:
+            r.setdefault("meta", {})["eval_split"] = bench
+    return sample(out, a)
+
+
+def sample(recs, a):
+    """--limit N: the N records with the smallest (key, id), kept in file order."""
+    if a.limit is None:
+        return recs
+    order = sorted(range(len(recs)), key=lambda i: (key(recs[i]["id"], a.seed), recs[i]["id"].encode("utf-8")))
+    keep = set(order[: a.limit])
+    return [r for i, r in enumerate(recs) if i in keep]
 
 
 def expand(fmt, src):
@@ -161,8 +261,8 @@ def expand(fmt, src):
     return [src]
 
 
-# probeset: key = splitmix64(fnv1a64(id) ^ splitmix64(seed)); per class keep the m smallest keys;
-# output sorted by (key, id).
+# The sampling key of --limit and probeset: splitmix64(fnv1a64(id) ^ splitmix64(seed)). probeset
+# keeps per class the m smallest keys; output sorted by (key, id).
 M64 = (1 << 64) - 1
 
 
@@ -180,33 +280,43 @@ def fnv1a64(s):
     return h
 
 
+def key(rid, seed):
+    return mix64(fnv1a64(rid) ^ mix64(seed))
+
+
+def probe_text(meta, show, cue):
+    """The one probing template: [passage "\n\n"] "Question: " question [choices] "\n" cue."""
+    text = (meta["passage"] + "\n\n" if "passage" in meta else "") + "Question: " + meta["question"]
+    if show:
+        text += "".join("\n%s. %s" % (LETTERS[i], c) for i, c in enumerate(meta["choices"]))
+    return with_cue(text, cue)
+
+
 def derive_probeset(srcs, a):
     items, present = [], []
     for arg in srcs:
         cap, path = arg.split("=", 1)
         assert cap in CAPS, cap
         present.append(cap)
-        n = 0
-        for _, _, raw in jsonl_lines(path):
-            if a.limit is not None and n >= a.limit:
-                break
-            n += 1
-            o = json.loads(raw.decode("utf-8"))
+        recs = list(jsonl_objs(path))
+        for o in sample(recs, a):
             assert o.get("label", cap) == cap
-            items.append((mix64(fnv1a64(o["id"]) ^ mix64(a.seed)), o["id"], cap, o))
+            items.append((key(o["id"], a.seed), o["id"], cap, o))
     counts = {c: sum(1 for it in items if it[2] == c) for c in set(present)}
     m = a.per_class if a.per_class is not None else min(counts.values())
     items.sort(key=lambda it: (it[0], it[1].encode("utf-8")))
     taken = {c: 0 for c in counts}
     out = []
+    cue = a.cue if a.cue is not None else "Answer:"
     for _, _, cap, o in items:
         if taken[cap] >= m:
             continue
         taken[cap] += 1
-        r = {k: o[k] for k in ("id", "text", "messages") if k in o}
-        r["label"] = cap
+        r = {"id": o["id"], "text": probe_text(o["meta"], a.options == "show", cue), "label": cap}
         r.update({k: o[k] for k in ("task", "meta") if k in o})
         out.append(r)
+    if a.options == "show":
+        assert len({len(r["meta"]["choices"]) for r in out}) == 1, "shown options with different counts"
     return out
 
 
@@ -221,6 +331,8 @@ def main():
     p.add_argument("--limit", type=int)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--per-class", type=int)
+    p.add_argument("--options", default="hide")
+    p.add_argument("--allow-eval-split", action="store_true")
     p.add_argument("--write", action="store_true")
     a = p.parse_args()
     if a.format == "probeset":

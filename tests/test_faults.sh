@@ -21,7 +21,8 @@ M=$T/model
 ch_demo_model "$M"
 CAPHEADS=$CAPHEADS bash "$CH_SRC/scripts/make-demo-data.sh" "$T/data" >/dev/null
 D=$T/data
-head -n 30 "$D/probeset.jsonl" >"$T/corpus.jsonl"
+# enough tokens for several --batch-tokens 700 rounds on 2 ranks (the kill test stops after 2)
+head -n 100 "$D/probeset.jsonl" >"$T/corpus.jsonl"
 X=(extract --model "$M" --device cpu --batch-tokens 700)
 # expect_code NAME CODE PATTERN cmd...: exit status CODE and PATTERN in the output
 expect_code() {
@@ -50,7 +51,8 @@ echo "== records the model cannot take"
 mkdir -p "$T/small"
 cp "$M"/* "$T/small/"
 sed -i 's/"max_position_embeddings": *[0-9]*/"max_position_embeddings": 64/' "$T/small/config.json"
-long=$(awk 'length($0) > 900 {print NR; exit}' "$D/probeset.jsonl")
+long=$(/usr/bin/python3 -c 'import json,sys
+t=[len(json.loads(l)["text"]) for l in open(sys.argv[1])]; print(t.index(max(t))+1)' "$D/probeset.jsonl") # longest text
 sed -n "${long}p" "$D/probeset.jsonl" >"$T/long.jsonl"
 for r in 1 2; do
   expect_code "record over the window ($r ranks)" 3 "more than the model's window (max_position_embeddings 64" \

@@ -181,7 +181,8 @@ PY=/usr/bin/python3
 missing=""
 $PY -c 'import h5py' 2>/dev/null || missing+=" python3-h5py (/usr/bin/python3 -c 'import h5py'; scripts/install-deps.sh installs it)"
 for s in prepare extract probe decompose select; do
-  "$CAPHEADS" "$s" --help 2>&1 | grep -q -- '--timing' || missing+=" capheads $s (with --timing)"
+  # not piped into grep -q, which would SIGPIPE a help text longer than one stdio buffer
+  grep -q -- '--timing' <<<"$("$CAPHEADS" "$s" --help 2>&1)" || missing+=" capheads $s (with --timing)"
 done
 "$CAPHEADS" extract --help 2>&1 | grep -q -- --resume || missing+=" capheads extract --resume"
 if [ -z "$missing" ]; then
@@ -232,15 +233,15 @@ PYEOF
     for s in professional_medicine professional_accounting college_medicine; do
       prof+=" $dd/mmlu/data/dev/${s}_dev.csv $dd/mmlu/data/val/${s}_val.csv"; done
     for s in high_school_physics abstract_algebra high_school_world_history; do
-      tasks+=" $dd/mmlu/data/dev/${s}_dev.csv $dd/mmlu/data/val/${s}_val.csv"; done
-    echo "gsm8k $dd/gsm8k/test.jsonl --cue Answer: --output $p/math.jsonl"
+      tasks+=" $dd/mmlu/data/dev/${s}_dev.csv"; done
+    echo "gsm8k $dd/gsm8k/test.jsonl --output $p/math.jsonl"
     echo "squad $dd/squad --output $p/reading.jsonl"
     echo "csqa $dd/csqa --output $p/commonsense.jsonl"
     echo "arc $dd/arc --output $p/science.jsonl"
     echo "mmlu$prof --label professional --output $p/professional.jsonl"
     echo "probeset math=$p/math.jsonl reading=$p/reading.jsonl commonsense=$p/commonsense.jsonl science=$p/science.jsonl professional=$p/professional.jsonl --seed 1 --output $o/probeset.jsonl"
     echo "mmlu$tasks --output $p/tasks_mmlu.jsonl"
-    echo "bbh $dd/bbh/bbh --cue Answer: --output $p/tasks_bbh.jsonl"
+    echo "bbh-cot $dd/bbh/cot-prompts --output $p/tasks_bbh.jsonl"
     echo "less $dd/less/pool.jsonl --output $o/pool.jsonl"
   }
   mkdir -p real/data/parts direct/data/parts direct/archives/tasks direct/mix direct/selected
