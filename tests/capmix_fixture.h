@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "h5seal.h"
 #include "h5util.h"
 
 static void put(hid_t f, const char *name, hid_t type, int rank, const hsize_t *dims, const void *data) {
@@ -84,6 +85,7 @@ static void write_stage_probes(const char *p, int class_train, const char *caps,
     ck_assert_int_eq(ch_h5_put_str(f, "capability_names", caps), 0);
     ck_assert_int_eq(ch_h5_put_str(f, "input_sha256", "probing-set-hash"), 0);
     H5Fclose(f);
+    ck_assert_int_eq(ch_h5_seal(p), 0); /* as the probe stage does: readers check it */
 }
 
 static const char *caps5 = "[\"math\", \"reading\", \"commonsense\", \"science\", \"professional\"]";

@@ -124,10 +124,15 @@ START_TEST(test_existing_output_replaced_only_when_asked) {
     ch_err_clear();
     char part[512];
     ck_assert_int_eq(ch_out_partial_name(at("old.h5"), part, sizeof part), 0);
-    ck_assert_str_eq(part + strlen(part) - 15, "/old.h5.partial");
-    touch("old.h5.partial");
+    ck_assert_str_eq(part + strlen(part) - 16, "/.old.h5.partial"); /* a hidden sibling */
+    touch(".old.h5.partial");
+    mkdir(at("sel2"), 0755);
+    touch("sel2/.b.jsonl.partial");
+    ck_assert_int_eq(ch_out_may_replace(at("sel2"), "--output", 0), 0); /* a killed run's leftover only */
     ck_assert_int_eq(ch_out_publish(part, at("old.h5")), 0);
     ck_assert_int_ne(access(part, F_OK), 0);
+    ck_assert_int_eq(ch_out_partial_name("rel.h5", part, sizeof part), 0);
+    ck_assert_str_eq(part, ".rel.h5.partial");
 }
 END_TEST
 

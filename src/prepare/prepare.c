@@ -84,8 +84,7 @@ static int out_commit(ch_prep_out *w) {
     FILE *f = w->f;
     w->f = NULL;
     if (fclose(f)) CH_FAIL_GOTO(fail, CH_EIO, "%s: close failed: %s", w->tmp, strerror(errno));
-    if (rename(w->tmp, w->path))
-        CH_FAIL_GOTO(fail, CH_EIO, "cannot rename %s to %s: %s", w->tmp, w->path, strerror(errno));
+    CH_TRY_GOTO(ch_out_publish(w->tmp, w->path), fail);
     out_free(w);
     return 0;
 fail:
@@ -95,6 +94,7 @@ fail:
 
 int ch_prep_emit(ch_prep_out *w, cJSON *rec) {
     int rc = 0;
+    ch_out_kill_point("write"); /* fault injection (tests/test_faults.sh) */
     char *line = NULL;
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "id");
     const cJSON *label = cJSON_GetObjectItemCaseSensitive(rec, "label");

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "err.h"
+#include "fsutil.h"
 #include "probe.h"
 
 int ch_probe_metrics(int64_t nval, const float *prob, const int32_t *y, ch_probe_result *r) {
@@ -172,8 +173,9 @@ static void ramp(double t, int rgb[3]) {
 static int heatmap_svg(const char *dir, const ch_probe_result *r, int c) {
     char path[4096];
     snprintf(path, sizeof path, "%s/heatmap_%s.svg", dir, ch_capability_names[c]);
-    FILE *f = fopen(path, "w");
-    if (!f) CH_FAIL(CH_EIO, "%s: cannot create: %s", path, strerror(errno));
+    FILE *f;
+    char tmp[4200];
+    CH_TRY(ch_fs_open_tmp(path, &f, tmp, sizeof tmp)); /* renamed into place when complete */
     const int L = r->L, H = r->H, cell = H > 48 ? 10 : 16, x0 = 60, y0 = 50;
     /* wide enough for the title even when the grid is small */
     const int w = x0 + H * cell + 110 > 440 ? x0 + H * cell + 110 : 440, hgt = y0 + L * cell + 50;
@@ -221,8 +223,7 @@ static int heatmap_svg(const char *dir, const ch_probe_result *r, int c) {
     fprintf(f, "<text x=\"%d\" y=\"%d\">%.3f</text>\n<text x=\"%d\" y=\"%d\">%.3f</text>\n", bx + 20, y0 + 10,
             hi, bx + 20, y0 + bh, lo);
     fprintf(f, "<text x=\"%d\" y=\"%d\">AUC</text>\n</svg>\n", bx, y0 - 6);
-    if (fclose(f) != 0) CH_FAIL(CH_EIO, "%s: write failed", path);
-    return 0;
+    return ch_fs_commit(f, tmp, path);
 }
 
 int ch_probe_heatmap(const char *dir, const ch_probe_result *r) {
@@ -231,8 +232,9 @@ int ch_probe_heatmap(const char *dir, const ch_probe_result *r) {
     for (int c = 0; c < CH_NCAP; c++) CH_TRY(heatmap_svg(dir, r, c));
     char path[4096];
     snprintf(path, sizeof path, "%s/scores.csv", dir);
-    FILE *f = fopen(path, "w");
-    if (!f) CH_FAIL(CH_EIO, "%s: cannot create: %s", path, strerror(errno));
+    FILE *f;
+    char tmp[4200];
+    CH_TRY(ch_fs_open_tmp(path, &f, tmp, sizeof tmp));
     fprintf(f, "layer,head,val_accuracy");
     for (int c = 0; c < CH_NCAP; c++) fprintf(f, ",auc_%s", ch_capability_names[c]);
     for (int c = 0; c < CH_NCAP; c++) fprintf(f, ",top_%s", ch_capability_names[c]);
@@ -247,8 +249,7 @@ int ch_probe_heatmap(const char *dir, const ch_probe_result *r) {
         }
         fprintf(f, "\n");
     }
-    if (fclose(f) != 0) CH_FAIL(CH_EIO, "%s: write failed", path);
-    return 0;
+    return ch_fs_commit(f, tmp, path);
 }
 
 static int read_attr(hid_t f, const char *name, hid_t type, void *v) {

@@ -25,6 +25,7 @@
 #include "lines.h"
 #include "mixfile.h"
 #include "mpicheck.h"
+#include "outfinish.h"
 #include "options.h"
 #include "select_out.h"
 #include "timing.h"
@@ -262,6 +263,7 @@ typedef struct {
     float *fscore, *hid;   /* hid: RDS, this rank's rows' mean final hidden states */
     int64_t k;             /* rows kept per task */
     ch_scores_file *sf;
+    char scores[4200], scores_partial[4200]; /* written under the partial name: outfinish.h */
 } sctx;
 
 /* The mix, checked against this build, the probes and the method; the tasks to select for. */
@@ -341,13 +343,14 @@ static int open_output(sctx *s, const opts *o) {
                                  : o->method == M_RANDOM ? "random" : "rds");
     }
     CH_TRY(ch_mpi_agree(s->comm, rc));
-    char path[4200];
-    snprintf(path, sizeof path, "%s/scores.h5", o->output);
+    snprintf(s->scores, sizeof s->scores, "%s/scores.h5", o->output);
+    CH_TRY(ch_out_partial_name(s->scores, s->scores_partial, sizeof s->scores_partial));
     char **names = NULL;
     CH_TRY(CH_ALLOC(names, s->nt, "task names"));
     for (int t = 0; t < s->nt; t++) names[t] = s->mix.tasks[s->which[t]];
-    rc = ch_scores_create(path, names, s->nt, N, s->comm, &s->sf);
+    rc = ch_scores_create(s->scores_partial, names, s->nt, N, s->comm, &s->sf);
     free(names);
+    if (rc && s->rank == 0) ch_out_discard(s->scores_partial);
     if (!rc && s->rank == 0) printf("%-40s %8s %12s %12s  %s\n", "task", "selected", "min score", "mean score", "file");
     return rc;
 }
@@ -397,7 +400,7 @@ static int select_task(sctx *s, const opts *o, int t) {
 static int finish(sctx *s, const opts *o) {
     int rc = ch_scores_close(s->sf);
     s->sf = NULL;
-    CH_TRY(ch_mpi_agree(s->comm, rc));
+    CH_TRY(ch_out_finish(s->comm, rc, s->scores_partial, s->scores, 1)); /* sealed, renamed last */
     struct rusage ru;
     long rss = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0; /* KiB on Linux */
     CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &rss, 1, MPI_LONG, MPI_MAX, s->comm));
@@ -410,6 +413,7 @@ static int finish(sctx *s, const opts *o) {
 
 static void sctx_free(sctx *s) {
     if (s->sf) ch_scores_close(s->sf);
+    if (s->sf && s->rank == 0) ch_out_discard(s->scores_partial); /* a failed run leaves none */
     if (s->ids) ch_archive_free_strings(s->ids, s->l.count);
     free(s->p), free(s->score), free(s->fscore), free(s->sel), free(s->done), free(s->which), free(s->hid);
     ch_lines_free(&s->l);
