@@ -22,6 +22,7 @@
 #include "stage.h"
 #include "err.h"
 #include "fsutil.h"
+#include "h5seal.h"
 #include "lines.h"
 #include "mixfile.h"
 #include "mpicheck.h"
@@ -264,6 +265,7 @@ typedef struct {
     int64_t k;             /* rows kept per task */
     ch_scores_file *sf;
     char scores[4200], scores_partial[4200]; /* written under the partial name: outfinish.h */
+    const char *outdir;
 } sctx;
 
 /* The mix, checked against this build, the probes and the method; the tasks to select for. */
@@ -373,6 +375,26 @@ static void score_rows(sctx *s, const opts *o, int t) {
     }
 }
 
+/* Task t's JSONL: its final name and the partial one it is written under until the end. */
+static void task_path(const sctx *s, int t, char *path, char *partial) {
+    char safe[256];
+    ch_fs_safe_name(s->mix.tasks[s->which[t]], safe, sizeof safe);
+    snprintf(path, 4200, "%s/%s.jsonl", s->outdir, safe);
+    if (ch_out_partial_name(path, partial, 4200)) partial[0] = 0;
+}
+
+/* The selection is published whole: scores.h5 sealed, then every JSONL and scores.h5 renamed
+ * into place; a failure anywhere removes what is left under partial names. */
+static int publish(sctx *s, int rc) {
+    if (!rc && s->rank == 0) rc = ch_h5_seal(s->scores_partial);
+    for (int t = 0; t < s->nt; t++) {
+        char path[4200], partial[4200];
+        task_path(s, t, path, partial);
+        rc = ch_out_finish(s->comm, rc, partial, path, 0);
+    }
+    return ch_out_finish(s->comm, rc, s->scores_partial, s->scores, 0);
+}
+
 /* Task t: scores, the global top k, its JSONL and its column of scores.h5. */
 static int select_task(sctx *s, const opts *o, int t) {
     const int64_t n = s->l.count;
@@ -382,9 +404,8 @@ static int select_task(sctx *s, const opts *o, int t) {
     for (int64_t i = 0; i < n; i++) /* an unfinished row is never selected, even to fill k */
         if (!s->done[i]) s->sel[i] = 0;
     const char *tname = s->mix.tasks[s->which[t]];
-    char path[4200], safe[256];
-    ch_fs_safe_name(tname, safe, sizeof safe);
-    snprintf(path, sizeof path, "%s/%s.jsonl", o->output, safe);
+    char path[4200], partial[4200];
+    task_path(s, t, path, partial);
     CH_TRY(ch_select_write_jsonl(path, o->pool, s->l.start, s->l.len, s->sel, n, s->comm));
     CH_TRY(ch_scores_write(s->sf, t, s->l.first, n, s->fscore, s->sel));
     double tot[2] = {0, 0}; /* sum of the kept scores, kept rows */
@@ -400,7 +421,7 @@ static int select_task(sctx *s, const opts *o, int t) {
 static int finish(sctx *s, const opts *o) {
     int rc = ch_scores_close(s->sf);
     s->sf = NULL;
-    CH_TRY(ch_out_finish(s->comm, rc, s->scores_partial, s->scores, 1)); /* sealed, renamed last */
+    CH_TRY(publish(s, rc));
     struct rusage ru;
     long rss = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0; /* KiB on Linux */
     CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &rss, 1, MPI_LONG, MPI_MAX, s->comm));
@@ -414,6 +435,11 @@ static int finish(sctx *s, const opts *o) {
 static void sctx_free(sctx *s) {
     if (s->sf) ch_scores_close(s->sf);
     if (s->sf && s->rank == 0) ch_out_discard(s->scores_partial); /* a failed run leaves none */
+    for (int t = 0; s->rank == 0 && s->which && t < s->nt; t++) {
+        char path[4200], partial[4200];
+        task_path(s, t, path, partial);
+        if (s->sf) ch_out_discard(partial);
+    }
     if (s->ids) ch_archive_free_strings(s->ids, s->l.count);
     free(s->p), free(s->score), free(s->fscore), free(s->sel), free(s->done), free(s->which), free(s->hid);
     ch_lines_free(&s->l);
@@ -426,6 +452,7 @@ static int run(const opts *o, MPI_Comm comm) {
     sctx s;
     memset(&s, 0, sizeof s);
     s.comm = comm;
+    s.outdir = o->output;
     int rc = 0;
     CH_MPI_TRY_GOTO(MPI_Comm_rank(comm, &s.rank), out);
     const ch_path_role in[] = {{o->probes, "--probes", 0}, {o->mix, "--mix", 0}, {o->input, "--input", 0},

@@ -12,7 +12,6 @@
 #include "agree.h"
 #include "err.h"
 #include "mpicheck.h"
-#include "outfinish.h"
 #include "outpath.h"
 
 int ch_select_write_jsonl(const char *out_path, const char *pool_path, const int64_t *start,
@@ -62,7 +61,8 @@ int ch_select_write_jsonl(const char *out_path, const char *pool_path, const int
         rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: close failed", tmp);
     ch_out_kill_point("write");
 done:
-    rc = ch_out_finish(comm, rc, tmp, out_path, 0); /* renamed when complete, removed on failure */
+    rc = ch_mpi_agree(comm, rc); /* complete under the partial name: the caller publishes it */
+    if (rc && rank == 0) ch_out_discard(tmp);
     free(buf);
     return rc;
 }

@@ -3,7 +3,8 @@
  * DIR/<task>.jsonl : the selected pool lines, byte-identical to the pool file, in pool order.
  *                    Each rank copies its own selected lines; offsets come from an MPI_Exscan of
  *                    the byte counts and one MPI_File_write_at_all puts them in place. Written
- *                    under a temporary name and renamed when complete.
+ *                    under its partial name (outpath.h), removed on failure; the caller renames
+ *                    it into place with the run's other outputs (ch_out_finish).
  * DIR/scores.h5    : /scores [T, N] f32 (every pool row's score for every task), /selected
  *                    [T, N] uint8, /tasks [T]; written with parallel HDF5, each rank its rows. */
 #ifndef CH_SELECT_OUT_H
