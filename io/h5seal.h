@@ -13,8 +13,16 @@
 
 #include <hdf5.h>
 
-/* Add the checksums to a closed file (serial: one process). */
+/* Add the checksums to a closed file (serial: one process). The file is sealed in memory and
+ * written back whole, so a full disk is a clean CH_EIO, never a failed HDF5 close. */
 int ch_h5_seal(const char *path);
+/* A small HDF5 output built in memory (the core driver, no backing store) and written by
+ * ch_h5_mem_save with checked write(2)s and an fsync: HDF5 1.10 cannot recover from a close
+ * that fails for a full disk (the library crashes at exit on the half-closed file), so the
+ * serial writers never let HDF5 touch the disk. name is only HDF5's label for it. */
+hid_t ch_h5_mem_create(const char *name);
+/* Write the file's bytes to path and close f (always). CH_EIO with errno's words on failure. */
+int ch_h5_mem_save(hid_t f, const char *path);
 /* Check the checksums of an open file; CH_EFORMAT naming path and dataset on a mismatch. */
 int ch_h5_verify_seal(hid_t f, const char *path);
 /* Open read-only and verify. A file that is not there: CH_EIO; one HDF5 cannot open: CH_EFORMAT.

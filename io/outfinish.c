@@ -1,6 +1,10 @@
 /* outfinish.c - see outfinish.h. */
 #include "outfinish.h"
 
+#include <stdio.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
 #include "agree.h"
 #include "err.h"
 #include "outpath.h"
@@ -17,4 +21,22 @@ int ch_out_finish(MPI_Comm comm, int rc, const char *partial, const char *path, 
     }
     prc = ch_mpi_agree(comm, prc);
     return rc ? rc : prc;
+}
+
+int ch_out_space_check(MPI_Comm comm, const char *path, double need) {
+    int rank = 0, rc = 0;
+    if (MPI_Comm_rank(comm, &rank) != MPI_SUCCESS) CH_FAIL(CH_EMPI, "MPI_Comm_rank failed");
+    if (rank == 0) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash) *(slash == dir ? slash + 1 : slash) = 0;
+        else snprintf(dir, sizeof dir, ".");
+        struct statvfs sv;
+        double have = statvfs(dir, &sv) ? need : (double)sv.f_bavail * sv.f_frsize; /* unknown: let the writes tell */
+        if (need > have)
+            rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: not enough space: it needs about %.1f KiB more, the file system has %.1f KiB free",
+                            path, need / 1024, have / 1024);
+    }
+    return ch_mpi_agree(comm, rc);
 }

@@ -11,4 +11,10 @@
 
 int ch_out_finish(MPI_Comm comm, int rc, const char *partial, const char *path, int seal);
 
+/* Collective, before a parallel write of about `need` bytes to path: CH_EIO "not enough space"
+ * when its file system has less free (rank 0 asks it). Parallel HDF5 cannot always report a disk
+ * that fills in the middle of a collective write or close - a rank can wait forever for one that
+ * failed - so the parallel writers refuse up front, as the archive does. */
+int ch_out_space_check(MPI_Comm comm, const char *path, double need);
+
 #endif

@@ -8,6 +8,7 @@
 
 #include "err.h"
 #include "fsutil.h"
+#include "h5seal.h"
 #include "probe.h"
 
 int ch_probe_metrics(int64_t nval, const float *prob, const int32_t *y, ch_probe_result *r) {
@@ -117,8 +118,8 @@ out:
 
 int ch_probe_write(const char *path, const ch_probe_result *r) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) CH_FAIL(CH_EIO, "%s: cannot create the probe file", path);
+    hid_t f = ch_h5_mem_create(path); /* built in memory, written by ch_h5_mem_save (h5seal.h) */
+    if (f < 0) CH_FAIL(CH_EHDF5, "%s: cannot create the probe file", path);
     int rc = 0;
     const hsize_t L = r->L, H = r->H, D = r->D, C = CH_NCAP, K = r->k;
     const hsize_t dw[4] = {L, H, C, D}, db[3] = {L, H, C}, dm[3] = {L, H, D}, dh[2] = {L, H},
@@ -155,7 +156,8 @@ int ch_probe_write(const char *path, const ch_probe_result *r) {
     CH_TRY_GOTO(write_attr(f, path, "n_train", H5T_NATIVE_INT64, &r->n_train), out);
     CH_TRY_GOTO(write_attr(f, path, "n_val", H5T_NATIVE_INT64, &r->n_val), out);
 out:
-    if (H5Fclose(f) < 0 && !rc) rc = ch_err_set(CH_EHDF5, __FILE__, __LINE__, "%s: close failed", path);
+    if (rc) H5Fclose(f);
+    else rc = ch_h5_mem_save(f, path);
     return rc;
 }
 

@@ -38,7 +38,7 @@ static int write_h5(const char *path, const ch_mix *m) {
     hid_t f = -1, st = -1;
     if (!flat) CH_FAIL(CH_ENOMEM, "out of memory writing %s", path);
     for (int i = 0; i < m->ntask; i++) memcpy(flat + (size_t)i * len, m->tasks[i], strlen(m->tasks[i]));
-    H5CHK(f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+    H5CHK(f = ch_h5_mem_create(path)); /* built in memory, written by ch_h5_mem_save (h5seal.h) */
     H5CHK(st = H5Tcopy(H5T_C_S1));
     H5CHK(H5Tset_size(st, len));
     H5CHK(H5Tset_strpad(st, H5T_STR_NULLPAD));
@@ -60,7 +60,8 @@ static int write_h5(const char *path, const ch_mix *m) {
     H5CHK(ch_h5_put_str(f, "heads", m->heads ? m->heads : "own"));
 done:
     if (st >= 0) H5Tclose(st);
-    if (f >= 0 && H5Fclose(f) < 0 && !rc) rc = ch_err_set(CH_EHDF5, __FILE__, __LINE__, "%s: close failed", path);
+    if (f >= 0 && rc) H5Fclose(f);
+    else if (f >= 0) rc = ch_h5_mem_save(f, path);
     free(flat);
     return rc;
 }

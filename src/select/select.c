@@ -334,6 +334,12 @@ static int row_inputs(sctx *s, const opts *o) {
 }
 
 /* The output directory (rank 0) and scores.h5 (all ranks). */
+/* Room that scores.h5 may still take when `left` tasks' columns are unwritten: their bytes, the
+ * task names and 64 KiB of HDF5 metadata. */
+static double scores_room(const sctx *s, int left) {
+    return (double)left * (double)s->info.n_rows * 5.0 + (double)s->nt * 256 + 65536.0;
+}
+
 static int open_output(sctx *s, const opts *o) {
     const int64_t N = s->info.n_rows;
     s->k = (int64_t)ceil(o->fraction * (double)N - 1e-9);
@@ -350,7 +356,8 @@ static int open_output(sctx *s, const opts *o) {
     char **names = NULL;
     CH_TRY(CH_ALLOC(names, s->nt, "task names"));
     for (int t = 0; t < s->nt; t++) names[t] = s->mix.tasks[s->which[t]];
-    rc = ch_scores_create(s->scores_partial, names, s->nt, N, s->comm, &s->sf);
+    rc = ch_out_space_check(s->comm, s->scores_partial, scores_room(s, s->nt)); /* outfinish.h */
+    if (!rc) rc = ch_scores_create(s->scores_partial, names, s->nt, N, s->comm, &s->sf);
     free(names);
     if (rc && s->rank == 0) ch_out_discard(s->scores_partial);
     if (!rc && s->rank == 0) printf("%-40s %8s %12s %12s  %s\n", "task", "selected", "min score", "mean score", "file");
@@ -406,6 +413,10 @@ static int select_task(sctx *s, const opts *o, int t) {
     const char *tname = s->mix.tasks[s->which[t]];
     char path[4200], partial[4200];
     task_path(s, t, path, partial);
+    double bytes = 0; /* the selected lines, and what scores.h5 still needs: on disk, or refused now */
+    for (int64_t i = 0; i < n; i++) bytes += s->sel[i] ? (double)s->l.len[i] + 1 : 0;
+    CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &bytes, 1, MPI_DOUBLE, MPI_SUM, s->comm));
+    CH_TRY(ch_out_space_check(s->comm, partial, bytes + scores_room(s, s->nt - t)));
     CH_TRY(ch_select_write_jsonl(path, o->pool, s->l.start, s->l.len, s->sel, n, s->comm));
     CH_TRY(ch_scores_write(s->sf, t, s->l.first, n, s->fscore, s->sel));
     double tot[2] = {0, 0}; /* sum of the kept scores, kept rows */
