@@ -2,6 +2,7 @@
 #include "outfinish.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
@@ -39,4 +40,39 @@ int ch_out_space_check(MPI_Comm comm, const char *path, double need) {
                             path, need / 1024, have / 1024);
     }
     return ch_mpi_agree(comm, rc);
+}
+
+int ch_out_set_add(ch_out_set *s, const char *path, const char **partial) {
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 16;
+        char **p = realloc(s->path, sizeof *p * (size_t)cap), **q = p ? realloc(s->partial, sizeof *q * (size_t)cap) : NULL;
+        if (p) s->path = p;
+        if (q) s->partial = q;
+        if (!p || !q) CH_FAIL(CH_ENOMEM, "out of memory for the output list");
+        s->cap = cap;
+    }
+    char buf[4200];
+    CH_TRY(ch_out_partial_name(path, buf, sizeof buf));
+    s->path[s->n] = strdup(path);
+    s->partial[s->n] = strdup(buf);
+    if (!s->path[s->n] || !s->partial[s->n]) {
+        free(s->path[s->n]), free(s->partial[s->n]);
+        CH_FAIL(CH_ENOMEM, "out of memory for the output list");
+    }
+    *partial = s->partial[s->n++];
+    return 0;
+}
+
+int ch_out_set_finish(MPI_Comm comm, int rc, ch_out_set *s) {
+    for (int i = 0; i < s->n; i++) rc = ch_out_finish(comm, rc, s->partial[i], s->path[i], 0);
+    return rc;
+}
+
+void ch_out_set_free(ch_out_set *s, int discard) {
+    for (int i = 0; i < s->n; i++) {
+        if (discard) ch_out_discard(s->partial[i]);
+        free(s->path[i]), free(s->partial[i]);
+    }
+    free(s->path), free(s->partial);
+    memset(s, 0, sizeof *s);
 }

@@ -265,7 +265,7 @@ typedef struct {
     int64_t k;             /* rows kept per task */
     ch_scores_file *sf;
     char scores[4200], scores_partial[4200]; /* written under the partial name: outfinish.h */
-    const char *outdir;
+    ch_out_set outs; /* the JSONL files, published together at the end (outfinish.h) */
 } sctx;
 
 /* The mix, checked against this build, the probes and the method; the tasks to select for. */
@@ -382,23 +382,11 @@ static void score_rows(sctx *s, const opts *o, int t) {
     }
 }
 
-/* Task t's JSONL: its final name and the partial one it is written under until the end. */
-static void task_path(const sctx *s, int t, char *path, char *partial) {
-    char safe[256];
-    ch_fs_safe_name(s->mix.tasks[s->which[t]], safe, sizeof safe);
-    snprintf(path, 4200, "%s/%s.jsonl", s->outdir, safe);
-    if (ch_out_partial_name(path, partial, 4200)) partial[0] = 0;
-}
-
 /* The selection is published whole: scores.h5 sealed, then every JSONL and scores.h5 renamed
  * into place; a failure anywhere removes what is left under partial names. */
 static int publish(sctx *s, int rc) {
     if (!rc && s->rank == 0) rc = ch_h5_seal(s->scores_partial);
-    for (int t = 0; t < s->nt; t++) {
-        char path[4200], partial[4200];
-        task_path(s, t, path, partial);
-        rc = ch_out_finish(s->comm, rc, partial, path, 0);
-    }
+    rc = ch_out_set_finish(s->comm, rc, &s->outs);
     return ch_out_finish(s->comm, rc, s->scores_partial, s->scores, 0);
 }
 
@@ -411,8 +399,11 @@ static int select_task(sctx *s, const opts *o, int t) {
     for (int64_t i = 0; i < n; i++) /* an unfinished row is never selected, even to fill k */
         if (!s->done[i]) s->sel[i] = 0;
     const char *tname = s->mix.tasks[s->which[t]];
-    char path[4200], partial[4200];
-    task_path(s, t, path, partial);
+    char path[4200], safe[256];
+    const char *partial;
+    ch_fs_safe_name(tname, safe, sizeof safe);
+    snprintf(path, sizeof path, "%s/%s.jsonl", o->output, safe);
+    CH_TRY(ch_out_set_add(&s->outs, path, &partial)); /* written as partial, renamed at the end */
     double bytes = 0; /* the selected lines, and what scores.h5 still needs: on disk, or refused now */
     for (int64_t i = 0; i < n; i++) bytes += s->sel[i] ? (double)s->l.len[i] + 1 : 0;
     CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &bytes, 1, MPI_DOUBLE, MPI_SUM, s->comm));
@@ -445,12 +436,9 @@ static int finish(sctx *s, const opts *o) {
 
 static void sctx_free(sctx *s) {
     if (s->sf) ch_scores_close(s->sf);
-    if (s->sf && s->rank == 0) ch_out_discard(s->scores_partial); /* a failed run leaves none */
-    for (int t = 0; s->rank == 0 && s->which && t < s->nt; t++) {
-        char path[4200], partial[4200];
-        task_path(s, t, path, partial);
-        if (s->sf) ch_out_discard(partial);
-    }
+    /* a failed run leaves no partial file (after a published run there is none to find) */
+    if (s->rank == 0 && s->scores_partial[0]) ch_out_discard(s->scores_partial);
+    ch_out_set_free(&s->outs, s->rank == 0);
     if (s->ids) ch_archive_free_strings(s->ids, s->l.count);
     free(s->p), free(s->score), free(s->fscore), free(s->sel), free(s->done), free(s->which), free(s->hid);
     ch_lines_free(&s->l);
@@ -463,7 +451,6 @@ static int run(const opts *o, MPI_Comm comm) {
     sctx s;
     memset(&s, 0, sizeof s);
     s.comm = comm;
-    s.outdir = o->output;
     int rc = 0;
     CH_MPI_TRY_GOTO(MPI_Comm_rank(comm, &s.rank), out);
     const ch_path_role in[] = {{o->probes, "--probes", 0}, {o->mix, "--mix", 0}, {o->input, "--input", 0},

@@ -4,7 +4,7 @@
  *                    Each rank copies its own selected lines; offsets come from an MPI_Exscan of
  *                    the byte counts and one MPI_File_write_at_all puts them in place. Written
  *                    under its partial name (outpath.h), removed on failure; the caller renames
- *                    it into place with the run's other outputs (ch_out_finish).
+ *                    it into place with the run's other outputs (ch_out_set_add / ch_out_set_finish).
  * DIR/scores.h5    : /scores [T, N] f32 (every pool row's score for every task), /selected
  *                    [T, N] uint8, /tasks [T]; written with parallel HDF5, each rank its rows. */
 #ifndef CH_SELECT_OUT_H
