@@ -4,6 +4,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "h5seal.h"
 
 #define PATHMAX 4096
 
@@ -101,6 +104,13 @@ int ch_paths_check(const ch_path_role *inputs, int nin, const ch_path_role *outp
     return 0;
 }
 
+/* What an unfinished run leaves in an output directory (DIR/.NAME.partial, NAME.tmp.PID): not
+ * an output, so a rerun after a kill needs no --force. */
+static int leftover(const char *name) {
+    size_t n = strlen(name);
+    return (name[0] == '.' && n > 9 && !strcmp(name + n - 8, ".partial")) || strstr(name, ".tmp.") != NULL;
+}
+
 int ch_out_may_replace(const char *path, const char *option, int force) {
     struct stat sb;
     if (force || !path || !*path || stat(path, &sb)) return 0;
@@ -108,7 +118,8 @@ int ch_out_may_replace(const char *path, const char *option, int force) {
         DIR *d = opendir(path);
         int empty = 1;
         for (struct dirent *e; d && empty && (e = readdir(d));)
-            empty = e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]));
+            empty = (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]))) ||
+                    leftover(e->d_name);
         if (d) closedir(d);
         if (empty) return 0;
     }
@@ -116,12 +127,53 @@ int ch_out_may_replace(const char *path, const char *option, int force) {
 }
 
 int ch_out_partial_name(const char *path, char *out, size_t outsz) {
-    if (snprintf(out, outsz, "%s.partial", path) >= (int)outsz) CH_FAIL(CH_EARG, "path too long: %s", path);
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash ? (int)(slash - path + 1) : 0;
+    const char *base = path + dirlen;
+    if (!*base) CH_FAIL(CH_EARG, "%s: an output file needs a name, not a directory", path);
+    if (snprintf(out, outsz, "%.*s.%s.partial", dirlen, path, base) >= (int)outsz)
+        CH_FAIL(CH_EARG, "path too long: %s", path);
     return 0;
 }
 
+/* fsync of a file or directory by name; a file system that cannot sync a directory is fine. */
+static int sync_path(const char *p, int dir) {
+    int fd = open(p, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) return dir ? 0 : -1;
+    int bad = fsync(fd) && !(dir && (errno == EINVAL || errno == EBADF));
+    close(fd);
+    return bad ? -1 : 0;
+}
+
 int ch_out_publish(const char *partial, const char *path) {
+    if (sync_path(partial, 0))
+        CH_FAIL(CH_EIO, "%s: cannot flush the finished output to disk: %s", partial, strerror(errno));
+    ch_out_kill_point("publish");
     if (rename(partial, path))
         CH_FAIL(CH_EIO, "%s: cannot rename the finished output onto %s: %s", partial, path, strerror(errno));
+    char dir[PATHMAX];
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
+    (void)sync_path(dir, 1); /* the rename itself on disk; nothing to report if it cannot be */
     return 0;
+}
+
+void ch_out_discard(const char *partial) {
+    if (partial && *partial) (void)unlink(partial);
+}
+
+int ch_out_seal_publish(const char *partial, const char *path) {
+    int rc = ch_h5_seal(partial);
+    if (!rc) rc = ch_out_publish(partial, path);
+    if (rc) ch_out_discard(partial);
+    return rc;
+}
+
+void ch_out_kill_point(const char *point) {
+    static int hits;
+    const char *at = getenv("CAPHEADS_TEST_KILL_AT");
+    size_t n = strlen(point);
+    if (!at || strncmp(at, point, n) || (at[n] && at[n] != ':')) return;
+    int want = at[n] == ':' ? atoi(at + n + 1) : 1;
+    if (++hits >= want) raise(SIGKILL);
 }

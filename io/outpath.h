@@ -25,9 +25,22 @@ int ch_paths_check(const ch_path_role *inputs, int nin, const ch_path_role *outp
  * the option otherwise. A directory output counts as existing when it holds anything. */
 int ch_out_may_replace(const char *path, const char *option, int force);
 
-/* The name an output is written under until it is complete: PATH.partial (the same on every
- * rank and in every run, so a resumed run finds it). Renamed onto PATH by ch_out_publish. */
+/* The name an output is written under until it is complete: DIR/.NAME.partial, a hidden sibling
+ * in the same directory (so the rename that publishes it is atomic), the same on every rank and
+ * in every run, so a resumed run finds it. */
 int ch_out_partial_name(const char *path, char *out, size_t outsz);
+/* Publish a finished output: flush it to disk, rename it onto PATH (replacing an older one in
+ * one step), flush the directory. A reader sees the old complete file or the new complete one. */
 int ch_out_publish(const char *partial, const char *path);
+/* Remove an unfinished output (a missing one is fine): a failed stage leaves no partial file. */
+void ch_out_discard(const char *partial);
+/* Serial, for the small HDF5 outputs: seal (h5seal.h) and publish; discard on failure. */
+int ch_out_seal_publish(const char *partial, const char *path);
+/* Fault injection for tests/test_faults.sh: when CAPHEADS_TEST_KILL_AT is "POINT" or "POINT:N",
+ * the process dies by SIGKILL at the first (N-th) time it passes this point, as a preempted job
+ * dies: no cleanup, no close. Points: "start" (every stage, after its output checks), "write"
+ * (part-way through the writing: a write round, a record, a task, a file of several),
+ * "publish" (complete and flushed, just before the rename). */
+void ch_out_kill_point(const char *point);
 
 #endif

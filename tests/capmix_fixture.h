@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "h5seal.h"
 #include "h5util.h"
 #include "render_rule.h"
 
@@ -88,6 +89,7 @@ static void write_stage_probes(const char *p, int class_train, const char *caps,
     ch_render_rule_default(&rule);
     ck_assert_int_eq(ch_render_rule_write(f, p, &rule), 0);
     H5Fclose(f);
+    ck_assert_int_eq(ch_h5_seal(p), 0); /* as the probe stage does: readers check it */
 }
 
 static const char *caps5 = "[\"math\", \"reading\", \"commonsense\", \"science\", \"professional\"]";

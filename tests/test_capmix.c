@@ -14,6 +14,7 @@
 #include "capmix.h"
 #include "capmix_fixture.h"
 #include "err.h"
+#include "h5seal.h"
 
 static char path[256];
 
@@ -37,6 +38,7 @@ static void write_probe_file(int top_k_override_bad) {
     put(f, "std", H5T_NATIVE_FLOAT, 3, md, std);
     put(f, "top_heads", H5T_NATIVE_INT, 2, td, top);
     H5Fclose(f);
+    ck_assert_int_eq(ch_h5_seal(path), 0); /* as the probe stage does: readers check it */
 }
 
 START_TEST(test_mix_is_each_capability_judged_by_its_heads) {

@@ -3,7 +3,8 @@
 #  - the archive is byte-identical for 1, 2, 3 and 4 ranks (SOURCE_DATE_EPOCH pins `created`),
 #    and for Open MPI's collective-write components dynamic_gen2 and vulcan
 #  - a run killed with SIGKILL part-way and resumed (with another rank count) equals an
-#    uninterrupted run byte for byte; inspect --verify says incomplete before, complete after
+#    uninterrupted run byte for byte; the killed run leaves its archive under the partial name
+#    .acts.h5.partial (none under acts.h5), which inspect --verify calls incomplete
 #  - h5py (Debian's python3-h5py) reads float16 values equal to the engine's in-memory outputs
 #  - bad input: malformed JSON (file:line), empty corpus, record without text, read-only output
 #    directory, full file system, mismatched resume (pooling, corpus, --batch-tokens), bad
@@ -46,13 +47,14 @@ set +e
 (cd "$T/k" && CAPHEADS_SYNC_MIB=0 CAPHEADS_TEST_KILL_AFTER_ROUNDS=2 run 2 extract --model ../model --input ../corpus.jsonl \
     --output acts.h5 --device cpu --batch-tokens 700 >/dev/null 2>&1)
 killed=$?
-"$CAPHEADS" inspect "$T/k/acts.h5" --verify >"$T/v1.txt" 2>&1
+"$CAPHEADS" inspect "$T/k/.acts.h5.partial" --verify >"$T/v1.txt" 2>&1
 v1=$?
 set -e
 [ $killed -ne 0 ] || fail "the killed run exited 0"
+[ ! -e "$T/k/acts.h5" ] || fail "the killed run left a file under the final name"
 [ $v1 -eq 3 ] || fail "inspect --verify of the killed archive: exit $v1, expected 3"
 grep -q "INCOMPLETE" "$T/v1.txt" || fail "inspect did not say INCOMPLETE"
-/usr/bin/python3 - "$T/k/acts.h5" <<'PY' || fail "killed archive claims rows it does not hold"
+/usr/bin/python3 - "$T/k/.acts.h5.partial" <<'PY' || fail "killed archive claims rows it does not hold"
 import sys, h5py, numpy as np
 f = h5py.File(sys.argv[1], "r")
 done = f["done"][:]
@@ -87,13 +89,14 @@ set +e
 (unset CAPHEADS_SYNC_MIB; cd "$T/k4" && CAPHEADS_TEST_KILL_AFTER_ROUNDS=2 run 2 extract --model ../model \
     --input ../corpus.jsonl --output acts.h5 --device cpu --batch-tokens 700 --resume >/dev/null 2>&1)
 killed=$?
-"$CAPHEADS" inspect "$T/k4/acts.h5" --verify >"$T/v4.txt" 2>&1
+"$CAPHEADS" inspect "$T/k4/.acts.h5.partial" --verify >"$T/v4.txt" 2>&1
 v4=$?
 set -e
 [ $killed -ne 0 ] || fail "the killed run (default sync interval) exited 0"
 [ $v4 -eq 3 ] || { cat "$T/v4.txt"; fail "inspect --verify of the killed archive (default sync): exit $v4, expected 3"; }
 grep -q "INCOMPLETE" "$T/v4.txt" || fail "inspect did not say INCOMPLETE (default sync)"
-/usr/bin/python3 - "$T/k4/acts.h5" <<'PY' || fail "killed archive (default sync) does not open or claims rows it does not hold"
+[ ! -e "$T/k4/acts.h5" ] || fail "the killed run (default sync) left a file under the final name"
+/usr/bin/python3 - "$T/k4/.acts.h5.partial" <<'PY' || fail "killed archive (default sync) does not open or claims rows it does not hold"
 import sys, h5py, numpy as np
 f = h5py.File(sys.argv[1], "r")
 done = f["done"][:]

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "h5seal.h"
+#include "h5util.h"
 #include "lock.h"
 #include "outpath.h"
 #include "check_main.h"
@@ -124,10 +126,57 @@ START_TEST(test_existing_output_replaced_only_when_asked) {
     ch_err_clear();
     char part[512];
     ck_assert_int_eq(ch_out_partial_name(at("old.h5"), part, sizeof part), 0);
-    ck_assert_str_eq(part + strlen(part) - 15, "/old.h5.partial");
-    touch("old.h5.partial");
+    ck_assert_str_eq(part + strlen(part) - 16, "/.old.h5.partial"); /* a hidden sibling */
+    touch(".old.h5.partial");
+    mkdir(at("sel2"), 0755);
+    touch("sel2/.b.jsonl.partial");
+    ck_assert_int_eq(ch_out_may_replace(at("sel2"), "--output", 0), 0); /* a killed run's leftover only */
     ck_assert_int_eq(ch_out_publish(part, at("old.h5")), 0);
     ck_assert_int_ne(access(part, F_OK), 0);
+    ck_assert_int_eq(ch_out_partial_name("rel.h5", part, sizeof part), 0);
+    ck_assert_str_eq(part, ".rel.h5.partial");
+}
+END_TEST
+
+/* A sealed file verifies; one changed byte of a dataset is named by the dataset, a changed root
+ * attribute by content_sha256, and a file never sealed is refused - all CH_EFORMAT. */
+static void put_ints(hid_t f, const char *name, int v0) {
+    int v[4] = {v0, 2, 3, 4};
+    hsize_t n = 4;
+    hid_t s = H5Screate_simple(1, &n, NULL), d = H5Dcreate2(f, name, H5T_STD_I32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), 0);
+    H5Dclose(d), H5Sclose(s);
+}
+START_TEST(test_seal_names_the_damaged_dataset) {
+    const char *p = at("s.h5");
+    hid_t f = ch_h5_mem_create(p);
+    ck_assert_int_ge(f, 0);
+    put_ints(f, "a", 1);
+    ck_assert_int_ge(H5Gclose(H5Gcreate2(f, "g", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)), 0);
+    put_ints(f, "g/b", 1);
+    ck_assert_int_eq(ch_h5_put_str(f, "note", "first"), 0);
+    ck_assert_int_eq(ch_h5_mem_save(f, p), 0);
+    ck_assert_int_eq(ch_h5_open_sealed(p, &f), CH_EFORMAT); /* not sealed yet */
+    ck_assert_ptr_nonnull(strstr(ch_err_msg(), "no content_sha256"));
+    ck_assert_int_eq(ch_h5_seal(p), 0);
+    ck_assert_int_eq(ch_h5_open_sealed(p, &f), 0);
+    H5Fclose(f);
+    f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT); /* another value in /g/b, checksums kept */
+    hid_t d = H5Dopen2(f, "g/b", H5P_DEFAULT);
+    int v[4] = {9, 2, 3, 4};
+    ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), 0);
+    H5Dclose(d), H5Fclose(f);
+    ck_assert_int_eq(ch_h5_open_sealed(p, &f), CH_EFORMAT);
+    ck_assert_msg(strstr(ch_err_msg(), "dataset /g/b does not match its stored SHA-256"), "%s", ch_err_msg());
+    ck_assert_int_eq(ch_h5_seal(p), 0);
+    f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT); /* another root attribute value */
+    ck_assert_int_eq(ch_h5_put_str(f, "note", "other"), 0);
+    H5Fclose(f);
+    ck_assert_int_eq(ch_h5_open_sealed(p, &f), CH_EFORMAT);
+    ck_assert_msg(strstr(ch_err_msg(), "do not match content_sha256"), "%s", ch_err_msg());
+    ck_assert_int_eq(ch_h5_open_sealed(at("none.h5"), &f), CH_EIO);
+    touch("junk.h5");
+    ck_assert_int_eq(ch_h5_open_sealed(at("junk.h5"), &f), CH_EFORMAT);
 }
 END_TEST
 
@@ -198,6 +247,7 @@ int main(void) {
     tcase_add_test(tc, test_output_directory_holding_an_input);
     tcase_add_test(tc, test_two_outputs_in_one_place);
     tcase_add_test(tc, test_existing_output_replaced_only_when_asked);
+    tcase_add_test(tc, test_seal_names_the_damaged_dataset);
     tcase_add_test(tc, test_lock_refuses_a_live_holder_and_names_it);
     tcase_add_test(tc, test_stale_lock_reported_and_taken_over_only_when_asked);
     suite_add_tcase(s, tc);

@@ -184,6 +184,7 @@ cp -r "$D/mix" "$T/mix_changed"
 import h5py, sys
 f = h5py.File(sys.argv[1], 'r+'); m = f['mix'][()]; m[0, 0] += 1e-12; f['mix'][...] = m
 " "$T/mix_changed/mix.h5"
+/usr/bin/python3 "$CH_SRC/tests/tools/h5seal.py" seal "$T/mix_changed/mix.h5" >/dev/null  # edited on purpose: checksums redone
 run 1 select --mix "$T/mix_changed" --input "$D/pool.h5" --pool "$T/data/pool.jsonl" --method random \
   --output "$T/sel_changed" >/dev/null 2>&1 || fail "select on a changed mix"
 /usr/bin/python3 - "$D/sel_random/scores.h5" "$T/sel_repacked" "$T/sel_changed/scores.h5" <<'PY' || fail "mix identity / render rule / level"
@@ -210,6 +211,7 @@ f = h5py.File(sys.argv[1], 'r+')
 del f.attrs['capability_names']
 f.attrs.create('capability_names', b'[\"math\",\"coding\",\"commonsense\",\"science\",\"professional\"]')
 " "$T/othercaps/mix.h5"
+/usr/bin/python3 "$CH_SRC/tests/tools/h5seal.py" seal "$T/othercaps/mix.h5" >/dev/null  # edited on purpose: checksums redone
 expect_fail "mix for other capabilities" "coding" "$CAPHEADS" select --probes "$D/probes.h5" --mix "$T/othercaps" \
   --input "$D/pool.h5" --pool "$T/data/pool.jsonl" --output "$T/s2"
 head -n 299 "$T/data/pool.jsonl" >"$T/short.jsonl"
@@ -239,6 +241,7 @@ f = h5py.File(sys.argv[1], 'r+')
 del f.attrs['capability_names']
 f.attrs.create('capability_names', b'[\"math\", \"coding\", \"commonsense\", \"science\", \"professional\"]')
 " "$T/probes_coding.h5"
+/usr/bin/python3 "$CH_SRC/tests/tools/h5seal.py" seal "$T/probes_coding.h5" >/dev/null  # edited on purpose: checksums redone
 expect_fail "probe file for other capabilities than the mix" "probes_coding.h5 is for" "$CAPHEADS" select \
   --probes "$T/probes_coding.h5" --mix "$D/mix" --input "$D/pool.h5" --pool "$T/data/pool.jsonl" --output "$T/s6"
 grep -q "coding" "$T/out.txt" && grep -q "mix $D/mix" "$T/out.txt" || fail "the refusal must name both files and lists"
@@ -251,6 +254,7 @@ f = h5py.File(sys.argv[1], 'r+')
 H = f['weights'].shape[1]; h = int(f['top_heads'][0, 0])
 w = f['weights'][h // H, h % H]; w[0, 0] += 0.01; f['weights'][h // H, h % H] = w
 " "$T/probes_other.h5"
+/usr/bin/python3 "$CH_SRC/tests/tools/h5seal.py" seal "$T/probes_other.h5" >/dev/null  # edited on purpose: checksums redone
 expect_fail "mix made from other probes" "other probes" "$CAPHEADS" select --probes "$T/probes_other.h5" \
   --mix "$D/mix" --input "$D/pool.h5" --pool "$T/data/pool.jsonl" --output "$T/s7"
 grep -q "probes_other.h5" "$T/out.txt" && grep -q "mix $D/mix" "$T/out.txt" || fail "the refusal must name both files"

@@ -211,6 +211,9 @@ typedef struct {
     ch_extract_plan plan;
     ch_archive *a;
     int exists;             /* the output was there before: --resume continues it */
+    char partial[4200];     /* the archive's name until it is complete (outpath.h) */
+    const char *target;     /* the file written: partial, or --output itself when --resume
+                             * continues one written in place (complete, or older capheads) */
     uint8_t *skip;          /* [b1 - b0]: my batches whose rows are all done already */
     int64_t rounds;         /* write rounds every rank joins: the most batches any rank computes */
     int64_t already;        /* rows done before this run, over all ranks */
@@ -225,8 +228,8 @@ typedef struct {
  * continued (--resume) or replaced (--force) only when asked, and one run at a time writes it
  * (rank 0 takes the lock for all ranks; a stale one is taken over by --resume or --force). */
 static int guard_output(xrun *x, const opts *o) {
-    int rc = 0;
-    if (x->rank == 0) {
+    int rc = ch_out_partial_name(o->output, x->partial, sizeof x->partial);
+    if (x->rank == 0 && !rc) {
         const ch_path_role in[] = {{o->input, "--input", 0}, {o->model, "--model", 0}};
         const ch_path_role out[] = {{o->output, "--output", 0}, {o->timing, "--timing", 0}};
         rc = ch_paths_check(in, 2, out, 2);
@@ -235,8 +238,14 @@ static int guard_output(xrun *x, const opts *o) {
         if (!rc && !o->resume && !o->force && access(o->output, F_OK) == 0)
             rc = ch_err_set(CH_EARG, __FILE__, __LINE__,
                             "--output %s exists: add --resume to continue it, or --force to replace it", o->output);
+        if (!rc && !o->resume && !o->force && access(x->partial, F_OK) == 0)
+            rc = ch_err_set(CH_EARG, __FILE__, __LINE__,
+                            "%s is the unfinished archive of --output %s (a run that stopped part-way): add --resume "
+                            "to continue it, or --force to start over", x->partial, o->output);
     }
-    return ch_mpi_agree(x->comm, rc);
+    CH_TRY(ch_mpi_agree(x->comm, rc));
+    ch_out_kill_point("start"); /* fault injection (tests/test_faults.sh) */
+    return 0;
 }
 
 /* The checkpoint's SHA-256, computed once by all ranks together and printed with its cost: the
@@ -335,11 +344,15 @@ static int open_archive(xrun *x, const opts *o) {
                             .precision = ch_model_precision(m),
                             .batch_tokens = o->batch_tokens, .max_tokens = o->max_tokens,
                             .render = &x->rule, .truncate = trunc_names[o->truncate], .n_truncated = plan.n_truncated};
-    x->exists = access(o->output, F_OK) == 0;
-    if (o->resume && x->exists)
-        rc = ch_archive_open_resume(o->output, &meta, x->comm, &x->a);
+    /* --resume continues the unfinished archive, or one under the final name (complete, or
+     * written in place by an older capheads); otherwise a new one is made under the partial name */
+    x->target = x->partial;
+    x->exists = o->resume && access(x->partial, F_OK) == 0;
+    if (o->resume && !x->exists && access(o->output, F_OK) == 0) x->target = o->output, x->exists = 1;
+    if (x->exists)
+        rc = ch_archive_open_resume(x->target, &meta, x->comm, &x->a);
     else
-        rc = ch_archive_create(o->output, &meta, x->comm, &x->a);
+        rc = ch_archive_create(x->target, &meta, x->comm, &x->a);
     return rc;
 }
 
@@ -464,8 +477,32 @@ static int write_rounds(xrun *x, const opts *o, ch_progress *prog) {
         ch_progress_add(prog, n, ntok);
         if (x->lock) (void)ch_lock_refresh(x->lock); /* heartbeat; a failed touch only ages the lock */
         if (kill_after >= 0 && round >= kill_after) raise(SIGKILL); /* after `round` write rounds */
+        ch_out_kill_point("write");
     }
     return rc;
+}
+
+/* The closed archive under its final name, once it says complete (rank 0 reads it back). An
+ * unfinished one stays under the partial name for --resume. */
+static int publish(xrun *x, const opts *o) {
+    int rc = 0;
+    if (x->rank == 0) {
+        ch_archive_reader *r = NULL;
+        ch_archive_info info;
+        memset(&info, 0, sizeof info);
+        rc = ch_archive_open_read(x->partial, MPI_COMM_SELF, &r);
+        if (!rc) rc = ch_archive_get_info(r, &info);
+        if (!rc && !info.complete)
+            rc = ch_err_set(CH_EINCOMPLETE, __FILE__, __LINE__, "%s: %lld of %lld rows done after the run: rerun with --resume",
+                            x->partial, (long long)info.n_done, (long long)info.n_rows);
+        ch_archive_info_free(&info);
+        if (r) {
+            int crc = ch_archive_close_read(r);
+            rc = rc ? rc : crc;
+        }
+        if (!rc) rc = ch_out_publish(x->partial, o->output);
+    }
+    return ch_mpi_agree(x->comm, rc);
 }
 
 /* Close the archive (it sets `complete` only when every row is done), report, and append the
@@ -477,6 +514,7 @@ static int finish(xrun *x, const opts *o, double seconds, int rc) {
     int crc = ch_archive_close(x->a);
     x->a = NULL;
     if (!rc) rc = ch_mpi_agree(x->comm, crc);
+    if (!rc && x->target == x->partial) rc = publish(x, o);
     const ch_config *cfg = x->cfg;
     if (!rc && x->rank == 0)
         fprintf(stderr, "extract: wrote %s (%lld rows x %d layers x %d heads x %d, float16); I/O %.1f%% of %.1f s\n",

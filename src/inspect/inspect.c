@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "archive.h"
 #include "stage.h"
 #include "err.h"
+#include "h5seal.h"
 #include "h5util.h"
 #include "mixfile.h"
 #include "mpicheck.h"
@@ -181,7 +183,9 @@ static const ch_opt opts_table[] = {
     {"verify", 0, CH_OPT_FLAG, offsetof(opts, verify),
      .help = "check that an archive is complete and consistent: every row done,\n"
              "`complete` agreeing with the rows, ids present and unique, token\n"
-             "counts positive, labels -1..4, every value finite (exit status 3 if not)"},
+             "counts positive, labels -1..4, every value finite (exit status 3 if not);\n"
+             "a probe, mix or scores file: every dataset and root attribute against\n"
+             "its stored SHA-256 (exit status 3 naming the dataset if one differs)"},
 };
 
 static const ch_opt_cmd cmd = {
@@ -193,18 +197,55 @@ static const ch_opt_cmd cmd = {
 /* The file's `format` attribute says what it is. */
 static int read_format(const char *path, char **fmt) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (access(path, F_OK)) CH_FAIL(CH_EIO, "%s: cannot open: no such file", path);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) CH_FAIL(CH_EIO, "%s: cannot open as an HDF5 file", path);
+    if (f < 0) CH_FAIL(CH_EFORMAT, "%s: HDF5 cannot open it (not an HDF5 file, or damaged or truncated)", path);
     int rc = ch_h5_get_str(f, "format", fmt);
+    if (!rc && !*fmt && H5Aexists(f, "content_sha256") > 0) *fmt = strdup("sealed"); /* scores.h5 */
     H5Fclose(f);
+    if (rc) CH_FAIL(CH_EFORMAT, "%s: its format attribute is unreadable (damaged file?)", path);
+    return 0;
+}
+
+/* The probe, mix and scores files carry content checksums (h5seal.h): --verify checks every byte. */
+static int verify_sealed(const char *path) {
+    hid_t f = -1;
+    CH_TRY(ch_h5_open_sealed(path, &f));
+    H5Fclose(f);
+    printf("verify: every dataset and root attribute matches its checksum (content_sha256)\n");
+    return 0;
+}
+
+/* scores.h5: how the scores were made and from what (docs/select.md). */
+static int inspect_scores(const char *path) {
+    static const char *const keys[] = {"method", "score", "level", "heads", "pool", "pool_sha256", "input",
+                                       "render_template", "render_span", "render_cue", "mix", "probes"};
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) CH_FAIL(CH_EFORMAT, "%s: HDF5 cannot open it", path);
+    printf("%s: capheads selection scores (scores.h5)\n", path);
+    int rc = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !rc; i++) {
+        char *v = NULL;
+        if (H5Aexists(f, keys[i]) <= 0) continue;
+        if ((rc = ch_h5_get_str(f, keys[i], &v))) break;
+        printf("  %-16s %s\n", keys[i], v ? v : "");
+        free(v);
+    }
+    if (H5Fclose(f) < 0 && !rc) rc = ch_err_set(CH_EHDF5, __FILE__, __LINE__, "%s: close failed", path);
     return rc;
 }
 
 static int inspect_file(const char *path, int verify) {
     char *fmt = NULL;
     CH_TRY(read_format(path, &fmt));
-    int rc;
-    if (fmt && !strcmp(fmt, CH_ARCHIVE_FORMAT)) rc = inspect_archive(path, verify);
+    int rc = 0;
+    int sealed = fmt && strcmp(fmt, CH_ARCHIVE_FORMAT);
+    if (sealed && verify && (rc = verify_sealed(path))) {
+        free(fmt);
+        return rc;
+    }
+    if (fmt && (!strcmp(fmt, "sealed") || !strcmp(fmt, "capheads-scores"))) rc = inspect_scores(path);
+    else if (fmt && !strcmp(fmt, CH_ARCHIVE_FORMAT)) rc = inspect_archive(path, verify);
     else if (fmt && !strcmp(fmt, "capheads-mix")) rc = inspect_mix(path);
     else if (fmt && !strcmp(fmt, "capheads-probes") && ch_probe_print_summary) rc = ch_probe_print_summary(path, stdout);
     else rc = ch_err_set(CH_EFORMAT, __FILE__, __LINE__, "%s: not a capheads file (format '%s')", path, fmt ? fmt : "none");

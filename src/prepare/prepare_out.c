@@ -10,6 +10,7 @@
 
 #include "capability.h"
 #include "err.h"
+#include "outpath.h"
 
 
 /* The sampling key (prepare.h): a 64-bit mix of the id and the seed. */
@@ -89,8 +90,7 @@ int ch_prep_out_commit(ch_prep_out *w) {
     FILE *f = w->f;
     w->f = NULL;
     if (fclose(f)) CH_FAIL_GOTO(fail, CH_EIO, "%s: close failed: %s", w->tmp, strerror(errno));
-    if (rename(w->tmp, w->path))
-        CH_FAIL_GOTO(fail, CH_EIO, "cannot rename %s to %s: %s", w->tmp, w->path, strerror(errno));
+    CH_TRY_GOTO(ch_out_publish(w->tmp, w->path), fail);
     out_free(w);
     return 0;
 fail:
@@ -101,6 +101,7 @@ fail:
 /* Write one record (and remember its id); rec is consumed. */
 static int write_rec(ch_prep_out *w, cJSON *rec) {
     int rc = 0;
+    ch_out_kill_point("write"); /* fault injection (tests/test_faults_stages.sh) */
     char *line = NULL;
     const char *id = ch_prep_rec_id(rec);
     if (w->n == w->cap) {

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 
 #include "err.h"
+#include "fsutil.h"
+#include "h5seal.h"
 #include "probe.h"
 
 #define H5C(call, what)                                                                           \
@@ -122,8 +124,8 @@ static int write_baseline(hid_t f, const char *path, const ch_probe_baseline *b)
 
 int ch_probe_write(const char *path, const ch_probe_result *r) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) CH_FAIL(CH_EIO, "%s: cannot create the probe file", path);
+    hid_t f = ch_h5_mem_create(path); /* built in memory, written by ch_h5_mem_save (h5seal.h) */
+    if (f < 0) CH_FAIL(CH_EHDF5, "%s: cannot create the probe file", path);
     int rc = 0;
     const hsize_t L = r->L, H = r->H, D = r->D, C = CH_NCAP, K = r->k;
     const hsize_t dw[4] = {L, H, C, D}, db[3] = {L, H, C}, dm[3] = {L, H, D}, dt[2] = {C, K};
@@ -154,7 +156,8 @@ int ch_probe_write(const char *path, const ch_probe_result *r) {
     CH_TRY_GOTO(write_str_attr(f, path, "options", r->options), out);
     if (r->render && r->render->recorded) CH_TRY_GOTO(ch_render_rule_write(f, path, r->render), out);
 out:
-    if (H5Fclose(f) < 0 && !rc) rc = ch_err_set(CH_EHDF5, __FILE__, __LINE__, "%s: close failed", path);
+    if (rc) H5Fclose(f);
+    else rc = ch_h5_mem_save(f, path);
     return rc;
 }
 
@@ -172,8 +175,9 @@ static void ramp(double t, int rgb[3]) {
 static int heatmap_svg(const char *dir, const ch_probe_result *r, int c) {
     char path[4096];
     snprintf(path, sizeof path, "%s/heatmap_%s.svg", dir, ch_capability_names[c]);
-    FILE *f = fopen(path, "w");
-    if (!f) CH_FAIL(CH_EIO, "%s: cannot create: %s", path, strerror(errno));
+    FILE *f;
+    char tmp[4200];
+    CH_TRY(ch_fs_open_tmp(path, &f, tmp, sizeof tmp)); /* renamed into place when complete */
     const int L = r->L, H = r->H, cell = H > 48 ? 10 : 16, x0 = 60, y0 = 50;
     /* wide enough for the title even when the grid is small */
     const int w = x0 + H * cell + 110 > 440 ? x0 + H * cell + 110 : 440, hgt = y0 + L * cell + 50;
@@ -222,8 +226,7 @@ static int heatmap_svg(const char *dir, const ch_probe_result *r, int c) {
     fprintf(f, "<text x=\"%d\" y=\"%d\">%.3f</text>\n<text x=\"%d\" y=\"%d\">%.3f</text>\n", bx + 20, y0 + 10,
             hi, bx + 20, y0 + bh, lo);
     fprintf(f, "<text x=\"%d\" y=\"%d\">test AUC</text>\n</svg>\n", bx, y0 - 6);
-    if (fclose(f) != 0) CH_FAIL(CH_EIO, "%s: write failed", path);
-    return 0;
+    return ch_fs_commit(f, tmp, path);
 }
 
 int ch_probe_heatmap(const char *dir, const ch_probe_result *r) {
@@ -232,8 +235,9 @@ int ch_probe_heatmap(const char *dir, const ch_probe_result *r) {
     for (int c = 0; c < CH_NCAP; c++) CH_TRY(heatmap_svg(dir, r, c));
     char path[4096];
     snprintf(path, sizeof path, "%s/scores.csv", dir);
-    FILE *f = fopen(path, "w");
-    if (!f) CH_FAIL(CH_EIO, "%s: cannot create: %s", path, strerror(errno));
+    FILE *f;
+    char tmp[4200];
+    CH_TRY(ch_fs_open_tmp(path, &f, tmp, sizeof tmp));
     fprintf(f, "layer,head,test_accuracy,val_accuracy,lambda");
     for (int c = 0; c < CH_NCAP; c++) fprintf(f, ",test_auc_%s", ch_capability_names[c]);
     for (int c = 0; c < CH_NCAP; c++) fprintf(f, ",val_auc_%s", ch_capability_names[c]);
@@ -250,8 +254,7 @@ int ch_probe_heatmap(const char *dir, const ch_probe_result *r) {
         }
         fprintf(f, "\n");
     }
-    if (fclose(f) != 0) CH_FAIL(CH_EIO, "%s: write failed", path);
-    return 0;
+    return ch_fs_commit(f, tmp, path);
 }
 
 static int read_attr(hid_t f, const char *name, hid_t type, void *v) {

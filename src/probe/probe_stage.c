@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "archive.h"
+#include "outfinish.h"
 #include "stage.h"
 #include "err.h"
 #include "h5util.h"
@@ -459,16 +460,19 @@ static int write_output(probe_ctx *c, const probe_args *a, ch_probe_result *res,
     res->input_sha256 = c->info.input_sha256 ? c->info.input_sha256 : "";
     res->options = opts_json;
     res->render = &c->info.render;
-    int orc = 0;
-    if (c->rank == 0) {
+    /* under the partial name, published (sealed, renamed) after the heatmaps: outfinish.h */
+    char partial[4200];
+    int orc = ch_out_partial_name(a->output, partial, sizeof partial);
+    if (c->rank == 0 && !orc) {
         const ch_probe_split_probs v = {res->n_val, c->prob[CH_SPLIT_VAL], c->yall[CH_SPLIT_VAL]},
                                    t = {res->n_test, c->prob[CH_SPLIT_TEST], c->yall[CH_SPLIT_TEST]};
         orc = ch_probe_metrics(&v, &t, res);
         if (res->base.fitted) res->base.warn = ch_probe_baseline_warns(res->base.test_acc, res->best_head_test_acc);
-        if (!orc) orc = ch_probe_write(a->output, res);
+        if (!orc) orc = ch_probe_write(partial, res);
+        if (!orc) ch_out_kill_point("write");
         if (!orc && a->heatmap) orc = ch_probe_heatmap(a->heatmap, res);
     }
-    return ch_mpi_agree(c->comm, orc);
+    return ch_out_finish(c->comm, orc, partial, a->output, 1);
 }
 
 static void report_start(const probe_ctx *c, const ch_probe_result *res) {

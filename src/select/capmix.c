@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "h5seal.h"
 #include "h5util.h"
 
 #define H5CHK(call)                                                                               \
@@ -136,8 +137,8 @@ static int make_digest(const ch_capmix *cm, const int *top, char hex[65]) {
 int ch_capmix_load(const char *path, ch_capmix *cm) {
     memset(cm, 0, sizeof *cm);
     int rc = 0, *top = NULL;
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) CH_FAIL(CH_EIO, "%s: cannot open as HDF5", path);
+    hid_t f = -1;
+    CH_TRY(ch_h5_open_sealed(path, &f)); /* every byte checked: h5seal.h */
     hsize_t wd[4], td[2];
     CH_TRY_GOTO(dims_of(f, path, "weights", 4, wd), done);
     CH_TRY_GOTO(dims_of(f, path, "top_heads", 2, td), done);

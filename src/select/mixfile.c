@@ -9,7 +9,9 @@
 #include "archive.h"
 #include "err.h"
 #include "fsutil.h"
+#include "h5seal.h"
 #include "h5util.h"
+#include "outpath.h"
 
 #define H5CHK(call)                                                                               \
     do {                                                                                          \
@@ -36,7 +38,7 @@ static int write_h5(const char *path, const ch_mix *m) {
     hid_t f = -1, st = -1;
     if (!flat) CH_FAIL(CH_ENOMEM, "out of memory writing %s", path);
     for (int i = 0; i < m->ntask; i++) memcpy(flat + (size_t)i * len, m->tasks[i], strlen(m->tasks[i]));
-    H5CHK(f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+    H5CHK(f = ch_h5_mem_create(path)); /* built in memory, written by ch_h5_mem_save (h5seal.h) */
     H5CHK(st = H5Tcopy(H5T_C_S1));
     H5CHK(H5Tset_size(st, len));
     H5CHK(H5Tset_strpad(st, H5T_STR_NULLPAD));
@@ -59,7 +61,8 @@ static int write_h5(const char *path, const ch_mix *m) {
     if (m->render.recorded) CH_TRY_GOTO(ch_render_rule_write(f, path, &m->render), done);
 done:
     if (st >= 0) H5Tclose(st);
-    if (f >= 0 && H5Fclose(f) < 0 && !rc) rc = ch_err_set(CH_EHDF5, __FILE__, __LINE__, "%s: close failed", path);
+    if (f >= 0 && rc) H5Fclose(f);
+    else if (f >= 0) rc = ch_h5_mem_save(f, path);
     free(flat);
     return rc;
 }
@@ -95,14 +98,19 @@ static int write_csv(const char *path, const ch_mix *m) {
 }
 
 int ch_mix_write(const char *dir, const ch_mix *m) {
-    char p[4096];
+    char p[4096], h5[4096], partial[4200];
     CH_TRY(ch_fs_mkdir_p(dir));
-    snprintf(p, sizeof p, "%s/mix.h5", dir);
-    CH_TRY(write_h5(p, m));
+    /* mix.h5, what select reads, under its partial name and published (sealed, renamed) last */
+    snprintf(h5, sizeof h5, "%s/mix.h5", dir);
+    CH_TRY(ch_out_partial_name(h5, partial, sizeof partial));
+    int rc = write_h5(partial, m);
+    if (!rc) ch_out_kill_point("write");
     snprintf(p, sizeof p, "%s/mix.csv", dir);
-    CH_TRY(write_csv(p, m));
+    if (!rc) rc = write_csv(p, m);
     snprintf(p, sizeof p, "%s/mix.svg", dir);
-    return ch_mix_plot_svg(m, p);
+    if (!rc) rc = ch_mix_plot_svg(m, p);
+    if (rc) ch_out_discard(partial);
+    return rc ? rc : ch_out_seal_publish(partial, h5);
 }
 
 int ch_mix_read(const char *where, ch_mix *m) {
@@ -116,8 +124,7 @@ int ch_mix_read(const char *where, ch_mix *m) {
     int rc = 0;
     hid_t f = -1, d = -1, s = -1, t = -1, mt = -1;
     char *flat = NULL, *fmt = NULL;
-    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) CH_FAIL(CH_EIO, "%s: cannot open as HDF5", path);
+    CH_TRY(ch_h5_open_sealed(path, &f)); /* every byte checked: h5seal.h */
     CH_TRY_GOTO(ch_h5_get_str(f, "format", &fmt), done);
     if (!fmt || strcmp(fmt, MIX_FORMAT))
         CH_FAIL_GOTO(done, CH_EFORMAT, "%s: not a capheads mix file (format '%s')", path, fmt ? fmt : "none");

@@ -25,9 +25,11 @@
 #include "stage.h"
 #include "err.h"
 #include "fsutil.h"
+#include "h5seal.h"
 #include "lines.h"
 #include "mixfile.h"
 #include "mpicheck.h"
+#include "outfinish.h"
 #include "options.h"
 #include "provenance.h"
 #include "select_out.h"
@@ -282,7 +284,11 @@ typedef struct {
     double *bmax;          /* the running benchmark score of this rank's rows */
     float *hid;            /* RDS: this rank's rows' mean final hidden states */
     int64_t k;             /* rows kept per task and per benchmark */
+    int done_tasks, done_benches; /* columns of scores.h5 written: what it still needs on disk */
+    int id_len;                   /* the longest pool id: the width of scores.h5's /ids */
     ch_scores_file *sf;
+    char scores[4200], scores_partial[4200]; /* written under the partial name: outfinish.h */
+    ch_out_set outs; /* the JSONL files, published together at the end (outfinish.h) */
 } sctx;
 
 /* The tasks of --tasks (all the mix's without it), their benchmarks, their output names. */
@@ -406,19 +412,31 @@ static int write_provenance(sctx *s, const opts *o) {
     return ch_scores_attr_i64(f, "seed", (int64_t)o->seed);
 }
 
-/* scores.h5 (all ranks): its datasets, this rank's ids, the provenance. */
+/* Room that scores.h5 may still take when `tasks` task columns and `benches` benchmark columns
+ * are unwritten: f64 scores and a selected byte per row and column, the ids, the names and 64
+ * KiB of HDF5 metadata. */
+static double scores_room(const sctx *s, int tasks, int benches) {
+    return (double)(tasks + benches) * (double)s->info.n_rows * 9.0 + (double)s->info.n_rows * s->id_len +
+           (double)(s->nt + s->bench.nb) * 256 + 65536.0;
+}
+
+/* scores.h5 (all ranks), under its partial name: its datasets, this rank's ids, the provenance. */
 static int open_scores(sctx *s, const opts *o) {
     long long idl = 1;
     for (int64_t i = 0; i < s->l.count; i++)
         if ((long long)strlen(s->ids[i]) > idl) idl = (long long)strlen(s->ids[i]);
     CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &idl, 1, MPI_LONG_LONG, MPI_MAX, s->comm));
+    s->id_len = (int)idl;
     const ch_scores_layout lay = {.tasks = s->tnames, .ntask = s->nt, .benchmarks = s->bench.name,
                                   .nbench = s->bench.nb, .bench_of_task = s->bench.of_task,
                                   .nrows = s->info.n_rows, .id_len = (int)idl,
                                   .task_selected = o->level != L_BENCHMARK, .bench_selected = o->level != L_TASK};
-    char path[4200];
-    snprintf(path, sizeof path, "%s/scores.h5", o->output);
-    CH_TRY(ch_scores_create(path, &lay, s->comm, &s->sf));
+    snprintf(s->scores, sizeof s->scores, "%s/scores.h5", o->output);
+    CH_TRY(ch_out_partial_name(s->scores, s->scores_partial, sizeof s->scores_partial));
+    int rc = ch_out_space_check(s->comm, s->scores_partial, scores_room(s, s->nt, s->bench.nb)); /* outfinish.h */
+    if (!rc) rc = ch_scores_create(s->scores_partial, &lay, s->comm, &s->sf);
+    if (rc && s->rank == 0) ch_out_discard(s->scores_partial);
+    CH_TRY(rc);
     CH_TRY(ch_scores_write_ids(s->sf, s->l.first, s->l.count, s->ids));
     return write_provenance(s, o);
 }
@@ -462,6 +480,14 @@ static void score_rows(sctx *s, const opts *o, int t) {
     }
 }
 
+/* The selection is published whole: scores.h5 sealed, then every JSONL and scores.h5 renamed
+ * into place; a failure anywhere removes what is left under partial names. */
+static int publish(sctx *s, int rc) {
+    if (!rc && s->rank == 0) rc = ch_h5_seal(s->scores_partial);
+    rc = ch_out_set_finish(s->comm, rc, &s->outs);
+    return ch_out_finish(s->comm, rc, s->scores_partial, s->scores, 0);
+}
+
 /* The global top k of score, its JSONL at path and the summary line. */
 static int keep_top(sctx *s, const opts *o, const double *score, const char *name, const char *path) {
     const int64_t n = s->l.count;
@@ -469,6 +495,12 @@ static int keep_top(sctx *s, const opts *o, const double *score, const char *nam
     CH_TRY(ch_topk_select(score, (const char *const *)s->ids, n, s->k, s->comm, s->sel, &kth));
     for (int64_t i = 0; i < n; i++) /* an unfinished row is never selected, even to fill k */
         if (!s->done[i]) s->sel[i] = 0;
+    const char *partial;
+    CH_TRY(ch_out_set_add(&s->outs, path, &partial)); /* written as partial, renamed at the end */
+    double bytes = 0; /* the selected lines, and what scores.h5 still needs: on disk, or refused now */
+    for (int64_t i = 0; i < n; i++) bytes += s->sel[i] ? (double)s->l.len[i] + 1 : 0;
+    CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &bytes, 1, MPI_DOUBLE, MPI_SUM, s->comm));
+    CH_TRY(ch_out_space_check(s->comm, partial, bytes + scores_room(s, s->nt - s->done_tasks, s->bench.nb - s->done_benches)));
     CH_TRY(ch_select_write_jsonl(path, o->pool, s->l.start, s->l.len, s->sel, n, s->comm));
     double tot[2] = {0, 0}; /* sum of the kept scores, kept rows */
     for (int64_t i = 0; i < n; i++)
@@ -492,6 +524,7 @@ static int select_task(sctx *s, const opts *o, int t) {
         snprintf(path, sizeof path, "%s/%s.jsonl", o->output, safe);
         CH_TRY(keep_top(s, o, s->score, s->tnames[t], path));
     }
+    s->done_tasks++;
     return ch_scores_write_task(s->sf, t, s->l.first, n, s->score, s->sel);
 }
 
@@ -509,6 +542,7 @@ static int select_benchmark(sctx *s, const opts *o, int b) {
         snprintf(name, sizeof name, "[%s]", s->bench.name[b]);
         CH_TRY(keep_top(s, o, s->bmax, name, path));
     }
+    s->done_benches++;
     return ch_scores_write_benchmark(s->sf, b, s->l.first, n, s->bmax, s->sel);
 }
 
@@ -516,7 +550,7 @@ static int select_benchmark(sctx *s, const opts *o, int b) {
 static int finish(sctx *s, const opts *o) {
     int rc = ch_scores_close(s->sf);
     s->sf = NULL;
-    CH_TRY(ch_mpi_agree(s->comm, rc));
+    CH_TRY(publish(s, rc));
     struct rusage ru;
     long rss = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0; /* KiB on Linux */
     CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &rss, 1, MPI_LONG, MPI_MAX, s->comm));
@@ -530,6 +564,9 @@ static int finish(sctx *s, const opts *o) {
 
 static void sctx_free(sctx *s) {
     if (s->sf) ch_scores_close(s->sf);
+    /* a failed run leaves no partial file (after a published run there is none to find) */
+    if (s->rank == 0 && s->scores_partial[0]) ch_out_discard(s->scores_partial);
+    ch_out_set_free(&s->outs, s->rank == 0);
     if (s->ids) ch_archive_free_strings(s->ids, s->l.count);
     free(s->ids);
     free(s->p), free(s->score), free(s->bmax), free(s->sel), free(s->done), free(s->which), free(s->hid);

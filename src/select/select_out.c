@@ -13,13 +13,14 @@
 #include "err.h"
 #include "h5util.h"
 #include "mpicheck.h"
+#include "outpath.h"
 
 int ch_select_write_jsonl(const char *out_path, const char *pool_path, const int64_t *start,
                           const int64_t *len, const uint8_t *sel, int64_t n, MPI_Comm comm) {
     int rank, rc = 0;
     CH_MPI_TRY(MPI_Comm_rank(comm, &rank));
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.partial", out_path);
+    CH_TRY(ch_out_partial_name(out_path, tmp, sizeof tmp));
     int64_t bytes = 0;
     for (int64_t i = 0; i < n; i++)
         if (sel[i]) bytes += len[i] + 1;
@@ -59,11 +60,10 @@ int ch_select_write_jsonl(const char *out_path, const char *pool_path, const int
     }
     if (MPI_File_close(&fh) != MPI_SUCCESS && !rc)
         rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: close failed", tmp);
-    CH_TRY_GOTO(ch_mpi_agree(comm, rc), done);
-    if (rank == 0 && rename(tmp, out_path))
-        rc = ch_err_set(CH_EIO, __FILE__, __LINE__, "%s: cannot rename into place: %s", out_path, strerror(errno));
-    rc = ch_mpi_agree(comm, rc);
+    ch_out_kill_point("write");
 done:
+    rc = ch_mpi_agree(comm, rc); /* complete under the partial name: the caller publishes it */
+    if (rc && rank == 0) ch_out_discard(tmp);
     free(buf);
     return rc;
 }

@@ -3,7 +3,8 @@
  * DIR/<task>.jsonl : the selected pool lines, byte-identical to the pool file, in pool order.
  *                    Each rank copies its own selected lines; offsets come from an MPI_Exscan of
  *                    the byte counts and one MPI_File_write_at_all puts them in place. Written
- *                    under a temporary name and renamed when complete.
+ *                    under its partial name (outpath.h), removed on failure; the caller renames
+ *                    it into place with the run's other outputs (ch_out_set_add / ch_out_set_finish).
  * DIR/benchmark/<benchmark>.jsonl : the same for a benchmark's selection (select.c).
  * DIR/scores.h5    : format "capheads-scores": /scores [T, N] f64 (every pool row's score for
  *                    every task, the values ranked), /benchmark_scores [B, N] f64, /selected

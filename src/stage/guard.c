@@ -12,5 +12,7 @@ int ch_stage_guard(MPI_Comm comm, const ch_path_role *in, int nin, const ch_path
         rc = ch_paths_check(in, nin, out, nout);
         for (int i = 0; !rc && i < nreplace && i < nout; i++) rc = ch_out_may_replace(out[i].path, out[i].option, force);
     }
-    return ch_mpi_agree(comm, rc);
+    CH_TRY(ch_mpi_agree(comm, rc));
+    ch_out_kill_point("start"); /* fault injection (tests/test_faults.sh) */
+    return 0;
 }

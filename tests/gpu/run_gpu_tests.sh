@@ -250,9 +250,10 @@ step_resume() {
   (cd "$work/killed" && CAPHEADS_SYNC_MIB=0 CAPHEADS_TEST_KILL_AFTER_ROUNDS=2 ext >kill.log 2>&1) || rc=$?
   echo "  killed run: exit $rc (137 = SIGKILL)"
   [ "$rc" = 137 ] || { tail -n 5 "$work/killed/kill.log"; echo "FAIL: the killed run did not die by SIGKILL"; return 1; }
-  pyrun "$root/tests/gpu/compare_archives.py" partial "$work/killed/acts.h5" \
+  [ ! -e "$work/killed/acts.h5" ] || { echo "FAIL: the killed run left acts.h5 under its final name"; return 1; }
+  pyrun "$root/tests/gpu/compare_archives.py" partial "$work/killed/.acts.h5.partial" \
     --json "$out/figures.json" --key "resume_killed_$dev" || return 1
-  "$bin/capheads" inspect "$work/killed/acts.h5" --verify 2>&1 | tail -n 2 || true
+  "$bin/capheads" inspect "$work/killed/.acts.h5.partial" --verify 2>&1 | tail -n 2 || true
   (cd "$work/killed" && ext 2>&1 | tail -n 2)
   "$bin/capheads" inspect "$work/killed/acts.h5" --verify | tail -n 1
   pyrun "$root/tests/gpu/compare_archives.py" same "$work/uninterrupted/acts.h5" "$work/killed/acts.h5" \

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""The content checksums of probes.h5, mix.h5 and scores.h5 (io/h5seal.h), recomputed with h5py
+independently of the C code.
+
+  h5seal.py check FILE  - exit 0 when every dataset's `sha256` and the root `content_sha256`
+                          match the bytes; exit 1 naming what differs
+  h5seal.py seal FILE   - (re)write them: tests that edit a file on purpose (another capability
+                          list, other probe weights) reseal it, so that the stage under test
+                          sees a consistent file and reports the mismatch it is meant to find
+
+Each dataset (full name, in sorted order) is hashed over its bytes in its file type; the root
+digest is SHA-256 over the lines "D <name>\\0<hex>\\n" for the datasets, then "A <name>\\0<hex>\\n"
+for the root attributes in sorted order (content_sha256 itself left out; a variable-length
+attribute counts by its name, hex "-")."""
+import hashlib
+import sys
+
+import h5py
+import numpy as np
+
+
+def dataset_names(f):
+    out = []
+    f.visititems(lambda name, obj: out.append(name) if isinstance(obj, h5py.Dataset) else None)
+    return sorted(out, key=lambda s: s.encode())
+
+
+def attr_hex(obj, name):
+    a = h5py.h5a.open(obj.id, name.encode())
+    if a.get_type().get_class() == h5py.h5t.VLEN or (
+            isinstance(a.get_type(), h5py.h5t.TypeStringID) and a.get_type().is_variable_str()):
+        return "-"
+    buf = np.empty(a.shape, dtype=a.dtype)
+    a.read(buf)
+    return hashlib.sha256(buf.tobytes()).hexdigest()
+
+
+def digests(f):
+    root = hashlib.sha256()
+    per = {}
+    for name in dataset_names(f):
+        d = f[name]
+        h = hashlib.sha256(d[()].tobytes() if d.size else b"").hexdigest()
+        per[name] = h
+        root.update(b"D " + name.encode() + b"\0" + h.encode() + b"\n")
+    for name in sorted((n for n in f.attrs if n != "content_sha256"), key=lambda s: s.encode()):
+        root.update(b"A " + name.encode() + b"\0" + attr_hex(f, name).encode() + b"\n")
+    return per, root.hexdigest()
+
+
+def text(v):
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def main():
+    cmd, path = sys.argv[1], sys.argv[2]
+    with h5py.File(path, "r" if cmd == "check" else "r+") as f:
+        per, root = digests(f)
+        if cmd == "seal":
+            for name, h in per.items():
+                f[name].attrs.create("sha256", np.bytes_(h.encode() + b"\0"))
+            if "content_sha256" in f.attrs:
+                del f.attrs["content_sha256"]
+            f.attrs.create("content_sha256", np.bytes_(root.encode() + b"\0"))
+            return 0
+        for name, h in per.items():
+            if text(f[name].attrs.get("sha256", b"")).rstrip("\0") != h:
+                print(f"{path}: /{name} does not match its sha256")
+                return 1
+        if text(f.attrs.get("content_sha256", b"")).rstrip("\0") != root:
+            print(f"{path}: content_sha256 differs")
+            return 1
+    print(f"{path}: {len(per)} datasets and the root attributes match their checksums")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
