@@ -12,4 +12,4 @@ gzip -dc tests/data/tokenizers/llama3_1/tokenizer.json.gz >"$OUT/model/tokenizer
 CAPHEADS=build/capheads bash scripts/make-demo-data.sh "$OUT/data" >/dev/null
 exec slurm/submit_pipeline.sh --model "$OUT/model" --probeset "$OUT/data/probeset.jsonl" \
   --pool "$OUT/data/pool.jsonl" --tasks "$OUT/data/tasks.jsonl" --out "$OUT/run" \
-  --nodes 1 --ranks-per-node 2 --top-k 4 --fraction 0.05
+  --nodes 1 --ranks-per-node 2 --fraction 0.05

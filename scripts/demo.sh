@@ -34,7 +34,7 @@ for set in probeset tasks pool; do
   "${MPI[@]}" $CH extract --model "$MODEL" --input "$OUT/data/$set.jsonl" --output "$OUT/$set.h5" --hidden --force
 done
 echo "== probe"
-"${MPI[@]}" $CH probe --input "$OUT/probeset.h5" --output "$OUT/probes.h5" --top-k 4 --heatmap "$OUT/heatmaps" --force
+"${MPI[@]}" $CH probe --input "$OUT/probeset.h5" --output "$OUT/probes.h5" --heatmap "$OUT/heatmaps" --force
 echo "== decompose"
 "${MPI[@]}" $CH decompose --probes "$OUT/probes.h5" --input "$OUT/tasks.h5" --output "$OUT/mix" --force
 echo "== select"
