@@ -68,7 +68,7 @@ START_TEST(test_every_rule_gives_the_oracles_ids) {
         ck_assert_int_eq(ch_render_rule_make(cJSON_GetObjectItem(g, "template")->valuestring,
                                              cJSON_GetObjectItem(g, "span")->valuestring,
                                              cJSON_GetObjectItem(g, "cue")->valuestring, &rule), 0);
-        ch_corpus_render how = {tok[f], ch_tok_chat_style(tok[f]), &rule, ch_tok_vocab_size(tok[f])};
+        ch_corpus_render how = {tok[f], ch_tok_chat_style(tok[f]), &rule, ch_tok_vocab_size(tok[f]), -1};
         char *c = case_line(cases, cJSON_GetObjectItem(g, "id")->valuestring);
         ch_record r;
         int rc = ch_corpus_record(c, strlen(c), "render_cases.jsonl", 1, &how, &r);
@@ -97,16 +97,37 @@ START_TEST(test_cut_keeps_the_last_or_first_tokens) {
     r.tokens = malloc(sizeof(int32_t) * 10);
     for (int i = 0; i < 10; i++) r.tokens[i] = 100 + i;
     r.n_tokens = 10;
-    ck_assert_int_eq(ch_record_cut(&r, 10, CH_TRUNC_LEFT), 0); /* not longer: untouched */
-    ck_assert_int_eq(ch_record_cut(&r, 4, CH_TRUNC_NONE), 0);
+    ck_assert_int_eq(ch_record_cut(&r, 10, CH_TRUNC_LEFT, -1), 0); /* not longer: untouched */
+    ck_assert_int_eq(ch_record_cut(&r, 4, CH_TRUNC_NONE, -1), 0);
     ck_assert_int_eq(r.n_tokens, 10);
-    ck_assert_int_eq(ch_record_cut(&r, 4, CH_TRUNC_LEFT), 1);
+    ck_assert_int_eq(ch_record_cut(&r, 4, CH_TRUNC_LEFT, 999), 1); /* no leading BOS: the last 4 */
     ck_assert_int_eq(r.n_tokens, 4);
     for (int i = 0; i < 4; i++) ck_assert_int_eq(r.tokens[i], 106 + i);
-    ck_assert_int_eq(ch_record_cut(&r, 3, CH_TRUNC_RIGHT), 1);
+    ck_assert_int_eq(ch_record_cut(&r, 3, CH_TRUNC_RIGHT, 106), 1); /* right: the first 3, BOS or not */
     ck_assert_int_eq(r.n_tokens, 3);
     for (int i = 0; i < 3; i++) ck_assert_int_eq(r.tokens[i], 106 + i);
+    /* a leading BOS stays, with the last limit - 1 tokens after it */
+    for (int i = 0; i < 10; i++) r.tokens[i] = 100 + i;
+    r.n_tokens = 10;
+    ck_assert_int_eq(ch_record_cut(&r, 4, CH_TRUNC_LEFT, 100), 1);
+    ck_assert_int_eq(r.n_tokens, 4);
+    ck_assert_int_eq(r.tokens[0], 100);
+    for (int i = 1; i < 4; i++) ck_assert_int_eq(r.tokens[i], 106 + i);
     ch_record_free(&r);
+}
+END_TEST
+
+/* The BOS id is the post-processor's first token: Llama 3.1 puts <|begin_of_text|>, Qwen3 nothing. */
+START_TEST(test_bos_of_the_tokenizers) {
+    ch_tokenizer *t = NULL;
+    ck_assert_int_eq(ch_tok_load(td_tokenizer_json("llama3_1"), &t), 0);
+    ck_assert_int_eq(ch_corpus_bos(t), ch_tok_token_id(t, "<|begin_of_text|>"));
+    ck_assert_int_eq(ch_corpus_bos(t), 128000);
+    ch_tok_free(t);
+    ck_assert_int_eq(ch_tok_load(td_tokenizer_json("qwen3"), &t), 0);
+    ck_assert_int_eq(ch_corpus_bos(t), -1);
+    ch_tok_free(t);
+    ck_assert_int_eq(ch_corpus_bos(NULL), -1);
 }
 END_TEST
 
@@ -115,7 +136,7 @@ START_TEST(test_no_prompt_turn_refused_by_name) {
     ck_assert_int_eq(ch_tok_load(td_tokenizer_json("llama3_1"), &t), 0);
     ch_render_rule rule;
     ch_render_rule_default(&rule);
-    ch_corpus_render how = {t, ch_tok_chat_style(t), &rule, ch_tok_vocab_size(t)};
+    ch_corpus_render how = {t, ch_tok_chat_style(t), &rule, ch_tok_vocab_size(t), -1};
     const char *line = "{\"id\":\"lonely\",\"messages\":[{\"role\":\"assistant\",\"content\":\"hi\"}]}";
     ch_record r;
     ck_assert_int_eq(ch_corpus_record(line, strlen(line), "c.jsonl", 7, &how, &r), CH_EFORMAT);
@@ -174,6 +195,7 @@ int main(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_every_rule_gives_the_oracles_ids);
     tcase_add_test(tc, test_cut_keeps_the_last_or_first_tokens);
+    tcase_add_test(tc, test_bos_of_the_tokenizers);
     tcase_add_test(tc, test_no_prompt_turn_refused_by_name);
     tcase_add_test(tc, test_rule_attributes_round_trip_and_compare);
     suite_add_tcase(s, tc);

@@ -69,7 +69,9 @@ cases, gold, n, lp, rp = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 lines = open(cases, encoding="utf-8").read().splitlines()
 g = {r["id"]: r["ids"] for r in map(json.loads, open(gold)) if r["family"] == "llama3_1"
      and (r["template"], r["span"], r["cue"]) == ("plain", "prompt", "Answer:")}
-for path, keep in ((lp, lambda t: t[-n:]), (rp, lambda t: t[:n])):
+BOS = 128000  # <|begin_of_text|>: --truncate left keeps it and the last n - 1 tokens
+left = lambda t: t if len(t) <= n else t[:1] + t[-(n - 1):] if t[0] == BOS else t[-n:]
+for path, keep in ((lp, left), (rp, lambda t: t[:n])):
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
         for l in lines:

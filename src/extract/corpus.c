@@ -165,10 +165,29 @@ void ch_record_free(ch_record *r) {
     r->label = -1;
 }
 
-int ch_record_cut(ch_record *r, int limit, ch_truncate mode) {
+int ch_record_cut(ch_record *r, int limit, ch_truncate mode, int32_t bos) {
     if (mode == CH_TRUNC_NONE || limit < 1 || r->n_tokens <= limit) return 0;
-    /* left keeps the last tokens, so the read position (the prompt's end) is the one it was */
-    if (mode == CH_TRUNC_LEFT) memmove(r->tokens, r->tokens + (r->n_tokens - limit), sizeof(int32_t) * (size_t)limit);
+    /* left keeps the last tokens, so the read position (the prompt's end) is the one it was; and
+     * the BOS the model always saw first (the attention sink of Llama-style models), so that a
+     * cut prompt still starts the way every prompt of training did */
+    if (mode == CH_TRUNC_LEFT) {
+        const int head = bos >= 0 && limit >= 2 && r->tokens[0] == bos;
+        memmove(r->tokens + head, r->tokens + (r->n_tokens - (limit - head)), sizeof(int32_t) * (size_t)(limit - head));
+    }
     r->n_tokens = limit;
     return 1;
+}
+
+int32_t ch_corpus_bos(const ch_tokenizer *tok) {
+    if (!tok) return -1;
+    int32_t *e = NULL, *a = NULL, *b = NULL;
+    size_t ne = 0, na = 0, nb = 0;
+    int32_t bos = -1;
+    /* the post-processor's first token: present with add_special, absent without, before "a" */
+    if (!ch_tok_encode(tok, "", 0, 1, &e, &ne) && !ch_tok_encode(tok, "a", 1, 1, &a, &na) &&
+        !ch_tok_encode(tok, "a", 1, 0, &b, &nb) && ne >= 1 && na == nb + ne && a[0] == e[0] && (nb == 0 || b[0] != e[0]))
+        bos = e[0];
+    ch_err_clear();
+    free(e), free(a), free(b);
+    return bos;
 }

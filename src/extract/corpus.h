@@ -35,7 +35,12 @@ typedef struct {
     ch_chat_style style;        /* the chat template, for rule template chat */
     const ch_render_rule *rule;
     int vocab;                  /* token ids of "tokens" records must be below it */
+    int32_t bos;                /* the token the tokenizer puts first (BOS; ch_corpus_bos), -1: none */
 } ch_corpus_render;
+
+/* The id the tokenizer's post-processor puts before every text (Llama's BOS), -1 when it puts
+ * none first (Qwen) or there is no tokenizer. */
+int32_t ch_corpus_bos(const ch_tokenizer *tok);
 
 /* Parse one line (where = file name, line = its 1-based number for messages) and render it. */
 int ch_corpus_record(const char *line, size_t len, const char *where, int64_t lineno, const ch_corpus_render *how,
@@ -44,7 +49,8 @@ void ch_record_free(ch_record *r);
 
 /* extract --truncate: what a record longer than the limit keeps. */
 typedef enum { CH_TRUNC_NONE = 0, CH_TRUNC_LEFT, CH_TRUNC_RIGHT } ch_truncate;
-/* Cut r to its last (LEFT) or first (RIGHT) limit tokens when it is longer; 1 when it was cut. */
-int ch_record_cut(ch_record *r, int limit, ch_truncate mode);
+/* Cut r to its last (LEFT) or first (RIGHT) limit tokens when it is longer; 1 when it was cut.
+ * LEFT keeps a leading bos (>= 0) and the last limit - 1 tokens after it. */
+int ch_record_cut(ch_record *r, int limit, ch_truncate mode, int32_t bos);
 
 #endif

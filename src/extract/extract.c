@@ -144,7 +144,7 @@ static int batch_load(const opts *o, const ch_extract_plan *p, int64_t b, FILE *
         if ((rc = ch_corpus_record(buf, (size_t)p->len[g], o->input, p->line[g], how, &bb->rec[i]))) break;
         bb->n = i + 1;
         /* the cut the plan made (extract_plan.c), made again */
-        ch_record_cut(&bb->rec[i], ch_extract_limit(o->max_tokens, window), (ch_truncate)o->truncate);
+        ch_record_cut(&bb->rec[i], ch_extract_limit(o->max_tokens, window), (ch_truncate)o->truncate, how->bos);
         if (bb->rec[i].n_tokens != p->n_tokens[g]) {
             rc = ch_err_set(CH_EINTERNAL, __FILE__, __LINE__, "%s:%lld: tokenized differently on two passes", o->input,
                             (long long)p->line[g]);
@@ -290,7 +290,8 @@ static int make_rule(xrun *x, const opts *o) {
     if (o->template_chat && x->style == CH_CHAT_NONE)
         CH_FAIL(CH_EARG, "--template chat: %s has %s: no chat template to render with (--template plain needs none)",
                 o->model, x->tok ? "a tokenizer without one (no Llama 3 or ChatML special tokens)" : "no tokenizer.json");
-    x->how = (ch_corpus_render){.tok = x->tok, .style = x->style, .rule = &x->rule, .vocab = x->cfg->vocab};
+    x->how = (ch_corpus_render){.tok = x->tok, .style = x->style, .rule = &x->rule, .vocab = x->cfg->vocab,
+                                .bos = ch_corpus_bos(x->tok)};
     if (x->rank == 0 && o->span_full)
         fprintf(stderr, "extract: --span full renders every turn, responses included: an ablation for a pool "
                         "(probe and decompose refuse such an archive)\n");

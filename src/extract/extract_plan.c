@@ -31,8 +31,8 @@ static uint64_t fnv1a(const char *s) {
  * (and past a RoPE table sized for the window): refused by name, as one over --max-tokens, unless
  * --truncate cuts it to min(--max-tokens, window). */
 static int check_length(const char *input, int64_t line, ch_record *r, int max_tokens, int window, ch_truncate trunc,
-                        uint8_t *cut) {
-    *cut = (uint8_t)ch_record_cut(r, ch_extract_limit(max_tokens, window), trunc);
+                        int32_t bos, uint8_t *cut) {
+    *cut = (uint8_t)ch_record_cut(r, ch_extract_limit(max_tokens, window), trunc, bos);
     if (window > 0 && r->n_tokens > window)
         CH_FAIL(CH_EFORMAT, "%s:%lld: record '%s' has %d tokens, more than the model's window "
                 "(max_position_embeddings %d in config.json; --truncate left|right cuts such records)", input, (long long)line, r->id, r->n_tokens, window);
@@ -68,7 +68,7 @@ static int first_pass(const char *input, int max_tokens, int window, ch_truncate
         }
         ch_record r;
         if ((rc = ch_corpus_record(buf, (size_t)l->len[i], input, l->line[i], how, &r))) break;
-        rc = check_length(input, l->line[i], &r, max_tokens, window, trunc, &own->cut[i]);
+        rc = check_length(input, l->line[i], &r, max_tokens, window, trunc, how->bos, &own->cut[i]);
         own->n_tokens[i] = r.n_tokens;
         own->id_hash[i] = fnv1a(r.id);
         if (!rc && !(own->ids[i] = strdup(r.id))) rc = ch_err_set(CH_ENOMEM, __FILE__, __LINE__, "out of memory");

@@ -44,7 +44,7 @@ int main(int argc, char **argv) {
         ch_record rec;
         ch_render_rule rule; /* extract's default rule */
         ch_render_rule_default(&rule);
-        ch_corpus_render how = {tok, tok ? ch_tok_chat_style(tok) : CH_CHAT_NONE, &rule, ch_model_config(m)->vocab};
+        ch_corpus_render how = {tok, tok ? ch_tok_chat_style(tok) : CH_CHAT_NONE, &rule, ch_model_config(m)->vocab, -1};
         if ((rc = ch_corpus_record(line, len, argv[2], r.lineno, &how, &rec))) break;
         int start[2] = {0, rec.n_tokens};
         ch_batch b = {1, rec.tokens, start};
