@@ -12,12 +12,13 @@
 #include <string.h>
 #include <time.h>
 
-#include <sys/statvfs.h>
 
 #include "agree.h"
 #include "archive.h"
 #include "err.h"
+#include "outfinish.h"
 #include "h5util.h"
+#include "mpicheck.h"
 #include <hdf5_hl.h>
 #include "numfmt.h"
 
@@ -164,27 +165,12 @@ static hid_t mpio_fapl(MPI_Comm comm) {
     return p;
 }
 
-/* Refuse up front when the archive cannot fit: a full disk discovered half-way through a
- * collective write is the one failure parallel HDF5 cannot always report cleanly. Rank 0 asks
- * the file system; the archive's size is known exactly from its shape. */
-static int space_check(const char *path, const ch_archive_meta *m, MPI_Comm comm) {
-    int rank;
-    MPI_Comm_rank(comm, &rank);
-    if (rank) return 0;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *(slash == dir ? slash + 1 : slash) = 0;
-    else snprintf(dir, sizeof dir, ".");
-    struct statvfs sv;
-    if (statvfs(dir, &sv)) return 0; /* unknown: let the writes tell */
-    double need = (double)m->n_rows * ((double)m->n_layers * m->n_heads * m->head_dim * 2 + (double)m->hidden_dim * 2 +
-                                       m->id_len + m->task_len + 9) + (1 << 20);
-    double have = (double)sv.f_bavail * sv.f_frsize;
-    if (need > have)
-        CH_FAIL(CH_EIO, "%s: not enough space: the archive needs about %.1f MiB, the file system has %.1f MiB free",
-                path, need / (1 << 20), have / (1 << 20));
-    return 0;
+/* The archive's size, known from its shape: create refuses up front when it cannot fit
+ * (ch_out_space_check), as a full disk discovered half-way through a collective write is the one
+ * failure parallel HDF5 cannot always report cleanly. */
+static double archive_bytes(const ch_archive_meta *m) {
+    return (double)m->n_rows * ((double)m->n_layers * m->n_heads * m->head_dim * 2 + (double)m->hidden_dim * 2 +
+                                m->id_len + m->task_len + 9) + (1 << 20);
 }
 
 int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm, ch_archive **out) {
@@ -196,7 +182,7 @@ int ch_archive_create(const char *path, const ch_archive_meta *m, MPI_Comm comm,
     a->hidden_dim = m->hidden_dim, a->id_len = m->id_len, a->task_len = m->task_len;
     int rc = 0;
     hid_t fapl = -1;
-    CH_TRY_GOTO(ch_mpi_agree(comm, space_check(path, m, comm)), fail_early);
+    CH_TRY_GOTO(ch_out_space_check(comm, path, archive_bytes(m)), fail_early);
     CH_TRY_GOTO(common_types(a), fail);
     CH_H5(fapl = mpio_fapl(comm));
     a->f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
@@ -596,9 +582,9 @@ fail:
 
 int ch_archive_close(ch_archive *a) {
     if (!a) return 0;
-    int rc = 0, rank, size;
-    MPI_Comm_rank(a->comm, &rank);
-    MPI_Comm_size(a->comm, &size);
+    int rc = 0, rank = 0, size = 1;
+    CH_MPI_TRY(MPI_Comm_rank(a->comm, &rank));
+    CH_MPI_TRY(MPI_Comm_size(a->comm, &size));
     /* the last rows' data is synced, then their flags written (the close flushes those) */
     int src = sync_and_mark(a);
     /* count done rows: each rank reads its share of the mask */

@@ -21,6 +21,7 @@ typedef struct {
     const char *path;
     int verify;         /* 0: write each dataset's sha256, 1: compare with it */
     EVP_MD_CTX *all;    /* the root digest */
+    const char *ds;     /* visit_attr: the dataset whose attributes these are, NULL for the root */
     int rc;
 } walk;
 
@@ -99,6 +100,8 @@ static int cmp_name(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static herr_t visit_attr(hid_t obj, const char *name, const H5A_info_t *ainfo, void *op);
+
 /* One dataset: its digest written (seal) or compared (verify), then fed to the root digest. */
 static int one_dataset(walk *w, hid_t f, const char *name) {
     const char *path = w->path;
@@ -119,16 +122,24 @@ static int one_dataset(walk *w, hid_t f, const char *name) {
         CH_FAIL_GOTO(out, CH_EHDF5, "%s: cannot write the checksum of /%s", path, name);
     }
     feed(w->all, "D ", name, hex);
+    hsize_t idx = 0;
+    w->ds = name;
+    herr_t e = H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_attr, w);
+    w->ds = NULL;
+    if (w->rc) rc = w->rc;
+    else if (e < 0) CH_FAIL_GOTO(out, CH_EFORMAT, "%s: dataset /%s: HDF5 cannot list its attributes (damaged file?)", path, name);
 out:
     free(stored);
     H5Oclose(o);
     return rc;
 }
 
+/* One attribute fed to the root digest: a root one as "A name", a dataset's as "a ds/name" (its
+ * own sha256 left out), so that a flipped `split` or unit on a dataset is caught too. */
 static herr_t visit_attr(hid_t obj, const char *name, const H5A_info_t *ainfo, void *op) {
     (void)ainfo;
     walk *w = op;
-    if (!strcmp(name, ROOT_ATTR)) return 0;
+    if (!strcmp(name, w->ds ? DS_ATTR : ROOT_ATTR)) return 0;
     int rc = 0;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = a >= 0 ? H5Aget_type(a) : -1, s = a >= 0 ? H5Aget_space(a) : -1;
     char *buf = NULL, hex[65] = "-";
@@ -142,7 +153,13 @@ static herr_t visit_attr(hid_t obj, const char *name, const H5A_info_t *ainfo, v
             CH_FAIL_GOTO(out, CH_EFORMAT, "%s: root attribute %s: HDF5 cannot read it (damaged file?)", w->path, name);
         CH_TRY_GOTO(sha_hex(buf, bytes, hex), out);
     }
-    feed(w->all, "A ", name, hex);
+    if (w->ds) {
+        char full[1024];
+        snprintf(full, sizeof full, "%s/%s", w->ds, name);
+        feed(w->all, "a ", full, hex);
+    } else {
+        feed(w->all, "A ", name, hex);
+    }
 out:
     free(buf);
     if (s >= 0) H5Sclose(s);
@@ -154,7 +171,7 @@ out:
 
 /* Walk every dataset and root attribute; hex = the root digest. */
 static int walk_file(hid_t f, const char *path, int verify, char hex[65]) {
-    walk w = {path, verify, EVP_MD_CTX_new(), 0};
+    walk w = {path, verify, EVP_MD_CTX_new(), NULL, 0};
     if (!w.all || EVP_DigestInit_ex(w.all, EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(w.all);
         CH_FAIL(CH_EINTERNAL, "OpenSSL SHA-256 unavailable");
@@ -239,7 +256,7 @@ int ch_h5_verify_seal(hid_t f, const char *path) {
     int rc = walk_file(f, path, 1, hex);
     if (!rc && strcmp(hex, stored))
         rc = ch_err_set(CH_EFORMAT, __FILE__, __LINE__,
-                        "%s: its root attributes or its list of datasets do not match content_sha256 (the file is damaged: rerun the stage that made it)", path);
+                        "%s: its attributes (the root's or a dataset's) or its list of datasets do not match content_sha256 (the file is damaged: rerun the stage that made it)", path);
     free(stored);
     return rc;
 }

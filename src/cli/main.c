@@ -9,10 +9,11 @@
 #include "cpu_features.h"
 #include "err.h"
 #include "init.h"
+#include "mpicheck.h"
 
 static int ch_cmd_version(int argc, char **argv, MPI_Comm comm) {
     int rank = 0, n = 0;
-    MPI_Comm_rank(comm, &rank);
+    CH_MPI_TRY(MPI_Comm_rank(comm, &rank));
     if (rank) return 0;
     const ch_backend_reg *reg = ch_backend_registry(&n);
     printf("capheads %s (backends:", CAPHEADS_VERSION);
@@ -70,10 +71,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     int rank = 0, size = 1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-
-    int rc = cmd->run(argc - 1, argv + 1, MPI_COMM_WORLD);
+    int rc = CH_MPI_RC(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    if (!rc) rc = CH_MPI_RC(MPI_Comm_size(MPI_COMM_WORLD, &size));
+    if (!rc) rc = cmd->run(argc - 1, argv + 1, MPI_COMM_WORLD);
     if (rc) {
         /* Every failing rank reports; with several ranks, say which one. */
         if (size > 1)
@@ -85,6 +85,9 @@ int main(int argc, char **argv) {
     /* A stage that failed on some ranks only must not leave the others hanging in a collective:
      * stages reach agreement on errors before collective calls; here we only finalise. */
     int status = ch_err_exit_status(rc);
-    MPI_Finalize();
+    if (CH_MPI_RC(MPI_Finalize()) && !rc) {
+        fprintf(stderr, "capheads %s: %s\n", cmd->name, ch_err_msg());
+        status = ch_err_exit_status(CH_EMPI);
+    }
     return status;
 }

@@ -9,8 +9,9 @@ independently of the C code.
                           sees a consistent file and reports the mismatch it is meant to find
 
 Each dataset (full name, in sorted order) is hashed over its bytes in its file type; the root
-digest is SHA-256 over the lines "D <name>\\0<hex>\\n" for the datasets, then "A <name>\\0<hex>\\n"
-for the root attributes in sorted order (content_sha256 itself left out; a variable-length
+digest is SHA-256 over the lines "D <name>\\0<hex>\\n" for the datasets, each followed by
+"a <name>/<attr>\\0<hex>\\n" for its attributes in sorted order (its own sha256 left out), then
+"A <name>\\0<hex>\\n" for the root attributes in sorted order (content_sha256 itself left out; a variable-length
 attribute counts by its name, hex "-")."""
 import hashlib
 import sys
@@ -43,6 +44,8 @@ def digests(f):
         h = hashlib.sha256(d[()].tobytes() if d.size else b"").hexdigest()
         per[name] = h
         root.update(b"D " + name.encode() + b"\0" + h.encode() + b"\n")
+        for a in sorted((n for n in d.attrs if n != "sha256"), key=lambda s: s.encode()):
+            root.update(b"a " + (name + "/" + a).encode() + b"\0" + attr_hex(d, a).encode() + b"\n")
     for name in sorted((n for n in f.attrs if n != "content_sha256"), key=lambda s: s.encode()):
         root.update(b"A " + name.encode() + b"\0" + attr_hex(f, name).encode() + b"\n")
     return per, root.hexdigest()
