@@ -4,7 +4,7 @@ with Python's own json and csv parsers and compare them, byte for byte, with a J
 
   prepare_check.py FORMAT FILE.jsonl SRC... [--label L] [--task T] [--cue C] [--limit N] [--seed S] [--write]
   prepare_check.py probeset FILE.jsonl CAP=FILE... [--seed S] [--per-class N] [--options hide|show]
-                   [--cue C] [--limit N] [--write]
+                   [--cue C] [--limit N] [--match-length] [--write]
 
 Exit 0 when FILE.jsonl equals the re-derived records (or, with --write, after writing them to
 FILE.jsonl). Standard library only: CI runs it with Debian's /usr/bin/python3.
@@ -292,6 +292,39 @@ def probe_text(meta, show, cue):
     return with_cue(text, cue)
 
 
+def length_bin(n):
+    """Fixed bins: edges e_0 = 1, e_(i+1) = e_i + max(1, e_i // 8)."""
+    e, b = 1, 0
+    while e + max(1, e // 8) <= n:
+        e, b = e + max(1, e // 8), b + 1
+    return b
+
+
+def match_length(caps, lens, present, per_class):
+    """--match-length over candidates in key order: per bin, every class keeps the smallest count a
+    class has there (spread over --per-class N by largest remainders, ties to the smaller bin),
+    its records of smallest key first. Lengths are len(str): Unicode code points."""
+    bins = [length_bin(n) for n in lens]
+    count = {}
+    for c, b in zip(caps, bins):
+        count[c, b] = count.get((c, b), 0) + 1
+    quota = {b: min(count.get((c, b), 0) for c in present) for b in set(bins)}
+    total = sum(quota.values())
+    assert total > 0, "no length bin holds records of every class"
+    if per_class is not None:
+        assert per_class <= total, "--per-class %d > %d" % (per_class, total)
+        scaled = {b: per_class * q // total for b, q in quota.items()}
+        rest = per_class - sum(scaled.values())
+        for b in sorted(quota, key=lambda b: (-(per_class * quota[b] % total), b))[:rest]:
+            scaled[b] += 1
+        quota = scaled
+    taken, keep = {}, []
+    for c, b in zip(caps, bins):
+        keep.append(taken.get((c, b), 0) < quota[b])
+        taken[c, b] = taken.get((c, b), 0) + keep[-1]
+    return keep
+
+
 def derive_probeset(srcs, a):
     items, present = [], []
     for arg in srcs:
@@ -305,14 +338,21 @@ def derive_probeset(srcs, a):
     counts = {c: sum(1 for it in items if it[2] == c) for c in set(present)}
     m = a.per_class if a.per_class is not None else min(counts.values())
     items.sort(key=lambda it: (it[0], it[1].encode("utf-8")))
-    taken = {c: 0 for c in counts}
-    out = []
     cue = a.cue if a.cue is not None else "Answer:"
-    for _, _, cap, o in items:
-        if taken[cap] >= m:
+    texts = [probe_text(o["meta"], a.options == "show", cue) for _, _, _, o in items]
+    if a.match_length:
+        keep = match_length([it[2] for it in items], [len(t) for t in texts], set(present), a.per_class)
+    else:
+        taken = {c: 0 for c in counts}
+        keep = []
+        for _, _, cap, _ in items:
+            keep.append(taken[cap] < m)
+            taken[cap] += 1
+    out = []
+    for (_, _, cap, o), text, k in zip(items, texts, keep):
+        if not k:
             continue
-        taken[cap] += 1
-        r = {"id": o["id"], "text": probe_text(o["meta"], a.options == "show", cue), "label": cap}
+        r = {"id": o["id"], "text": text, "label": cap}
         r.update({k: o[k] for k in ("task", "meta") if k in o})
         out.append(r)
     if a.options == "show":
@@ -332,6 +372,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--per-class", type=int)
     p.add_argument("--options", default="hide")
+    p.add_argument("--match-length", action="store_true")
     p.add_argument("--allow-eval-split", action="store_true")
     p.add_argument("--write", action="store_true")
     a = p.parse_args()

@@ -4,7 +4,8 @@
 # sources with Python's own json/csv parsers (so neither can drift alone). Bad input fails with
 # a message naming file and place, a non-zero exit, and no output file. The probing set is
 # balanced, seeded, independent of the order of its inputs, and rendered with one template for every
-# class. No evaluation split is taken without --allow-eval-split; --limit is a seeded sample.
+# class. No evaluation split is taken without --allow-eval-split; --limit is a seeded sample;
+# --match-length gives every class the same length distribution.
 set -uo pipefail
 CAPHEADS=${CAPHEADS:?path to the capheads binary}
 SRC=${CH_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -270,6 +271,52 @@ bad "shown options need one count for every record" probeset "${Q[@]}" commonsen
 # --limit on probeset sources: each file's seeded sample
 probe "${Q[@]}" --limit 1 --seed 4 --output "$T/plim.jsonl"
 $CHECK probeset "$T/plim.jsonl" "${Q[@]}" --limit 1 --seed 4 >"$T/clog" || fail "probeset --limit 1: $(cat "$T/clog")"
+# --match-length: per class the same count in each length bin, so the k-th shortest text of every class
+# lies in one bin (< 1/8 apart); the demo's parts overlap in length only three classes at a time
+# (GSM8K/SQuAD/MMLU-professional around 430-560 characters, CSQA/ARC/MMLU-professional under 100)
+"$CAPHEADS" prepare gsm8k "$D/gsm8k/test.jsonl" --output "$T/lm_math.jsonl" >/dev/null 2>&1 &&
+"$CAPHEADS" prepare squad "$D/squad" --output "$T/lm_reading.jsonl" >/dev/null 2>&1 &&
+"$CAPHEADS" prepare csqa "$D/csqa" --output "$T/lm_commonsense.jsonl" >/dev/null 2>&1 &&
+"$CAPHEADS" prepare arc "$D/arc" --output "$T/lm_science.jsonl" >/dev/null 2>&1 &&
+"$CAPHEADS" prepare mmlu "$D/mmlu/data/dev/professional_medicine_dev.csv" "$D/mmlu/data/val/professional_medicine_val.csv" \
+  "$D/mmlu/data/val/professional_accounting_val.csv" "$D/mmlu/data/val/college_medicine_val.csv" --label professional \
+  --output "$T/lm_professional.jsonl" >/dev/null 2>&1 || fail "--match-length: preparing the demo parts failed"
+L1=(math="$T/lm_math.jsonl" reading="$T/lm_reading.jsonl" professional="$T/lm_professional.jsonl")
+L2=(commonsense="$T/lm_commonsense.jsonl" science="$T/lm_science.jsonl" professional="$T/lm_professional.jsonl")
+lenmatched() { # FILE MAXRATIO: max/min over classes of the k-th shortest text, for every k
+  /usr/bin/python3 - "$@" <<'PY'
+import collections, json, sys
+by = collections.defaultdict(list)
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    by[r["label"]].append(len(r["text"]))
+ls = [sorted(v) for v in by.values()]
+assert len({len(v) for v in ls}) == 1, "classes of different sizes"
+worst = max(max(k) / min(k) for k in zip(*ls))
+sys.exit(0 if worst < float(sys.argv[2]) else 1)
+PY
+}
+for s in 1 2; do
+  "$CAPHEADS" prepare probeset "${L1[@]}" --match-length --seed $s --output "$T/lm$s.jsonl" >/dev/null 2>"$T/lmerr" ||
+    fail "probeset --match-length: $(cat "$T/lmerr")"
+  $CHECK probeset "$T/lm$s.jsonl" "${L1[@]}" --match-length --seed $s >"$T/clog" || fail "probeset --match-length seed $s: $(cat "$T/clog")"
+  lenmatched "$T/lm$s.jsonl" 1.125 || fail "probeset --match-length seed $s: class lengths not matched"
+done
+grep -qE "^prepare probeset --match-length: reading +[0-9]+ of 60 kept, median length 484 -> [0-9]+ characters" "$T/lmerr" ||
+  fail "probeset --match-length: no per-class report on stderr: $(cat "$T/lmerr")"
+"$CAPHEADS" prepare probeset "${L1[2]}" "${L1[0]}" "${L1[1]}" --match-length --seed 2 --output "$T/lm2r.jsonl" >/dev/null 2>&1
+cmp -s "$T/lm2.jsonl" "$T/lm2r.jsonl" || fail "probeset --match-length: depends on the order of the CAP=FILE arguments"
+"$CAPHEADS" prepare probeset "${L1[@]}" --seed 1 --output "$T/lm_off.jsonl" >/dev/null 2>&1
+lenmatched "$T/lm_off.jsonl" 2 && fail "probeset without --match-length: lengths matched already (the test above proves nothing)"
+"$CAPHEADS" prepare probeset "${L2[@]}" --match-length --per-class 5 --seed 3 --output "$T/lm3.jsonl" >/dev/null 2>"$T/lmerr" ||
+  fail "probeset --match-length --per-class 5: $(cat "$T/lmerr")"
+$CHECK probeset "$T/lm3.jsonl" "${L2[@]}" --match-length --per-class 5 --seed 3 >"$T/clog" ||
+  fail "probeset --match-length --per-class 5: $(cat "$T/clog")"
+[ "$(wc -l <"$T/lm3.jsonl")" = 15 ] || fail "probeset --match-length --per-class 5 over 3 classes: expected 15 records"
+lenmatched "$T/lm3.jsonl" 1.125 || fail "probeset --match-length --per-class 5: class lengths not matched"
+bad "--per-class 50 but --match-length keeps only" probeset "${L2[@]}" --match-length --per-class 50
+bad "no length bin holds records of every class" probeset "${L1[@]}" "${L2[0]}" --match-length
+bad "--match-length applies to probeset only" gsm8k src/test.jsonl --match-length
 # evaluation data stays out of the probing set unless allowed, and then is said
 bad "record of an evaluation split (meta.eval_split): refused without --allow-eval-split" probeset \
   professional=expected/mmlu_eval.jsonl math=expected/gsm8k.jsonl

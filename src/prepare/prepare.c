@@ -149,6 +149,10 @@ static const ch_opt opts_table[] = {
     {"options", 0, CH_OPT_CHOICE, offsetof(cli, p.show_options), .choices = "hide|show", .def = "hide",
      .help = "probeset: leave the choices out of every text (hide), or show them as\n"
              "A. ... lines in every text (show: every record needs the same count)"},
+    {"match-length", 0, CH_OPT_FLAG, offsetof(cli, p.match_length),
+     .help = "probeset: keep per class the same number of records in each length bin\n"
+             "(characters of the rendered text, bins 1/8 wide), so every class has\n"
+             "the same length distribution; stderr: per class kept, median lengths"},
     {"per-class", 0, CH_OPT_INT64, offsetof(cli, p.per_class), "N", .lo = 0, .hi = INT64_MAX,
      .help = "probeset: records per class (default: the smallest class)"},
     {"force", 0, CH_OPT_FLAG, offsetof(cli, force),
@@ -180,7 +184,8 @@ static void list_formats(FILE *f) {
             "             records get label CAP and the one probing template as text:\n"
             "             [PASSAGE\\n\\n]Question: QUESTION[\\nA. CHOICE...]\\nAnswer: (from meta; choices\n"
             "             only with --options show); every class gets the same count (the smallest,\n"
-            "             or --per-class N); order and choice depend only on --seed and the ids\n",
+            "             or --per-class N); order and choice depend only on --seed and the ids;\n"
+            "             --match-length: the same length distribution in every class\n",
             "probeset");
     fprintf(f, "\nevaluation splits (refused without --allow-eval-split):\n");
     for (int i = 0; i < ch_prep_neval_splits; i++)
@@ -192,7 +197,7 @@ static const ch_opt_cmd cmd = {
     "prepare", opts_table, CH_NOPTS(opts_table), .positional = "FORMAT SRC...", .min_pos = 1, .max_pos = -1,
     .pos_offset = offsetof(cli, p.srcs), .npos_offset = offsetof(cli, p.nsrcs),
     .about = "The probing set: capheads prepare probeset CAP=FILE... --output FILE.jsonl [--seed S]\n"
-             "[--per-class N]\n\n"
+             "[--per-class N] [--match-length]\n\n"
              "Convert a dataset's original format into capheads' JSONL records, one per line:\n"
              "  {\"id\", \"text\" | \"messages\", \"label\"?, \"task\"?, \"meta\"?}\n"
              "ids are DATASET/FILE-STEM/INDEX (INDEX counts the records of one file from 0).\n"
@@ -219,6 +224,7 @@ static int resolve_format(ch_prepare_opts *o, const ch_prep_format **fmt) {
         CH_FAIL(CH_EARG, "--label '%s' is not a capability (" CH_CAP_LIST ")", o->label);
     if (*fmt && o->show_options)
         CH_FAIL(CH_EARG, "--options applies to probeset only (a format's text shows its choices)");
+    if (*fmt && o->match_length) CH_FAIL(CH_EARG, "--match-length applies to probeset only");
     return 0;
 }
 

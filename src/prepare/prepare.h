@@ -36,6 +36,7 @@ typedef struct {
     int64_t per_class; /* probeset: -1 = the smallest class */
     int allow_eval;    /* --allow-eval-split: take a benchmark's evaluation split */
     int show_options;  /* probeset --options show: the choices in every text */
+    int match_length;  /* probeset --match-length: every class gets the same length distribution */
 } ch_prepare_opts;
 
 /* The sampling key of a record: splitmix64(fnv1a64(id) ^ splitmix64(seed)). --limit keeps the N
@@ -70,6 +71,15 @@ extern const int ch_prep_nformats;
 
 /* The probing set (prepare_probeset.c): CAP=FILE sources in o->srcs; writes o->output. */
 int ch_prep_run_probeset(const ch_prepare_opts *o, long *written, long *per_class, int *nclasses);
+
+/* probeset --match-length (prepare_lenmatch.c). n candidates sorted by key, of class cap[i] and
+ * len[i] characters (Unicode code points of the rendered text). Lengths fall in fixed bins (edges
+ * e_0 = 1, e_{i+1} = e_i + max(1, e_i / 8)); in each bin every class keeps the smallest count any
+ * class in present has there (scaled to per_class when >= 0, the same for every class), taking
+ * its records of smallest key. Sets keep[i] and *kept (records per class); stderr gets per class
+ * the count kept and the median length before and after. */
+int ch_prep_match_length(long n, const int *cap, const long *len, const int present[5], int64_t per_class,
+                         char *keep, long *kept);
 
 /* ---- evaluation splits (prepare_eval.c) ---------------------------------------------------- */
 

@@ -184,17 +184,16 @@ static int same_choice_count(const cJSON *rec, const cJSON **first) {
     return 0;
 }
 
-/* Smallest keys first; keep the first m of each class, in that (global key) order. */
-static int write_probeset(const ch_prepare_opts *o, probe_items *pi, long m, long *written) {
+/* In key order: the first m of each class, or (--match-length) those keep marks. */
+static int write_probeset(const ch_prepare_opts *o, probe_items *pi, long m, const char *keep, long *written) {
     ch_prep_out w;
-    qsort(pi->items, (size_t)pi->n, sizeof *pi->items, cmp_item);
     CH_TRY(ch_prep_out_open(&w, o->output));
     long taken[5] = {0};
     int rc = 0;
     const cJSON *first = NULL; /* --options show: the record whose choice count all must share */
     for (long i = 0; i < pi->n && !rc; i++) {
         int c = pi->items[i].cap;
-        if (taken[c] >= m) continue;
+        if (keep ? !keep[i] : taken[c] >= m) continue;
         cJSON *rec = NULL;
         rc = probe_record(o, pi->items[i].rec, ch_capability_names[c], &rec);
         if (!rc && o->show_options && (rc = same_choice_count(pi->items[i].rec, &first))) cJSON_Delete(rec);
@@ -209,12 +208,47 @@ static int write_probeset(const ch_prepare_opts *o, probe_items *pi, long m, lon
     return ch_prep_out_commit(&w);
 }
 
+/* Unicode code points of a UTF-8 string: what probe's format baseline counts as chars. */
+static long code_points(const char *s) {
+    long n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* --match-length: every candidate's rendered text measured, the kept ones marked in *keep. */
+static int match_lengths(const ch_prepare_opts *o, const probe_items *pi, long *m, char **keep) {
+    int *cap = malloc((size_t)(pi->n ? pi->n : 1) * sizeof *cap);
+    long *len = malloc((size_t)(pi->n ? pi->n : 1) * sizeof *len);
+    *keep = malloc((size_t)(pi->n ? pi->n : 1));
+    int rc = 0;
+    if (!cap || !len || !*keep) CH_FAIL_GOTO(done, CH_ENOMEM, "out of memory matching lengths");
+    for (long i = 0; i < pi->n; i++) {
+        const cJSON *rec = pi->items[i].rec;
+        char *text = NULL;
+        CH_TRY_GOTO(ch_prep_probe_text(cJSON_GetObjectItemCaseSensitive(rec, "meta"), o->show_options,
+                                       o->cue ? o->cue : "Answer:", ch_prep_rec_id(rec), &text),
+                    done);
+        cap[i] = pi->items[i].cap;
+        len[i] = code_points(text);
+        free(text);
+    }
+    rc = ch_prep_match_length(pi->n, cap, len, pi->present, o->per_class, *keep, m);
+done:
+    free(cap);
+    free(len);
+    return rc;
+}
+
 int ch_prep_run_probeset(const ch_prepare_opts *o, long *written, long *per_class, int *nclasses) {
     probe_items pi;
     memset(&pi, 0, sizeof pi);
+    char *keep = NULL;
     int rc = read_classes(o, &pi);
     if (!rc) rc = class_quota(o, &pi, per_class, nclasses);
-    if (!rc) rc = write_probeset(o, &pi, *per_class, written);
+    if (!rc) qsort(pi.items, (size_t)pi.n, sizeof *pi.items, cmp_item);
+    if (!rc && o->match_length) rc = match_lengths(o, &pi, per_class, &keep);
+    if (!rc) rc = write_probeset(o, &pi, *per_class, keep, written);
+    free(keep);
     for (long i = 0; i < pi.n; i++) cJSON_Delete(pi.items[i].rec);
     free(pi.items);
     return rc;
