@@ -7,7 +7,13 @@
  * dataset, and one in a root attribute, or a dataset gone or added, by content_sha256.
  * Readers open these files through ch_h5_open_sealed: a mismatch, a missing checksum or
  * anything HDF5 cannot read is CH_EFORMAT (exit 3) naming the file and, where known, the
- * dataset - never a silent run on damaged probes or mixes. */
+ * dataset - never a silent run on damaged probes or mixes.
+ *
+ * Around that, a file seal: ch_h5_seal writes the file behind a 512-byte HDF5 user block that
+ * holds the SHA-256 of every later byte. Readers check it on the raw bytes
+ * before HDF5 sees them (a flipped bit in HDF5's own structures can crash HDF5 1.10), then parse
+ * the same bytes from memory. A file without the block (h5unjam removes it) is checked by its
+ * content seal alone; a rewrite that keeps a stale block (h5repack copies it) is refused. */
 #ifndef CH_H5SEAL_H
 #define CH_H5SEAL_H
 
@@ -25,7 +31,11 @@ hid_t ch_h5_mem_create(const char *name);
 int ch_h5_mem_save(hid_t f, const char *path);
 /* Check the checksums of an open file; CH_EFORMAT naming path and dataset on a mismatch. */
 int ch_h5_verify_seal(hid_t f, const char *path);
-/* Open read-only and verify. A file that is not there: CH_EIO; one HDF5 cannot open: CH_EFORMAT.
+/* The file seal of the file on disk, checked without HDF5: *sealed = 1 when it holds, 0 when the
+ * file has no user block (an archive); CH_EFORMAT naming the file when it is damaged. */
+int ch_h5_check_file_seal(const char *path, int *sealed);
+/* Read the file, check its file seal, open those bytes read-only in memory and verify the content
+ * seal. A file that is not there: CH_EIO; one HDF5 cannot open: CH_EFORMAT.
  * The caller closes *f. */
 int ch_h5_open_sealed(const char *path, hid_t *f);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "h5seal.h"
 #include "h5util.h"
 
 static const char *const attr_names[3] = {"render_template", "render_span", "render_cue"};
@@ -81,9 +82,8 @@ int ch_render_rule_read(hid_t loc, const char *path, ch_render_rule *r) {
 
 int ch_render_rule_read_file(const char *path, ch_render_rule *r) {
     memset(r, 0, sizeof *r);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) CH_FAIL(CH_EIO, "%s: cannot open as an HDF5 file", path);
+    hid_t f = -1;
+    CH_TRY(ch_h5_open_sealed(path, &f)); /* never HDF5 on a damaged file: h5seal.h */
     int rc = ch_render_rule_read(f, path, r);
     if (H5Fclose(f) < 0 && !rc) rc = ch_err_set(CH_EHDF5, __FILE__, __LINE__, "%s: close failed", path);
     return rc;

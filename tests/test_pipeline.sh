@@ -170,6 +170,13 @@ PY
 D=$T/one
 cp -r "$D/mix" "$T/mix_repacked" && rm "$T/mix_repacked/mix.h5"
 h5repack "$D/mix/mix.h5" "$T/mix_repacked/mix.h5"
+# h5repack copies the user block, whose file seal no longer matches the rewritten bytes: refused;
+# without the block (h5unjam) the content seal alone is checked, and the mix keeps its identity
+set +e; run 1 select --mix "$T/mix_repacked" --input "$D/pool.h5" --pool "$T/data/pool.jsonl" --method random \
+  --output "$T/sel_stale" >"$T/stale.txt" 2>&1; rc=$?; set -e
+[ $rc -eq 3 ] && grep -q "mix_repacked/mix.h5: its bytes do not match the SHA-256 in its first 512 bytes" "$T/stale.txt" ||
+  { cat "$T/stale.txt"; fail "a repacked mix with a stale file seal: exit $rc"; }
+h5unjam -i "$T/mix_repacked/mix.h5" -o "$T/mix_repacked/unjammed.h5" >/dev/null && mv "$T/mix_repacked/unjammed.h5" "$T/mix_repacked/mix.h5"
 cp "$D/pool.h5" "$T/pool_render.h5"   # the rule a newer extract records: copied into scores.h5 as it is
 /usr/bin/python3 -c "
 import h5py, sys

@@ -198,6 +198,8 @@ static const ch_opt_cmd cmd = {
 static int read_format(const char *path, char **fmt) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     if (access(path, F_OK)) CH_FAIL(CH_EIO, "%s: cannot open: no such file", path);
+    int sealed = 0;
+    CH_TRY(ch_h5_check_file_seal(path, &sealed)); /* a damaged sealed file never reaches HDF5 */
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) CH_FAIL(CH_EFORMAT, "%s: HDF5 cannot open it (not an HDF5 file, or damaged or truncated)", path);
     int rc = ch_h5_get_str(f, "format", fmt);
