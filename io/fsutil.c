@@ -62,6 +62,22 @@ void ch_fs_safe_name(const char *name, char *out, size_t outsz) {
     out[i] = 0;
 }
 
+int ch_sha256(const void *p, size_t n, unsigned char md[32]) {
+    unsigned int len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(ctx, p, n) == 1 &&
+             EVP_DigestFinal_ex(ctx, md, &len) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) CH_FAIL(CH_EINTERNAL, "OpenSSL SHA-256 unavailable");
+    return 0;
+}
+
+void ch_sha256_hex(const unsigned char md[32], char hex[65]) {
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) hex[2 * i] = digits[md[i] >> 4], hex[2 * i + 1] = digits[md[i] & 15];
+    hex[64] = 0;
+}
+
 int ch_fs_sha256(const char *path, char hex[65]) {
     FILE *f = fopen(path, "rb");
     if (!f) CH_FAIL(CH_EIO, "%s: cannot open: %s", path, strerror(errno));
@@ -81,7 +97,7 @@ int ch_fs_sha256(const char *path, char hex[65]) {
     unsigned char md[32];
     unsigned int len = 0;
     EVP_DigestFinal_ex(ctx, md, &len);
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    ch_sha256_hex(md, hex);
 done:
     free(buf);
     EVP_MD_CTX_free(ctx);

@@ -15,6 +15,10 @@ void ch_fs_abort(FILE *f, const char *tmp);
 void ch_fs_safe_name(const char *name, char *out, size_t outsz);
 /* The whole file, NUL-terminated (*len excludes the NUL); the caller frees *buf. */
 int ch_fs_read_file(const char *path, char **buf, size_t *len);
+/* SHA-256 of n bytes (CH_EINTERNAL when OpenSSL has none). */
+int ch_sha256(const void *p, size_t n, unsigned char md[32]);
+/* A digest as 64 lowercase hex digits + NUL. */
+void ch_sha256_hex(const unsigned char md[32], char hex[65]);
 /* SHA-256 of a file as 64 hex chars + NUL. */
 int ch_fs_sha256(const char *path, char hex[65]);
 

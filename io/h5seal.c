@@ -36,13 +36,8 @@ typedef struct {
 
 static int sha_hex(const void *buf, size_t n, char hex[65]) {
     unsigned char md[32];
-    unsigned int len = 0;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(c, buf, n) == 1 &&
-             EVP_DigestFinal_ex(c, md, &len) == 1;
-    EVP_MD_CTX_free(c);
-    if (!ok) CH_FAIL(CH_EINTERNAL, "OpenSSL SHA-256 unavailable");
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    CH_TRY(ch_sha256(buf, n, md));
+    ch_sha256_hex(md, hex);
     return 0;
 }
 
@@ -200,7 +195,7 @@ static int walk_file(hid_t f, const char *path, int verify, char hex[65]) {
     unsigned int len = 0;
     EVP_DigestFinal_ex(w.all, md, &len);
     EVP_MD_CTX_free(w.all);
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    ch_sha256_hex(md, hex);
     if (w.rc) return w.rc;
     if (e < 0) CH_FAIL(CH_EFORMAT, "%s: HDF5 cannot list its datasets and attributes (damaged file?)", path);
     return 0;

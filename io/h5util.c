@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 
 #include "crc32c.h"
+#include "fsutil.h"
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -211,7 +212,7 @@ int ch_archive_rows_sha256(hid_t f, char hex[65]) {
     unsigned char md[32];
     unsigned int len = 0;
     if (!rc) EVP_DigestFinal_ex(ctx, md, &len);
-    for (int i = 0; !rc && i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    if (!rc) ch_sha256_hex(md, hex);
     EVP_MD_CTX_free(ctx);
     return rc;
 }

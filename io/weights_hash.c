@@ -10,17 +10,8 @@
 #include <sys/stat.h>
 
 #include "err.h"
+#include "fsutil.h"
 
-
-static int sha256(const unsigned char *p, size_t n, unsigned char md[32]) {
-    unsigned int len = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(ctx, p, n) == 1 &&
-             EVP_DigestFinal_ex(ctx, md, &len) == 1;
-    EVP_MD_CTX_free(ctx);
-    if (!ok) CH_FAIL(CH_EINTERNAL, "OpenSSL SHA-256 unavailable");
-    return 0;
-}
 
 /* Digest of block b of file path (its bytes [b*BLOCK, min(size, (b+1)*BLOCK))). */
 static int hash_block(const char *path, int64_t BLOCK, int64_t b, int64_t size, unsigned char *buf,
@@ -31,7 +22,7 @@ static int hash_block(const char *path, int64_t BLOCK, int64_t b, int64_t size, 
     int bad = fseeko(f, (off_t)off, SEEK_SET) || fread(buf, 1, (size_t)n, f) != (size_t)n;
     fclose(f);
     if (bad) CH_FAIL(CH_EIO, "%s: read error at byte %lld", path, (long long)off);
-    return sha256(buf, (size_t)n, md);
+    return ch_sha256(buf, (size_t)n, md);
 }
 
 int ch_weights_sha256(const char *const *files, int nfiles, MPI_Comm comm, char hex[65], double *bytes) {
@@ -74,8 +65,8 @@ out:;
     if (!rc && MPI_Allreduce(digests, all, (int)(32 * nblocks), MPI_UNSIGNED_CHAR, MPI_BOR, comm) != MPI_SUCCESS)
         rc = ch_err_set(CH_EMPI, __FILE__, __LINE__, "MPI_Allreduce of the block digests failed");
     unsigned char md[32];
-    if (!rc) rc = sha256(all, (size_t)(32 * nblocks), md);
-    for (int i = 0; !rc && i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    if (!rc) rc = ch_sha256(all, (size_t)(32 * nblocks), md);
+    if (!rc) ch_sha256_hex(md, hex);
     free(buf);
     free(all);
     free(digests);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "fsutil.h"
 #include "h5seal.h"
 #include "h5util.h"
 
@@ -130,7 +131,7 @@ static int make_digest(const ch_capmix *cm, const int *top, char hex[65]) {
              EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 32;
     EVP_MD_CTX_free(ctx);
     if (!ok) CH_FAIL(CH_EINTERNAL, "OpenSSL SHA-256 unavailable");
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    ch_sha256_hex(md, hex);
     return 0;
 }
 
