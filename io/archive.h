@@ -114,7 +114,7 @@ typedef struct {
     int complete;
     int hidden_dim;     /* 0 when the archive has no /hidden */
     char *pool, *model_config, *tokenizer_sha256, *input_sha256, *input_path, *command_line,
-        *created, *model_dir, *backend, *precision;
+        *created, *model_dir, *backend, *precision, *rows_sha256, *weights_sha256; /* NULL: absent */
     ch_render_rule render; /* render.recorded = 0 in archives of an older extract */
     char truncate[8];      /* "none" | "left" | "right" ("none" when not recorded) */
     int64_t n_truncated;

@@ -208,7 +208,7 @@ void ch_archive_info_free(ch_archive_info *info) {
     if (!info) return;
     char **s[] = {&info->pool, &info->model_config, &info->tokenizer_sha256, &info->input_sha256,
                   &info->input_path, &info->command_line, &info->created, &info->model_dir, &info->backend,
-                  &info->precision};
+                  &info->precision, &info->rows_sha256, &info->weights_sha256};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         free(*s[i]);
         *s[i] = NULL;
@@ -229,7 +229,8 @@ int ch_archive_get_info(ch_archive_reader *r, ch_archive_info *info) {
         {"tokenizer_sha256", &info->tokenizer_sha256}, {"input_sha256", &info->input_sha256},
         {"input_path", &info->input_path}, {"command_line", &info->command_line},
         {"created", &info->created}, {"model_dir", &info->model_dir}, {"backend", &info->backend},
-        {"precision", &info->precision}};
+        {"precision", &info->precision}, {"rows_sha256", &info->rows_sha256},
+        {"weights_sha256", &info->weights_sha256}};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
         CH_TRY_GOTO(attr_string(r, s[i].name, 0, s[i].dst), fail);
     CH_TRY_GOTO(ch_render_rule_read(r->file, r->path, &info->render), fail);

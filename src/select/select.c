@@ -273,7 +273,6 @@ typedef struct {
     int *which, nt;        /* the mix's tasks to select for */
     char **tnames;         /* [nt] their names */
     ch_benchmarks bench;   /* the benchmarks of those tasks */
-    ch_select_prov prov;   /* what the pool archive records of its inputs */
     char pool_sha256[65], mix_sha256[65];
     ch_archive_reader *r;
     ch_archive_info info;
@@ -285,7 +284,7 @@ typedef struct {
     float *hid;            /* RDS: this rank's rows' mean final hidden states */
     int64_t k;             /* rows kept per task and per benchmark */
     int done_tasks, done_benches; /* columns of scores.h5 written: what it still needs on disk */
-    int id_len;                   /* the longest pool id: the width of scores.h5's /ids */
+    ch_scores_layout lay;         /* scores.h5's datasets */
     ch_scores_file *sf;
     char scores[4200], scores_partial[4200]; /* written under the partial name: outfinish.h */
     ch_out_set outs; /* the JSONL files, published together at the end (outfinish.h) */
@@ -331,7 +330,6 @@ static int read_mix(sctx *s, const opts *o) {
 
 /* The pool archive and this rank's part of the pool JSONL, checked to belong together. */
 static int open_pool(sctx *s, const opts *o) {
-    CH_TRY(ch_select_prov_read(o->input, s->comm, &s->prov)); /* before the collective open */
     CH_TRY(ch_archive_open_read(o->input, s->comm, &s->r));
     CH_TRY(ch_archive_get_info(s->r, &s->info));
     if (!s->info.complete && !o->allow_incomplete)
@@ -388,10 +386,12 @@ static int row_inputs(sctx *s, const opts *o) {
     return ch_mpi_agree(s->comm, rc);
 }
 
+static const char *or_empty(const char *v) { return v ? v : ""; }
+
 /* scores.h5's root attributes: how the scores were made and the identities of the inputs. */
 static int write_provenance(sctx *s, const opts *o) {
     ch_scores_file *f = s->sf;
-    const ch_select_prov *pv = &s->prov;
+    const ch_archive_info *pv = &s->info; /* what the pool archive records of its inputs */
     const struct { const char *name, *value; } a[] = {
         {"method", method_names[o->method]},
         {"score", o->method == M_CAPABILITY ? (o->cosine ? "cosine" : "dot") : ""},
@@ -399,11 +399,10 @@ static int write_provenance(sctx *s, const opts *o) {
         {"heads", s->mix.heads && s->mix.heads[0] ? s->mix.heads : "own"},
         {"tie_rule", "score descending, then id ascending (bytes)"},
         {"pool", o->pool}, {"pool_sha256", s->pool_sha256},
-        {"input", o->input}, {"archive_input_sha256", pv->input_sha256},
-        {"archive_rows_sha256", pv->rows_sha256}, {"archive_weights_sha256", pv->weights_sha256},
+        {"input", o->input}, {"archive_input_sha256", or_empty(pv->input_sha256)},
+        {"archive_rows_sha256", or_empty(pv->rows_sha256)}, {"archive_weights_sha256", or_empty(pv->weights_sha256)},
         {"mix", o->mix}, {"mix_sha256", s->mix_sha256},
-        {"probes", o->probes ? o->probes : ""},
-        {"probes_sha256", s->mix.probes_sha256 ? s->mix.probes_sha256 : ""},
+        {"probes", or_empty(o->probes)}, {"probes_sha256", or_empty(s->mix.probes_sha256)},
         {"capability_names", s->mix.capability_names}};
     for (size_t i = 0; i < sizeof a / sizeof a[0]; i++) CH_TRY(ch_scores_attr_str(f, a[i].name, a[i].value));
     CH_TRY(ch_scores_put_render(f, &s->info.render));
@@ -412,29 +411,20 @@ static int write_provenance(sctx *s, const opts *o) {
     return ch_scores_attr_i64(f, "seed", (int64_t)o->seed);
 }
 
-/* Room that scores.h5 may still take when `tasks` task columns and `benches` benchmark columns
- * are unwritten: f64 scores and a selected byte per row and column, the ids, the names and 64
- * KiB of HDF5 metadata. */
-static double scores_room(const sctx *s, int tasks, int benches) {
-    return (double)(tasks + benches) * (double)s->info.n_rows * 9.0 + (double)s->info.n_rows * s->id_len +
-           (double)(s->nt + s->bench.nb) * 256 + 65536.0;
-}
-
 /* scores.h5 (all ranks), under its partial name: its datasets, this rank's ids, the provenance. */
 static int open_scores(sctx *s, const opts *o) {
     long long idl = 1;
     for (int64_t i = 0; i < s->l.count; i++)
         if ((long long)strlen(s->ids[i]) > idl) idl = (long long)strlen(s->ids[i]);
     CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &idl, 1, MPI_LONG_LONG, MPI_MAX, s->comm));
-    s->id_len = (int)idl;
-    const ch_scores_layout lay = {.tasks = s->tnames, .ntask = s->nt, .benchmarks = s->bench.name,
-                                  .nbench = s->bench.nb, .bench_of_task = s->bench.of_task,
-                                  .nrows = s->info.n_rows, .id_len = (int)idl,
-                                  .task_selected = o->level != L_BENCHMARK, .bench_selected = o->level != L_TASK};
+    s->lay = (ch_scores_layout){.tasks = s->tnames, .ntask = s->nt, .benchmarks = s->bench.name,
+                                .nbench = s->bench.nb, .bench_of_task = s->bench.of_task,
+                                .nrows = s->info.n_rows, .id_len = (int)idl,
+                                .task_selected = o->level != L_BENCHMARK, .bench_selected = o->level != L_TASK};
     snprintf(s->scores, sizeof s->scores, "%s/scores.h5", o->output);
     CH_TRY(ch_out_partial_name(s->scores, s->scores_partial, sizeof s->scores_partial));
-    int rc = ch_out_space_check(s->comm, s->scores_partial, scores_room(s, s->nt, s->bench.nb)); /* outfinish.h */
-    if (!rc) rc = ch_scores_create(s->scores_partial, &lay, s->comm, &s->sf);
+    int rc = ch_out_space_check(s->comm, s->scores_partial, ch_scores_room(&s->lay, s->nt, s->bench.nb)); /* outfinish.h */
+    if (!rc) rc = ch_scores_create(s->scores_partial, &s->lay, s->comm, &s->sf);
     if (rc && s->rank == 0) ch_out_discard(s->scores_partial);
     CH_TRY(rc);
     CH_TRY(ch_scores_write_ids(s->sf, s->l.first, s->l.count, s->ids));
@@ -500,7 +490,7 @@ static int keep_top(sctx *s, const opts *o, const double *score, const char *nam
     double bytes = 0; /* the selected lines, and what scores.h5 still needs: on disk, or refused now */
     for (int64_t i = 0; i < n; i++) bytes += s->sel[i] ? (double)s->l.len[i] + 1 : 0;
     CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &bytes, 1, MPI_DOUBLE, MPI_SUM, s->comm));
-    CH_TRY(ch_out_space_check(s->comm, partial, bytes + scores_room(s, s->nt - s->done_tasks, s->bench.nb - s->done_benches)));
+    CH_TRY(ch_out_space_check(s->comm, partial, bytes + ch_scores_room(&s->lay, s->nt - s->done_tasks, s->bench.nb - s->done_benches)));
     CH_TRY(ch_select_write_jsonl(path, o->pool, s->l.start, s->l.len, s->sel, n, s->comm));
     double tot[2] = {0, 0}; /* sum of the kept scores, kept rows */
     for (int64_t i = 0; i < n; i++)
@@ -572,7 +562,6 @@ static void sctx_free(sctx *s) {
     free(s->p), free(s->score), free(s->bmax), free(s->sel), free(s->done), free(s->which), free(s->hid);
     free(s->tnames);
     ch_benchmarks_free(&s->bench);
-    ch_select_prov_free(&s->prov);
     ch_lines_free(&s->l);
     ch_archive_info_free(&s->info);
     if (s->r) ch_archive_close_read(s->r);

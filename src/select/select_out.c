@@ -144,6 +144,11 @@ fail:
     return rc;
 }
 
+double ch_scores_room(const ch_scores_layout *l, int tasks, int benches) {
+    return (double)(tasks + benches) * (double)l->nrows * 9.0 + (double)l->nrows * l->id_len +
+           (double)(l->ntask + l->nbench) * 256 + 65536.0 + 512.0;
+}
+
 int ch_scores_create(const char *path, const ch_scores_layout *l, MPI_Comm comm, ch_scores_file **out) {
     int rc = 0;
     ch_scores_file *s = NULL;

@@ -40,6 +40,10 @@ typedef struct {
     int task_selected, bench_selected; /* 1: create /selected, /benchmark_selected */
 } ch_scores_layout;
 
+/* Bytes the file may still take with `tasks` task and `benches` benchmark columns unwritten
+ * (for the space check before a parallel write, outfinish.h): a f64 score and a selected byte
+ * per row and column, the ids, the names, 64 KiB of HDF5 metadata and the file seal. */
+double ch_scores_room(const ch_scores_layout *l, int tasks, int benches);
 /* Collective. */
 int ch_scores_create(const char *path, const ch_scores_layout *l, MPI_Comm comm, ch_scores_file **out);
 /* Collective: rows [row0, row0 + n) of /ids. */
