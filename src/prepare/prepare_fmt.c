@@ -129,6 +129,7 @@ int ch_prep_qa_record(const ch_prep_qa *q, cJSON **rec, cJSON **meta) {
         if (ok) ch = NULL;
     }
     ok = ok && !ch_prep_meta_str(m, "answer", q->answer);
+    ok = ok && (!q->extra_key || !ch_prep_meta_str(m, q->extra_key, q->extra_val));
     if (!ok) {
         cJSON_Delete(ch);
         cJSON_Delete(m);
@@ -146,13 +147,11 @@ int ch_prep_qa_emit(ch_prep_out *w, const ch_prep_qa *q) {
     return ch_prep_finish(w, rec, meta);
 }
 
-int ch_prep_jsonl_each(ch_prep_out *w, const ch_prepare_opts *o, const char *path, const char *stem,
-                       ch_prep_line_fn fn) {
+int ch_prep_jsonl_objects(const char *path, ch_prep_obj_fn fn, void *ctx) {
     ch_jsonl r;
     CH_TRY(ch_jsonl_open(&r, path));
     int rc = 0;
-    long next = 0;
-    for (long idx = 0;; idx++) {
+    for (;;) {
         const char *line;
         size_t len;
         int has;
@@ -162,16 +161,35 @@ int ch_prep_jsonl_each(ch_prep_out *w, const ch_prepare_opts *o, const char *pat
         CH_TRY_GOTO(ch_json_parse(path, r.lineno, line, len, &obj), done);
         char where[1024];
         snprintf(where, sizeof where, "%s:%ld", path, r.lineno);
-        if (!cJSON_IsObject(obj))
-            rc = ch_err_set(CH_EFORMAT, __FILE__, __LINE__, "%s: expected a JSON object", where);
-        else
-            rc = fn(&(ch_prep_line){w, o, path, stem, &r, where, idx, &next}, obj);
-        cJSON_Delete(obj);
-        if (rc) break;
+        if ((rc = fn(ctx, &r, where, obj))) break;
     }
 done:
     ch_jsonl_close(&r);
     return rc;
+}
+
+/* ch_prep_jsonl_each's state: the converter and the record index it is at. */
+typedef struct {
+    ch_prep_out *w;
+    const ch_prepare_opts *o;
+    const char *path, *stem;
+    ch_prep_line_fn fn;
+    long idx, next;
+} each_ctx;
+
+static int each_line(void *ctx, const ch_jsonl *r, const char *where, cJSON *obj) {
+    each_ctx *e = ctx;
+    int rc = cJSON_IsObject(obj) ? e->fn(&(ch_prep_line){e->w, e->o, e->path, e->stem, r, where, e->idx, &e->next}, obj)
+                                 : ch_err_set(CH_EFORMAT, __FILE__, __LINE__, "%s: expected a JSON object", where);
+    cJSON_Delete(obj);
+    e->idx++;
+    return rc;
+}
+
+int ch_prep_jsonl_each(ch_prep_out *w, const ch_prepare_opts *o, const char *path, const char *stem,
+                       ch_prep_line_fn fn) {
+    each_ctx e = {w, o, path, stem, fn, 0, 0};
+    return ch_prep_jsonl_objects(path, each_line, &e);
 }
 
 int ch_prep_read_text(const char *path, char **buf, size_t *len) {

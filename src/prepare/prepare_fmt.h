@@ -48,6 +48,7 @@ typedef struct {
     int nchoices;          /* 0 = no choices */
     const char *answer;    /* NULL = none */
     const char *cue;
+    const char *extra_key, *extra_val; /* one more meta string after answer (NULL: none) */
 } ch_prep_qa;
 
 /* The reader's own text: [passage "\n\nQuestion: "] question, "\nL. choice" lines, "\n" cue. */
@@ -55,7 +56,7 @@ int ch_prep_qa_text(const ch_prep_qa *q, char **text);
 /* Build the record and its meta; *meta is returned for the caller to add extra keys before
  * ch_prep_finish. */
 int ch_prep_qa_record(const ch_prep_qa *q, cJSON **rec, cJSON **meta);
-/* ch_prep_qa_record + ch_prep_finish with no extra meta. */
+/* ch_prep_qa_record + ch_prep_finish. */
 int ch_prep_qa_emit(ch_prep_out *w, const ch_prep_qa *q);
 
 /* The letter of choice i: "A".."Z". */
@@ -74,7 +75,11 @@ typedef struct {
 
 typedef int (*ch_prep_line_fn)(const ch_prep_line *c, const cJSON *obj);
 
-/* Call fn on each JSON-object line of a JSONL file. */
+/* Each line of a JSONL file parsed, given to fn with its "file:line"; fn owns obj (frees or keeps
+ * it); a nonzero return stops the reading and is returned. */
+typedef int (*ch_prep_obj_fn)(void *ctx, const ch_jsonl *r, const char *where, cJSON *obj);
+int ch_prep_jsonl_objects(const char *path, ch_prep_obj_fn fn, void *ctx);
+/* Call fn on each JSON-object line of a JSONL file (another JSON value: CH_EFORMAT by file:line). */
 int ch_prep_jsonl_each(ch_prep_out *w, const ch_prepare_opts *o, const char *path, const char *stem,
                        ch_prep_line_fn fn);
 /* Parse a whole file as JSON; want_object: top level must be an object, else an array. */

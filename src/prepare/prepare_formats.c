@@ -149,14 +149,8 @@ static int arc_like_one(const ch_prep_line *c, const cJSON *obj, const char *dat
     ch_prep_qa qa = {.id = id, .label = ch_prep_pick(c->o->label, dflt_label), .task = c->o->task,
                      .source_id = source_id, .question = f.stem, .labels = f.labels, .choices = f.texts,
                      .nchoices = f.n, .answer = answer, .cue = ch_prep_pick(c->o->cue, "Answer:")};
-    cJSON *rec, *meta;
-    CH_TRY(ch_prep_qa_record(&qa, &rec, &meta));
-    if (ch_prep_meta_str(meta, "concept", f.concept)) {
-        cJSON_Delete(rec);
-        cJSON_Delete(meta);
-        return CH_ENOMEM;
-    }
-    return ch_prep_finish(c->w, rec, meta);
+    qa.extra_key = "concept", qa.extra_val = f.concept;
+    return ch_prep_qa_emit(c->w, &qa);
 }
 
 static int arc_one(const ch_prep_line *c, const cJSON *obj) { return arc_like_one(c, obj, "arc", "science", 0); }

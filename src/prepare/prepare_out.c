@@ -98,19 +98,25 @@ fail:
     return rc;
 }
 
+/* arr (of *cap items of size each, n used) with room for one more: doubled when full; NULL
+ * (arr untouched) when memory is out. */
+static void *room_for_one(void *arr, long *cap, long n, size_t size) {
+    if (n < *cap) return arr;
+    long c2 = *cap ? *cap * 2 : 1024;
+    void *p = realloc(arr, (size_t)c2 * size);
+    if (p) *cap = c2;
+    return p;
+}
+
 /* Write one record (and remember its id); rec is consumed. */
 static int write_rec(ch_prep_out *w, cJSON *rec) {
     int rc = 0;
     ch_out_kill_point("write"); /* fault injection (tests/test_faults_stages.sh) */
     char *line = NULL;
     const char *id = ch_prep_rec_id(rec);
-    if (w->n == w->cap) {
-        long cap = w->cap ? w->cap * 2 : 1024;
-        char **p = realloc(w->ids, (size_t)cap * sizeof *p);
-        if (!p) CH_FAIL_GOTO(done, CH_ENOMEM, "out of memory (%ld ids)", cap);
-        w->ids = p;
-        w->cap = cap;
-    }
+    char **ids = room_for_one(w->ids, &w->cap, w->n, sizeof *w->ids);
+    if (!ids) CH_FAIL_GOTO(done, CH_ENOMEM, "out of memory (%ld ids)", w->n);
+    w->ids = ids;
     w->ids[w->n] = strdup(id);
     if (!w->ids[w->n]) CH_FAIL_GOTO(done, CH_ENOMEM, "out of memory");
     w->n++;
@@ -142,13 +148,9 @@ int ch_prep_emit(ch_prep_out *w, cJSON *rec) {
                      cJSON_IsString(label) ? label->valuestring : "?", id->valuestring);
     if (w->eval) CH_TRY_GOTO(mark_eval(rec, w->eval), fail);
     if (w->limit < 0) return write_rec(w, rec);
-    if (w->nheld == w->capheld) {
-        long cap = w->capheld ? w->capheld * 2 : 1024;
-        cJSON **p = realloc(w->held, (size_t)cap * sizeof *p);
-        if (!p) CH_FAIL_GOTO(fail, CH_ENOMEM, "out of memory (%ld records)", cap);
-        w->held = p;
-        w->capheld = cap;
-    }
+    cJSON **held = room_for_one(w->held, &w->capheld, w->nheld, sizeof *w->held);
+    if (!held) CH_FAIL_GOTO(fail, CH_ENOMEM, "out of memory (%ld records)", w->nheld);
+    w->held = held;
     w->held[w->nheld++] = rec;
     return 0;
 fail:

@@ -7,6 +7,7 @@
 #include "capability.h"
 #include "err.h"
 #include "jsonl.h"
+#include "prepare_fmt.h"
 #include "prepare_out.h"
 
 /* The order of records is a function of (seed, id) only: sort by ch_prep_key. The n records of a
@@ -85,36 +86,34 @@ static void limit_items(const ch_prepare_opts *o, probe_item *items, long first,
     *n = first + (long)o->limit;
 }
 
+/* read_probe_file's state: the class its records are for and where they go. */
+typedef struct {
+    const ch_prepare_opts *o;
+    const char *path;
+    int cap;
+    probe_item **items;
+    long *n, *capacity;
+    int *eval;
+} probe_file;
+
+static int probe_line(void *ctx, const ch_jsonl *r, const char *where, cJSON *obj) {
+    (void)r;
+    probe_file *p = ctx;
+    const char *why = probe_line_problem(p->o, obj, p->cap);
+    int rc = why ? ch_err_set(CH_EFORMAT, __FILE__, __LINE__, "%s: %s (%s=%s)", where, why, ch_capability_names[p->cap], p->path)
+                 : push_item(p->items, p->n, p->capacity, (probe_item){ch_prep_key(ch_prep_rec_id(obj), p->o->seed), p->cap, obj});
+    if (rc) cJSON_Delete(obj);
+    else *p->eval |= cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "meta"), "eval_split") != NULL;
+    return rc;
+}
+
 static int read_probe_file(const ch_prepare_opts *o, const char *path, int cap, probe_item **items, long *n,
                            long *capacity, int *eval) {
-    ch_jsonl r;
-    CH_TRY(ch_jsonl_open(&r, path));
-    int rc = 0;
     long first = *n;
-    for (;;) {
-        const char *line;
-        size_t len;
-        int has;
-        cJSON *obj = NULL;
-        CH_TRY_GOTO(ch_jsonl_next(&r, &line, &len, &has), done);
-        if (!has) break;
-        CH_TRY_GOTO(ch_json_parse(path, r.lineno, line, len, &obj), done);
-        const char *why = probe_line_problem(o, obj, cap);
-        if (why) {
-            cJSON_Delete(obj);
-            CH_FAIL_GOTO(done, CH_EFORMAT, "%s:%ld: %s (%s=%s)", path, r.lineno, why, ch_capability_names[cap], path);
-        }
-        *eval |= cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "meta"), "eval_split") != NULL;
-        probe_item it = {ch_prep_key(ch_prep_rec_id(obj), o->seed), cap, obj};
-        if ((rc = push_item(items, n, capacity, it))) {
-            cJSON_Delete(obj);
-            goto done;
-        }
-    }
+    probe_file p = {o, path, cap, items, n, capacity, eval};
+    CH_TRY(ch_prep_jsonl_objects(path, probe_line, &p));
     limit_items(o, *items, first, n);
-done:
-    ch_jsonl_close(&r);
-    return rc;
+    return 0;
 }
 
 /* The records of the probeset's sources, read (every source is CAP=FILE). */

@@ -80,17 +80,10 @@ static int cot_emit(ch_prep_out *w, const ch_prepare_opts *o, const char *stem, 
     snprintf(id, sizeof id, "bbh-cot/%s/%ld", stem, idx);
     snprintf(task, sizeof task, "bbh/%s", stem);
     ch_prep_qa qa = {.id = id, .label = o->label, .task = ch_prep_pick(o->task, task), .question = question,
-                     .answer = answer, .cue = ch_prep_pick(o->cue, "Answer:")};
-    cJSON *rec, *meta;
-    int rc = ch_prep_qa_record(&qa, &rec, &meta);
+                     .answer = answer, .cue = ch_prep_pick(o->cue, "Answer:"), .extra_key = "cot", .extra_val = cot};
+    int rc = ch_prep_qa_emit(w, &qa);
     free(answer);
-    if (rc) return rc;
-    if (ch_prep_meta_str(meta, "cot", cot)) {
-        cJSON_Delete(rec);
-        cJSON_Delete(meta);
-        return CH_ENOMEM;
-    }
-    return ch_prep_finish(w, rec, meta);
+    return rc;
 }
 
 /* One Q/A block starting at line *i (a "Q: " line); *i moves past it. */
@@ -239,14 +232,8 @@ static int sciq_one(ch_prep_out *w, const ch_prepare_opts *o, const cJSON *ex, c
     ch_prep_qa qa = {.id = id, .label = ch_prep_pick(o->label, "science"), .task = o->task, .question = q,
                      .choices = choices, .nchoices = 4, .answer = ch_prep_letter(pos),
                      .cue = ch_prep_pick(o->cue, "Answer:")};
-    cJSON *rec, *meta;
-    CH_TRY(ch_prep_qa_record(&qa, &rec, &meta));
-    if (ch_prep_meta_str(meta, "support", support)) {
-        cJSON_Delete(rec);
-        cJSON_Delete(meta);
-        return CH_ENOMEM;
-    }
-    return ch_prep_finish(w, rec, meta);
+    qa.extra_key = "support", qa.extra_val = support;
+    return ch_prep_qa_emit(w, &qa);
 }
 
 int ch_prep_conv_sciq(ch_prep_out *w, const ch_prepare_opts *o, const char *path, const char *stem) {
@@ -373,14 +360,8 @@ static int hellaswag_one(const ch_prep_line *c, const cJSON *obj) {
     ch_prep_qa qa = {.id = id, .label = ch_prep_pick(c->o->label, "commonsense"), .task = c->o->task,
                      .source_id = source_id, .question = ctx, .choices = choices, .nchoices = n, .answer = answer,
                      .cue = ch_prep_pick(c->o->cue, "Answer:")};
-    cJSON *rec, *meta;
-    CH_TRY(ch_prep_qa_record(&qa, &rec, &meta));
-    if (ch_prep_meta_str(meta, "activity_label", activity)) {
-        cJSON_Delete(rec);
-        cJSON_Delete(meta);
-        return CH_ENOMEM;
-    }
-    return ch_prep_finish(c->w, rec, meta);
+    qa.extra_key = "activity_label", qa.extra_val = activity;
+    return ch_prep_qa_emit(c->w, &qa);
 }
 
 int ch_prep_conv_hellaswag(ch_prep_out *w, const ch_prepare_opts *o, const char *path, const char *stem) {
@@ -412,14 +393,8 @@ static int medqa_one(const ch_prep_line *c, const cJSON *obj) {
     ch_prep_qa qa = {.id = id, .label = ch_prep_pick(c->o->label, "professional"), .task = c->o->task, .question = q,
                      .labels = labels, .choices = choices, .nchoices = n, .answer = answer,
                      .cue = ch_prep_pick(c->o->cue, "Answer:")};
-    cJSON *rec, *meta;
-    CH_TRY(ch_prep_qa_record(&qa, &rec, &meta));
-    if (ch_prep_meta_str(meta, "meta_info", meta_info)) {
-        cJSON_Delete(rec);
-        cJSON_Delete(meta);
-        return CH_ENOMEM;
-    }
-    return ch_prep_finish(c->w, rec, meta);
+    qa.extra_key = "meta_info", qa.extra_val = meta_info;
+    return ch_prep_qa_emit(c->w, &qa);
 }
 
 int ch_prep_conv_medqa(ch_prep_out *w, const ch_prepare_opts *o, const char *path, const char *stem) {
