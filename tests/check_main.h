@@ -13,4 +13,14 @@ static inline int ch_check_run(Suite *s) {
     return failed ? 1 : 0;
 }
 
+/* One suite of one "core" case: the n tests, each given timeout seconds; run as ch_check_run. */
+static inline int ch_check_tests(const char *name, double timeout, const TTest *const *tests, int n) {
+    Suite *s = suite_create(name);
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, timeout);
+    for (int i = 0; i < n; i++) tcase_add_test(tc, tests[i]);
+    suite_add_tcase(s, tc);
+    return ch_check_run(s);
+}
+
 #endif

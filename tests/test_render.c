@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "check_main.h"
+#include "h5seal.h"
 #include "corpus.h"
 #include "err.h"
 #include "render_rule.h"
@@ -163,6 +164,8 @@ START_TEST(test_rule_attributes_round_trip_and_compare) {
     ck_assert_int_eq(none.recorded, 0);
     ck_assert_int_eq(ch_render_rule_write(f, path, &a), 0);
     H5Fclose(f);
+    ck_assert_int_eq(ch_render_rule_read_file(path, &b), CH_EFORMAT); /* read from sealed files only */
+    ck_assert_int_eq(ch_h5_seal(path), 0);
     ck_assert_int_eq(ch_render_rule_read_file(path, &b), 0);
     ck_assert(b.recorded && !strcmp(b.template_name, "chat") && !strcmp(b.span, "prompt") && !b.cue[0]);
     ck_assert_int_eq(ch_render_rule_check("mix", "m.h5", &a, "pool archive", "p.h5", &b, 1), 0);
@@ -190,14 +193,12 @@ END_TEST
 
 int main(void) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    Suite *s = suite_create("render");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_every_rule_gives_the_oracles_ids);
-    tcase_add_test(tc, test_cut_keeps_the_last_or_first_tokens);
-    tcase_add_test(tc, test_bos_of_the_tokenizers);
-    tcase_add_test(tc, test_no_prompt_turn_refused_by_name);
-    tcase_add_test(tc, test_rule_attributes_round_trip_and_compare);
-    suite_add_tcase(s, tc);
-    return ch_check_run(s);
+    const TTest *const tests[] = {
+        test_every_rule_gives_the_oracles_ids,
+        test_cut_keeps_the_last_or_first_tokens,
+        test_bos_of_the_tokenizers,
+        test_no_prompt_turn_refused_by_name,
+        test_rule_attributes_round_trip_and_compare,
+    };
+    return ch_check_tests("render", 120, tests, (int)(sizeof tests / sizeof tests[0]));
 }
