@@ -73,33 +73,33 @@ int ch_cuda_add_bias(ch_backend *be, float *y, const ch_weight *bias, int ntok, 
     return 0;
 }
 
-__global__ void swiglu_kernel(float *gate, const float *up, size_t n) {
-    GRID_STRIDE(i, n) gate[i] = ch_swiglu(gate[i], up[i]);
+/* The gated MLP activations: gate = act(gate) * up, the act from ops_math.h. */
+struct swiglu_op {
+    __device__ float operator()(float gate, float up) const { return ch_swiglu(gate, up); }
+};
+struct geglu_op {
+    __device__ float operator()(float gate, float up) const { return ch_geglu(gate, up); }
+};
+
+template <class Op> __global__ void gated_kernel(float *gate, const float *up, size_t n) {
+    GRID_STRIDE(i, n) gate[i] = Op()(gate[i], up[i]);
 }
 
-int ch_cuda_swiglu(ch_backend *be, float *gate, const float *up, size_t n) {
+template <class Op> static int gated(ch_backend *be, float *gate, const float *up, size_t n) {
     ch_cuda *c = cuda_of(be);
     if (!n) return 0;
-    swiglu_kernel<<<blocks_for(n), THREADS, 0, c->stream>>>(gate, up, n);
+    gated_kernel<Op><<<blocks_for(n), THREADS, 0, c->stream>>>(gate, up, n);
     CH_CUDA_LAUNCHED(c);
     return 0;
 }
+
+int ch_cuda_swiglu(ch_backend *be, float *gate, const float *up, size_t n) { return gated<swiglu_op>(be, gate, up, n); }
+int ch_cuda_geglu(ch_backend *be, float *gate, const float *up, size_t n) { return gated<geglu_op>(be, gate, up, n); }
 
 __global__ void add_kernel(float *x, const float *y, size_t n) {
     GRID_STRIDE(i, n) x[i] += y[i];
 }
 
-__global__ void geglu_kernel(float *gate, const float *up, size_t n) {
-    GRID_STRIDE(i, n) gate[i] = ch_geglu(gate[i], up[i]);
-}
-
-int ch_cuda_geglu(ch_backend *be, float *gate, const float *up, size_t n) {
-    ch_cuda *c = cuda_of(be);
-    if (!n) return 0;
-    geglu_kernel<<<blocks_for(n), THREADS, 0, c->stream>>>(gate, up, n);
-    CH_CUDA_LAUNCHED(c);
-    return 0;
-}
 
 __global__ void scale_kernel(float *x, float s, size_t n) {
     GRID_STRIDE(i, n) x[i] *= s;
