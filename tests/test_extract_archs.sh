@@ -9,12 +9,20 @@
 #    relative error per (record, layer): f32 models <= 2e-3 (binary16 rounding is ~5e-4 of the
 #    largest value), gemma2_bf16 against HF's bf16-input contract run (heads_bf16in) <= 6e-3
 #    (test_model_golden's 5e-3 for the engine, plus the rounding)
+# and `extract --help` names the same architectures as README's model table.
 # A window ignored, a cap left out or Gemma's norms taken plain are off by 0.5 to 2 (see
 # test_model_golden), far beyond either limit.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/ch_archs_XXXXXX)
 trap 'rm -rf "$T"' EXIT
+# extract --help and README's model table name the same architectures (the parser's one list)
+"$CAPHEADS" extract --help | sed -n '/^supported architectures/,/^$/p' | grep -o '^  [A-Za-z0-9]*ForCausalLM' |
+  tr -d ' ' >"$T/help.txt"
+grep -o '^| `[A-Za-z0-9]*ForCausalLM`' "$CH_SRC/README.md" | tr -d '|` ' >"$T/readme.txt"
+[ -s "$T/help.txt" ] && cmp -s <(sort "$T/help.txt") <(sort "$T/readme.txt") ||
+  fail "extract --help lists $(tr '\n' ' ' <"$T/help.txt"), README's table $(tr '\n' ' ' <"$T/readme.txt")"
+echo "extract --help and README list the same $(wc -l <"$T/help.txt") architectures"
 G=$CH_SRC/tests/golden/models
 MODELS="mistral_f32 gemma2_f32 gemma3_f32 gemma2_bf16"
 for m in $MODELS; do

@@ -200,6 +200,7 @@ START_TEST(test_unsupported_architecture_refused) {
     write_st("model.safetensors", 0, NT, NULL, INTER);
     ck_assert_int_eq(open_model(), CH_EUNSUPPORTED);
     assert_msg_has("GPT2LMHeadModel", "config.json");
+    for (int i = 0; i < CH_ARCH_COUNT; i++) assert_msg_has(ch_archs[i].name, NULL); /* the whole list */
     cleanup();
 }
 END_TEST

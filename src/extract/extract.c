@@ -18,6 +18,7 @@
 #include "agree.h"
 #include "archive.h"
 #include "stage.h"
+#include "config.h"
 #include "corpus.h"
 #include "err.h"
 #include "fsutil.h"
@@ -94,8 +95,14 @@ static const ch_opt opts_table[] = {
      .help = "append a JSON timing record (docs/timing.md)"},
 };
 
+/* --help: the architectures config.json may name (README.md, "Models"). */
+static void list_archs(FILE *f) {
+    fprintf(f, "\nsupported architectures (config.json `architectures`; any other is refused):\n");
+    for (int i = 0; i < CH_ARCH_COUNT; i++) fprintf(f, "  %-20s %s\n", ch_archs[i].name, ch_archs[i].families);
+}
+
 static const ch_opt_cmd cmd = {
-    "extract", opts_table, CH_NOPTS(opts_table),
+    "extract", opts_table, CH_NOPTS(opts_table), .more_help = list_archs,
     .about = "Run the model (a Hugging Face directory: config.json, safetensors, tokenizer.json) over\n"
              "every record of the corpus and store, for every layer and query head, the head's\n"
              "attention output at the last prompt token (--pool last, default) or averaged over the\n"

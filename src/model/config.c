@@ -11,6 +11,15 @@
 #include "err.h"
 #include "fsutil.h"
 
+const ch_arch_info ch_archs[CH_ARCH_COUNT] = {
+    [CH_ARCH_LLAMA] = {"LlamaForCausalLM", "Llama 3 / 3.1 / 3.2, and SentencePiece Llamas (Llama-2, TinyLlama)"},
+    [CH_ARCH_QWEN2] = {"Qwen2ForCausalLM", "Qwen2, Qwen2.5"},
+    [CH_ARCH_QWEN3] = {"Qwen3ForCausalLM", "Qwen3 (dense)"},
+    [CH_ARCH_MISTRAL] = {"MistralForCausalLM", "Mistral 7B v0.1 - v0.3, Mistral-Nemo (sliding window)"},
+    [CH_ARCH_GEMMA2] = {"Gemma2ForCausalLM", "Gemma 2"},
+    [CH_ARCH_GEMMA3] = {"Gemma3ForCausalLM", "Gemma 3 text models"},
+};
+
 /* Keys that do not change a forward pass without an LM head, or whose only supported value is
  * checked below. Anything not listed here and not interpreted is refused: a silently ignored
  * key is how a model ends up computing something other than what its authors trained. */
@@ -352,24 +361,16 @@ int ch_config_parse(const char *text, const char *where, ch_config *c) {
         CH_FAIL_GOTO(done, CH_EFORMAT, "%s: missing 'architectures' list", where);
     if (cJSON_GetArraySize(arch) != 1)
         CH_FAIL_GOTO(done, CH_EUNSUPPORTED, "%s: architectures must name exactly one class", where);
-    if (!strcmp(a0->valuestring, "LlamaForCausalLM"))
-        c->arch = CH_ARCH_LLAMA;
-    else if (!strcmp(a0->valuestring, "Qwen2ForCausalLM"))
-        c->arch = CH_ARCH_QWEN2;
-    else if (!strcmp(a0->valuestring, "Qwen3ForCausalLM"))
-        c->arch = CH_ARCH_QWEN3;
-    else if (!strcmp(a0->valuestring, "MistralForCausalLM"))
-        c->arch = CH_ARCH_MISTRAL;
-    else if (!strcmp(a0->valuestring, "Gemma2ForCausalLM"))
-        c->arch = CH_ARCH_GEMMA2;
-    else if (!strcmp(a0->valuestring, "Gemma3ForCausalLM"))
-        c->arch = CH_ARCH_GEMMA3;
-    else
-        CH_FAIL_GOTO(done, CH_EUNSUPPORTED,
-                     "%s: architecture '%s' is not supported (supported: LlamaForCausalLM, "
-                     "Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Gemma2ForCausalLM, "
-                     "Gemma3ForCausalLM)",
-                     where, a0->valuestring);
+    int a = 0;
+    while (a < CH_ARCH_COUNT && strcmp(a0->valuestring, ch_archs[a].name)) a++;
+    if (a == CH_ARCH_COUNT) {
+        char list[512] = "";
+        for (int i = 0; i < CH_ARCH_COUNT; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", ch_archs[i].name);
+        CH_FAIL_GOTO(done, CH_EUNSUPPORTED, "%s: architecture '%s' is not supported (supported: %s)", where,
+                     a0->valuestring, list);
+    }
+    c->arch = (ch_arch)a;
     c->gemma = c->arch == CH_ARCH_GEMMA2 || c->arch == CH_ARCH_GEMMA3;
     snprintf(c->arch_name, sizeof c->arch_name, "%s", a0->valuestring);
 

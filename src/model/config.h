@@ -17,8 +17,16 @@ typedef enum {
     CH_ARCH_QWEN3 = 2,
     CH_ARCH_MISTRAL = 3,
     CH_ARCH_GEMMA2 = 4,
-    CH_ARCH_GEMMA3 = 5
+    CH_ARCH_GEMMA3 = 5,
+    CH_ARCH_COUNT
 } ch_arch;
+
+/* The supported architectures: config.json's `architectures` entry as transformers writes it,
+ * and the families it covers; the one list the parser, its refusal and `extract --help` use. */
+typedef struct {
+    const char *name, *families;
+} ch_arch_info;
+extern const ch_arch_info ch_archs[CH_ARCH_COUNT];
 
 /* The MLP's gate activation: SwiGLU (silu) or GeGLU (gelu_pytorch_tanh, Gemma). */
 typedef enum { CH_ACT_SILU = 0, CH_ACT_GELU_TANH = 1 } ch_act;
