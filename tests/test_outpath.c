@@ -138,8 +138,9 @@ START_TEST(test_existing_output_replaced_only_when_asked) {
 }
 END_TEST
 
-/* A sealed file verifies; one changed byte of a dataset is named by the dataset, a changed root
- * attribute by content_sha256, and a file never sealed is refused - all CH_EFORMAT. */
+/* A sealed file verifies; any change after the seal is refused by the file seal; without the user
+ * block (as h5unjam leaves it) one changed byte of a dataset is named by the dataset, a changed
+ * root attribute by content_sha256; a file never sealed is refused - all CH_EFORMAT. */
 static void put_ints(hid_t f, const char *name, int v0) {
     int v[4] = {v0, 2, 3, 4};
     hsize_t n = 4;
@@ -147,6 +148,21 @@ static void put_ints(hid_t f, const char *name, int v0) {
     ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), 0);
     H5Dclose(d), H5Sclose(s);
 }
+/* What h5unjam does: the file without its first 512 bytes (HDF5 finds its superblock at 0). */
+static void drop_user_block(const char *path) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    ck_assert(n > 512 && n < sizeof buf);
+    ck_assert(!memcmp(buf, "capheads sealed file", 20));
+    f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(buf + 512, 1, n - 512, f), n - 512);
+    fclose(f);
+}
+
 START_TEST(test_seal_names_the_damaged_dataset) {
     const char *p = at("s.h5");
     hid_t f = ch_h5_mem_create(p);
@@ -167,11 +183,17 @@ START_TEST(test_seal_names_the_damaged_dataset) {
     ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), 0);
     H5Dclose(d), H5Fclose(f);
     ck_assert_int_eq(ch_h5_open_sealed(p, &f), CH_EFORMAT);
+    ck_assert_msg(strstr(ch_err_msg(), "do not match the SHA-256 in its first 512 bytes"), "%s", ch_err_msg());
+    drop_user_block(p);
+    ck_assert_int_eq(ch_h5_open_sealed(p, &f), CH_EFORMAT);
     ck_assert_msg(strstr(ch_err_msg(), "dataset /g/b does not match its stored SHA-256"), "%s", ch_err_msg());
-    ck_assert_int_eq(ch_h5_seal(p), 0);
+    ck_assert_int_eq(ch_h5_seal(p), 0); /* a file without the block gets one */
+    ck_assert_int_eq(ch_h5_open_sealed(p, &f), 0);
+    H5Fclose(f);
     f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT); /* another root attribute value */
     ck_assert_int_eq(ch_h5_put_str(f, "note", "other"), 0);
     H5Fclose(f);
+    drop_user_block(p);
     ck_assert_int_eq(ch_h5_open_sealed(p, &f), CH_EFORMAT);
     ck_assert_msg(strstr(ch_err_msg(), "do not match content_sha256"), "%s", ch_err_msg());
     ck_assert_int_eq(ch_h5_open_sealed(at("none.h5"), &f), CH_EIO);
