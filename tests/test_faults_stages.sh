@@ -10,6 +10,8 @@
 #  - a full file system (a small tmpfs) for each output kind - archive, probes.h5, mix.h5,
 #    scores.h5, a selected JSONL, prepare's JSONL - under an earlier complete output replaced
 #    with --force: a clear error, the earlier output byte for byte as it was, no partial file
+#  - a second run of probe, decompose or select on an output another live run holds: exit 6
+#    naming the holder, nothing written; a killed run's stale lock is taken over
 #  - flipped bits in probes.h5, mix.h5 and scores.h5: anywhere in the file (the seal block, HDF5's
 #    structures, the data), inspect --verify and the stage that reads the file exit 3 naming the
 #    file before HDF5 parses it; without the user block (h5unjam), a flip in a dataset's bytes is
@@ -18,7 +20,8 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/ch_faults_stages_XXXXXX)
-trap 'umount "$T/full" 2>/dev/null || true; rm -rf "$T"' EXIT
+holder=
+trap 'umount "$T/full" 2>/dev/null || true; [ -z "$holder" ] || kill "$holder" 2>/dev/null || true; rm -rf "$T"' EXIT
 SEED=${CH_FAULTS_SEED:-$(($(date +%s) % 100000))}
 echo "seed $SEED (CH_FAULTS_SEED=$SEED reruns these points)"
 RANDOM=$SEED
@@ -265,4 +268,30 @@ set +e; run 2 select --probes "$T/ref/p.h5" --mix "$T/k/mixf" --input "$T/pool.h
 [ $rc -eq 3 ] && grep -q "mixf/mix.h5: $SEALMSG" "$T/out.txt" || { cat "$T/out.txt"; fail "select on a flipped mix: exit $rc"; }
 [ -z "$(ls -A "$T/k/sel_flip" 2>/dev/null)" ] || fail "select left files after reading a flipped mix"
 echo "  select on mix.h5 with a flipped /mix bit: exit 3 naming the file, no output"
+echo "== a second run writing the same output (OUT.lock, io/lock.h)"
+# A live holder: a lock naming this host and a running pid, as a run that is working writes it;
+# a stale one: the pid of a process that has ended (a killed run's lock).
+sleep 300 >/dev/null 2>&1 & holder=$!
+(exit 0) & dead=$!; wait $dead
+mkdir -p "$T/w"
+for stage in probe decompose select; do
+  case $stage in
+    probe) out=$T/w/p.h5 ref=$T/ref/p.h5 cmd=(probe --input "$T/ref/acts.h5" --output "$T/w/p.h5" --top-k 4) ;;
+    decompose) out=$T/w/mix ref=$T/ref/mix/mix.h5 cmd=(decompose --probes "$T/ref/p.h5" --input "$T/tasks.h5" --output "$T/w/mix") ;;
+    select) out=$T/w/sel ref=$T/ref/sel/scores.h5 cmd=("${SEL[@]}" --output "$T/w/sel/") ;;
+  esac
+  printf '%s %s %s -\n' "$(hostname)" "$holder" "$(date +%s)" >"$out.lock"
+  set +e; run 2 "${cmd[@]}" >"$T/out.txt" 2>&1; rc=$?; set -e
+  [ $rc -eq 6 ] && grep -q "is being written by another run (host $(hostname) pid $holder" "$T/out.txt" ||
+    { cat "$T/out.txt"; fail "$stage while another run holds its output: exit $rc"; }
+  [ ! -e "$out" ] && [ -z "$(ls -A "$T/w" | grep partial)" ] || fail "$stage wrote while another run held the lock"
+  [ -e "$out.lock" ] || fail "$stage removed the lock of another run"
+  printf '%s %s %s -\n' "$(hostname)" "$dead" "$(date +%s)" >"$out.lock"
+  run 2 "${cmd[@]}" >"$T/out.txt" 2>&1 || { cat "$T/out.txt"; fail "$stage did not take over a stale lock"; }
+  [ ! -e "$out.lock" ] || fail "$stage left its lock after finishing"
+  [ -d "$out" ] && got=$out/$(basename "$ref") || got=$out
+  same_h5 "$ref" "$got" || fail "$stage: the output after taking over a stale lock differs"
+  echo "  $stage: held by a live run -> exit 6 naming host and pid, nothing written; a stale lock taken over, output equal"
+done
+kill "$holder" 2>/dev/null || true
 echo "faults (stages): all cases ended as documented"

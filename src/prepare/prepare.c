@@ -261,7 +261,7 @@ static int guard(const cli *c, MPI_Comm comm) {
         in[i] = (ch_path_role){eq ? eq + 1 : c->p.srcs[i], "SRC", 0};
     }
     const ch_path_role out[] = {{c->p.output, "--output", 0}, {c->timing, "--timing", 0}};
-    int rc = ch_stage_guard(comm, in, c->p.nsrcs, out, 2, 1, c->force);
+    int rc = ch_stage_guard(comm, in, c->p.nsrcs, out, 2, 1, c->force, NULL); /* unique temporary names */
     free(in);
     return rc;
 }

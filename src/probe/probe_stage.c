@@ -542,13 +542,16 @@ static void report_end(const probe_ctx *c, const probe_args *a, const ch_probe_r
 static int run(probe_ctx *c, const probe_args *a, ch_probe_result *res, char *opts_json) {
     const ch_path_role in[] = {{a->input, "--input", 0}, {a->corpus, "--corpus", 1}};
     const ch_path_role out[] = {{a->output, "--output", 0}, {a->heatmap, "--heatmap", 1}, {a->timing, "--timing", 0}};
-    CH_TRY(ch_stage_guard(c->comm, in, a->corpus ? 2 : 1, out, 3, 2, a->force));
+    CH_TRY(ch_stage_guard(c->comm, in, a->corpus ? 2 : 1, out, 3, 2, a->force, &c->lock));
     CH_TRY(open_input(c, a));
     CH_TRY(split_rows(c, a));
     CH_TRY(count_rows(c, a, res));
     CH_TRY(alloc_buffers(c, res));
     report_start(c, res);
-    for (int l = 0; l < c->L; l++) CH_TRY(fit_layer(c, a, res, l));
+    for (int l = 0; l < c->L; l++) {
+        CH_TRY(fit_layer(c, a, res, l));
+        (void)ch_lock_refresh(c->lock); /* heartbeat; a failed touch only ages the lock */
+    }
     CH_TRY(ch_probe_baseline_run(c, a, res));
     CH_TRY(write_output(c, a, res, opts_json));
     report_end(c, a, res);
@@ -562,6 +565,7 @@ static void ctx_free(probe_ctx *c) {
         free(c->idx[s]), free(c->y[s]), free(c->x16[s]), free(c->prob[s]), free(c->yall[s]), free(c->nall[s]);
     ch_archive_info_free(&c->info);
     free(c->buf), free(c->ploc), free(c->rbuf), free(c->trblk), free(c->s1), free(c->tr_correct), free(c->pick);
+    ch_lock_release(c->lock);
 }
 
 /* The lambda grid: --lambda alone, or --lambda-grid (its default when neither is given). */

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "archive.h"
+#include "lock.h"
 #include "probe.h"
 
 #define CH_NSPLIT 3 /* CH_SPLIT_TRAIN, CH_SPLIT_VAL, CH_SPLIT_TEST */
@@ -45,6 +46,7 @@ typedef struct {
     int32_t *yall[CH_NSPLIT];       /* rank 0: every validation and test label, in row order */
     int64_t *tr_correct;            /* [L*H]: training rows each head's probe gets right */
     int *pick;                      /* [H]: the grid index each head of a layer chose */
+    ch_lock *lock;                  /* rank 0: the output's lock, for the whole run */
 } probe_ctx;
 
 /* Where a split's rows of nh heads are for prediction: binary16 x16 [nh][n][D] standardized

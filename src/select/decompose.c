@@ -109,6 +109,7 @@ typedef struct {
     uint8_t *done_mask;
     double *p;
     ch_mix mix;
+    ch_lock *lock;       /* rank 0: the output's lock, for the whole run */
 } dctx;
 
 /* The tasks are read where the probes were fitted: the prompt's end, rendered by one rule. */
@@ -205,7 +206,10 @@ static int sum_rows(dctx *d, const opts *o) {
     /* only the layers that hold mapped heads are read */
     const size_t width = (size_t)d->cm.n_used * d->info.n_heads * d->info.head_dim;
     int rc = alloc_sums(d, B, width);
-    for (int64_t b0 = r0; b0 < r1 && !rc; b0 += B) rc = sum_block(d, o, b0, r1 - b0 < B ? r1 - b0 : B, width);
+    for (int64_t b0 = r0; b0 < r1 && !rc; b0 += B) {
+        rc = sum_block(d, o, b0, r1 - b0 < B ? r1 - b0 : B, width);
+        (void)ch_lock_refresh(d->lock); /* heartbeat (rank 0 holds it) */
+    }
     CH_TRY(ch_mpi_agree(d->comm, rc)); /* a failed rank must not skip the reduction */
     const int nu = d->nuniq, hd = d->info.hidden_dim;
     CH_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, d->fix, nu * CH_NCAP, MPI_INT64_T, MPI_SUM, d->comm));
@@ -283,6 +287,7 @@ static void dctx_free(dctx *d) {
     ch_archive_info_free(&d->info);
     if (d->r) ch_archive_close_read(d->r);
     ch_capmix_free(&d->cm);
+    ch_lock_release(d->lock);
 }
 
 static int run(const opts *o, MPI_Comm comm) {
@@ -294,7 +299,7 @@ static int run(const opts *o, MPI_Comm comm) {
     CH_MPI_TRY_GOTO(MPI_Comm_size(comm, &d.size), out);
     const ch_path_role in[] = {{o->probes, "--probes", 0}, {o->input, "--input", 0}};
     const ch_path_role outs[] = {{o->output, "--output", 1}, {o->timing, "--timing", 0}};
-    CH_TRY_GOTO(ch_stage_guard(comm, in, 2, outs, 2, 1, o->force), out);
+    CH_TRY_GOTO(ch_stage_guard(comm, in, 2, outs, 2, 1, o->force, &d.lock), out);
     CH_TRY_GOTO(open_inputs(&d, o), out);
     CH_TRY_GOTO(list_tasks(&d, o), out);
     CH_TRY_GOTO(sum_rows(&d, o), out);

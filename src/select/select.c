@@ -285,6 +285,7 @@ typedef struct {
     int64_t k;             /* rows kept per task and per benchmark */
     int done_tasks, done_benches; /* columns of scores.h5 written: what it still needs on disk */
     ch_scores_layout lay;         /* scores.h5's datasets */
+    ch_lock *lock;                /* rank 0: the output's lock, for the whole run */
     ch_scores_file *sf;
     char scores[4200], scores_partial[4200]; /* written under the partial name: outfinish.h */
     ch_out_set outs; /* the JSONL files, published together at the end (outfinish.h) */
@@ -566,6 +567,7 @@ static void sctx_free(sctx *s) {
     ch_archive_info_free(&s->info);
     if (s->r) ch_archive_close_read(s->r);
     ch_mix_free(&s->mix);
+    ch_lock_release(s->lock);
 }
 
 static int run(const opts *o, MPI_Comm comm) {
@@ -577,13 +579,16 @@ static int run(const opts *o, MPI_Comm comm) {
     const ch_path_role in[] = {{o->probes, "--probes", 0}, {o->mix, "--mix", 0}, {o->input, "--input", 0},
                                {o->pool, "--pool", 0}};
     const ch_path_role outs[] = {{o->output, "--output", 1}, {o->timing, "--timing", 0}};
-    CH_TRY_GOTO(ch_stage_guard(comm, in, 4, outs, 2, 1, o->force), out);
+    CH_TRY_GOTO(ch_stage_guard(comm, in, 4, outs, 2, 1, o->force, &s.lock), out);
     CH_TRY_GOTO(read_mix(&s, o), out);
     CH_TRY_GOTO(open_pool(&s, o), out);
     CH_TRY_GOTO(check_render(&s, o), out);
     CH_TRY_GOTO(row_inputs(&s, o), out);
     CH_TRY_GOTO(open_output(&s, o), out);
-    for (int b = 0; b < s.bench.nb; b++) CH_TRY_GOTO(select_benchmark(&s, o, b), out);
+    for (int b = 0; b < s.bench.nb; b++) {
+        CH_TRY_GOTO(select_benchmark(&s, o, b), out);
+        (void)ch_lock_refresh(s.lock); /* heartbeat (rank 0 holds it) */
+    }
     rc = finish(&s, o);
 out:
     sctx_free(&s);

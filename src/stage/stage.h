@@ -8,6 +8,7 @@
 
 #include <mpi.h>
 
+#include "lock.h"
 #include "outpath.h"
 
 typedef int (*ch_cmd_fn)(int argc, char **argv, MPI_Comm comm);
@@ -28,8 +29,12 @@ int ch_cmd_probe(int argc, char **argv, MPI_Comm comm);     /* src/probe/probe_s
 
 /* Collective, before a stage writes anything: no output on an input or on another output
  * (ch_paths_check), and each output of `replace` (the first nreplace of out: the stage's own
- * results, not an appended --timing file) replaced only with --force. Rank 0 decides. */
+ * results, not an appended --timing file) replaced only with --force. Rank 0 decides.
+ * With lock (NULL: none), rank 0 also takes OUT.lock beside the first output (io/lock.h) for
+ * the whole run, so that a second run writing the same output is refused naming the holder
+ * (CH_EBUSY) instead of sharing its partial names; a stale lock (a killed run's) is taken over.
+ * The caller refreshes it as it works and releases it at the end. */
 int ch_stage_guard(MPI_Comm comm, const ch_path_role *in, int nin, const ch_path_role *out, int nout, int nreplace,
-                   int force);
+                   int force, ch_lock **lock);
 
 #endif
