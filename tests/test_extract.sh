@@ -217,5 +217,5 @@ echo "  bad numeric options: exit 2: $(head -n1 "$T/out.txt")"
 expect_fail "an unknown --precision" "--precision must be auto or f32, got 'f16'" \
   "$CAPHEADS" extract --model "$M" --input "$T/corpus.jsonl" --output "$T/p.h5" --device cpu --precision f16
 [ ! -e "$T/p.h5" ] || fail "an archive was left for a bad option"
-"$CAPHEADS" extract --help | grep -q -- "--threads N" || fail "extract --help does not document --threads"
+grep -q -- "--threads N" <<<"$("$CAPHEADS" extract --help)" || fail "extract --help does not document --threads" # not a pipe: SIGPIPE
 echo "test_extract: all checks passed"

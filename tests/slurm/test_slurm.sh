@@ -184,7 +184,7 @@ for s in prepare extract probe decompose select; do
   # not piped into grep -q, which would SIGPIPE a help text longer than one stdio buffer
   grep -q -- '--timing' <<<"$("$CAPHEADS" "$s" --help 2>&1)" || missing+=" capheads $s (with --timing)"
 done
-"$CAPHEADS" extract --help 2>&1 | grep -q -- --resume || missing+=" capheads extract --resume"
+grep -q -- --resume <<<"$("$CAPHEADS" extract --help 2>&1)" || missing+=" capheads extract --resume" # not a pipe: grep -q would end it early (SIGPIPE)
 if [ -z "$missing" ]; then
   mkdir -p demo_model
   cp "$SRC/data/demo/model/config.json" "$SRC/data/demo/model/model.safetensors" demo_model/
