@@ -183,7 +183,7 @@ static int walk_file(hid_t f, const char *path, int verify, char hex[65]) {
     /* datasets in strcmp order of their full names, whatever order HDF5 visits them in */
     names l = {0};
     herr_t e = H5Lvisit(f, H5_INDEX_NAME, H5_ITER_INC, collect, &l);
-    if (e >= 0) qsort(l.name, l.n, sizeof *l.name, cmp_name);
+    if (e >= 0 && l.n) qsort(l.name, l.n, sizeof *l.name, cmp_name); /* l.name is NULL when there are none */
     for (size_t i = 0; e >= 0 && !w.rc && i < l.n; i++) w.rc = one_dataset(&w, f, l.name[i]);
     for (size_t i = 0; i < l.n; i++) free(l.name[i]);
     free(l.name);
