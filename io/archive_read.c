@@ -12,13 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hdf5_hl.h>
+
 #include "archive.h"
 #include "err.h"
 #include "h5util.h"
 
 #define RD_H5(call)                                                                               \
     do {                                                                                          \
-        if ((call) < 0) CH_FAIL(CH_EHDF5, "%s: HDF5 call failed: %s", r->path, #call);            \
+        if ((call) < 0) CH_FAIL(CH_EFORMAT, "%s: HDF5 cannot read it (%s): a damaged file?", r->path, #call); \
     } while (0)
 
 struct ch_archive_reader {
@@ -267,7 +269,7 @@ static herr_t read_box(hid_t d, int rank, const hsize_t *start, const hsize_t *c
 static int read_slab(ch_archive_reader *r, hid_t d, const char *name, int rank,
                      const hsize_t *start, const hsize_t *count, hid_t mt, void *buf) {
     if (read_box(d, rank, start, count, mt, buf) < 0)
-        CH_FAIL(CH_EIO, "%s: reading /%s rows %llu..%llu failed", r->path, name,
+        CH_FAIL(CH_EIO, "%s: reading /%s rows %llu..%llu failed (an I/O error, or a damaged file)", r->path, name,
                 (unsigned long long)start[0], (unsigned long long)(start[0] + count[0]));
     return 0;
 }
@@ -416,8 +418,97 @@ void ch_archive_free_strings(char **s, int64_t n) {
     }
 }
 
+/* ---- the file's own structure --------------------------------------------------------------- */
+
+typedef struct {
+    const char *path;
+    const char *obj; /* the object whose attributes are being read */
+    int rc;
+} walk_ctx;
+
+/* Read one attribute whole, in its native memory type. Variable-length ones (the dimension
+ * scales' DIMENSION_LIST and DIMENSION_LABELS) are only opened: their data lives in HDF5's
+ * global heap, which the format does not checksum and HDF5 reads past its buffer when damaged;
+ * capheads never reads them (docs/faults.md). */
+static herr_t read_attr(hid_t obj, const char *name, const H5A_info_t *info, void *op) {
+    (void)info;
+    walk_ctx *w = op;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), ft = a >= 0 ? H5Aget_type(a) : -1, s = a >= 0 ? H5Aget_space(a) : -1;
+    int heap = ft >= 0 && (H5Tdetect_class(ft, H5T_VLEN) > 0 || H5Tis_variable_str(ft) > 0);
+    hid_t mt = ft >= 0 && !heap ? H5Tget_native_type(ft, H5T_DIR_ASCEND) : -1;
+    hssize_t n = s >= 0 ? H5Sget_simple_extent_npoints(s) : -1;
+    size_t es = mt >= 0 ? H5Tget_size(mt) : 0;
+    void *buf = n >= 0 && es ? calloc((size_t)n + 1, es) : NULL;
+    int ok = heap ? s >= 0 : buf && H5Aread(a, mt, buf) >= 0;
+    free(buf);
+    if (mt >= 0) H5Tclose(mt);
+    if (s >= 0) H5Sclose(s);
+    if (ft >= 0) H5Tclose(ft);
+    if (a >= 0) H5Aclose(a);
+    if (ok) return 0;
+    w->rc = ch_err_set(CH_EFORMAT, __FILE__, __LINE__,
+                       "%s: HDF5 cannot read attribute '%s' of %s: the file's structure is damaged", w->path, name,
+                       w->obj);
+    return -1;
+}
+
+/* Every object HDF5 can reach, and each of its attributes: in the 1.10 format that capheads
+ * writes, reading them checks the checksums of every object header and attribute block. */
+static herr_t visit_obj(hid_t loc, const char *name, const H5O_info_t *info, void *op) {
+    (void)info;
+    walk_ctx *w = op;
+    char full[1024];
+    snprintf(full, sizeof full, "/%s", strcmp(name, ".") ? name : "");
+    hid_t o = H5Oopen(loc, name, H5P_DEFAULT);
+    if (o < 0) {
+        w->rc = ch_err_set(CH_EFORMAT, __FILE__, __LINE__, "%s: HDF5 cannot open %s: the file's structure is damaged",
+                           w->path, full);
+        return -1;
+    }
+    w->obj = full;
+    hsize_t idx = 0;
+    herr_t e = H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, &idx, read_attr, w);
+    H5Oclose(o);
+    if (e < 0 && !w->rc)
+        w->rc = ch_err_set(CH_EFORMAT, __FILE__, __LINE__, "%s: HDF5 cannot list the attributes of %s: the file's "
+                           "structure is damaged", w->path, full);
+    return e < 0 ? -1 : 0;
+}
+
+/* The axes of /activations as the writer made them: the scale datasets layer, head, dim holding
+ * 0..n-1 under their own name (their attachment lives in the unchecksummed global heap). */
+static int check_axes(ch_archive_reader *r) {
+    static const char *const axes[3] = {"layer", "head", "dim"};
+    const int sizes[3] = {r->L, r->H, r->D};
+    for (int i = 0; i < 3; i++) {
+        hid_t d = H5Dopen2(r->file, axes[i], H5P_DEFAULT), s = d >= 0 ? H5Dget_space(d) : -1;
+        char name[16] = "";
+        int ok = s >= 0 && H5Sget_simple_extent_npoints(s) == sizes[i] &&
+                 H5DSget_scale_name(d, name, sizeof name) > 0 && !strcmp(name, axes[i]);
+        int32_t *v = ok ? malloc(sizeof(int32_t) * (size_t)sizes[i] + 1) : NULL;
+        ok = v && H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0;
+        for (int j = 0; ok && j < sizes[i]; j++) ok = v[j] == j;
+        free(v);
+        if (s >= 0) H5Sclose(s);
+        if (d >= 0) H5Dclose(d);
+        if (!ok)
+            CH_FAIL(CH_EFORMAT, "%s: the axis /%s does not hold 0..%d under its name: a damaged file", r->path, axes[i],
+                    sizes[i] - 1);
+    }
+    return 0;
+}
+
+static int verify_structure(ch_archive_reader *r) {
+    walk_ctx w = {r->path, "/", 0};
+    herr_t e = H5Ovisit2(r->file, H5_INDEX_NAME, H5_ITER_INC, visit_obj, &w, H5O_INFO_BASIC);
+    if (w.rc) return w.rc;
+    if (e < 0) CH_FAIL(CH_EFORMAT, "%s: HDF5 cannot walk its objects: the file's structure is damaged", r->path);
+    return check_axes(r);
+}
+
 int ch_archive_verify_checksums(ch_archive_reader *r, const char **what) {
     *what = "none (the archive was written before capheads stored checksums)";
+    CH_TRY(verify_structure(r));
     if (r->crc < 0) return 0;
     if (r->hidden >= 0 && r->n_rows > 0) {
         const int64_t B = 4096;
@@ -440,7 +531,7 @@ int ch_archive_verify_checksums(ch_archive_reader *r, const char **what) {
                         "SHA-256: the file was changed or damaged on disk",
                         r->path);
     free(want);
-    *what = "CRC-32C of every row and layer of /activations and /hidden, SHA-256 of ids, tasks, labels, n_tokens "
-            "and done";
+    *what = "every object and attribute read (checksummed by HDF5's 1.10 format), the axes, CRC-32C of every row "
+            "and layer of /activations and /hidden, SHA-256 of ids, tasks, labels, n_tokens and done";
     return rc;
 }
