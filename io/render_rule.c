@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "err.h"
-#include "h5seal.h"
 #include "h5util.h"
 
 static const char *const attr_names[3] = {"render_template", "render_span", "render_cue"};
@@ -77,15 +76,6 @@ int ch_render_rule_read(hid_t loc, const char *path, ch_render_rule *r) {
         }
     }
     for (int i = 0; i < 3; i++) free(v[i]);
-    return rc;
-}
-
-int ch_render_rule_read_file(const char *path, ch_render_rule *r) {
-    memset(r, 0, sizeof *r);
-    hid_t f = -1;
-    CH_TRY(ch_h5_open_sealed(path, &f)); /* never HDF5 on a damaged file: h5seal.h */
-    int rc = ch_render_rule_read(f, path, r);
-    if (H5Fclose(f) < 0 && !rc) rc = ch_err_set(CH_EHDF5, __FILE__, __LINE__, "%s: close failed", path);
     return rc;
 }
 

@@ -42,8 +42,6 @@ int ch_render_rule_write(hid_t loc, const char *path, const ch_render_rule *r);
 /* r->recorded = 0 when none of the three is there; CH_EFORMAT naming the file when only some are,
  * or a value is not one of its choices. */
 int ch_render_rule_read(hid_t loc, const char *path, ch_render_rule *r);
-/* The same from a sealed file (probes.h5, mix.h5), opened and checked by ch_h5_open_sealed. */
-int ch_render_rule_read_file(const char *path, ch_render_rule *r);
 
 /* what/path: the role and the file (e.g. "tasks archive", "tasks.h5"). */
 /* A recorded rule, or CH_EMISMATCH "PATH: no render rule recorded: re-extract ...". */

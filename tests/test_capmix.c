@@ -46,6 +46,7 @@ START_TEST(test_mix_is_each_capability_judged_by_its_heads) {
     ch_capmix cm;
     ck_assert_int_eq(ch_capmix_load(path, &cm), 0);
     ck_assert_int_eq(cm.n_mapped, 2);
+    ck_assert_int_eq(cm.render.recorded, 0); /* no render rule written: loaded as none */
     /* head 1 input x = 1 + 2 ln 2 -> z = ln 2 -> softmax ∝ 2^c */
     float acts[2] = {123.0f, (float)(1 + 2 * log(2.0))};
     double p[5];
@@ -96,6 +97,9 @@ START_TEST(test_three_layer_map_own_union_absent_class) {
         ch_capmix cm;
         ck_assert_msg(ch_capmix_load(p, &cm) == 0, "%s", ch_err_msg());
         ck_assert_int_eq(cm.n_mapped, 3);
+        /* the render rule comes with the probes (decompose and select read the file once) */
+        ck_assert(cm.render.recorded && !strcmp(cm.render.template_name, "plain") &&
+                  !strcmp(cm.render.span, "prompt") && !strcmp(cm.render.cue, "Answer:"));
         ck_assert_int_eq(cm.n_used, 2); /* layers 0 and 2 */
         ck_assert_int_eq(cm.used[0], 0);
         ck_assert_int_eq(cm.used[1], 2);

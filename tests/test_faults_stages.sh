@@ -227,6 +227,9 @@ verify() { set +e; "$CAPHEADS" inspect "$1" --verify >"$T/out.txt" 2>&1; rc=$?; 
 # before HDF5 parses the file (a damaged object header made HDF5 1.10 read past its buffer).
 for f in "$T/k/p.h5" "$T/k/mix/mix.h5" "$T/k/sel/scores.h5"; do
   kind=$(basename "$f") size=$(stat -c %s "$f")
+  verify "$f"
+  [ $rc -eq 0 ] && grep -q "verify: the file seal (SHA-256 of every byte after its first 512) holds; every dataset" "$T/out.txt" ||
+    { cat "$T/out.txt"; fail "$kind intact: inspect --verify exit $rc, or it did not say both seals hold"; }
   for at in 0 40 511 512 $((size - 1)) $(for i in $(seq 12); do echo $(((RANDOM * 32768 + RANDOM) % size)); done); do
     flip "$f" "$at"
     verify "$f.flip.h5"
@@ -242,7 +245,8 @@ for f in "$T/k/p.h5" "$T/k/mix/mix.h5" "$T/k/sel/scores.h5"; do
   kind=$(basename "$f")
   h5unjam -i "$f" -o "$f.unjam.h5" >/dev/null
   verify "$f.unjam.h5"
-  [ $rc -eq 0 ] || { cat "$T/out.txt"; fail "$kind without its user block: inspect --verify exit $rc"; }
+  [ $rc -eq 0 ] && grep -q "verify: no file seal (a copy without its first 512 bytes); every dataset" "$T/out.txt" ||
+    { cat "$T/out.txt"; fail "$kind without its user block: inspect --verify exit $rc, or it claimed a file seal"; }
   ranges "$f.unjam.h5" >"$T/ranges.txt"
   while read -r -u 3 name off size; do
     at=$((off + (RANDOM * 32768 + RANDOM) % size))

@@ -194,12 +194,12 @@ static const ch_opt_cmd cmd = {
     .about = "Summarise a capheads file: an activation archive (rows, shape, provenance), a probe\n"
              "file (the capability-head map) or a mix file.\n"};
 
-/* The file's `format` attribute says what it is. */
-static int read_format(const char *path, char **fmt) {
+/* The file's `format` attribute says what it is. *file_sealed: its file seal (h5seal.h) was
+ * checked here, so a later step need not hash the file again. */
+static int read_format(const char *path, char **fmt, int *file_sealed) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     if (access(path, F_OK)) CH_FAIL(CH_EIO, "%s: cannot open: no such file", path);
-    int sealed = 0;
-    CH_TRY(ch_h5_check_file_seal(path, &sealed)); /* a damaged sealed file never reaches HDF5 */
+    CH_TRY(ch_h5_check_file_seal(path, file_sealed)); /* a damaged sealed file never reaches HDF5 */
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) CH_FAIL(CH_EFORMAT, "%s: HDF5 cannot open it (not an HDF5 file, or damaged or truncated)", path);
     int rc = ch_h5_get_str(f, "format", fmt);
@@ -209,12 +209,18 @@ static int read_format(const char *path, char **fmt) {
     return 0;
 }
 
-/* The probe, mix and scores files carry content checksums (h5seal.h): --verify checks every byte. */
-static int verify_sealed(const char *path) {
-    hid_t f = -1;
-    CH_TRY(ch_h5_open_sealed(path, &f));
+/* The probe, mix and scores files carry content checksums (h5seal.h): --verify checks every
+ * dataset and attribute. The file seal, when there is one, read_format has checked already; a
+ * file without it (h5unjam's output) has only the content seal to go by. */
+static int verify_sealed(const char *path, int file_sealed) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) CH_FAIL(CH_EFORMAT, "%s: HDF5 cannot open it (damaged or truncated)", path);
+    int rc = ch_h5_verify_seal(f, path);
     H5Fclose(f);
-    printf("verify: every dataset and root attribute matches its checksum (content_sha256)\n");
+    CH_TRY(rc);
+    printf("verify: %severy dataset and root attribute matches its checksum (content_sha256)\n",
+           file_sealed ? "the file seal (SHA-256 of every byte after its first 512) holds; "
+                       : "no file seal (a copy without its first 512 bytes); ");
     return 0;
 }
 
@@ -239,10 +245,11 @@ static int inspect_scores(const char *path) {
 
 static int inspect_file(const char *path, int verify) {
     char *fmt = NULL;
-    CH_TRY(read_format(path, &fmt));
+    int file_sealed = 0;
+    CH_TRY(read_format(path, &fmt, &file_sealed));
     int rc = 0;
     int sealed = fmt && strcmp(fmt, CH_ARCHIVE_FORMAT);
-    if (sealed && verify && (rc = verify_sealed(path))) {
+    if (sealed && verify && (rc = verify_sealed(path, file_sealed))) {
         free(fmt);
         return rc;
     }

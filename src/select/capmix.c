@@ -193,6 +193,7 @@ int ch_capmix_load(const char *path, ch_capmix *cm) {
     CH_TRY_GOTO(make_digest(cm, top, cm->digest), done);
     CH_TRY_GOTO(ch_h5_get_str(f, "capability_names", &cm->capability_names), done);
     CH_TRY_GOTO(ch_h5_get_str(f, "input_sha256", &cm->source_sha256), done);
+    CH_TRY_GOTO(ch_render_rule_read(f, path, &cm->render), done);
     cm->heads = CH_HEADS_OWN;
 done:
     free(top);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "archive.h"
+#include "render_rule.h"
 
 /* The mix formula (ch_capmix.heads). */
 enum { CH_HEADS_OWN = 0, CH_HEADS_UNION = 1 };
@@ -32,6 +33,7 @@ typedef struct {
     float *mean, *std; /* [n_mapped][head_dim] */
     char *source_sha256; /* the probe file's provenance: the probing archive's input hash */
     char *capability_names; /* the probe file's capability_names attribute (JSON), NULL if none */
+    ch_render_rule render; /* where the probing set was read (render.recorded 0: older probe files) */
     char digest[65];   /* SHA-256 (hex) of what the mix depends on: shape, map, present classes
                         * and the mapped heads' parameters; the mix file records it */
     int n_used;        /* distinct layers holding mapped heads ... */
@@ -41,7 +43,8 @@ typedef struct {
 /* Read the map and the mapped heads' probes from a probe file (format capheads-probes). The
  * present classes come from its /class_train counts; a file without them (older probe files)
  * counts a class absent when its weights and bias are exactly 0 at every mapped head, which is
- * what the fit leaves for a class with no training rows. */
+ * what the fit leaves for a class with no training rows. The file is opened once, its seals
+ * checked (h5seal.h); the render rule comes with the rest, so no caller reads the file again. */
 int ch_capmix_load(const char *probes_path, ch_capmix *cm);
 void ch_capmix_free(ch_capmix *cm);
 

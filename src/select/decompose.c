@@ -114,11 +114,10 @@ typedef struct {
 
 /* The tasks are read where the probes were fitted: the prompt's end, rendered by one rule. */
 static int check_render(dctx *d, const opts *o) {
-    ch_render_rule probes;
-    CH_TRY(ch_render_rule_read_file(o->probes, &probes));
+    const ch_render_rule *probes = &d->cm.render;
     CH_TRY(ch_render_rule_need_prompt("decompose", "tasks archive", o->input, &d->info.render));
-    CH_TRY(ch_render_rule_need_prompt("decompose", "probe file", o->probes, &probes));
-    return ch_render_rule_check("probe file", o->probes, &probes, "tasks archive", o->input, &d->info.render, 0);
+    CH_TRY(ch_render_rule_need_prompt("decompose", "probe file", o->probes, probes));
+    return ch_render_rule_check("probe file", o->probes, probes, "tasks archive", o->input, &d->info.render, 0);
 }
 
 /* The probes and the archive must be for the same capabilities and heads. */

@@ -123,31 +123,28 @@ static int check_capabilities(const char *json, const char *where) {
 /* --method capability: the mix must come from these probes, by the same formula. The probe
  * file's capability names must be the mix's, its identity (ch_capmix.digest) the one the mix
  * recorded, and --heads the mix's. */
-static int check_probes(const opts *o, const ch_mix *mix) {
-    ch_capmix cm;
-    CH_TRY(ch_capmix_load(o->probes, &cm));
+static int check_probes(const opts *o, const ch_mix *mix, const ch_capmix *cm) {
     int rc = 0;
     const char *mh = mix->heads && mix->heads[0] ? mix->heads : "own"; /* older mixes: own only */
-    if (!ch_capability_names_same(mix->capability_names, cm.capability_names))
+    if (!ch_capability_names_same(mix->capability_names, cm->capability_names))
         rc = ch_err_set(CH_EMISMATCH, __FILE__, __LINE__,
                         "the mix %s is for capabilities %s but the probe file %s is for %s", o->mix,
                         mix->capability_names ? mix->capability_names : "(none recorded)", o->probes,
-                        cm.capability_names ? cm.capability_names : "(none recorded)");
+                        cm->capability_names ? cm->capability_names : "(none recorded)");
     else if (!mix->probes_sha256 || !mix->probes_sha256[0])
         rc = ch_err_set(CH_EMISMATCH, __FILE__, __LINE__,
                         "the mix %s records no probe identity (an older decompose made it): rerun "
                         "decompose with --probes %s", o->mix, o->probes);
-    else if (strcmp(mix->probes_sha256, cm.digest))
+    else if (strcmp(mix->probes_sha256, cm->digest))
         rc = ch_err_set(CH_EMISMATCH, __FILE__, __LINE__,
                         "the mix %s was made from other probes (%s, identity %.12s...) than the probe file "
                         "%s (identity %.12s...): pass the probe file the mix was made from, or rerun "
                         "decompose with these probes", o->mix, mix->probes ? mix->probes : "?",
-                        mix->probes_sha256, o->probes, cm.digest);
+                        mix->probes_sha256, o->probes, cm->digest);
     else if (strcmp(mh, ch_capmix_heads_name(o->heads)))
         rc = ch_err_set(CH_EMISMATCH, __FILE__, __LINE__,
                         "the mix %s was made with --heads %s but this run uses --heads %s: pass --heads %s "
                         "(or rerun decompose)", o->mix, mh, ch_capmix_heads_name(o->heads), mh);
-    ch_capmix_free(&cm);
     return rc;
 }
 
@@ -228,40 +225,35 @@ static int check_pool(const opts *o, const ch_archive_info *info, const ch_lines
 }
 
 /* Per-row features for this rank's rows: capability mixes p [n][5], or hidden states. */
-static int row_features(const opts *o, ch_archive_reader *r, const ch_archive_info *info, const ch_lines *l,
-                        double *p, const uint8_t *done) {
-    ch_capmix cm;
-    CH_TRY(ch_capmix_load(o->probes, &cm));
-    cm.heads = o->heads;
+static int row_features(const opts *o, const ch_capmix *cm, ch_archive_reader *r, const ch_archive_info *info,
+                        const ch_lines *l, double *p, const uint8_t *done) {
     int rc = 0;
-    if (info->n_layers != cm.n_layers || info->n_heads != cm.n_heads || info->head_dim != cm.head_dim)
-        CH_FAIL_GOTO(out, CH_EMISMATCH, "%s holds %d x %d heads of dim %d, the probes in %s are for %d x %d of dim %d",
-                     o->input, info->n_layers, info->n_heads, info->head_dim, o->probes, cm.n_layers,
-                     cm.n_heads, cm.head_dim);
+    if (info->n_layers != cm->n_layers || info->n_heads != cm->n_heads || info->head_dim != cm->head_dim)
+        CH_FAIL(CH_EMISMATCH, "%s holds %d x %d heads of dim %d, the probes in %s are for %d x %d of dim %d",
+                o->input, info->n_layers, info->n_heads, info->head_dim, o->probes, cm->n_layers, cm->n_heads,
+                cm->head_dim);
     /* only the layers that hold mapped heads are read */
-    size_t width = (size_t)cm.n_used * info->n_heads * info->head_dim, hd = (size_t)info->n_heads * info->head_dim;
+    size_t width = (size_t)cm->n_used * info->n_heads * info->head_dim, hd = (size_t)info->n_heads * info->head_dim;
     float *acts = NULL;
     float *tmp = NULL;
-    CH_TRY_GOTO(CH_ALLOC(acts, (size_t)o->block_rows * width, "activation block"), out);
+    CH_TRY(CH_ALLOC(acts, (size_t)o->block_rows * width, "activation block"));
     if ((rc = CH_ALLOC(tmp, (size_t)o->block_rows * hd, "layer block"))) {
         free(acts);
-        goto out;
+        return rc;
     }
     for (int64_t b0 = 0; b0 < l->count && !rc; b0 += o->block_rows) {
         int64_t n = l->count - b0 < o->block_rows ? l->count - b0 : o->block_rows;
-        rc = ch_capmix_read(&cm, r, l->first + b0, n, acts, tmp);
+        rc = ch_capmix_read(cm, r, l->first + b0, n, acts, tmp);
         for (int64_t i = 0; i < n && !rc; i++) {
             if (!done[b0 + i]) { /* an unfinished row has zeros: never let it score */
                 for (int c = 0; c < CH_NCAP; c++) p[(b0 + i) * CH_NCAP + c] = 0;
                 continue;
             }
-            rc = ch_capmix_apply_used(&cm, acts + i * width, 1, p + (b0 + i) * CH_NCAP);
+            rc = ch_capmix_apply_used(cm, acts + i * width, 1, p + (b0 + i) * CH_NCAP);
             if (rc) ch_err_wrap("%s: row %lld: ", o->input, (long long)(l->first + b0 + i));
         }
     }
     free(acts), free(tmp);
-out:
-    ch_capmix_free(&cm);
     return rc;
 }
 
@@ -270,6 +262,7 @@ typedef struct {
     MPI_Comm comm;
     int rank;
     ch_mix mix;
+    ch_capmix cm;          /* --method capability: the probes, read once */
     int *which, nt;        /* the mix's tasks to select for */
     char **tnames;         /* [nt] their names */
     ch_benchmarks bench;   /* the benchmarks of those tasks */
@@ -322,7 +315,11 @@ static int pick_tasks(sctx *s, const opts *o) {
 static int read_mix(sctx *s, const opts *o) {
     CH_TRY(ch_mix_read(o->mix, &s->mix));
     CH_TRY(check_capabilities(s->mix.capability_names, o->mix));
-    if (o->method == M_CAPABILITY) CH_TRY(check_probes(o, &s->mix));
+    if (o->method == M_CAPABILITY) {
+        CH_TRY(ch_capmix_load(o->probes, &s->cm));
+        s->cm.heads = o->heads;
+        CH_TRY(check_probes(o, &s->mix, &s->cm));
+    }
     if (o->method == M_RDS && !s->mix.hidden_mean)
         CH_FAIL(CH_EARG, "--method rds needs hidden-state means in %s: extract the task archive with --hidden", o->mix);
     CH_TRY(ch_select_mix_identity(&s->mix, s->mix_sha256));
@@ -354,9 +351,7 @@ static int check_render(sctx *s, const opts *o) {
     const ch_render_rule *pool = &s->info.render;
     int rc = ch_render_rule_check("mix", o->mix, &s->mix.render, "pool archive", o->input, pool, 0);
     if (!rc && o->method == M_CAPABILITY) {
-        ch_render_rule probes;
-        rc = ch_render_rule_read_file(o->probes, &probes);
-        if (!rc) rc = ch_render_rule_check("probe file", o->probes, &probes, "pool archive", o->input, pool, 0);
+        rc = ch_render_rule_check("probe file", o->probes, &s->cm.render, "pool archive", o->input, pool, 0);
     }
     CH_TRY(ch_mpi_agree(s->comm, rc));
     if (s->rank == 0 && ch_render_rule_is_full(pool))
@@ -374,7 +369,7 @@ static int row_inputs(sctx *s, const opts *o) {
     if (!rc) rc = CH_ALLOC(s->sel, n, "selection");
     if (!rc && o->method == M_CAPABILITY) {
         rc = CH_ALLOC(s->p, (size_t)n * CH_NCAP, "row mixes");
-        if (!rc) rc = row_features(o, s->r, &s->info, &s->l, s->p, s->done);
+        if (!rc) rc = row_features(o, &s->cm, s->r, &s->info, &s->l, s->p, s->done);
     }
     if (!rc && o->method == M_RDS) {
         if (s->info.hidden_dim != s->mix.hidden_dim)
@@ -567,6 +562,7 @@ static void sctx_free(sctx *s) {
     ch_archive_info_free(&s->info);
     if (s->r) ch_archive_close_read(s->r);
     ch_mix_free(&s->mix);
+    ch_capmix_free(&s->cm);
     ch_lock_release(s->lock);
 }
 
