@@ -17,6 +17,12 @@ pair: padding each batch (attention mask) as batched transformers inference does
 sequences without padding - and one sequence per call, where nothing is padded.
 Both sides are timed after one untimed pass over the batches (the peer's warm-up; ours: a first
 run in the same process, so page faults of fresh buffers are not timed on either side).
+The same run measures this CPU's peak (benchmarks/bench_peak: f32 FMA and bf16 dot products on
+the same threads, before and after the pairs) and prints each engine's share of it, in model
+FLOPs: the Linears and causal attention of every layer of these sequences, unpadded, what the
+peer's one-by-one form computes. capheads skips the last layer's o_proj and MLP (nothing after
+the last attention is captured); its ceiling - the most it could be above a peer on this CPU -
+counts the FLOPs it does run. On a CPU with AMX the bf16 figure is not a ceiling.
 """
 import argparse, os, statistics, struct, subprocess, time
 
@@ -111,6 +117,28 @@ def cpu_line():
                                                                    info.get("model", "?"), os.cpu_count(), " ".join(flags))
 
 
+def model_flops():
+    """(model FLOPs of the whole batch set, capheads' FLOPs): Linears 2 x weights a token, causal
+    attention 2 x 2 x heads x head_dim a (query, key) pair, for every layer; capheads leaves out
+    the last layer's o_proj and MLP"""
+    import json
+    c = json.load(open(os.path.join(mdir, "config.json")))
+    h, nh, kv, inter, L = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"], c["intermediate_size"], c["num_hidden_layers"]
+    hd = c.get("head_dim") or h // nh
+    q, kvw, o, mlp = h * nh * hd, 2 * h * kv * hd, nh * hd * h, 3 * h * inter
+    lin = 2 * (q + kvw + o + mlp) * ntok * L
+    att = sum(4 * nh * hd * n * (n + 1) // 2 for n in lens) * L
+    return lin + att, lin + att - 2 * (o + mlp) * ntok
+
+
+def peak():
+    """this CPU's f32 and bf16 GFLOP/s on the benchmark's threads (bench_peak)"""
+    r = subprocess.run([os.path.join(args.build, "benchmarks", "bench_peak"), str(args.threads)], capture_output=True,
+                       text=True, check=True)
+    kv = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    return float(kv["f32_gflops"]), float(kv["bf16_gflops"]), kv["bf16_insn"]
+
+
 def load():
     return open("/proc/loadavg").read().split()[0]
 
@@ -121,6 +149,8 @@ for m in models.values():  # warm-up
     peer(m), peer(m, padded=False)
 rows = {k: [] for k in ("ours_bf16", "bf16", "bf16_1", "ours_f32", "fp32", "fp32_1")}
 print("CPU:", cpu_line(), flush=True)
+peaks = [peak()]
+print("peak before the pairs: f32 %.0f GFLOP/s, bf16 %.0f GFLOP/s (%s)" % peaks[0], flush=True)
 for p in range(args.pairs):  # A B C A B C: each of ours right before its peers
     load0 = load()
     rows["ours_bf16"].append(ours("auto"))
@@ -133,6 +163,8 @@ for p in range(args.pairs):  # A B C A B C: each of ours right before its peers
           "fp32 %.0f (one by one %.0f); load %s -> %s" % (p + 1, rows["ours_bf16"][-1], rows["bf16"][-1], rows["bf16_1"][-1],
                                            rows["ours_f32"][-1], rows["fp32"][-1], rows["fp32_1"][-1], load0, load()),
           flush=True)
+peaks.append(peak())
+print("peak after the pairs: f32 %.0f GFLOP/s, bf16 %.0f GFLOP/s (%s)" % peaks[1], flush=True)
 ratio = lambda ours, peer: statistics.median(a / b for a, b in zip(rows[ours], rows[peer]))
 print()
 print("Prefill, Qwen2.5-0.5B shape (random bf16 weights), %d sequences / %d tokens, %d threads, %d pairs" % (
@@ -149,3 +181,21 @@ print("| transformers bf16, one sequence per call | %.0f | %.2f |" % (med("bf16_
 print("| capheads CPU, --precision f32 (packed) | %.0f | |" % med("ours_f32"))
 print("| transformers fp32, padded batches (sdpa) | %.0f | %.2f |" % (med("fp32"), ratio("ours_f32", "fp32")))
 print("| transformers fp32, one sequence per call | %.0f | %.2f |" % (med("fp32_1"), ratio("ours_f32", "fp32_1")))
+
+# Shares of this CPU's peak, and the ceiling each ratio has here.
+full, own = model_flops()
+pk = {"f32": max(p[0] for p in peaks), "bf16": max(p[1] for p in peaks)}
+print()
+print("This CPU's peak on %d threads (bench_peak, best of before/after the pairs): f32 %.0f GFLOP/s (FMA), bf16 %.0f "
+      "GFLOP/s (%s)%s" % (args.threads, pk["f32"], pk["bf16"], peaks[0][2],
+                          "; AMX not measured: not a ceiling on this CPU" if "amx_bf16" in cpu_line() else ""))
+print("Work: %.0f model MFLOP a token (Linears and causal attention of every layer, unpadded); capheads runs %.0f"
+      % (full / ntok / 1e6, own / ntok / 1e6))
+print("| engine | median tokens/s | GFLOP/s (of the work it must do) | share of peak | most capheads can be above it here |")
+print("| --- | --- | --- | --- | --- |")
+for key, name, kind in (("ours_bf16", "capheads --precision auto", "bf16"), ("bf16", "transformers bf16, padded", "bf16"),
+                        ("bf16_1", "transformers bf16, one by one", "bf16"), ("ours_f32", "capheads --precision f32", "f32"),
+                        ("fp32", "transformers fp32, padded", "f32"), ("fp32_1", "transformers fp32, one by one", "f32")):
+    g = med(key) * (own if key.startswith("ours") else full) / ntok / 1e9
+    ceil = "" if key.startswith("ours") else "%.2fx" % (pk[kind] * 1e9 / (own / ntok) / med(key))
+    print("| %s | %.0f | %.0f | %.0f%% of %s | %s |" % (name, med(key), g, 100 * g / pk[kind], kind, ceil))
