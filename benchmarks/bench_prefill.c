@@ -44,7 +44,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_prefill: %s\n", ch_err_msg());
         return 1;
     }
-    fprintf(stderr, "backend %s%s\n", be->name, be->info); /* the kernels: OpenBLAS core, bf16 Linear */
+    /* the kernels (OpenBLAS core, bf16 Linear) and, as extract's start line, what the Linears take */
+    fprintf(stderr, "backend %s%s, Linear inputs %s\n", be->name, be->info, ch_model_precision(m));
     float *out = malloc(sizeof(float) * ch_model_capture_width(m) * nseq);
     int *bs = malloc(sizeof(int) * (nseq + 1));
     for (int r = 0; r < runs; r++) {
